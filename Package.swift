@@ -1,0 +1,23 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// C kernels are compiled with optimisation even in debug builds: the test suite runs them on
+// real shapes, and -O0 SIMD code is two orders of magnitude slower than what users get.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "QuantizedLinear",
+    products: [
+        .library(name: "Ops", targets: ["Ops"]),
+        .executable(name: "qlinear", targets: ["qlinear"]),
+    ],
+    targets: [
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: kernelFlags),
+        .target(name: "Tensors", dependencies: ["CKernels"], path: "Sources/Tensor"),
+        .target(name: "QuantizedTensors", dependencies: ["Tensors"], path: "Sources/QuantizedTensor"),
+        .target(name: "Layouts", dependencies: ["QuantizedTensors", "CKernels"], path: "Sources/Layouts"),
+        .target(name: "Ops", dependencies: ["Layouts"], path: "Sources/Ops"),
+        .executableTarget(name: "qlinear", dependencies: ["Ops"], path: "Sources/qlinear"),
+        .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
+    ]
+)

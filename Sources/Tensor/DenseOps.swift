@@ -1,0 +1,172 @@
+import Foundation
+
+/// The dense (unquantized) ops, on whichever device holds the operands.
+///
+/// Float16, bfloat16 and float8 operands are computed in float32 and the result is written in
+/// the first operand's dtype. These are also what the quantized fallback runs after dequantizing.
+public enum DenseOps {
+    /// `y = x W^T + b`.
+    /// - Parameters:
+    ///   - input: `(..., K)`, any float dtype; every leading dimension is a batch dimension.
+    ///   - weight: `(N, K)`.
+    ///   - bias: `(N)` or `nil`.
+    /// - Returns: `(..., N)` in the input's dtype.
+    /// - Throws: ``TensorError/Code/shapeMismatch`` when K or N disagree,
+    ///   ``TensorError/Code/unsupportedDType`` for integer operands.
+    public static func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        try checkFloat(input, "linear input")
+        try checkFloat(weight, "linear weight")
+        guard input.rank >= 1, weight.rank == 2 else {
+            throw TensorError(.shapeMismatch, "linear needs an input of rank >= 1 and a 2-D weight (N, K); "
+                + "got input \(input.shape) and weight \(weight.shape)")
+        }
+        let k = input.shape[input.rank - 1]
+        let n = weight.shape[0]
+        guard weight.shape[1] == k else {
+            throw TensorError(.shapeMismatch, "linear: input has K = \(k) but weight \(weight.shape) has K = "
+                + "\(weight.shape[1]); the weight must be (out_features, in_features)")
+        }
+        if let bias {
+            try checkFloat(bias, "linear bias")
+            guard bias.shape == [n] else {
+                throw TensorError(.shapeMismatch, "linear: bias has shape \(bias.shape), expected [\(n)]")
+            }
+        }
+        try sameDevice([input, weight] + (bias.map { [$0] } ?? []), op: "linear")
+        if input.device != .cpu { return try DeviceBackends.backend(for: input.device).linear(input, weight, bias: bias) }
+        let m = input.count / max(k, 1)
+        let outShape = Array(input.shape.dropLast()) + [n]
+        var output = [Float](repeating: 0, count: m * n)
+        try input.withUnsafeFloats { x in
+            try weight.withUnsafeFloats { w in
+                output.withUnsafeMutableBufferPointer { y in
+                    if k == 0 { return }
+                    OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
+                                           c: y.baseAddress!, ldc: n)
+                }
+            }
+        }
+        if let bias {
+            let b = try bias.floats()
+            output.withUnsafeMutableBufferPointer { y in
+                for row in 0..<m { for column in 0..<n { y[row * n + column] += b[column] } }
+            }
+        }
+        return try Tensor(output, shape: outShape, dtype: input.dtype)
+    }
+
+    /// Matrix product `a @ b` with batch dimensions: `(..., M, K) @ (..., K, N)`; a 2-D `b` is
+    /// shared by every batch of `a`; otherwise the batch dimensions must match.
+    public static func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try checkFloat(a, "matmul lhs")
+        try checkFloat(b, "matmul rhs")
+        guard a.rank >= 2, b.rank >= 2 else {
+            throw TensorError(.shapeMismatch, "matmul needs operands of rank >= 2, got \(a.shape) and \(b.shape)")
+        }
+        let (m, k) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (kb, n) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        guard k == kb else {
+            throw TensorError(.shapeMismatch, "matmul: inner dimensions differ, \(a.shape) @ \(b.shape)")
+        }
+        let batchA = Array(a.shape.dropLast(2))
+        let batchB = Array(b.shape.dropLast(2))
+        guard b.rank == 2 || batchA == batchB else {
+            throw TensorError(.shapeMismatch, "matmul: batch dimensions \(batchA) and \(batchB) differ; "
+                + "use equal batch dimensions or a 2-D right operand")
+        }
+        try sameDevice([a, b], op: "matmul")
+        if a.device != .cpu { return try DeviceBackends.backend(for: a.device).matmul(a, b) }
+        let batches = batchA.reduce(1, *)
+        var output = [Float](repeating: 0, count: batches * m * n)
+        try a.withUnsafeFloats { x in
+            try b.withUnsafeFloats { y in
+                output.withUnsafeMutableBufferPointer { out in
+                    for batch in 0..<batches where k > 0 {
+                        let bOffset = b.rank == 2 ? 0 : batch * k * n
+                        OpenBLAS.shared.gemmNN(m: m, n: n, k: k, a: x.baseAddress! + batch * m * k,
+                                               b: y.baseAddress! + bOffset, c: out.baseAddress! + batch * m * n)
+                    }
+                }
+            }
+        }
+        return try Tensor(output, shape: batchA + [m, n], dtype: a.dtype)
+    }
+
+    /// Elementwise GELU in the chosen form; same shape and dtype as `x`.
+    public static func gelu(_ x: Tensor, approximation: GeluApproximation = .none) throws -> Tensor {
+        try checkFloat(x, "gelu input")
+        if x.device != .cpu { return try DeviceBackends.backend(for: x.device).gelu(x, approximation: approximation) }
+        var values = try x.floats()
+        for i in values.indices { values[i] = approximation.apply(values[i]) }
+        return try Tensor(values, shape: x.shape, dtype: x.dtype)
+    }
+
+    /// Elementwise `a + b` with NumPy broadcasting; the result has `a`'s dtype.
+    public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try checkFloat(a, "add lhs")
+        try checkFloat(b, "add rhs")
+        let shape = try broadcastShape(a.shape, b.shape)
+        try sameDevice([a, b], op: "add")
+        if a.device != .cpu { return try DeviceBackends.backend(for: a.device).add(a, b) }
+        let x = try a.floats()
+        let y = try b.floats()
+        let strideA = broadcastStrides(a.shape, to: shape)
+        let strideB = broadcastStrides(b.shape, to: shape)
+        let count = shape.reduce(1, *)
+        var output = [Float](repeating: 0, count: count)
+        var index = [Int](repeating: 0, count: shape.count)
+        for flat in 0..<count {
+            var offsetA = 0
+            var offsetB = 0
+            for axis in index.indices {
+                offsetA += index[axis] * strideA[axis]
+                offsetB += index[axis] * strideB[axis]
+            }
+            output[flat] = x[offsetA] + y[offsetB]
+            var axis = shape.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < shape[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return try Tensor(output, shape: shape, dtype: a.dtype)
+    }
+
+    /// The broadcast result shape of two shapes, NumPy rules.
+    public static func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {
+        let rank = max(a.count, b.count)
+        let paddedA = [Int](repeating: 1, count: rank - a.count) + a
+        let paddedB = [Int](repeating: 1, count: rank - b.count) + b
+        return try zip(paddedA, paddedB).map { x, y in
+            if x == y || y == 1 { return x }
+            if x == 1 { return y }
+            throw TensorError(.shapeMismatch, "shapes \(a) and \(b) cannot be broadcast together")
+        }
+    }
+
+    /// Contiguous strides of `shape`, right-aligned to `target`, with 0 on broadcast dimensions.
+    static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+        let own = Tensor.contiguousStrides(for: shape)
+        let pad = target.count - shape.count
+        return target.indices.map { axis in
+            axis < pad || shape[axis - pad] == 1 ? 0 : own[axis - pad]
+        }
+    }
+
+    static func checkFloat(_ tensor: Tensor, _ role: String) throws {
+        guard tensor.dtype.isFloatingPoint else {
+            throw TensorError(.unsupportedDType, "\(role) has dtype \(tensor.dtype); dense ops take float32, "
+                + "float16, bfloat16 or float8 tensors (dequantize integer data first)")
+        }
+    }
+
+    static func sameDevice(_ tensors: [Tensor], op: String) throws {
+        let devices = Set(tensors.map(\.device))
+        guard devices.count <= 1 else {
+            throw TensorError(.deviceMismatch, "\(op): operands are on different devices "
+                + "(\(devices.map(\.description).sorted().joined(separator: ", "))); move them with `.to(_:)`")
+        }
+    }
+}
