@@ -1,0 +1,94 @@
+import QuantizedTensors
+import Tensors
+
+extension BlockWiseINT8Layout {
+    public static func registerHandlers(in registry: LayoutRegistry) {
+        registry.register(.linear, for: Self.self, OpHandler(backend: .cpu) { call in
+            try HandlerResult.attempt { try linearCPU(call) }
+        })
+        registry.register(.gelu, for: Self.self, OpHandler(backend: .cpu) { call in
+            try HandlerResult.attempt {
+                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                let x = try q.dequantize(to: .float32)
+                let y = try DenseOps.gelu(x, approximation: call.attributes.geluApproximation)
+                let requantized = try layout.quantize(y.converted(to: q.originalDType))
+                return .quantized(requantized)
+            }
+        })
+        registry.register(.transpose, for: Self.self, OpHandler(backend: .cpu) { call in
+            try HandlerResult.attempt { .quantized(try transpose(call)) }
+        })
+        registry.register(.dequantize, for: Self.self, OpHandler(backend: .cpu) { call in
+            try HandlerResult.attempt {
+                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                return .dense(try layout.dequantize(q, to: call.attributes.outputDType ?? q.originalDType))
+            }
+        })
+        registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cpu) { call in
+            try HandlerResult.attempt {
+                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                let delta = try UnaryOperand.delta(call, weight: weight)
+                let merged = try UnaryOperand.updated(weight, delta: delta, strength: call.attributes.deltaStrength)
+                // Re-quantized with the weight's own block shape, so it stays a valid GEMM weight.
+                return .quantized(try layout.quantize(merged))
+            }
+        })
+    }
+
+    /// Linear with a block-wise INT8 weight: W8A8 when the input is (or is made) INT8 with 1 x Bk
+    /// blocks, or the dequantized weight in a float GEMM when the user asks for weight-only.
+    static func linearCPU(_ call: OpCall) throws -> AnyTensor {
+        let operands = try LinearOperands<Self>(call)
+        let layout = operands.weightLayout
+        let quantizedInput: QuantizedTensor
+        switch operands.input {
+        case .quantized(let q):
+            guard let inputLayout = q.layout as? Self else { throw Declined("the input is \(q.layout.name)") }
+            guard inputLayout.isActivationBlocking && inputLayout.blockColumns == layout.blockColumns else {
+                throw Declined("input blocks \(inputLayout.blockRows)x\(inputLayout.blockColumns) are not "
+                    + "1x\(layout.blockColumns) along K")
+            }
+            quantizedInput = q
+        case .dense(let x):
+            if operands.options.floatInput == .dequantizeWeight {
+                let w = try operands.weight.dequantize(to: .float32)
+                return try operands.output(DenseOps.linear(x, w, bias: operands.bias))
+            }
+            let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
+            quantizedInput = try QuantizedTensor.fromFloat(x, layout: activation)
+        }
+        let y = BlockWiseINT8Reference.linear(
+            inputCodes: try quantizedInput.data.elements(as: Int8.self), inputScales: try quantizedInput.scale.floats(),
+            m: operands.m, k: operands.k,
+            weightCodes: try operands.weight.data.elements(as: Int8.self),
+            weightScales: try operands.weight.scale.floats(), n: operands.n,
+            weightBlockRows: layout.blockRows, blockColumns: layout.blockColumns, bias: try operands.biasValues())
+        return try operands.output(y)
+    }
+
+    /// Exact transpose: codes and the scale grid swap the same axes; swapping the last two axes
+    /// also swaps the block shape. Swapping one of the last two with a batch axis would cut
+    /// blocks, so it is declined.
+    static func transpose(_ call: OpCall) throws -> QuantizedTensor {
+        let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+        let rank = q.rank
+        guard rank >= 2 else { throw TensorError(.invalidArgument, "transpose needs a tensor of rank >= 2") }
+        let (a0, b0) = call.attributes.transposeAxes
+        let a = a0 < 0 ? a0 + rank : a0
+        let b = b0 < 0 ? b0 + rank : b0
+        guard (0..<rank).contains(a), (0..<rank).contains(b) else {
+            throw TensorError(.invalidArgument, "transpose axes (\(a0), \(b0)) are out of range for rank \(rank)")
+        }
+        if a == b { return q }
+        let lastTwo: Set = [rank - 2, rank - 1]
+        let swapsMatrix = lastTwo == Set([a, b])
+        guard swapsMatrix || (!lastTwo.contains(a) && !lastTwo.contains(b)) else {
+            throw Declined("swapping a batch axis with a blocked axis would cut blocks")
+        }
+        var shape = q.shape
+        shape.swapAt(a, b)
+        return QuantizedTensor(unchecked: swapsMatrix ? layout.transposed : layout,
+                               data: try q.data.transposed(a, b), scale: try q.scale.transposed(a, b),
+                               shape: shape, originalDType: q.originalDType)
+    }
+}

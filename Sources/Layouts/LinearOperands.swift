@@ -1,0 +1,132 @@
+import QuantizedTensors
+import Tensors
+
+/// A handler's reason to pass a call on to the next handler or the fallback.
+struct Declined: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+/// The checked operands of a linear call whose weight is quantized with layout `L`.
+///
+/// Shape and device errors are the user's and are thrown; a weight of another layout, or a
+/// quantized bias, is a combination this handler does not cover and is declined.
+struct LinearOperands<L: QuantizedLayout> {
+    let input: AnyTensor
+    let weight: QuantizedTensor
+    let weightLayout: L
+    let bias: Tensor?
+    /// Input rows once batch dimensions are flattened, and the GEMM sizes.
+    let m: Int
+    let n: Int
+    let k: Int
+    let outputShape: [Int]
+    let options: LinearOptions
+
+    init(_ call: OpCall) throws {
+        guard let input = call.operand(0), let weightOperand = call.operand(1) else {
+            throw TensorError(.invalidArgument, "linear needs an input and a weight")
+        }
+        guard let weight = weightOperand.quantizedTensor, let layout = weight.layout as? L else {
+            throw Declined("the weight is not \(L.name)")
+        }
+        guard weight.rank == 2 else {
+            throw TensorError(.shapeMismatch, "linear: the weight must be 2-D (out_features, in_features), "
+                + "got \(weight.shape)")
+        }
+        guard input.shape.count >= 1 else {
+            throw TensorError(.shapeMismatch, "linear: the input must have rank >= 1")
+        }
+        let k = weight.shape[1]
+        let n = weight.shape[0]
+        guard input.shape.last == k else {
+            throw TensorError(.shapeMismatch, "linear: input \(input.shape) has K = \(input.shape.last ?? 0) but "
+                + "weight \(weight.shape) has K = \(k); the weight must be (out_features, in_features)")
+        }
+        var bias: Tensor?
+        if let biasOperand = call.operand(2) {
+            guard let dense = biasOperand.denseTensor else { throw Declined("the bias is quantized") }
+            guard dense.shape == [n] else {
+                throw TensorError(.shapeMismatch, "linear: bias has shape \(dense.shape), expected [\(n)]")
+            }
+            guard dense.dtype.isFloatingPoint else {
+                throw TensorError(.unsupportedDType, "linear: bias dtype \(dense.dtype) is not a float type")
+            }
+            bias = dense
+        }
+        let devices = Set([input.device, weight.device] + (bias.map { [$0.device] } ?? []))
+        guard devices.count == 1 else {
+            throw TensorError(.deviceMismatch, "linear: operands are on different devices "
+                + "\(devices.map(\.description).sorted()); move them with `.to(_:)`")
+        }
+        guard input.floatDType.isFloatingPoint else {
+            throw TensorError(.unsupportedDType, "linear: input dtype \(input.floatDType) is not a float type")
+        }
+        self.input = input
+        self.weight = weight
+        self.weightLayout = layout
+        self.bias = bias
+        self.k = k
+        self.n = n
+        self.m = input.shape.dropLast().reduce(1, *)
+        self.outputShape = Array(input.shape.dropLast()) + [n]
+        self.options = call.attributes.linear
+    }
+
+    /// The bias as float32 values, if any.
+    func biasValues() throws -> [Float]? { try bias?.floats() }
+
+    /// Wraps the float32 result rows in the output tensor: the input's float dtype, or quantized
+    /// with the requested output layout.
+    func output(_ values: [Float]) throws -> AnyTensor {
+        let y = try Tensor(values, shape: outputShape, dtype: input.floatDType).to(input.device)
+        return try output(y)
+    }
+
+    func output(_ y: Tensor) throws -> AnyTensor {
+        if let layout = options.outputLayout { return .quantized(try QuantizedTensor.fromFloat(y, layout: layout)) }
+        return .dense(y)
+    }
+}
+
+extension HandlerResult {
+    /// Runs a handler body, turning ``Declined`` into `.declined`.
+    static func attempt(_ body: () throws -> AnyTensor) throws -> HandlerResult {
+        do {
+            return .done(try body())
+        } catch let declined as Declined {
+            return .declined(declined.reason)
+        }
+    }
+}
+
+/// Checks of single-operand calls shared by the layouts' handlers.
+enum UnaryOperand {
+    /// The quantized first operand with layout `L`, or a decline.
+    static func quantized<L: QuantizedLayout>(_ call: OpCall, as layout: L.Type) throws -> (QuantizedTensor, L) {
+        guard let q = call.operand(0)?.quantizedTensor, let layout = q.layout as? L else {
+            throw Declined("the operand is not \(L.name)")
+        }
+        return (q, layout)
+    }
+
+    /// The dense delta of a weight update, checked against the weight's shape.
+    static func delta(_ call: OpCall, weight: QuantizedTensor) throws -> Tensor {
+        guard let delta = try call.operand(1)?.dequantized() else {
+            throw TensorError(.invalidArgument, "weight update needs a delta")
+        }
+        guard delta.shape == weight.shape else {
+            throw TensorError(.shapeMismatch, "weight update: delta \(delta.shape) does not match weight "
+                + "\(weight.shape); a LoRA delta is up (N x r) times down (r x K)")
+        }
+        return delta
+    }
+
+    /// `weight + strength * delta` in float32.
+    static func updated(_ weight: QuantizedTensor, delta: Tensor, strength: Float) throws -> Tensor {
+        let base = try weight.dequantize(to: .float32).floats()
+        let change = try delta.floats()
+        let sum = zip(base, change).map { $0 + strength * $1 }
+        return try Tensor(sum, shape: weight.shape, dtype: weight.originalDType).to(weight.device)
+    }
+}
