@@ -35,6 +35,12 @@ public struct FallbackEvent: Hashable, Sendable, CustomStringConvertible {
     public let layout: String
     public let reason: String
 
+    public init(op: Op, layout: String, reason: String) {
+        self.op = op
+        self.layout = layout
+        self.reason = reason
+    }
+
     public var description: String { "\(op.rawValue) on \(layout): \(reason)" }
 }
 
