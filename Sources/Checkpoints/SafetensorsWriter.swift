@@ -87,25 +87,26 @@ public final class SafetensorsWriter {
 
     /// Writes the bytes of the next declared tensor, which must be called `name` and be exactly its size.
     /// - Throws: ``TensorError/Code/invalidArgument`` for a tensor out of order or of the wrong size,
-    ///   ``TensorError/Code/io`` when writing fails (the temporary file is removed then).
+    ///   ``TensorError/Code/io`` when writing fails. After any error the writer is abandoned: the
+    ///   temporary file is removed and nothing appears at `path`.
     public func write(_ name: String, bytes: UnsafeRawBufferPointer) throws {
         guard !finished, descriptor >= 0 else {
             throw TensorError(.invalidArgument, "\(path): the writer is already finished or abandoned")
         }
-        guard nextIndex < declarations.count else {
-            throw TensorError(.invalidArgument, "\(path): tensor `\(name)` was not declared (all "
-                + "\(declarations.count) declared tensors are written)")
-        }
-        let declaration = declarations[nextIndex]
-        guard declaration.name == name else {
-            throw TensorError(.invalidArgument, "\(path): tensor `\(name)` written where `\(declaration.name)` "
-                + "is next; write tensors in the declared order")
-        }
-        guard bytes.count == declaration.byteCount else {
-            throw TensorError(.invalidArgument, "\(path): tensor `\(name)` is declared \(declaration.dtype) "
-                + "\(declaration.shape) (\(declaration.byteCount) bytes) but \(bytes.count) bytes were given")
-        }
         do {
+            guard nextIndex < declarations.count else {
+                throw TensorError(.invalidArgument, "\(path): tensor `\(name)` was not declared (all "
+                    + "\(declarations.count) declared tensors are written)")
+            }
+            let declaration = declarations[nextIndex]
+            guard declaration.name == name else {
+                throw TensorError(.invalidArgument, "\(path): tensor `\(name)` written where "
+                    + "`\(declaration.name)` is next; write tensors in the declared order")
+            }
+            guard bytes.count == declaration.byteCount else {
+                throw TensorError(.invalidArgument, "\(path): tensor `\(name)` is declared \(declaration.dtype) "
+                    + "\(declaration.shape) (\(declaration.byteCount) bytes) but \(bytes.count) bytes were given")
+            }
             try writeAll(bytes)
         } catch {
             abandon()
@@ -119,6 +120,7 @@ public final class SafetensorsWriter {
         let expected = nextIndex < declarations.count ? declarations[nextIndex] : nil
         if let expected, expected.name == name,
            SafetensorsDType(tensor.dtype) != expected.dtype || tensor.shape != expected.shape {
+            abandon()
             throw TensorError(.shapeMismatch, "\(path): tensor `\(name)` is declared \(expected.dtype) "
                 + "\(expected.shape) but a \(SafetensorsDType(tensor.dtype)) \(tensor.shape) tensor was given")
         }
