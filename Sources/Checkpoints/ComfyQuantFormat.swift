@@ -19,6 +19,9 @@ public enum ComfyQuantFormat: Hashable, Sendable, CustomStringConvertible {
     /// ComfyUI's block size when a declaration leaves `group_size` out.
     public static let defaultGroupSize = 128
 
+    /// Larger group sizes in a file are refused as corrupt (block counts would overflow near `Int.max`).
+    public static let maximumGroupSize = 1 << 24
+
     /// The format names this library reads and writes.
     public static let supportedNames = ["int8_blockwise", "float8_e4m3fn"]
 
@@ -98,8 +101,9 @@ public enum ComfyQuantFormat: Hashable, Sendable, CustomStringConvertible {
             var groupSize = Self.defaultGroupSize
             if let value = fields["group_size"] {
                 guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-                      let size = value as? Int, size > 0 else {
-                    throw CheckpointError.format(path, tensor: tensor, "group_size \(value) is not a positive integer")
+                      let size = value as? Int, size > 0, size <= Self.maximumGroupSize else {
+                    throw CheckpointError.format(path, tensor: tensor, "group_size \(value) is not an integer in "
+                        + "1...\(Self.maximumGroupSize)")
                 }
                 groupSize = size
             }

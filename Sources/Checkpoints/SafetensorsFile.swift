@@ -36,6 +36,10 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Headers larger than this are refused (the reference implementation's limit).
     public static let maximumHeaderByteCount = 100_000_000
 
+    /// Dimensions larger than this (2^40) are refused: no real tensor has one, and shape arithmetic on
+    /// them (block counts, a zero-element tensor's other dimensions) could overflow.
+    public static let maximumDimension = 1 << 40
+
     public let path: String
     /// Every tensor, in the order of their data in the file.
     public let entries: [Entry]
@@ -199,8 +203,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         var shape: [Int] = []
         var elements = 1
         for item in shapeValues {
-            guard let dimension = integer(item), dimension >= 0 else {
-                throw format(path, tensor: name, "shape \(shapeValues) has an entry that is not a non-negative integer")
+            guard let dimension = integer(item), dimension >= 0, dimension <= maximumDimension else {
+                throw format(path, tensor: name, "shape \(shapeValues) has an entry that is not an integer in "
+                    + "0...\(maximumDimension)")
             }
             let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
             guard !overflow else { throw format(path, tensor: name, "shape \(shapeValues) overflows") }
