@@ -131,6 +131,7 @@ public enum CheckpointConverter {
         let writer = try SafetensorsWriter(path: output, tensors: declarations, metadata: metadata)
         do {
             var bytesDone = 0
+            let bytesTotal = file.entries.reduce(0) { $0 + $1.byteCount }
             for (index, entry) in file.entries.enumerated() {
                 if let format = plan.formats[entry.name] {
                     let layer = layerName(entry.name)
@@ -149,7 +150,7 @@ public enum CheckpointConverter {
                 progress?(ConversionProgress(
                     tensorsDone: index + 1, tensorsTotal: file.entries.count, layersQuantized: report.quantized.count,
                     layersToQuantize: plan.formats.count, bytesDone: bytesDone,
-                    bytesTotal: file.entries.reduce(0) { $0 + $1.byteCount }, current: entry.name))
+                    bytesTotal: bytesTotal, current: entry.name))
             }
             try writer.finish()
         } catch {
@@ -255,12 +256,15 @@ public enum CheckpointConverter {
                 return (q, try relativeError(of: q, format: format, against: weight.floats()))
             }
             let base = try weight.floats()
-            var amax = try blockAmax(of: base, shape: entry.shape, format: format)
+            var amax = try base.withUnsafeBufferPointer { try blockAmax(of: $0, shape: entry.shape, format: format) }
             for patch in patches {
-                let delta = try patch.lora.delta(patch.update, strength: options.loraStrength,
-                                                 layer: layerName(entry.name), weightShape: entry.shape)
-                let patched = try delta.withUnsafeFloats { d in base.indices.map { base[$0] + d[$0] } }
-                let patchAmax = try blockAmax(of: patched, shape: entry.shape, format: format)
+                // The patched weight is built in the delta's own buffer: one layer-sized float buffer per LoRA.
+                var patched = try patch.lora.delta(patch.update, strength: options.loraStrength,
+                                                   layer: layerName(entry.name), weightShape: entry.shape)
+                let patchAmax = try patched.withUnsafeMutableElements(as: Float.self) { values in
+                    for index in values.indices { values[index] += base[index] }
+                    return try blockAmax(of: UnsafeBufferPointer(values), shape: entry.shape, format: format)
+                }
                 for index in amax.indices { amax[index] = max(amax[index], patchAmax[index]) }
             }
             let q = try quantize(base, shape: entry.shape, dtype: weight.dtype, amax: amax, format: format,
@@ -272,10 +276,9 @@ public enum CheckpointConverter {
     }
 
     /// `amax(|x|)` per block (INT8) or of the whole tensor (FP8); throws for NaN or infinity.
-    static func blockAmax(of values: [Float], shape: [Int], format: ComfyQuantFormat) throws -> [Float] {
-        try values.withUnsafeBufferPointer { buffer in
-            try QuantizationInput.checkFinite(buffer, shape: shape, layout: format.name)
-        }
+    static func blockAmax(of values: UnsafeBufferPointer<Float>, shape: [Int], format: ComfyQuantFormat) throws
+        -> [Float] {
+        try QuantizationInput.checkFinite(values, shape: shape, layout: format.name)
         switch format {
         case .float8E4M3FN:
             return [values.reduce(0) { max($0, abs($1)) }]
