@@ -75,12 +75,12 @@ public struct LoRAFile: Sendable {
     public func checkFits(_ update: Update, layer: String, weightShape: [Int]) throws {
         let up = try file.requireEntry(update.upName)
         let down = try file.requireEntry(update.downName)
-        let fits = up.shape.count == 2 && down.shape.count == 2 && weightShape.count == 2
+        let fits = up.shape.count == 2 && down.shape.count == 2 && weightShape.count == 2 && down.shape[0] > 0
             && up.shape[1] == down.shape[0] && up.shape[0] == weightShape[0] && down.shape[1] == weightShape[1]
         guard fits else {
             throw TensorError(.shapeMismatch, "\(file.path): LoRA `\(update.key)` (up \(up.shape), down "
                 + "\(down.shape)) does not fit layer `\(layer)` of the model, whose weight is \(weightShape); "
-                + "up must be (N, r) and down (r, K). Is this LoRA for another model?")
+                + "up must be (N, r) and down (r, K) with r >= 1. Is this LoRA for another model?")
         }
     }
 
@@ -99,14 +99,20 @@ public struct LoRAFile: Sendable {
             }
             alpha = values[0]
         }
-        let product = try DenseOps.matmul(file.tensor(update.upName).converted(to: .float32),
-                                          file.tensor(update.downName).converted(to: .float32))
+        // The product goes straight into the result's buffer (DenseOps.matmul would hold two layer-sized
+        // copies at once, the converter's peak memory).
+        let (n, r, k) = (weightShape[0], down.shape[0], weightShape[1])
+        var product = try Tensor(zeros: [n, k])
+        let up = try file.tensor(update.upName).floats()
+        let downValues = try file.tensor(update.downName).floats()
+        file.releasePages(of: update.upName)
+        file.releasePages(of: update.downName)
         let factor = strength * (alpha / rank)
-        var scaled = product
-        try scaled.withUnsafeMutableElements(as: Float.self) { values in
+        try product.withUnsafeMutableElements(as: Float.self) { values in
+            OpenBLAS.shared.gemmNN(m: n, n: k, k: r, a: up, b: downValues, c: values.baseAddress!)
             for index in values.indices { values[index] *= factor }
         }
-        return scaled
+        return product
     }
 }
 
