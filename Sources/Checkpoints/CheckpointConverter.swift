@@ -225,6 +225,10 @@ public enum CheckpointConverter {
         var patches: [String: [Patch]] = [:]
         for path in options.loraPaths {
             let lora = try LoRAFile(path: path)
+            guard !lora.updates.isEmpty else {
+                throw CheckpointError.format(path, "no LoRA layers found: expected keys ending in .lora_up.weight and "
+                    + ".lora_down.weight (kohya) or .lora_B.weight and .lora_A.weight (PEFT); is this a LoRA file?")
+            }
             report.ignoredLoRAKeys += lora.ignoredKeys.map { "\(path): \($0)" }
             for update in lora.updates {
                 guard let layer = matcher.layer(for: update.key) else {

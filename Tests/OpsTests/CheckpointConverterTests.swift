@@ -225,6 +225,10 @@ import Testing
         expectCheckpointError(.checkpointFormat, mentioning: [half, "`x.lora_down.weight`", "no up matrix"]) {
             _ = try LoRAFile(path: half)
         }
+        expectCheckpointError(.checkpointFormat, mentioning: [input, "no LoRA layers found"]) {
+            try CheckpointConverter.convert(input: input, output: scratch.path("q.safetensors"),
+                                            options: ConversionOptions(loraPaths: [input]))
+        }
         #expect(try scratch.contents() == ["base.safetensors", "half.safetensors", "wrong.safetensors"])
     }
 
