@@ -61,7 +61,8 @@ public struct ComfyCheckpoint: Sendable {
     /// `.perLayer` declarations, `L.comfy_quant` (U8 JSON); with `.header`, the layers are listed in the
     /// `_quantization_metadata` header entry instead.
     /// - Throws: ``TensorError/Code/unsupportedOperation`` for a quantized tensor that is not a weight
-    ///   (`L.weight`) or whose layout ComfyUI has no format for; ``TensorError/Code/io`` when writing fails.
+    ///   (`L.weight`), whose layout ComfyUI has no format for (activation blocking, say), or an INT8 weight
+    ///   that is not 2-D; ``TensorError/Code/io`` when writing fails.
     public func write(to path: String, declaration: ComfyQuantDeclaration = .perLayer) throws {
         var declarations: [SafetensorsWriter.Declaration] = []
         var payloads: [(name: String, write: (SafetensorsWriter) throws -> Void)] = []
@@ -76,6 +77,10 @@ public struct ComfyCheckpoint: Sendable {
                     throw TensorError(.unsupportedOperation, "\(path): tensor `\(name)`: ComfyUI checkpoints hold "
                         + "quantized weights `L.weight` in \(ComfyQuantFormat.supportedNames.joined(separator: " or "))"
                         + "; \(q.layout) cannot be written, dequantize it first")
+                }
+                if case .int8Blockwise = format, q.rank != 2 {
+                    throw TensorError(.unsupportedOperation, "\(path): tensor `\(name)`: an int8_blockwise weight "
+                        + "must be 2-D (N, K), this one is \(q.shape)")
                 }
                 let layer = String(name.dropLast(ComfyKeys.weight.count))
                 layers.append((layer, format))

@@ -56,7 +56,8 @@ public struct ComfyCheckpointReader: Sendable {
                     + "{\"format_version\": \"1.0\", \"layers\": {\"L\": {\"format\": \"float8_e4m3fn\"}}}")
             }
             for (layer, declaration) in layers {
-                formats[layer] = try ComfyQuantFormat(declaration: declaration, path: path, tensor: tensor + ".\(layer)")
+                formats[layer] = try ComfyQuantFormat(declaration: declaration, path: path,
+                                                      tensor: tensor + ".\(layer)")
             }
         }
         for entry in file.entries where entry.name.hasSuffix(ComfyKeys.comfyQuant) {
@@ -97,7 +98,8 @@ public struct ComfyCheckpointReader: Sendable {
     /// dequantizing to exactly `q * scale`.
     public func quantizedWeight(layer: String) throws -> QuantizedTensor {
         guard let format = formats[layer] else {
-            throw CheckpointError.format(file.path, tensor: layer + ComfyKeys.weight, "layer `\(layer)` is not quantized")
+            throw CheckpointError.format(file.path, tensor: layer + ComfyKeys.weight,
+                                         "layer `\(layer)` is not quantized")
         }
         let codes = try file.tensor(layer + ComfyKeys.weight)
         var scale = try file.tensor(layer + ComfyKeys.weightScale).converted(to: .float32)

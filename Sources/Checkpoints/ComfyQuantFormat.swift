@@ -7,7 +7,7 @@ import Tensors
 ///
 /// | format | `L.weight` | `L.weight_scale` | layout |
 /// |---|---|---|---|
-/// | `int8_blockwise` (`group_size` B) | I8 `(N, K)` | F32 `(ceil(N/B), ceil(K/B))` | ``BlockWiseINT8Layout/weight(blockSize:rounding:)`` |
+/// | `int8_blockwise` (`group_size` B) | I8 `(N, K)` | F32 `(ceil(N/B), ceil(K/B))` | `B x B` ``BlockWiseINT8Layout`` |
 /// | `float8_e4m3fn` | F8_E4M3 `(N, K)` | F32, one value | ``TensorCoreFP8Layout`` |
 ///
 /// The rounding mode is not stored in checkpoints; a loaded INT8 layer re-quantizes (a LoRA merge,

@@ -75,12 +75,14 @@ enum Convert {
         switch arguments.string("rounding") ?? "nearest" {
         case "nearest", "nearest-even": options.rounding = .nearestEven
         case "toward-zero", "truncate": options.rounding = .towardZero
-        case let other: throw TensorError(.invalidArgument, "convert: --rounding `\(other)` is not nearest or toward-zero")
+        case let other:
+            throw TensorError(.invalidArgument, "convert: --rounding `\(other)` is not nearest or toward-zero")
         }
         switch arguments.string("declaration") ?? "per-layer" {
         case "per-layer": options.declaration = .perLayer
         case "header": options.declaration = .header
-        case let other: throw TensorError(.invalidArgument, "convert: --declaration `\(other)` is not per-layer or header")
+        case let other:
+            throw TensorError(.invalidArgument, "convert: --declaration `\(other)` is not per-layer or header")
         }
         options.include = try arguments.strings("include").map(LayerPattern.init)
         options.exclude = try arguments.strings("exclude").map(LayerPattern.init)
@@ -120,7 +122,8 @@ enum Convert {
             for skipped in report.skipped { print("  \(skipped.name): \(skipped.reason)") }
         }
         let loraNotes = [("LoRA layers matching no layer of the model (ignored)", report.unmatchedLoRALayers),
-                         ("LoRA layers on layers that are not quantized (ignored)", report.loraLayersOnUnquantizedLayers),
+                         ("LoRA layers on layers that are not quantized (ignored)",
+                          report.loraLayersOnUnquantizedLayers),
                          ("LoRA tensors that are not up/down/alpha (ignored)", report.ignoredLoRAKeys)]
         for (title, items) in loraNotes where !items.isEmpty {
             print("\n\(title) (\(items.count)):")

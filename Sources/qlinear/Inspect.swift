@@ -27,7 +27,8 @@ enum Inspect {
             print("\nmetadata:")
             for key in file.metadata.keys.sorted() {
                 let value = file.metadata[key]!
-                print("  \(key): " + (value.count > 200 ? String(value.prefix(200)) + "... (\(value.count) chars)" : value))
+                let shown = value.count > 200 ? String(value.prefix(200)) + "... (\(value.count) chars)" : value
+                print("  \(key): " + shown)
             }
         }
         let width = min(70, max(4, file.entries.map(\.name.count).max() ?? 4)) + 2
@@ -39,7 +40,8 @@ enum Inspect {
                 + Convert.pad(ProgressBar.bytes(entry.byteCount), 12) + role(of: entry.name, in: reader))
         }
         print("\nby dtype:")
-        for (dtype, entries) in Dictionary(grouping: file.entries, by: \.dtype).sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+        let byDType = Dictionary(grouping: file.entries, by: \.dtype).sorted { $0.key.rawValue < $1.key.rawValue }
+        for (dtype, entries) in byDType {
             print("  \(Convert.pad(dtype.rawValue, 8)) \(entries.count) tensors, "
                 + ProgressBar.bytes(entries.reduce(0) { $0 + $1.byteCount }))
         }

@@ -237,8 +237,10 @@ import Testing
                                                 "model.diffusion_model.blocks.10.self_attn.q",
                                                 "model.diffusion_model.head.proj", "a.b_c", "a_b.c"])
         #expect(matcher.layer(for: "lora_unet_blocks_0_self_attn_q") == "model.diffusion_model.blocks.0.self_attn.q")
-        #expect(matcher.layer(for: "diffusion_model.blocks.10.self_attn.q") == "model.diffusion_model.blocks.10.self_attn.q")
-        #expect(matcher.layer(for: "base_model.model.blocks.0.self_attn.q") == "model.diffusion_model.blocks.0.self_attn.q")
+        #expect(matcher.layer(for: "diffusion_model.blocks.10.self_attn.q")
+            == "model.diffusion_model.blocks.10.self_attn.q")
+        #expect(matcher.layer(for: "base_model.model.blocks.0.self_attn.q")
+            == "model.diffusion_model.blocks.0.self_attn.q")
         #expect(matcher.layer(for: "transformer.head.proj") == "model.diffusion_model.head.proj")
         #expect(matcher.layer(for: "lora_unet_head_proj") == "model.diffusion_model.head.proj")
         #expect(matcher.layer(for: "lora_unet_blocks_1_self_attn_q") == nil)

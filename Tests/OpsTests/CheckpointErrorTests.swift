@@ -25,7 +25,9 @@ import Testing
         let scratch = try CheckpointScratch()
         let full = safetensorsBytes(header: Self.validHeader, data: Self.validData)
         var path = try load(Array(full.prefix(5)), scratch)
-        expectCheckpointError(.checkpointFormat, mentioning: [path, "truncated"]) { _ = try SafetensorsFile(path: path) }
+        expectCheckpointError(.checkpointFormat, mentioning: [path, "truncated"]) {
+            _ = try SafetensorsFile(path: path)
+        }
         path = try load(Array(full.prefix(40)), scratch)
         expectCheckpointError(.checkpointFormat, mentioning: [path, "header length", "past the end"]) {
             _ = try SafetensorsFile(path: path)
@@ -36,7 +38,9 @@ import Testing
             _ = try SafetensorsFile(path: path)
         }
         path = try load([], scratch)
-        expectCheckpointError(.checkpointFormat, mentioning: [path, "0 bytes"]) { _ = try SafetensorsFile(path: path) }
+        expectCheckpointError(.checkpointFormat, mentioning: [path, "0 bytes"]) {
+            _ = try SafetensorsFile(path: path)
+        }
         expectCheckpointError(.io, mentioning: [scratch.path("missing")]) {
             _ = try SafetensorsFile(path: scratch.path("missing"))
         }
@@ -47,7 +51,9 @@ import Testing
         var bytes = safetensorsBytes(header: Self.validHeader, data: Self.validData)
         bytes[7] = 0x80   // a length of 2^63 + ...
         let path = try load(bytes, scratch)
-        expectCheckpointError(.checkpointFormat, mentioning: [path, "past the end"]) { _ = try SafetensorsFile(path: path) }
+        expectCheckpointError(.checkpointFormat, mentioning: [path, "past the end"]) {
+            _ = try SafetensorsFile(path: path)
+        }
     }
 
     @Test(arguments: [
@@ -64,7 +70,9 @@ import Testing
     func malformedHeaders(header: String, problem: String) throws {
         let scratch = try CheckpointScratch()
         let path = try load(safetensorsBytes(header: header, data: Self.validData), scratch)
-        expectCheckpointError(.checkpointFormat, mentioning: [path, problem]) { _ = try SafetensorsFile(path: path) }
+        expectCheckpointError(.checkpointFormat, mentioning: [path, problem]) {
+            _ = try SafetensorsFile(path: path)
+        }
     }
 
     @Test func lyingOffsetsSizesAndDTypes() throws {
@@ -83,7 +91,9 @@ import Testing
         ]
         for (header, mentions) in cases {
             let path = try load(safetensorsBytes(header: header, data: Self.validData), scratch)
-            expectCheckpointError(.checkpointFormat, mentioning: [path] + mentions) { _ = try SafetensorsFile(path: path) }
+            expectCheckpointError(.checkpointFormat, mentioning: [path] + mentions) {
+                _ = try SafetensorsFile(path: path)
+            }
         }
     }
 
@@ -144,12 +154,14 @@ import Testing
             _ = try ComfyCheckpoint(contentsOf: path)
         }
         path = try comfyFile(declaration: nil,
-                             headerDeclaration: #"{"format_version": "1.0", "layers": {"M": {"format": "float8_e4m3fn"}}}"#,
+                             headerDeclaration: #"{"format_version": "1.0", "layers": {"M": {"format": "#
+                                 + #""float8_e4m3fn"}}}"#,
                              scratch)
         expectCheckpointError(.checkpointFormat, mentioning: [path, "`M.weight`", "no `M.weight`"]) {
             _ = try ComfyCheckpoint(contentsOf: path)
         }
-        path = try comfyFile(headerDeclaration: #"{"format_version": "1.0", "layers": {"L": {"format": "float8_e4m3fn"}}}"#,
+        path = try comfyFile(headerDeclaration: #"{"format_version": "1.0", "layers": {"L": {"format": "#
+                                 + #""float8_e4m3fn"}}}"#,
                              scratch)
         expectCheckpointError(.checkpointFormat, mentioning: [path, "`L.comfy_quant`", "remove one"]) {
             _ = try ComfyCheckpoint(contentsOf: path)
@@ -158,5 +170,19 @@ import Testing
         expectCheckpointError(.checkpointFormat, mentioning: [path, "_quantization_metadata", "layers"]) {
             _ = try ComfyCheckpoint(contentsOf: path)
         }
+    }
+
+    @Test func writingWhatComfyUICannotHold() throws {
+        let scratch = try CheckpointScratch()
+        let x = try Tensor.randomNormal([4, 8], seed: 3)
+        var model = ComfyCheckpoint()
+        model["act"] = .quantized(try QuantizedTensor.fromFloat(x, layout: BlockWiseINT8Layout.activation(blockSize: 4)))
+        let path = scratch.path("out.safetensors")
+        expectCheckpointError(.unsupportedOperation, mentioning: [path, "`act`"]) { try model.write(to: path) }
+        model["act"] = nil
+        model["rows.weight"] = .quantized(
+            try QuantizedTensor.fromFloat(x, layout: BlockWiseINT8Layout(blockRows: 1, blockColumns: 4)))
+        expectCheckpointError(.unsupportedOperation, mentioning: [path, "`rows.weight`"]) { try model.write(to: path) }
+        #expect(try scratch.contents().isEmpty)
     }
 }

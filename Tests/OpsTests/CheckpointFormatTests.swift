@@ -57,7 +57,8 @@ import Testing
         let b = try Tensor(elements: [Int8(-3), 4], shape: [2])
         try SafetensorsWriter.write([("a", a), ("b", b)], metadata: ["z": "1", "a\n": "\u{1}"], to: path)
         let expected = safetensorsBytes(
-            header: #"{"__metadata__":{"a\n":"\u0001","z":"1"},"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"#
+            header: #"{"__metadata__":{"a\n":"\u0001","z":"1"},"#
+                + #""a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"#
                 + #""b":{"dtype":"I8","shape":[2],"data_offsets":[24,26]}}"#,
             padTo: 64, data: littleEndianBytes([1, 2, 3, 4, 5, 6]) + [0xFD, 0x04])
         #expect(try readFile(path) == expected)
