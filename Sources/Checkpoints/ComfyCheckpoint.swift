@@ -22,6 +22,9 @@ public struct ComfyCheckpoint: Sendable {
     public private(set) var tensors: [String: AnyTensor] = [:]
     /// Header metadata to write (string values; `_quantization_metadata` is generated, not kept here).
     public var metadata: [String: String]
+    /// Tensors of the loaded file left out because the library has no tensors of their dtype (only with
+    /// ``ComfyLoadOptions/skipUnsupportedDTypes``); they are not written back.
+    public private(set) var skippedTensors: [String] = []
 
     public init(metadata: [String: String] = [:]) {
         self.metadata = metadata
@@ -29,11 +32,19 @@ public struct ComfyCheckpoint: Sendable {
 
     /// Loads every tensor of `path`. Data stays memory-mapped where aligned (no copy), so loading costs
     /// little memory until tensors are used.
-    /// - Throws: ``TensorError`` naming the file and the tensor, as ``ComfyCheckpointReader`` does.
+    /// - Throws: ``TensorError`` naming the file and the tensor, as ``ComfyCheckpointReader`` does, and
+    ///   ``TensorError/Code/unsupportedDType`` for a tensor of a dtype the library has no tensors of
+    ///   unless `options.skipUnsupportedDTypes` is set.
     public init(contentsOf path: String, options: ComfyLoadOptions = ComfyLoadOptions()) throws {
         let reader = try ComfyCheckpointReader(path: path, options: options)
         metadata = reader.metadata
-        for name in reader.names { self[name] = try reader.tensor(name) }
+        for name in reader.names {
+            if options.skipUnsupportedDTypes, let entry = reader.file.entry(name), entry.dtype.tensorDType == nil {
+                skippedTensors.append(name)
+                continue
+            }
+            self[name] = try reader.tensor(name)
+        }
     }
 
     /// The tensor at `name`; setting a new name appends it, setting `nil` removes it.

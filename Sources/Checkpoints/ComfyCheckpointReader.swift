@@ -10,10 +10,16 @@ public struct ComfyLoadOptions: Sendable, Hashable {
     public var originalDType: DType
     /// The rounding of the INT8 layout for later re-quantization (checkpoints do not record it).
     public var rounding: Rounding
+    /// Whether ``ComfyCheckpoint/init(contentsOf:options:)`` leaves out tensors of dtypes the library has
+    /// no tensors of (`I64` position ids, `F64`, `BOOL`, ...) and lists them in
+    /// ``ComfyCheckpoint/skippedTensors``, instead of failing.
+    public var skipUnsupportedDTypes: Bool
 
-    public init(originalDType: DType = .float32, rounding: Rounding = .nearestEven) {
+    public init(originalDType: DType = .float32, rounding: Rounding = .nearestEven,
+                skipUnsupportedDTypes: Bool = false) {
         self.originalDType = originalDType
         self.rounding = rounding
+        self.skipUnsupportedDTypes = skipUnsupportedDTypes
     }
 }
 

@@ -137,7 +137,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw TensorError(.unsupportedDType, CheckpointError.location(path, name) + "dtype \(entry.dtype) has no "
                 + "tensor type in this library (supported: "
                 + SafetensorsDType.allCases.filter { $0.tensorDType != nil }.map(\.rawValue).joined(separator: " ")
-                + "); convert it first or leave it out")
+                + "); skip it (ComfyLoadOptions.skipUnsupportedDTypes) or convert the file, which copies it unchanged")
         }
         let range = fileRange(of: entry)
         if let storage = mapping.borrowedStorage(for: range, alignment: 64) {

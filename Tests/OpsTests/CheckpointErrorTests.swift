@@ -176,7 +176,8 @@ import Testing
         let scratch = try CheckpointScratch()
         let x = try Tensor.randomNormal([4, 8], seed: 3)
         var model = ComfyCheckpoint()
-        model["act"] = .quantized(try QuantizedTensor.fromFloat(x, layout: BlockWiseINT8Layout.activation(blockSize: 4)))
+        model["act"] = .quantized(
+            try QuantizedTensor.fromFloat(x, layout: BlockWiseINT8Layout.activation(blockSize: 4)))
         let path = scratch.path("out.safetensors")
         expectCheckpointError(.unsupportedOperation, mentioning: [path, "`act`"]) { try model.write(to: path) }
         model["act"] = nil

@@ -48,6 +48,12 @@ import Testing
         #expect(try file.tensor("empty").shape == [0, 3])
         #expect(file.entry("i64")?.byteCount == 8)
         expectCheckpointError(.unsupportedDType, mentioning: [path, "`i64`", "I64"]) { _ = try file.tensor("i64") }
+        expectCheckpointError(.unsupportedDType, mentioning: [path, "`i64`"]) {
+            _ = try ComfyCheckpoint(contentsOf: path)
+        }
+        let model = try ComfyCheckpoint(contentsOf: path, options: ComfyLoadOptions(skipUnsupportedDTypes: true))
+        #expect(model.skippedTensors == ["i64"])
+        #expect(model.names == ["f32", "f16", "bf16", "i8", "u8", "f8", "i32", "empty"])
     }
 
     @Test func writerOutputMatchesHandBuiltBytes() throws {
