@@ -31,13 +31,13 @@ enum Convert {
         run: run)
 
     static func run(_ arguments: CommandArguments) throws {
-        guard arguments.positional.count == 2 else {
-            throw TensorError(.invalidArgument, "convert needs IN and OUT, got \(arguments.positional); "
-                + "see `qlinear convert --help`")
-        }
         if let misplaced = arguments.string("progress") {
             throw TensorError(.invalidArgument, "convert: --progress takes no value (got `\(misplaced)`); put flags "
                 + "after IN and OUT")
+        }
+        guard arguments.positional.count == 2 else {
+            throw TensorError(.invalidArgument, "convert needs IN and OUT, got \(arguments.positional); "
+                + "see `qlinear convert --help`")
         }
         let options = try conversionOptions(arguments)
         let (input, output) = (arguments.positional[0], arguments.positional[1])
@@ -47,7 +47,9 @@ enum Convert {
         do {
             report = try CheckpointConverter.convert(input: input, output: output, options: options) { progress in
                 bar.update(done: progress.tensorsDone, total: progress.tensorsTotal, unit: "tensors",
-                           bytesDone: progress.bytesDone, bytesTotal: progress.bytesTotal, current: progress.current)
+                           bytesDone: progress.bytesDone, bytesTotal: progress.bytesTotal,
+                           current: "\(progress.layersQuantized)/\(progress.layersToQuantize) layers quantized  "
+                               + progress.current)
             }
         } catch {
             bar.finish()
