@@ -16,7 +16,8 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CKernels"], path: "Sources/Tensor"),
         .target(name: "QuantizedTensors", dependencies: ["Tensors"], path: "Sources/QuantizedTensor"),
         .target(name: "Layouts", dependencies: ["QuantizedTensors", "CKernels"], path: "Sources/Layouts"),
-        .target(name: "Ops", dependencies: ["Layouts"], path: "Sources/Ops"),
+        .target(name: "Checkpoints", dependencies: ["Layouts"], path: "Sources/Checkpoints"),
+        .target(name: "Ops", dependencies: ["Layouts", "Checkpoints"], path: "Sources/Ops"),
         .executableTarget(name: "qlinear", dependencies: ["Ops"], path: "Sources/qlinear"),
         .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
     ]

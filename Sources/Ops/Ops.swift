@@ -1,3 +1,4 @@
+@_exported import Checkpoints
 @_exported import Layouts
 @_exported import QuantizedTensors
 @_exported import Tensors
