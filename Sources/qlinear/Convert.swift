@@ -31,10 +31,6 @@ enum Convert {
         run: run)
 
     static func run(_ arguments: CommandArguments) throws {
-        if let misplaced = arguments.string("progress") {
-            throw TensorError(.invalidArgument, "convert: --progress takes no value (got `\(misplaced)`); put flags "
-                + "after IN and OUT")
-        }
         guard arguments.positional.count == 2 else {
             throw TensorError(.invalidArgument, "convert needs IN and OUT, got \(arguments.positional); "
                 + "see `qlinear convert --help`")

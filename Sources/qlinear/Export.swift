@@ -15,10 +15,6 @@ enum Export {
         run: run)
 
     static func run(_ arguments: CommandArguments) throws {
-        if let misplaced = arguments.string("progress") {
-            throw TensorError(.invalidArgument, "export: --progress takes no value (got `\(misplaced)`); put flags "
-                + "after IN and OUT")
-        }
         guard arguments.positional.count == 2 else {
             throw TensorError(.invalidArgument, "export needs IN and OUT; see `qlinear export --help`")
         }

@@ -20,7 +20,13 @@ struct Subcommand: Sendable {
 }
 
 /// `--name value` and `--flag` options, with typed accessors that throw clear errors.
+///
+/// Names in ``booleanFlags`` never take a value, so `convert --progress IN OUT` keeps IN as a
+/// positional argument; any other `--name` takes the next word unless that word is an option.
 struct CommandArguments: Sendable {
+    /// Options of every subcommand that are switches, not `--name value` pairs.
+    static let booleanFlags: Set<String> = ["progress", "quick", "help"]
+
     private var options: [String: [String]] = [:]
     private var flags: Set<String> = []
     private(set) var positional: [String] = []
@@ -35,7 +41,8 @@ struct CommandArguments: Sendable {
                 let name = String(argument.dropFirst(2))
                 if let equals = name.firstIndex(of: "=") {
                     options[String(name[..<equals]), default: []].append(String(name[name.index(after: equals)...]))
-                } else if index + 1 < arguments.count && !arguments[index + 1].hasPrefix("--") {
+                } else if !Self.booleanFlags.contains(name) && index + 1 < arguments.count
+                    && !arguments[index + 1].hasPrefix("--") {
                     options[name, default: []].append(arguments[index + 1])
                     index += 1
                 } else {
