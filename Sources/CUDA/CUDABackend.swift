@@ -265,6 +265,7 @@ public enum CUDAKernelCheck {
             variants.append((DenseKernels.source, ["IN_DT": dtype.kernelCode, "OUT_DT": DType.bfloat16.kernelCode]))
             variants.append((DenseKernels.source, ["IN_DT": dtype.kernelCode, "B_DT": dtype.kernelCode]))
             variants.append((DenseKernels.source, ["IN_DT": dtype.kernelCode, "APPROX": 1]))
+            variants.append((DenseKernels.source, ["OUT_DT": dtype.kernelCode]))
         }
         for src in 0...1 {
             for opk in 0...3 {

@@ -46,6 +46,23 @@ extern "C" __global__ void convert(const void* in, void* out, i64 count) {
 }
 #endif
 
+#if defined(OUT_DT) && !defined(IN_DT)
+__device__ __forceinline__ u32 mix(u64 z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (u32)((z ^ (z >> 31)) >> 32);
+}
+/// Normal samples: Box-Muller on two hashed uniforms per element.
+extern "C" __global__ void random_normal(void* out, i64 count, u64 seed, float sd) {
+    for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < count; i += (i64)gridDim.x * blockDim.x) {
+        const u64 base = seed * 0x9e3779b97f4a7c15ull + 2 * (u64)i;
+        const float u1 = ((float)(mix(base) >> 8) + 1.0f) * 5.9604645e-8f;
+        const float u2 = (float)(mix(base + 1) >> 8) * 5.9604645e-8f;
+        store_f<OUT_DT>(out, i, sd * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
+    }
+}
+#endif
+
 #if defined(IN_DT) && defined(APPROX)
 extern "C" __global__ void gelu(const void* in, void* out, i64 count) {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < count; i += (i64)gridDim.x * blockDim.x) {
