@@ -284,8 +284,8 @@ public enum CUDAKernelCheck {
                                                           "BR": 128, "BC": 96, "TOWARD_ZERO": 0]))
             variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 2, "OUT_DT": out.kernelCode, "EPT": 16,
                                                           "OPK": 1, "ROUND_DT": out.kernelCode, "TOWARD_ZERO": 0]))
-            variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 0, "IN_DT": out.kernelCode, "OUT_DT": 0,
-                                                          "EPT": 4, "TOWARD_ZERO": 0]))
+            variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 0, "IN_DT": out.kernelCode, "EPT": 4,
+                                                          "TOWARD_ZERO": 0]))
             variants.append((LinearKernels.source, ["W8A8": 1, "OUT_DT": out.kernelCode, "BIAS_DT": 2]))
             for wq in 0...1 {
                 variants.append((LinearKernels.source, ["GEMV": 1, "X_DT": out.kernelCode, "OUT_DT": out.kernelCode,

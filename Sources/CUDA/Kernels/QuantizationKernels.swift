@@ -28,6 +28,9 @@ enum QuantizationKernels {
 #ifndef IN_DT
 #define IN_DT DT_F32
 #endif
+#ifndef OUT_DT
+#define OUT_DT DT_F32
+#endif
 
 /// The values to quantize at flat index i: source (dense, or dequantized with scale s), then the op.
 template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
