@@ -293,11 +293,13 @@ public enum CUDAKernelCheck {
                                                         "BIAS_DT": 0]))
             }
         }
+        variants.append((BlockwiseINT8GEMM.portable, [:]))
+        variants.append((BlockwiseINT8GEMM.hopper, [:]))
         for (source, defines) in variants {
             let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
             _ = try nvrtc.compile(source.text, name: source.name + ".cu",
                                   architecture: source.needsArchSpecific ? "sm_90a" : architecture,
-                                  options: options + CUDADevice.compileOptions)
+                                  options: options + CUDADevice.compileOptions(source))
         }
         return variants.count
     }

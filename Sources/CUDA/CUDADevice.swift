@@ -167,7 +167,29 @@ final class CUDADevice: @unchecked Sendable {
     /// No multiply-add contraction: the kernels round like the CPU reference (which computes
     /// `a * b + c` in two roundings), so quantizers are bit-exact with it; where a kernel wants a
     /// fused multiply-add it says `fmaf`.
-    static let compileOptions = ["--fmad=false"]
+    static func compileOptions(_ source: KernelSource) -> [String] {
+        source.contractsMultiplyAdd ? [] : ["--fmad=false"]
+    }
+
+    /// A `CUtensorMap` (128 bytes) over a row-major `rows x columns` int8 matrix with `boxRows x
+    /// boxColumns` tiles, 128-byte swizzle, zeros out of bounds: what the Hopper GEMM's bulk copies read.
+    func tensorMap2D(int8 address: CUDeviceAddress, rows: Int, columns: Int, boxRows: Int, boxColumns: Int) throws
+        -> [UInt8] {
+        guard let encode = driver.tensorMapEncodeTiled else {
+            throw TensorError(.deviceUnavailable, "this CUDA driver has no cuTensorMapEncodeTiled (CUDA 12 or newer)")
+        }
+        let map = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 64)
+        defer { map.deallocate() }
+        let dims: [UInt64] = [UInt64(columns), UInt64(rows)]
+        let strides: [UInt64] = [UInt64(columns)]
+        let box: [UInt32] = [UInt32(boxColumns), UInt32(boxRows)]
+        let elementStrides: [UInt32] = [1, 1]
+        // UINT8, rank 2, no interleave, 128B swizzle, 256B L2 promotion, zero fill.
+        try driver.check(encode(map, 0, 2, UnsafeMutableRawPointer(bitPattern: UInt(address)), dims, strides, box,
+                                elementStrides, 0, 3, 3, 0),
+                         "cuTensorMapEncodeTiled(\(rows) x \(columns), box \(boxRows) x \(boxColumns))")
+        return Array(UnsafeRawBufferPointer(start: map, count: 128))
+    }
 
     /// The kernel `entry` of `source` compiled with `defines`, compiled once per process and cached
     /// by (source, architecture, options).
@@ -183,9 +205,9 @@ final class CUDADevice: @unchecked Sendable {
             if let cached = modules[moduleKey] {
                 module = cached
             } else {
-                let cubin = try runtime.nvrtc().compile(source.text, name: source.name + ".cu",
-                                                         architecture: architecture,
-                                                         options: options + CUDADevice.compileOptions)
+                let cubin = try KernelDiskCache.cubin(source: source, architecture: architecture,
+                                                      options: options + CUDADevice.compileOptions(source),
+                                                      nvrtc: try runtime.nvrtc())
                 try makeCurrent()
                 var loaded: CUHandle?
                 try cubin.withUnsafeBytes {
@@ -266,8 +288,9 @@ enum KernelArgument {
             case .bytes(let bytes): bytes.count
             }
         }
-        let slot = ((sizes.max() ?? 8) + 15) / 16 * 16
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(slot * arguments.count, 16), alignment: 16)
+        // 64-byte slots keep by-value structs such as CUtensorMap (64-byte aligned) aligned.
+        let slot = ((sizes.max() ?? 8) + 63) / 64 * 64
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(slot * arguments.count, 64), alignment: 64)
         defer { storage.deallocate() }
         let pointers = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: max(arguments.count, 1))
         defer { pointers.deallocate() }
@@ -292,13 +315,53 @@ public struct KernelSource: Sendable {
     public let text: String
     /// Whether it uses Hopper-only instructions and must be compiled for `sm_90a`.
     public let needsArchSpecific: Bool
+    /// Whether the compiler may fuse `a * b + c` into one rounding (our own kernels say no, to round
+    /// like the CPU reference).
+    public let contractsMultiplyAdd: Bool
     /// Hash of the text, computed once: part of the kernel cache key.
     let hash: Int
 
-    public init(name: String, text: String, needsArchSpecific: Bool = false) {
+    public init(name: String, text: String, needsArchSpecific: Bool = false, contractsMultiplyAdd: Bool = false) {
         self.name = name
         self.text = text
         self.needsArchSpecific = needsArchSpecific
+        self.contractsMultiplyAdd = contractsMultiplyAdd
         hash = text.hashValue
+    }
+}
+
+/// Compiled cubins kept on disk between processes (`QLINEAR_KERNEL_CACHE`, default
+/// `~/.cache/qlinear/kernels`; set it to an empty string to disable), keyed by a stable hash of
+/// source, architecture, options and NVRTC version: the tensor-core GEMM takes NVRTC a minute.
+enum KernelDiskCache {
+    static let directory: String? = {
+        let environment = ProcessInfo.processInfo.environment
+        if let explicit = environment["QLINEAR_KERNEL_CACHE"] { return explicit.isEmpty ? nil : explicit }
+        return (environment["HOME"] ?? NSTemporaryDirectory()) + "/.cache/qlinear/kernels"
+    }()
+
+    /// 64-bit FNV-1a: stable across processes, unlike `Hasher`.
+    static func stableHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
+    static func cubin(source: KernelSource, architecture: String, options: [String], nvrtc: NVRTC) throws -> [UInt8] {
+        let version = nvrtc.versionNumber
+        let key = stableHash(source.text + "|" + architecture + "|" + options.joined(separator: " ")
+            + "|nvrtc \(version.major).\(version.minor)")
+        let path = directory.map { "\($0)/\(source.name)-\(architecture)-\(String(key, radix: 16)).cubin" }
+        if let path, let data = FileManager.default.contents(atPath: path), !data.isEmpty { return [UInt8](data) }
+        let cubin = try nvrtc.compile(source.text, name: source.name + ".cu", architecture: architecture, options: options)
+        if let directory, let path {
+            // Best effort: a cache that cannot be written only costs the next process a compile.
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let temporary = path + ".\(getpid()).tmp"
+            if FileManager.default.createFile(atPath: temporary, contents: Data(cubin)) {
+                _ = rename(temporary, path)
+            }
+        }
+        return cubin
     }
 }

@@ -12,8 +12,10 @@ public enum CUDALinearOps {
 
     /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n/Bn, j] + b[n]`.
     ///
-    /// Inputs carry 1 x `blockColumns` blocks, the weight `weightBlockRows` x `blockColumns`. Any
-    /// block size and shape runs (the SIMT kernel computes the CPU reference's exact arithmetic).
+    /// Inputs carry 1 x `blockColumns` blocks, the weight `weightBlockRows` x `blockColumns`. The
+    /// tensor-core kernels run where they declare support (``BlockwiseINT8GEMM``); every other
+    /// block size and shape runs on the SIMT kernel, which computes the CPU reference's exact
+    /// arithmetic. `QLINEAR_INT8_GEMM=simt` forces the SIMT kernel (to compare the two).
     public static func blockwiseW8A8(inputCodes: Tensor, inputScales: Tensor, weightCodes: Tensor,
                                      weightScales: Tensor, weightBlockRows: Int, blockColumns: Int, bias: Tensor?,
                                      outputDType: DType) throws -> Tensor {
@@ -27,9 +29,19 @@ public enum CUDALinearOps {
         let sx = try inputScales.contiguous()
         let w = try weightCodes.contiguous()
         let sw = try weightScales.contiguous()
-        let b = try bias.map { try $0.contiguous() }
+        // The tensor-core kernels read float32, float16 or bfloat16 biases.
+        let b = try bias.map { try ([.float32, .float16, .bfloat16].contains($0.dtype) ? $0 : $0.converted(to: .float32))
+            .contiguous() }
+        if ProcessInfo.processInfo.environment["QLINEAR_INT8_GEMM"] != "simt",
+           let plan = BlockwiseINT8GEMM.plan(m: m, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
+                                             output: outputDType, device: device) {
+            try BlockwiseINT8GEMM.launch(plan, x: x, sx: try GPU(sx), w: try GPU(w), sw: try GPU(sw), bias: b,
+                                         y: try GPU(y), m: m, n: n, k: k, blockRows: weightBlockRows,
+                                         blockColumns: blockColumns, output: outputDType)
+            return y
+        }
         let function = try device.function(LinearKernels.source, entry: "w8a8_simt", defines: [
-            "W8A8": 1, "OUT_DT": outputDType.kernelCode, "BIAS_DT": (bias?.dtype ?? .float32).kernelCode])
+            "W8A8": 1, "OUT_DT": outputDType.kernelCode, "BIAS_DT": (b?.dtype ?? .float32).kernelCode])
         try device.launch(function, grid: ((n + 63) / 64, (m + 63) / 64, 1), block: (256, 1, 1), [
             .address(x.address), .address(try GPU(sx).address), .address(try GPU(w).address),
             .address(try GPU(sw).address), .address(try b.map { try GPU($0).address } ?? 0),

@@ -44,6 +44,10 @@ struct Driver: @unchecked Sendable {
     let eventSynchronize: @convention(c) (CUHandle?) -> Result
     let eventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, CUHandle?, CUHandle?) -> Result
     let eventDestroy: @convention(c) (CUHandle?) -> Result
+    /// `cuTensorMapEncodeTiled` (CUDA 12+), for the bulk tensor copies of the Hopper GEMM; `nil` on older drivers.
+    let tensorMapEncodeTiled: (@convention(c) (UnsafeMutableRawPointer, Int32, UInt32, UnsafeMutableRawPointer?,
+                                               UnsafePointer<UInt64>, UnsafePointer<UInt64>, UnsafePointer<UInt32>,
+                                               UnsafePointer<UInt32>, Int32, Int32, Int32, Int32) -> Result)?
     let getErrorName: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
     let getErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
 
@@ -84,6 +88,7 @@ struct Driver: @unchecked Sendable {
         eventSynchronize = try library.function("cuEventSynchronize")
         eventElapsedTime = try library.function(anyOf: ["cuEventElapsedTime_v2", "cuEventElapsedTime"])
         eventDestroy = try library.function(anyOf: ["cuEventDestroy_v2", "cuEventDestroy"])
+        tensorMapEncodeTiled = try? library.function("cuTensorMapEncodeTiled")
         getErrorName = try library.function("cuGetErrorName")
         getErrorString = try library.function("cuGetErrorString")
     }
