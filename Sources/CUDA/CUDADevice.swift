@@ -41,6 +41,10 @@ final class CUDADevice: @unchecked Sendable {
             return Int(value)
         }
         computeCapability = (try attribute(75), try attribute(76))
+        guard computeCapability.major >= 8 else {
+            throw TensorError(.deviceUnavailable, "cuda:\(ordinal) has compute capability \(computeCapability.major)."
+                + "\(computeCapability.minor); the CUDA backend needs 8.0 or newer (bfloat16 conversions, warp reductions)")
+        }
         multiprocessorCount = try attribute(16)
         maxSharedMemoryPerBlock = try attribute(97)
         var nameBuffer = [CChar](repeating: 0, count: 256)

@@ -237,8 +237,10 @@ public enum CUDAQuantizedOps {
         for ept in [16, 8, 4, 2, 1] where ept <= widest {
             guard columns % ept == 0, blockColumns % ept == 0,
                   input.alignedAddresses.allSatisfy({ $0.address % UInt64(ept * $0.size) == 0 }) else { continue }
+            // Two chunks per lane where the block allows: two independent 16-byte loads in flight.
             let vectors = blockColumns / ept
-            if vectors <= 32 && vectors & (vectors - 1) == 0 { return (ept, vectors, 1) }
+            if vectors >= 2 && vectors <= 64 && vectors & (vectors - 1) == 0 { return (ept, vectors / 2, 2) }
+            if vectors == 1 { return (ept, 1, 1) }
             if vectors % 32 == 0 && vectors / 32 <= 8 { return (ept, 32, vectors / 32) }
         }
         return nil

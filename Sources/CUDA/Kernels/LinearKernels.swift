@@ -100,27 +100,41 @@ extern "C" __global__ void __launch_bounds__(256) wo_gemv(
     float acc[MT];
     #pragma unroll
     for (int r = 0; r < MT; ++r) acc[r] = 0.0f;
-    #pragma unroll 4
-    for (int k = lane * EPT; k < K; k += 32 * EPT) {
-        float wv[EPT];
+    // Four chunks per lane per step, all loaded before any is used: four 16-byte loads in flight.
+    for (int k0 = lane * EPT; k0 < K; k0 += 4 * 32 * EPT) {
+        float wv[4][EPT];
+        #pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * 32 * EPT;
+            if (k < K) {
 #if WQ == 0
-        load_vec<DT_I8, EPT>(wq, (i64)n * K + k, wv);
-        const float* srow = ws + (i64)(n / BR) * KB;
-        #pragma unroll
-        for (int e = 0; e < EPT; ++e) wv[e] = __fmul_rn(wv[e], srow[(BC % EPT == 0) ? k / BC : (k + e) / BC]);
+                load_vec<DT_I8, EPT>(wq, (i64)n * K + k, wv[u]);
 #else
-        load_vec<DT_F8, EPT>(wq, (i64)n * K + k, wv);
-        const float s = ws[0];
-        #pragma unroll
-        for (int e = 0; e < EPT; ++e) wv[e] = __fmul_rn(wv[e], s);
+                load_vec<DT_F8, EPT>(wq, (i64)n * K + k, wv[u]);
 #endif
+            }
+        }
         #pragma unroll
-        for (int r = 0; r < MT; ++r) {
-            if (m0 + r < M) {
-                float xv[EPT];
-                load_vec<X_DT, EPT>(x, (i64)(m0 + r) * K + k, xv);
-                #pragma unroll
-                for (int e = 0; e < EPT; ++e) acc[r] = fmaf(xv[e], wv[e], acc[r]);
+        for (int u = 0; u < 4; ++u) {
+            const int k = k0 + u * 32 * EPT;
+            if (k >= K) break;
+#if WQ == 0
+            const float* srow = ws + (i64)(n / BR) * KB;
+            #pragma unroll
+            for (int e = 0; e < EPT; ++e) wv[u][e] = __fmul_rn(wv[u][e], srow[(BC % EPT == 0) ? k / BC : (k + e) / BC]);
+#else
+            const float s = ws[0];
+            #pragma unroll
+            for (int e = 0; e < EPT; ++e) wv[u][e] = __fmul_rn(wv[u][e], s);
+#endif
+            #pragma unroll
+            for (int r = 0; r < MT; ++r) {
+                if (m0 + r < M) {
+                    float xv[EPT];
+                    load_vec<X_DT, EPT>(x, (i64)(m0 + r) * K + k, xv);
+                    #pragma unroll
+                    for (int e = 0; e < EPT; ++e) acc[r] = fmaf(xv[e], wv[u][e], acc[r]);
+                }
             }
         }
     }

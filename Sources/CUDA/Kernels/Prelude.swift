@@ -26,13 +26,16 @@ typedef unsigned long long u64;
 __device__ __forceinline__ float f16_to_f32(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 __device__ __forceinline__ u16 f32_to_f16(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 __device__ __forceinline__ float bf16_to_f32(u16 b) { return __uint_as_float(((u32)b) << 16); }
-__device__ __forceinline__ u16 f32_to_bf16(float f) {
-    u32 bits = __float_as_uint(f);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (u16)((bits >> 16) | 0x40u);
-    u32 lsb = (bits >> 16) & 1u;
-    return (u16)((bits + 0x7fffu + lsb) >> 16);
-}
+/// Round to nearest even in one instruction (sm_80+); NaN becomes the canonical bf16 NaN.
+__device__ __forceinline__ u16 f32_to_bf16(float f) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+/// e4m3fn encoding: round to nearest even, saturating to +-448, NaN to 0x7F. On sm_89+ one
+/// instruction (`cvt.rn.satfinite.e4m3x2.f32`); elsewhere the bit-level encoder of `Float8E4M3FN`.
 __device__ __forceinline__ u8 f32_to_e4m3(float v) {
+#if __CUDA_ARCH__ >= 890
+    u16 pair;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(v));
+    return (u8)(pair & 0xff);
+#else
     u32 bits = __float_as_uint(v);
     if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7f;
     u8 sign = (u8)((bits >> 24) & 0x80u);
@@ -41,13 +44,26 @@ __device__ __forceinline__ u8 f32_to_e4m3(float v) {
     if ((mag >> 23) < 121u) return sign | (u8)rintf(__uint_as_float(mag) * 512.0f);
     u32 r = mag + 0x7ffffu + ((mag >> 20) & 1u);
     return sign | (u8)((((r >> 23) - 120u) << 3) | ((r >> 20) & 7u));
+#endif
 }
+/// e4m3fn decoding (exact: every e4m3 value is a float16); one instruction per pair on sm_89+.
 __device__ __forceinline__ float e4m3_to_f32(u8 c) {
+#if __CUDA_ARCH__ >= 890
+    u32 pair;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(pair) : "h"((u16)c));
+    return f16_to_f32((u16)(pair & 0xffff));
+#else
     u32 sign = ((u32)(c & 0x80)) << 24;
     u32 e = (c >> 3) & 0xf, m = c & 7;
     if (e == 0xf && m == 7) return __uint_as_float(0x7fc00000u | sign);
     float mag = e == 0 ? (float)m * 0.001953125f : __uint_as_float(((e + 120u) << 23) | (m << 20));
     return __uint_as_float(__float_as_uint(mag) | sign);
+#endif
+}
+/// Signed byte i of w as a float without the quarter-rate integer-to-float unit:
+/// the float 2^23 + (b + 128), minus 2^23 + 128, is exactly b.
+__device__ __forceinline__ float i8_byte_to_f32(u32 flipped, int i) {
+    return __uint_as_float(__byte_perm(flipped, 0x4Bu, 0x4550u + i)) - 8388736.0f;
 }
 __device__ __forceinline__ float sat_trunc(float v, float lo, float hi) {
     if (v != v) return 0.0f;
@@ -94,6 +110,15 @@ template <int DT, int N> __device__ __forceinline__ void load_vec(const void* p,
         const int per = 16 / sizeof(T);
         #pragma unroll
         for (int c = 0; c < N / per; ++c) load_vec<DT, 16 / sizeof(T)>(p, i + c * per, out + c * per);
+    } else if constexpr (DT == DT_I8 && N % 4 == 0) {
+        union { typename Vec<N>::T v; u32 w[N / 4]; } pack;
+        pack.v = *((const typename Vec<N>::T*)((const T*)p + i));
+        #pragma unroll
+        for (int q = 0; q < N / 4; ++q) {
+            const u32 flipped = pack.w[q] ^ 0x80808080u;
+            #pragma unroll
+            for (int e = 0; e < 4; ++e) out[4 * q + e] = i8_byte_to_f32(flipped, e);
+        }
     } else {
         Pack<N * sizeof(T)> pack;
         pack.v = *((const typename Vec<N * sizeof(T)>::T*)((const T*)p + i));

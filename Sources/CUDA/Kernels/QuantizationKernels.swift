@@ -64,6 +64,12 @@ __device__ __forceinline__ float int8_code(float v, float scale) {
     return fminf(fmaxf(t, -127.0f), 127.0f);
 }
 
+/// The code's byte: round-and-clamp as `int8_code`, then the integer read from the low byte of
+/// `t + 1.5 * 2^23` (exact for |t| <= 2^22), avoiding the quarter-rate float-to-integer unit.
+__device__ __forceinline__ u8 int8_code_byte(float v, float scale) {
+    return (u8)(__float_as_uint(int8_code(v, scale) + 12582912.0f) & 0xffu);
+}
+
 #if defined(ROWS)
 /// 1 x BC blocks (activations): G lanes per block, each holding CPL chunks of EPT elements.
 /// Needs C % EPT == 0; a partial last block just has idle lanes.
@@ -104,10 +110,10 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
         for (int j = 0; j < CPL; ++j) {
             const i64 col = cb * BC + (i64)(sub + j * G) * EPT;
             if (valid && col < C) {
-                float q[EPT];
+                Pack<EPT> pack;
                 #pragma unroll
-                for (int e = 0; e < EPT; ++e) q[e] = int8_code(v[j][e], scale);
-                store_vec<DT_I8, EPT>(codes, row * C + col, q);
+                for (int e = 0; e < EPT; ++e) pack.b[e] = int8_code_byte(v[j][e], scale);
+                *((typename Vec<EPT>::T*)(codes + row * C + col)) = pack.v;
             }
         }
     }
@@ -210,9 +216,10 @@ extern "C" __global__ void __launch_bounds__(256) fp8_encode(
          i += (i64)gridDim.x * blockDim.x * EPT) {
         float v[EPT];
         source_values<EPT>(src, s, delta, strength, i, v);
+        Pack<EPT> pack;
         #pragma unroll
-        for (int e = 0; e < EPT; ++e) v[e] = e4m3_to_f32(f32_to_e4m3(fminf(fmaxf(__fdiv_rn(v[e], scale), -448.0f), 448.0f)));
-        store_vec<DT_F8, EPT>(codes, i, v);
+        for (int e = 0; e < EPT; ++e) pack.b[e] = f32_to_e4m3(fminf(fmaxf(__fdiv_rn(v[e], scale), -448.0f), 448.0f));
+        *((typename Vec<EPT>::T*)(codes + i)) = pack.v;
     }
 }
 
