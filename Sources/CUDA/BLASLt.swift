@@ -143,9 +143,8 @@ final class BLASLtContext: @unchecked Sendable {
     /// pointers to float32, for FP8).
     /// - Throws: ``TensorError/Code/unsupportedOperation`` when cuBLASLt has no algorithm for the
     ///   description (for FP8: unaligned sizes), ``TensorError/Code/backendFailure`` otherwise.
-    func run(_ description: GEMMDescription, a: CUDeviceAddress, b: CUDeviceAddress, d: CUDeviceAddress,
-             bias: CUDeviceAddress? = nil, aScale: CUDeviceAddress? = nil, bScale: CUDeviceAddress? = nil,
-             alpha: Float = 1) throws {
+    func run(_ description: GEMMDescription, a: GPU, b: GPU, d: GPU, bias: GPU? = nil, aScale: GPU? = nil,
+             bScale: GPU? = nil, alpha: Float = 1) throws {
         try device.makeCurrent()
         var descriptor: OpaquePointer?
         try blas.check(blas.descriptorCreate(&descriptor, BLASLt.computeFloat32, BLASLt.DataType.float32.rawValue),
@@ -160,11 +159,11 @@ final class BLASLtContext: @unchecked Sendable {
         try set(.transB, description.transposeB ? BLASLt.opT : BLASLt.opN)
         if let bias, let biasType = description.biasType {
             try set(.epilogue, BLASLt.epilogueBias)
-            try set(.biasPointer, bias)
+            try set(.biasPointer, bias.address)
             try set(.biasDataType, biasType.rawValue)
         }
-        if let aScale { try set(.aScalePointer, aScale) }
-        if let bScale { try set(.bScalePointer, bScale) }
+        if let aScale { try set(.aScalePointer, aScale.address) }
+        if let bScale { try set(.bScalePointer, bScale.address) }
 
         func layout(_ type: BLASLt.DataType, rows: Int, columns: Int, ld: Int) throws -> OpaquePointer? {
             var result: OpaquePointer?
@@ -209,7 +208,8 @@ final class BLASLtContext: @unchecked Sendable {
         var alphaValue = alpha
         var beta: Float = 0
         let status = chosen.algo.withUnsafeBytes { algo in
-            blas.matmul(handle, descriptor, &alphaValue, a, layoutA, b, layoutB, &beta, d, layoutD, d, layoutD,
+            blas.matmul(handle, descriptor, &alphaValue, a.address, layoutA, b.address, layoutB, &beta, d.address, layoutD,
+                        d.address, layoutD,
                         algo.baseAddress, workspace.address, min(chosen.workspace, BLASLtContext.workspaceBytes),
                         device.stream)
         }

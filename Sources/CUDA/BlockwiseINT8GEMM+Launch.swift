@@ -44,8 +44,8 @@ enum BlockwiseINT8GEMM {
                        blockRows: Int, blockColumns: Int, output: DType) throws {
         let device = x.device
         let biasCode: Int32 = bias.map { Int32($0.dtype.kernelCode) } ?? -1
-        let tail: [KernelArgument] = [.address(sx.address), .address(sw.address),
-                                      .address(try bias.map { try GPU($0).address } ?? 0), .address(y.address),
+        let tail: [KernelArgument] = [sx.argument, sw.argument,
+                                      try bias.map { try GPU($0).argument } ?? .null, y.argument,
                                       .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k))]
         switch plan {
         case .gemv, .mma:
@@ -55,8 +55,8 @@ enum BlockwiseINT8GEMM {
             if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
             let grid = plan == .gemv ? ((n + 7) / 8, 1, 1) : ((n + 127) / 128, (m + 127) / 128, 1)
             try device.launch(function, grid: grid, block: (256, 1, 1), sharedMemory: shared, [
-                .address(x.address), .address(sx.address), .address(w.address), .address(sw.address),
-                .address(try bias.map { try GPU($0).address } ?? 0), .address(y.address),
+                x.argument, sx.argument, w.argument, sw.argument,
+                try bias.map { try GPU($0).argument } ?? .null, y.argument,
                 .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(blockColumns)),
                 .int32(Int32(blockRows)), .int32(biasCode), .int32(Int32(output.kernelCode))])
         case .wgmma(let entry):

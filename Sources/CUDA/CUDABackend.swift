@@ -96,10 +96,9 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
         let elementSize = tensor.dtype.byteSize
         let function = try source.device.function(DenseKernels.source, entry: "gather", defines: ["ES": elementSize])
         // Offsets are in elements from the tensor's own start.
-        let base = source.address
         try source.device.launch(function, grid: (source.device.gridSize(work: tensor.count, perBlock: 256), 1, 1),
                                  block: (256, 1, 1),
-                                 [.address(base), .address(try GPU(result).address), .int(tensor.count),
+                                 [source.argument, try GPU(result).argument, .int(tensor.count),
                                   .bytes(DenseKernels.dims(shape: tensor.shape, a: tensor.strides, b: tensor.strides))])
         return result
     }
@@ -109,7 +108,7 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
         let result = try GPU.empty(tensor.shape, dtype, on: input.device)
         try GPU.launchElementwise(input.device, "convert", count: tensor.count,
                                   defines: ["IN_DT": tensor.dtype.kernelCode, "OUT_DT": dtype.kernelCode],
-                                  [.address(input.address), .address(try GPU(result).address), .int(tensor.count)])
+                                  [input.argument, try GPU(result).argument, .int(tensor.count)])
         return result
     }
 
@@ -118,7 +117,7 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
         let result = try GPU.empty(x.shape, x.dtype, on: input.device)
         try GPU.launchElementwise(input.device, "gelu", count: x.count,
                                   defines: ["IN_DT": x.dtype.kernelCode, "APPROX": approximation == .tanh ? 1 : 0],
-                                  [.address(input.address), .address(try GPU(result).address), .int(x.count)])
+                                  [input.argument, try GPU(result).argument, .int(x.count)])
         return result
     }
 
@@ -139,7 +138,7 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
         }
         try GPU.launchElementwise(left.device, "add", count: count,
                                   defines: ["IN_DT": a.dtype.kernelCode, "B_DT": b.dtype.kernelCode],
-                                  [.address(left.address), .address(right.address), .address(try GPU(result).address),
+                                  [left.argument, right.argument, try GPU(result).argument,
                                    .int(count), .bytes(DenseKernels.dims(shape: shape, a: strides(a), b: strides(b)))])
         return result
     }
@@ -188,9 +187,8 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
                 let description = GEMMDescription(m: n, n: rows, k: k, transposeA: false, transposeB: false, lda: n,
                                                   ldb: k, ldd: n, typeA: type, typeB: type, typeD: type,
                                                   biasType: nil, scaled: false)
-                try blas.run(description, a: right.address + UInt64(batch * k * n * size),
-                             b: left.address + UInt64(batch * m * k * size),
-                             d: out.address + UInt64(batch * m * n * size))
+                try blas.run(description, a: right.advanced(by: batch * k * n * size),
+                             b: left.advanced(by: batch * m * k * size), d: out.advanced(by: batch * m * n * size))
             }
         }
         return try result.converted(to: a.dtype)
@@ -199,18 +197,37 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
 
 /// A CUDA tensor's device and the address of its first element: the narrow place where a
 /// ``Tensor`` becomes a raw device pointer.
+///
+/// It holds the allocation, so memory stays allocated while a `GPU` value (or a kernel argument made
+/// from it) is alive, even when the tensor it came from was a temporary.
 struct GPU {
     let device: CUDADevice
     let address: CUDeviceAddress
+    let allocation: CUDAAllocation
 
     init(_ tensor: Tensor) throws {
         guard let allocation = tensor.storage.allocation as? CUDAAllocation else {
             throw TensorError(.deviceMismatch, "expected a tensor on a CUDA device, got one on \(tensor.device); "
                 + "move it with `.to(.cuda(0))`")
         }
+        self.allocation = allocation
         device = allocation.owner
         address = allocation.address + UInt64(tensor.offset * tensor.dtype.byteSize)
     }
+
+    private init(device: CUDADevice, address: CUDeviceAddress, allocation: CUDAAllocation) {
+        self.device = device
+        self.address = address
+        self.allocation = allocation
+    }
+
+    /// The pointer `bytes` further on.
+    func advanced(by bytes: Int) -> GPU {
+        GPU(device: device, address: address + UInt64(bytes), allocation: allocation)
+    }
+
+    /// This pointer as a kernel argument that keeps the memory alive until the launch is queued.
+    var argument: KernelArgument { .address(address, retaining: allocation) }
 
     static func allocation(_ allocation: any DeviceAllocation) throws -> CUDAAllocation {
         guard let cuda = allocation as? CUDAAllocation else {
@@ -244,7 +261,7 @@ struct GPU {
         let description = GEMMDescription(m: n, n: m, k: k, transposeA: true, transposeB: false, lda: k, ldb: k,
                                           ldd: n, typeA: blasType, typeB: blasType, typeD: blasType,
                                           biasType: bias == nil ? nil : blasType, scaled: false)
-        try x.device.blas().run(description, a: w.address, b: x.address, d: y.address, bias: bias?.address)
+        try x.device.blas().run(description, a: w, b: x, d: y, bias: bias)
     }
 }
 

@@ -273,7 +273,9 @@ public final class CUDAAllocation: DeviceAllocation, @unchecked Sendable {
 
 /// One kernel parameter, passed by value.
 enum KernelArgument {
-    case address(CUDeviceAddress)
+    /// A device pointer into `allocation`, which the argument keeps alive until the launch is queued
+    /// (a block released earlier could be handed to other work that the stream runs first).
+    case address(CUDeviceAddress, retaining: CUDAAllocation?)
     case int32(Int32)
     case int64(Int64)
     case float(Float)
@@ -281,6 +283,8 @@ enum KernelArgument {
     case bytes([UInt8])
 
     static func int(_ value: Int) -> KernelArgument { .int64(Int64(value)) }
+    /// A null pointer (an absent optional operand).
+    static let null = KernelArgument.address(0, retaining: nil)
 
     /// Calls `body` with the `void**` array that `cuLaunchKernel` takes.
     static func withParameterArray<R>(_ arguments: [KernelArgument],
@@ -301,7 +305,7 @@ enum KernelArgument {
         for (index, argument) in arguments.enumerated() {
             let place = storage + index * slot
             switch argument {
-            case .address(let value): place.storeBytes(of: value, as: UInt64.self)
+            case .address(let value, _): place.storeBytes(of: value, as: UInt64.self)
             case .int64(let value): place.storeBytes(of: value, as: Int64.self)
             case .int32(let value): place.storeBytes(of: value, as: Int32.self)
             case .float(let value): place.storeBytes(of: value, as: Float.self)

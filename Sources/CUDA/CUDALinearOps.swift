@@ -43,9 +43,9 @@ public enum CUDALinearOps {
         let function = try device.function(LinearKernels.source, entry: "w8a8_simt", defines: [
             "W8A8": 1, "OUT_DT": outputDType.kernelCode, "BIAS_DT": (b?.dtype ?? .float32).kernelCode])
         try device.launch(function, grid: ((n + 63) / 64, (m + 63) / 64, 1), block: (256, 1, 1), [
-            .address(x.address), .address(try GPU(sx).address), .address(try GPU(w).address),
-            .address(try GPU(sw).address), .address(try b.map { try GPU($0).address } ?? 0),
-            .address(try GPU(y).address), .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)),
+            x.argument, try GPU(sx).argument, try GPU(w).argument,
+            try GPU(sw).argument, try b.map { try GPU($0).argument } ?? .null,
+            try GPU(y).argument, .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)),
             .int32(Int32(kBlocks)), .int32(Int32(weightBlockRows)), .int32(Int32(blockColumns))])
         return y
     }
@@ -103,15 +103,14 @@ public enum CUDALinearOps {
         let description = GEMMDescription(m: n, n: m, k: k, transposeA: true, transposeB: false, lda: k, ldb: k, ldd: n,
                                           typeA: .float8E4M3, typeB: .float8E4M3, typeD: BLASLt.DataType(gemmOutput)!,
                                           biasType: fusedBias == nil ? nil : BLASLt.DataType(gemmOutput)!, scaled: true)
-        try device.blas().run(description, a: try GPU(w).address, b: x.address, d: try GPU(y).address,
-                              bias: try fusedBias.map { try GPU($0).address },
-                              aScale: try GPU(weightScale).address, bScale: try GPU(inputScale).address)
+        try device.blas().run(description, a: try GPU(w), b: x, d: try GPU(y), bias: try fusedBias.map { try GPU($0) },
+                              aScale: try GPU(weightScale), bScale: try GPU(inputScale))
         var result = y
         if gemmOutput == .float32, let bias {
             let b = try GPU(try bias.contiguous())
             try GPU.launchElementwise(device, "add_bias", count: m * n,
                                       defines: ["IN_DT": DType.float32.kernelCode, "B_DT": bias.dtype.kernelCode],
-                                      [.address(try GPU(y).address), .address(b.address), .int(m * n), .int(n)])
+                                      [try GPU(y).argument, b.argument, .int(m * n), .int(n)])
             result = y
         }
         return try result.converted(to: outputDType)
@@ -150,9 +149,9 @@ public enum CUDALinearOps {
             "GEMV": 1, "X_DT": input.dtype.kernelCode, "OUT_DT": input.dtype.kernelCode, "WQ": fp8 ? 1 : 0,
             "MT": m, "EPT": ept, "BR": blockRows, "BC": blockColumns,
             "BIAS_DT": (bias?.dtype ?? .float32).kernelCode])
-        try device.launch(function, grid: ((n + 7) / 8, 1, 1), block: (256, 1, 1), [
-            .address(x.address), .address(w.address), .address(s.address), .address(b?.address ?? 0),
-            .address(try GPU(y).address), .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)),
+        try device.launch(function, grid: ((n + 31) / 32, 1, 1), block: (256, 1, 1), [
+            x.argument, w.argument, s.argument, b?.argument ?? .null,
+            try GPU(y).argument, .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)),
             .int32(Int32((k + blockColumns - 1) / blockColumns))])
         return y
     }

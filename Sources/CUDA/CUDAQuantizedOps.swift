@@ -59,10 +59,10 @@ public enum CUDAQuantizedOps {
         defines["BC"] = blockColumns
         let rowBlocks = (rows + blockRows - 1) / blockRows
         let columnBlocks = (columns + blockColumns - 1) / blockColumns
-        let common: [KernelArgument] = [.address(input.main.address), .address(input.scales), .address(input.delta),
-                                        .float(input.strength), .address(try GPU(codes).address),
-                                        .address(try GPU(scales).address)]
-        let flagArgument = KernelArgument.address(try flag.map { try GPU($0).address } ?? 0)
+        let common: [KernelArgument] = [input.main.argument, input.scales, input.delta,
+                                        .float(input.strength), try GPU(codes).argument,
+                                        try GPU(scales).argument]
+        let flagArgument = try flag.map { try GPU($0).argument } ?? KernelArgument.null
         if blockRows == 1, let plan = rowPlan(columns: columns, blockColumns: blockColumns, input: input) {
             defines["ROWS"] = 1
             defines["EPT"] = plan.ept
@@ -103,7 +103,7 @@ public enum CUDAQuantizedOps {
             "TOWARD_ZERO": 0])
         try q.device.launch(function, grid: (q.device.gridSize(work: count / ept, perBlock: 256, blocksPerSM: 16), 1, 1),
                             block: (256, 1, 1),
-                            [.address(q.address), .address(s.address), .address(try GPU(result).address), .int(count),
+                            [q.argument, s.argument, try GPU(result).argument, .int(count),
                              .int(rows), .int(columns), .int((rows + blockRows - 1) / blockRows),
                              .int((columns + blockColumns - 1) / blockColumns)])
         return result
@@ -132,16 +132,16 @@ public enum CUDAQuantizedOps {
         }!
         let ept = defines["EPT"]!
         let grid = (device.gridSize(work: max(count / ept, 1), perBlock: 256, blocksPerSM: 16), 1, 1)
-        let common: [KernelArgument] = [.address(input.main.address), .address(input.scales), .address(input.delta),
-                                        .float(input.strength), .int(count), .address(try GPU(amax).address)]
+        let common: [KernelArgument] = [input.main.argument, input.scales, input.delta,
+                                        .float(input.strength), .int(count), try GPU(amax).argument]
         if fixedScale == nil || checkFinite {
             let pass1 = try device.function(QuantizationKernels.source, entry: "fp8_amax", defines: defines)
             try device.launch(pass1, grid: grid, block: (256, 1, 1), common)
         }
         let pass2 = try device.function(QuantizationKernels.source, entry: "fp8_encode", defines: defines)
         try device.launch(pass2, grid: grid, block: (256, 1, 1),
-                          common + [.float(fixedScale ?? 0), .address(try GPU(codes).address),
-                                    .address(try GPU(scale).address)])
+                          common + [.float(fixedScale ?? 0), try GPU(codes).argument,
+                                    try GPU(scale).argument])
         if checkFinite, try readWord(amax) >= 0x7F80_0000 { throw nonFinite("TensorCoreFP8Layout", shape) }
         return (codes, scale)
     }
@@ -158,7 +158,7 @@ public enum CUDAQuantizedOps {
             "FP8": 1, "SRC": 2, "OUT_DT": dtype.kernelCode, "EPT": ept, "TOWARD_ZERO": 0])
         try q.device.launch(function, grid: (q.device.gridSize(work: count / ept, perBlock: 256, blocksPerSM: 16), 1, 1),
                             block: (256, 1, 1),
-                            [.address(q.address), .address(s.address), .address(try GPU(result).address), .int(count)])
+                            [q.argument, s.argument, try GPU(result).argument, .int(count)])
         return result
     }
 
@@ -166,21 +166,18 @@ public enum CUDAQuantizedOps {
 
     struct PreparedSource {
         let main: GPU
-        let scales: CUDeviceAddress
-        let delta: CUDeviceAddress
+        let scales: KernelArgument
+        let delta: KernelArgument
         let strength: Float
         let defines: [String: Int]
         /// Element size of what is read per element (source, delta), for vector-width choices.
         let alignedAddresses: [(address: CUDeviceAddress, size: Int)]
-        /// Keeps contiguous copies alive until the kernels are queued.
-        let keepAlive: [Tensor]
     }
 
     /// Contiguous inputs, their addresses, and the `-D` values that describe them.
     private static func prepared(_ source: Source, transform: Transform) throws -> PreparedSource {
-        var keep: [Tensor] = []
         var defines: [String: Int] = [:]
-        var scales: CUDeviceAddress = 0
+        var scales = KernelArgument.null
         let main: Tensor
         switch source {
         case .dense(let x):
@@ -189,20 +186,16 @@ public enum CUDAQuantizedOps {
             defines["IN_DT"] = x.dtype.kernelCode
         case .int8(let codes, let s):
             main = try codes.contiguous()
-            let grid = try s.contiguous()
-            keep.append(grid)
-            scales = try GPU(grid).address
+            scales = try GPU(try s.contiguous()).argument
             defines["SRC"] = 1
         case .fp8(let codes, let s):
             main = try codes.contiguous()
-            keep.append(s)
-            scales = try GPU(s).address
+            scales = try GPU(s).argument
             defines["SRC"] = 2
         }
-        keep.append(main)
         let gpu = try GPU(main)
         var aligned = [(gpu.address, main.dtype.byteSize)]
-        var delta: CUDeviceAddress = 0
+        var delta = KernelArgument.null
         var strength: Float = 0
         switch transform {
         case .none:
@@ -213,20 +206,19 @@ public enum CUDAQuantizedOps {
             guard d.shape == source.primary.shape else {
                 throw TensorError(.shapeMismatch, "weight update: delta \(d.shape) does not match \(source.primary.shape)")
             }
-            let dense = try d.contiguous()
-            keep.append(dense)
-            delta = try GPU(dense).address
-            guard try GPU(dense).device === gpu.device else {
+            let dense = try GPU(try d.contiguous())
+            delta = dense.argument
+            guard dense.device === gpu.device else {
                 throw TensorError(.deviceMismatch, "weight update: the delta is on \(d.device), the weight on "
                     + "\(main.device); move the delta with `.to(_:)`")
             }
-            aligned.append((delta, d.dtype.byteSize))
+            aligned.append((dense.address, d.dtype.byteSize))
             strength = factor
             defines["OPK"] = 3
             defines["DELTA_DT"] = d.dtype.kernelCode
         }
         return PreparedSource(main: gpu, scales: scales, delta: delta, strength: strength, defines: defines,
-                              alignedAddresses: aligned, keepAlive: keep)
+                              alignedAddresses: aligned)
     }
 
     /// The row kernel's shape for 1 x `blockColumns` blocks: elements per access (16 bytes of the

@@ -51,7 +51,7 @@ extension CUDABackend {
         let result = try GPU.empty(shape, dtype, on: gpu)
         let count = result.count
         try GPU.launchElementwise(gpu, "random_normal", count: count, defines: ["OUT_DT": dtype.kernelCode],
-                                  [.address(try GPU(result).address), .int(count), .int64(Int64(bitPattern: seed)),
+                                  [try GPU(result).argument, .int(count), .int64(Int64(bitPattern: seed)),
                                    .float(standardDeviation)])
         return result
     }
