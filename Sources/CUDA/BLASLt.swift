@@ -40,6 +40,8 @@ struct BLASLt: @unchecked Sendable {
     }
     static let epilogueBias: Int32 = 4
     static let preferenceMaxWorkspace: Int32 = 1
+    /// `CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES`.
+    static let preferenceMinimumAlignments: [Int32] = [5, 6, 7, 8]
     /// `sizeof(cublasLtMatmulHeuristicResult_t)`: algo (64) + workspaceSize (8) + state (4) +
     /// wavesCount (4) + reserved (16).
     static let heuristicResultSize = 96
@@ -116,6 +118,9 @@ struct GEMMDescription: Hashable {
     /// The bias type when a bias is fused in the epilogue, else `nil`.
     var biasType: BLASLt.DataType?
     var scaled: Bool
+    /// The largest power of two (at most 256) dividing every operand address: the heuristic may
+    /// only pick kernels whose vector accesses that alignment allows. ``BLASLtContext/run`` sets it.
+    var alignment = 256
 }
 
 /// The cuBLASLt state of one device: handle, workspace, and the algorithm chosen per GEMM shape.
@@ -128,6 +133,9 @@ final class BLASLtContext: @unchecked Sendable {
     private let lock = NSLock()
     /// The heuristic's first choice per description (the 64-byte algo and its workspace size).
     private var algorithms: [GEMMDescription: (algo: [UInt8], workspace: Int)] = [:]
+    /// Serialises whole matmuls: one may queue several kernels that share the workspace (split-K),
+    /// and another thread's kernels must not land between them.
+    private let enqueueLock = NSLock()
 
     init(device: CUDADevice) throws {
         self.device = device
@@ -145,6 +153,11 @@ final class BLASLtContext: @unchecked Sendable {
     ///   description (for FP8: unaligned sizes), ``TensorError/Code/backendFailure`` otherwise.
     func run(_ description: GEMMDescription, a: GPU, b: GPU, d: GPU, bias: GPU? = nil, aScale: GPU? = nil,
              bScale: GPU? = nil, alpha: Float = 1) throws {
+        var description = description
+        let addresses = [a.address, b.address, d.address] + (bias.map { [$0.address] } ?? [])
+        description.alignment = addresses.map { address in
+            address == 0 ? 256 : min(256, 1 << address.trailingZeroBitCount)
+        }.min() ?? 256
         try device.makeCurrent()
         var descriptor: OpaquePointer?
         try blas.check(blas.descriptorCreate(&descriptor, BLASLt.computeFloat32, BLASLt.DataType.float32.rawValue),
@@ -189,6 +202,11 @@ final class BLASLtContext: @unchecked Sendable {
             var limit = UInt64(BLASLtContext.workspaceBytes)
             try blas.check(blas.preferenceSetAttribute(preference, BLASLt.preferenceMaxWorkspace, &limit, 8),
                            "cublasLtMatmulPreferenceSetAttribute")
+            var alignment = UInt32(description.alignment)
+            for attribute in BLASLt.preferenceMinimumAlignments {
+                try blas.check(blas.preferenceSetAttribute(preference, attribute, &alignment, 4),
+                               "cublasLtMatmulPreferenceSetAttribute(alignment)")
+            }
             var result = [UInt8](repeating: 0, count: BLASLt.heuristicResultSize)
             var found: Int32 = 0
             let status = result.withUnsafeMutableBytes {
@@ -207,12 +225,12 @@ final class BLASLtContext: @unchecked Sendable {
         }
         var alphaValue = alpha
         var beta: Float = 0
-        let status = chosen.algo.withUnsafeBytes { algo in
+        let status = enqueueLock.withLock { chosen.algo.withUnsafeBytes { algo in
             blas.matmul(handle, descriptor, &alphaValue, a.address, layoutA, b.address, layoutB, &beta, d.address, layoutD,
                         d.address, layoutD,
                         algo.baseAddress, workspace.address, min(chosen.workspace, BLASLtContext.workspaceBytes),
                         device.stream)
-        }
+        } }
         try blas.check(status, "cublasLtMatmul(\(description))")
     }
 }
