@@ -17,7 +17,6 @@ struct Driver: @unchecked Sendable {
 
     let library: DynamicLibrary
     let initialize: @convention(c) (UInt32) -> Result
-    let driverGetVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
     let deviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
     let deviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Result
     let deviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> Result
@@ -63,7 +62,6 @@ struct Driver: @unchecked Sendable {
         }
         self.library = library
         initialize = try library.function("cuInit")
-        driverGetVersion = try library.function("cuDriverGetVersion")
         deviceGetCount = try library.function("cuDeviceGetCount")
         deviceGet = try library.function("cuDeviceGet")
         deviceGetAttribute = try library.function("cuDeviceGetAttribute")
