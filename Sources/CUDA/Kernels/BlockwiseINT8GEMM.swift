@@ -118,6 +118,9 @@ __device__ __forceinline__ void bq_store_pair(void* y, int row, int col, int N, 
   }
 }
 
+// Exact int32 -> float32 for |v| < 2^22 with one integer and one float add (I2F runs at quarter rate).
+__device__ __forceinline__ float bq_i2f_small(int v) { return __int_as_float(v + 0x4B400000) - 12582912.0f; }
+
 __device__ __forceinline__ bq_u32 bq_smem_addr(const void* p) {
   bq_u32 r;
   asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
@@ -133,11 +136,31 @@ __device__ __forceinline__ int bq_quant1(float v, float scale, int round_mode) {
   return (int)t;
 }
 
+// Exact x / s with a correctly rounded reciprocal r = 1/s and one FMA correction (Markstein): the result is
+// the correctly rounded quotient, i.e. __fdiv_rn(x, s), when 1/s is finite and normal (checked by the caller).
+__device__ __forceinline__ float bq_div_by(float x, float s, float r) {
+  float y = __fmul_rn(x, r);
+  float rem = fmaf(-s, y, x);
+  return fmaf(rem, r, y);
+}
+// round (mode 0: nearest even, 1: toward zero) and clamp to [-127, 127]; |t| < 2^22 (here |t| <= 127.5)
+__device__ __forceinline__ int bq_round_clamp(float t, int round_mode) {
+  int n;
+  if (round_mode == 1) {
+    n = __float_as_int(__fadd_rz(fabsf(t), 12582912.0f)) - 0x4B400000;
+    n = t < 0.0f ? -n : n;
+  } else {
+    n = __float_as_int(__fadd_rn(t, 12582912.0f)) - 0x4B400000;
+  }
+  return max(-127, min(127, n));
+}
+
 // One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
 extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
     const void* __restrict__ x, signed char* __restrict__ q, float* __restrict__ s,
     int M, int K, int B, int in_dtype, int round_mode) {
   const int G = B >> 3;
+  const int lg = __ffs(G) - 1;
   const int KB = (K + B - 1) / B;
   const long long per_row = (long long)KB * G;
   const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -145,9 +168,15 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
   const bool active = t < total;
   long long row = 0; int j = 0, c = 0;
   if (active) {
-    row = t / per_row;
-    int rem = (int)(t - row * per_row);
-    j = rem / G; c = rem - j * G;
+    int rem;
+    if (total < 0x7fffffffLL) {
+      const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
+      const unsigned r32 = tt / pr;
+      row = r32; rem = (int)(tt - r32 * pr);
+    } else {
+      row = t / per_row; rem = (int)(t - row * per_row);
+    }
+    j = rem >> lg; c = rem & (G - 1);
   }
   const int k0 = j * B + c * 8;
   const bool inb = active && k0 < K;
@@ -177,11 +206,17 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
   for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
   const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
   if (inb) {
-    bq_u32 p0 = 0, p1 = 0;
+    int n[8];
+    if (scale >= 1.0e-30f) {
+      const float r = __frcp_rn(scale);
 #pragma unroll
-    for (int i = 0; i < 4; i++) p0 |= ((bq_u32)(bq_quant1(v[i], scale, round_mode) & 0xff)) << (8 * i);
+      for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
+    } else {
 #pragma unroll
-    for (int i = 0; i < 4; i++) p1 |= ((bq_u32)(bq_quant1(v[4 + i], scale, round_mode) & 0xff)) << (8 * i);
+      for (int i = 0; i < 8; i++) n[i] = bq_quant1(v[i], scale, round_mode);
+    }
+    const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
+    const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
     *(uint2*)(q + row * (long long)K + k0) = make_uint2(p0, p1);
   }
   if (active && c == 0) s[row * KB + j] = scale;
@@ -326,15 +361,27 @@ extern "C" __global__ void __launch_bounds__(256) bw8_gemm_mma(
           cs[ni][0] = c < N ? __ldg(sw + (long long)(c / Bn) * KB + j) : 0.0f;
           cs[ni][1] = c + 1 < N ? __ldg(sw + (long long)((c + 1) / Bn) * KB + j) : 0.0f;
         }
+        if (B <= 256) {  // block sums fit in 22 bits: |sum| <= 256 * 127 * 127 < 2^22
 #pragma unroll
-        for (int mi = 0; mi < 4; mi++)
+          for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-          for (int ni = 0; ni < 4; ni++)
+            for (int ni = 0; ni < 4; ni++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-              accf[mi][ni][e] += (float)acci[mi][ni][e] * (rs[mi][e >> 1] * cs[ni][e & 1]);
-              acci[mi][ni][e] = 0;
-            }
+              for (int e = 0; e < 4; e++) {
+                accf[mi][ni][e] = fmaf(bq_i2f_small(acci[mi][ni][e]), rs[mi][e >> 1] * cs[ni][e & 1], accf[mi][ni][e]);
+                acci[mi][ni][e] = 0;
+              }
+        } else {
+#pragma unroll
+          for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+              for (int e = 0; e < 4; e++) {
+                accf[mi][ni][e] += (float)acci[mi][ni][e] * (rs[mi][e >> 1] * cs[ni][e & 1]);
+                acci[mi][ni][e] = 0;
+              }
+        }
       }
       if (kend >= K) break;
     }
@@ -579,8 +626,13 @@ __device__ __forceinline__ void bq_wgmma_gemm_body(
           if (lane == 0) bq_mbar_arrive(bar_empty + 8 * stage);
           if (last) {
             const float s0 = a0 * ws, s1 = a1 * ws;
+            if (B <= 256) {  // |block sum| <= 256 * 127 * 127 < 2^22: exact magic-number conversion
 #pragma unroll
-            for (int i = 0; i < 64; i++) accf[i] += (float)acci[i] * ((i & 2) ? s1 : s0);
+              for (int i = 0; i < 64; i++) accf[i] = fmaf(bq_i2f_small(acci[i]), (i & 2) ? s1 : s0, accf[i]);
+            } else {
+#pragma unroll
+              for (int i = 0; i < 64; i++) accf[i] += (float)acci[i] * ((i & 2) ? s1 : s0);
+            }
           }
         } else {
           bq_mbar_wait(bar_full + 8 * stage, phase);
@@ -610,7 +662,7 @@ __device__ __forceinline__ void bq_wgmma_gemm_body(
 #pragma unroll
             for (int i = 0; i < 64; i++) {
               const int cg = (i >> 2) * 8 / BSUB;   // compile-time after unrolling
-              accf[i] += (float)acci[i] * (((i & 2) ? a1 : a0) * ws[cg]);
+              accf[i] = fmaf(bq_i2f_small(acci[i]), ((i & 2) ? a1 : a0) * ws[cg], accf[i]);
             }
           }
         }
