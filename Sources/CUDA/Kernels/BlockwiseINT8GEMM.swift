@@ -66,9 +66,16 @@
 ///   grid (min(ceil(M/128) * ceil(N/128), multiProcessorCount), 1, 1) (persistent);
 ///   dynamic shared memory 197728 bytes: raise `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` to 197728.
 ///
+/// ## `bw8_gemm_wgmma_pp_b128` (hopper program; sm_90a) -- the fast one, B == 128 only
+/// Same parameter list, tensor maps, block (384,1,1), grid (min(tiles, multiProcessorCount)) and dynamic
+/// shared memory (197728 bytes, raise the attribute) as `bw8_gemm_wgmma_b128`; requires B == Bn == 128,
+/// K % 16 == 0. Consumers keep two int32 accumulator sets and issue the wgmmas of K stage k+1 before
+/// promoting stage k (wgmma.wait_group 1), 4 stages per unrolled step; the K loop is padded to a multiple
+/// of 4 stages (TMA zero-fills, scales read as 0), so K = 128 * (4i + 1) wastes up to 3 stages.
+///
 /// # Dispatch suggested for the backend
-/// M <= 16 -> `bw8_gemv`; else sm_90 with Bn == B and B in {32, 64, k*128} -> `bw8_gemm_wgmma_*`;
-/// else `bw8_gemm_mma`. Float input: `bw8_quantize_rows_vec8` (or `_generic`) first, same stream.
+/// M <= 16 -> `bw8_gemv`; else sm_90 with B == Bn == 128 -> `bw8_gemm_wgmma_pp_b128`; sm_90 with
+/// Bn == B and B in {32, 64, k*128} -> `bw8_gemm_wgmma_b32/_b64/_b128`; else `bw8_gemm_mma`. Float input: `bw8_quantize_rows_vec8` (or `_generic`) first, same stream.
 enum BlockwiseINT8GEMMKernels {
     /// Helpers and the activation quantizers (prefix of both programs).
     static let commonSource = #"""
@@ -118,6 +125,9 @@ __device__ __forceinline__ void bq_store_pair(void* y, int row, int col, int N, 
   }
 }
 
+// Exact int32 -> float32 for |v| < 2^22 with one integer and one float add (I2F runs at quarter rate).
+__device__ __forceinline__ float bq_i2f_small(int v) { return __int_as_float(v + 0x4B400000) - 12582912.0f; }
+
 __device__ __forceinline__ bq_u32 bq_smem_addr(const void* p) {
   bq_u32 r;
   asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
@@ -133,11 +143,31 @@ __device__ __forceinline__ int bq_quant1(float v, float scale, int round_mode) {
   return (int)t;
 }
 
+// Exact x / s with a correctly rounded reciprocal r = 1/s and one FMA correction (Markstein): the result is
+// the correctly rounded quotient, i.e. __fdiv_rn(x, s), when 1/s is finite and normal (checked by the caller).
+__device__ __forceinline__ float bq_div_by(float x, float s, float r) {
+  float y = __fmul_rn(x, r);
+  float rem = fmaf(-s, y, x);
+  return fmaf(rem, r, y);
+}
+// round (mode 0: nearest even, 1: toward zero) and clamp to [-127, 127]; |t| < 2^22 (here |t| <= 127.5)
+__device__ __forceinline__ int bq_round_clamp(float t, int round_mode) {
+  int n;
+  if (round_mode == 1) {
+    n = __float_as_int(__fadd_rz(fabsf(t), 12582912.0f)) - 0x4B400000;
+    n = t < 0.0f ? -n : n;
+  } else {
+    n = __float_as_int(__fadd_rn(t, 12582912.0f)) - 0x4B400000;
+  }
+  return max(-127, min(127, n));
+}
+
 // One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
 extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
     const void* __restrict__ x, signed char* __restrict__ q, float* __restrict__ s,
     int M, int K, int B, int in_dtype, int round_mode) {
   const int G = B >> 3;
+  const int lg = __ffs(G) - 1;
   const int KB = (K + B - 1) / B;
   const long long per_row = (long long)KB * G;
   const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -145,9 +175,15 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
   const bool active = t < total;
   long long row = 0; int j = 0, c = 0;
   if (active) {
-    row = t / per_row;
-    int rem = (int)(t - row * per_row);
-    j = rem / G; c = rem - j * G;
+    int rem;
+    if (total < 0x7fffffffLL) {
+      const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
+      const unsigned r32 = tt / pr;
+      row = r32; rem = (int)(tt - r32 * pr);
+    } else {
+      row = t / per_row; rem = (int)(t - row * per_row);
+    }
+    j = rem >> lg; c = rem & (G - 1);
   }
   const int k0 = j * B + c * 8;
   const bool inb = active && k0 < K;
@@ -177,11 +213,17 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
   for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
   const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
   if (inb) {
-    bq_u32 p0 = 0, p1 = 0;
+    int n[8];
+    if (scale >= 1.0e-30f) {
+      const float r = __frcp_rn(scale);
 #pragma unroll
-    for (int i = 0; i < 4; i++) p0 |= ((bq_u32)(bq_quant1(v[i], scale, round_mode) & 0xff)) << (8 * i);
+      for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
+    } else {
 #pragma unroll
-    for (int i = 0; i < 4; i++) p1 |= ((bq_u32)(bq_quant1(v[4 + i], scale, round_mode) & 0xff)) << (8 * i);
+      for (int i = 0; i < 8; i++) n[i] = bq_quant1(v[i], scale, round_mode);
+    }
+    const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
+    const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
     *(uint2*)(q + row * (long long)K + k0) = make_uint2(p0, p1);
   }
   if (active && c == 0) s[row * KB + j] = scale;
@@ -326,15 +368,27 @@ extern "C" __global__ void __launch_bounds__(256) bw8_gemm_mma(
           cs[ni][0] = c < N ? __ldg(sw + (long long)(c / Bn) * KB + j) : 0.0f;
           cs[ni][1] = c + 1 < N ? __ldg(sw + (long long)((c + 1) / Bn) * KB + j) : 0.0f;
         }
+        if (B <= 256) {  // block sums fit in 22 bits: |sum| <= 256 * 127 * 127 < 2^22
 #pragma unroll
-        for (int mi = 0; mi < 4; mi++)
+          for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-          for (int ni = 0; ni < 4; ni++)
+            for (int ni = 0; ni < 4; ni++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-              accf[mi][ni][e] += (float)acci[mi][ni][e] * (rs[mi][e >> 1] * cs[ni][e & 1]);
-              acci[mi][ni][e] = 0;
-            }
+              for (int e = 0; e < 4; e++) {
+                accf[mi][ni][e] = fmaf(bq_i2f_small(acci[mi][ni][e]), rs[mi][e >> 1] * cs[ni][e & 1], accf[mi][ni][e]);
+                acci[mi][ni][e] = 0;
+              }
+        } else {
+#pragma unroll
+          for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+              for (int e = 0; e < 4; e++) {
+                accf[mi][ni][e] += (float)acci[mi][ni][e] * (rs[mi][e >> 1] * cs[ni][e & 1]);
+                acci[mi][ni][e] = 0;
+              }
+        }
       }
       if (kend >= K) break;
     }
@@ -580,7 +634,7 @@ __device__ __forceinline__ void bq_wgmma_gemm_body(
           if (last) {
             const float s0 = a0 * ws, s1 = a1 * ws;
 #pragma unroll
-            for (int i = 0; i < 64; i++) accf[i] += (float)acci[i] * ((i & 2) ? s1 : s0);
+            for (int i = 0; i < 64; i++) accf[i] = fmaf((float)acci[i], (i & 2) ? s1 : s0, accf[i]);
           }
         } else {
           bq_mbar_wait(bar_full + 8 * stage, phase);
@@ -610,7 +664,7 @@ __device__ __forceinline__ void bq_wgmma_gemm_body(
 #pragma unroll
             for (int i = 0; i < 64; i++) {
               const int cg = (i >> 2) * 8 / BSUB;   // compile-time after unrolling
-              accf[i] += (float)acci[i] * (((i & 2) ? a1 : a0) * ws[cg]);
+              accf[i] = fmaf((float)acci[i], ((i & 2) ? a1 : a0) * ws[cg], accf[i]);
             }
           }
         }
@@ -640,6 +694,134 @@ __device__ __forceinline__ void bq_wgmma_gemm_body(
 BQ_WGMMA_KERNEL(bw8_gemm_wgmma_b128, 1)
 BQ_WGMMA_KERNEL(bw8_gemm_wgmma_b64, 2)
 BQ_WGMMA_KERNEL(bw8_gemm_wgmma_b32, 4)
+
+// ---------------------------------------------------------------- B == 128: software-pipelined consumers
+// Two int32 accumulator sets: the wgmmas of stage k+1 are issued before stage k is promoted
+// (wgmma.wait_group 1), so the tensor cores stay busy while the float promotion runs.
+__device__ __forceinline__ void bq_wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
+
+__device__ __forceinline__ void bq_pp_issue(int (&acc)[64], bq_u32 sA, bq_u32 sB, bq_u32 bar_full, int stage, bq_u32 phase, int cw) {
+  const bq_u64 da = bq_desc_sw128(sA + stage * WG_STAGE_A + cw * (64 * WG_BK));
+  const bq_u64 db = bq_desc_sw128(sB + stage * WG_STAGE_B);
+  bq_mbar_wait(bar_full + 8 * stage, phase);
+  bq_fence_acc(acc);
+  bq_wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < 4; ks++) bq_wgmma_m64n128k32(acc, da + 2 * ks, db + 2 * ks, ks > 0 ? 1 : 0);
+  bq_wgmma_commit();
+}
+
+__device__ __forceinline__ void bq_pp_promote(int (&acc)[64], float (&accf)[64], float s0, float s1) {
+#pragma unroll
+  for (int i = 0; i < 64; i++) accf[i] = fmaf((float)acc[i], (i & 2) ? s1 : s0, accf[i]);
+}
+
+#define PP_U 4
+extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
+    const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,
+    const float* __restrict__ sx, const float* __restrict__ sw,
+    const void* __restrict__ bias, void* __restrict__ y,
+    int M, int N, int K, int B, int bias_dtype, int out_dtype) {
+  extern __shared__ __align__(1024) unsigned char bq_smem[];
+  const bq_u32 raw = bq_smem_addr(bq_smem);
+  const bq_u32 base = (raw + 1023) & ~1023u;
+  const bq_u32 sA = base;
+  const bq_u32 sB = base + WG_STAGES * WG_STAGE_A;
+  const bq_u32 bar_full = sB + WG_STAGES * WG_STAGE_B;
+  const bq_u32 bar_empty = bar_full + WG_STAGES * 8;
+  const int num_m = (M + WG_BM - 1) / WG_BM, num_n = (N + WG_BN - 1) / WG_BN;
+  const int num_tiles = num_m * num_n;
+  const int nk = (K + WG_BK - 1) / WG_BK;            // == KB since B == 128
+  const int nkp = (nk + PP_U - 1) / PP_U * PP_U;     // padded: TMA zero-fills k >= K, scales are 0 there
+  const int wg = threadIdx.x >> 7;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < WG_STAGES; s++) { bq_mbar_init(bar_full + 8 * s, 1); bq_mbar_init(bar_empty + 8 * s, 8); }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (threadIdx.x == 0) {
+      int stage = 0; bq_u32 phase = 0;
+      for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+        int mb, nb; bq_tile_coords(t, num_m, num_n, mb, nb);
+        for (int kb = 0; kb < nkp; kb++) {
+          bq_mbar_wait(bar_empty + 8 * stage, phase ^ 1);
+          bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + WG_STAGE_B);
+          bq_tma_load_2d(sA + stage * WG_STAGE_A, &tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
+          bq_tma_load_2d(sB + stage * WG_STAGE_B, &tmB, kb * WG_BK, nb * WG_BN, bar_full + 8 * stage);
+          if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    const int cw = wg - 1;
+    const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
+    int stage = 0; bq_u32 phase = 0;
+    for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+      int mb, nb; bq_tile_coords(t, num_m, num_n, mb, nb);
+      const int m0 = mb * WG_BM, n0 = nb * WG_BN;
+      const int r0 = m0 + cw * 64 + warp_in_wg * 16 + (lane >> 2), r1 = r0 + 8;
+      const bool v0 = r0 < M, v1 = r1 < M;
+      const float* sx0 = sx + (long long)min(r0, M - 1) * nk;
+      const float* sx1 = sx + (long long)min(r1, M - 1) * nk;
+      const float* swr = sw + (long long)nb * nk;
+      float accf[64];
+      int accA[64], accB[64];
+#pragma unroll
+      for (int i = 0; i < 64; i++) accf[i] = 0.0f;
+      for (int kb = 0; kb < nkp; kb += PP_U) {
+        float s0[PP_U], s1[PP_U];
+#pragma unroll
+        for (int u = 0; u < PP_U; u++) {
+          const bool kv = kb + u < nk;
+          const float ws = kv ? __ldg(swr + kb + u) : 0.0f;
+          s0[u] = (v0 && kv) ? __ldg(sx0 + kb + u) * ws : 0.0f;
+          s1[u] = (v1 && kv) ? __ldg(sx1 + kb + u) * ws : 0.0f;
+        }
+        int st[PP_U];
+        bq_u32 ph[PP_U];
+#pragma unroll
+        for (int u = 0; u < PP_U; u++) {
+          st[u] = stage; ph[u] = phase;
+          if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+        }
+        bq_pp_issue(accA, sA, sB, bar_full, st[0], ph[0], cw);
+        bq_pp_issue(accB, sA, sB, bar_full, st[1], ph[1], cw);
+        bq_wgmma_wait1();
+        bq_fence_acc(accA);
+        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[0]);
+        bq_pp_promote(accA, accf, s0[0], s1[0]);
+        bq_pp_issue(accA, sA, sB, bar_full, st[2], ph[2], cw);
+        bq_wgmma_wait1();
+        bq_fence_acc(accB);
+        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[1]);
+        bq_pp_promote(accB, accf, s0[1], s1[1]);
+        bq_pp_issue(accB, sA, sB, bar_full, st[3], ph[3], cw);
+        bq_wgmma_wait1();
+        bq_fence_acc(accA);
+        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[2]);
+        bq_pp_promote(accA, accf, s0[2], s1[2]);
+        bq_wgmma_wait0();
+        bq_fence_acc(accB);
+        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[3]);
+        bq_pp_promote(accB, accf, s0[3], s1[3]);
+      }
+      const int cbase = n0 + (lane & 3) * 2;
+#pragma unroll
+      for (int g8 = 0; g8 < 16; g8++) {
+        const int c = cbase + g8 * 8;
+        const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
+        if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
+        if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
+      }
+    }
+  }
+}
 //@@END hopper
 """#
 
