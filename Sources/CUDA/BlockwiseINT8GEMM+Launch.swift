@@ -7,6 +7,7 @@ import Tensors
 /// | kernel | when |
 /// |---|---|
 /// | `bw8_gemv` | M <= 16, K % 16 == 0, B % 16 == 0 |
+/// | `bw8_gemm_wgmma_pp_b128` | sm_90, weight blocks 128 x 128, K % 16 == 0 (the pipelined one) |
 /// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
 /// | `bw8_gemm_mma` | sm_80+, K % 16 == 0, B % 32 == 0 |
 ///
@@ -31,6 +32,7 @@ enum BlockwiseINT8GEMM {
         if m <= 16 && b % 16 == 0 { return .gemv }
         if device.capability == 90, blockRows == b, device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
+            if b == 128 { return .wgmma(entry: "bw8_gemm_wgmma_pp_b128") }
             if b % 128 == 0 { return .wgmma(entry: "bw8_gemm_wgmma_b128") }
             if b == 64 { return .wgmma(entry: "bw8_gemm_wgmma_b64") }
             if b == 32 { return .wgmma(entry: "bw8_gemm_wgmma_b32") }
