@@ -3,6 +3,7 @@ import Tensors
 
 extension TensorCoreFP8Layout {
     public static func registerHandlers(in registry: LayoutRegistry) {
+        registerCUDAHandlers(in: registry)
         registry.register(.linear, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt { try linearCPU(call) }
         })
