@@ -77,6 +77,15 @@ static inline void ck_store(const float *src, void *dst, int out_dtype, int64_t 
     ck_store_portable(src, dst, out_dtype, n);
 }
 
+/// Writes one value as out_dtype at element `index`.
+static inline void store_one(void *out, int out_dtype, int64_t index, float v) {
+    switch (out_dtype) {
+    case CK_OUT_F32: ((float *)out)[index] = v; break;
+    case CK_OUT_F16: ((_Float16 *)out)[index] = (_Float16)v; break;
+    default: ((uint16_t *)out)[index] = ck_bf16_bits(v); break;
+    }
+}
+
 static inline size_t ck_out_size(int out_dtype) { return out_dtype == CK_OUT_F32 ? 4 : 2; }
 
 /// The float value of an e4m3fn code (0x7F and 0xFF are NaN).
@@ -112,10 +121,11 @@ static inline uint8_t ck_e4m3_code(float v) {
 /// Decodes columns [c0, c0 + len) of weight row `col` into floats.
 typedef void (*ck_row_decoder)(const void *context, int64_t col, int64_t c0, int64_t len, float *out, int path);
 
-/// y[r, col] = (sum_c x[r, c] w[col, c]) * post + bias[col] for columns [n0, n1), every weight row
-/// decoded 512 values at a time into an L1 buffer and used for all m rows (int8_blockwise.c).
-void ck_gemv_f32_decoded(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
-                         float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1,
-                         int path);
+/// Portable GEMV for few rows: y[r, col] = (sum_c x[r, c] w[col, c]) * post + bias[col] for
+/// columns [n0, n1), every weight row decoded 512 values at a time into a buffer and used for all
+/// m rows (int8_blockwise.c). The AVX2 GEMVs decode in registers instead.
+void ck_gemv_decoded_portable(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
+                              float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0,
+                              int64_t n1);
 
 #endif

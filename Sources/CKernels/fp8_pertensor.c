@@ -63,24 +63,78 @@ CK_AVX2 static void fp8_quantize_avx2(const float *x, int64_t n, float scale, ui
     for (; i < n; i++) q[i] = ck_e4m3_code(fminf(fmaxf(x[i] / scale, -448.0f), 448.0f));
 }
 
-/// Float values of 8 codes: normal codes are their bits shifted into place and rebiased
-/// ((t << 20) + (120 << 23)); subnormal ones t * 2^-9; then the sign; 0x7F/0xFF give NaN.
-CK_AVX2 static inline __m256 e4m3_decode8(const uint8_t *q) {
-    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
-    const __m256i t = _mm256_and_si256(v, _mm256_set1_epi32(0x7F));
-    const __m256i normal = _mm256_add_epi32(_mm256_slli_epi32(t, 20), _mm256_set1_epi32(120 << 23));
-    const __m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(0x1p-9f));
-    const __m256 is_sub = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), t));
-    __m256 r = _mm256_blendv_ps(_mm256_castsi256_ps(normal), sub, is_sub);
-    r = _mm256_or_ps(r, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24)));
-    const __m256 is_nan = _mm256_castsi256_ps(_mm256_cmpeq_epi32(t, _mm256_set1_epi32(0x7F)));
-    return _mm256_blendv_ps(r, _mm256_set1_ps(NAN), is_nan);
+/// Float values of 16 codes. An e4m3 code with its sign moved to bit 15 and its other 7 bits to
+/// bits 13..7 is the float16 of value / 256 (the exponents differ by 8; e4m3 subnormals land on
+/// float16 subnormals), so F16C converts it exactly and * 256 is exact; 0x7F/0xFF become the
+/// float16 NaN 0xFFFF. 7 integer operations and 2 conversions per 16 values.
+CK_AVX2 static inline void e4m3_decode16(const uint8_t *q, __m256 *lo, __m256 *hi) {
+    const __m256i shifted = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)q)), 8);
+    __m256i h = _mm256_and_si256(_mm256_srai_epi16(shifted, 1), _mm256_set1_epi16((short)0xBFFF));
+    const __m256i nan = _mm256_set1_epi16(0x7F00);
+    h = _mm256_or_si256(h, _mm256_cmpeq_epi16(_mm256_and_si256(shifted, nan), nan));
+    const __m256 k256 = _mm256_set1_ps(256.0f);
+    *lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), k256);
+    *hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), k256);
+}
+
+/// R input rows (1 to 4) of the FP8 GEMV for one weight row, codes decoded in registers.
+CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *x, int64_t k, const uint8_t *wr,
+                                                                   float *y, const int R) {
+    __m256 acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int u = 0; u < 4; u++) acc[r][u] = _mm256_setzero_ps();
+    const int64_t step = R == 1 ? 32 : 16, vlen = k / step * step;
+    for (int64_t t = 0; t < vlen; t += step) {
+#pragma clang loop unroll(full)
+        for (int u = 0; u < (R == 1 ? 2 : 1); u++) {
+            __m256 w0, w1;
+            e4m3_decode16(wr + t + 16 * u, &w0, &w1);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                acc[r][2 * u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + t + 16 * u), w0, acc[r][2 * u]);
+                acc[r][2 * u + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + t + 16 * u + 8), w1, acc[r][2 * u + 1]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float rest = 0;
+        for (int64_t t = vlen; t < k; t++) rest += x[r * k + t] * ck_e4m3_value(wr[t]);
+        const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        y[r] = _mm_cvtss_f32(h) + rest;
+    }
+}
+
+CK_AVX2 static void fp8_gemv_avx2(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post,
+                                  int64_t n, const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1) {
+    for (int64_t col = n0; col < n1; col++) {
+        const uint8_t *wr = w + col * k;
+        for (int64_t r0 = 0; r0 < m; r0 += 4) {
+            float y[4];
+            const float *xr = x + r0 * k;
+            switch (m - r0 < 4 ? m - r0 : 4) {
+            case 1: fp8_rows(xr, k, wr, y, 1); break;
+            case 2: fp8_rows(xr, k, wr, y, 2); break;
+            case 3: fp8_rows(xr, k, wr, y, 3); break;
+            default: fp8_rows(xr, k, wr, y, 4); break;
+            }
+            for (int64_t r = r0; r < r0 + 4 && r < m; r++)
+                store_one(out, out_dtype, r * n + col, y[r - r0] * wscale * post + (bias ? bias[col] : 0.0f));
+        }
+    }
 }
 
 CK_AVX2 static void fp8_decode_avx2(const uint8_t *q, int64_t n, float scale, float *out) {
     const __m256 s = _mm256_set1_ps(scale);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(e4m3_decode8(q + i), s));
+    for (; i + 16 <= n; i += 16) {
+        __m256 lo, hi;
+        e4m3_decode16(q + i, &lo, &hi);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(lo, s));
+        _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(hi, s));
+    }
     for (; i < n; i++) out[i] = ck_e4m3_value(q[i]) * scale;
 }
 #endif
@@ -150,8 +204,14 @@ static void fp8_decode_row(const void *context, int64_t col, int64_t c0, int64_t
 
 void ck_fp8_gemv(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post, int64_t n,
                  const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path) {
+#if CK_X86
+    if (path != CK_PATH_PORTABLE) {
+        fp8_gemv_avx2(x, m, k, w, wscale, post, n, bias, out, out_dtype, n0, n1);
+        return;
+    }
+#endif
     const fp8_row_source source = {w, k, wscale};
-    ck_gemv_f32_decoded(x, m, k, fp8_decode_row, &source, post, n, bias, out, out_dtype, n0, n1, path);
+    ck_gemv_decoded_portable(x, m, k, fp8_decode_row, &source, post, n, bias, out, out_dtype, n0, n1);
 }
 
 void ck_gemm_epilogue(const float *acc, int64_t cols, float alpha, const float *bias, void *out, int out_dtype,

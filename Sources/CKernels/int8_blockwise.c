@@ -267,33 +267,36 @@ static int gemm_portable(const ck_i8_gemm_args *a, int64_t n0, int64_t n1) {
 }
 
 #if CK_X86
-/// 4 x 16 block of one K block: int32 sums of `pairs` int16 pairs, then
-/// c[i][n] += float(sum) * sx[i] * sw[n] (the block's scales).
+/// AVX2_MR x AVX2_NR block of one K block: int32 sums of `pairs` int16 pairs (row pairs
+/// broadcast, AVX2_NR / 8 weight vectors), then c[i][n] += float(sum) * sx[i] * sw[n].
 CK_AVX2 static void ukernel_avx2(const int16_t *a, int64_t lda, const int16_t *w, int64_t pairs, const float *sx,
                                  int64_t ldsx, const float *sw, float *c, int64_t ldc) {
-    __m256i acc[AVX2_MR][2];
-    for (int i = 0; i < AVX2_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    enum { V = AVX2_NR / 8 };
+    __m256i acc[AVX2_MR][V];
+    for (int i = 0; i < AVX2_MR; i++)
+        for (int v = 0; v < V; v++) acc[i][v] = _mm256_setzero_si256();
     for (int64_t p = 0; p < pairs; p++) {
-        const __m256i w0 = _mm256_load_si256((const __m256i *)(w + 32 * p));
-        const __m256i w1 = _mm256_load_si256((const __m256i *)(w + 32 * p + 16));
+        __m256i wv[V];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < V; v++) wv[v] = _mm256_load_si256((const __m256i *)(w + 2 * AVX2_NR * p + 16 * v));
 #pragma clang loop unroll(full)
         for (int i = 0; i < AVX2_MR; i++) {
             int32_t pair;
             memcpy(&pair, a + i * lda + 2 * p, 4);
             const __m256i x = _mm256_set1_epi32(pair);
-            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(x, w0));
-            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(x, w1));
+#pragma clang loop unroll(full)
+            for (int v = 0; v < V; v++) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(x, wv[v]));
         }
     }
-    const __m256 s0 = _mm256_loadu_ps(sw), s1 = _mm256_loadu_ps(sw + 8);
 #pragma clang loop unroll(full)
     for (int i = 0; i < AVX2_MR; i++) {
         const __m256 si = _mm256_set1_ps(sx[i * ldsx]);
         float *ci = c + i * ldc;
-        __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), si);
-        __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), si);
-        _mm256_storeu_ps(ci, _mm256_fmadd_ps(f0, s0, _mm256_loadu_ps(ci)));
-        _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(f1, s1, _mm256_loadu_ps(ci + 8)));
+#pragma clang loop unroll(full)
+        for (int v = 0; v < V; v++) {
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][v]), si);
+            _mm256_storeu_ps(ci + 8 * v, _mm256_fmadd_ps(f, _mm256_loadu_ps(sw + 8 * v), _mm256_loadu_ps(ci + 8 * v)));
+        }
     }
 }
 
@@ -458,14 +461,6 @@ int ck_i8_gemm(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path) {
 
 // MARK: - Decode shapes
 
-static void store_one(void *out, int out_dtype, int64_t index, float v) {
-    switch (out_dtype) {
-    case CK_OUT_F32: ((float *)out)[index] = v; break;
-    case CK_OUT_F16: ((_Float16 *)out)[index] = (_Float16)v; break;
-    default: ((uint16_t *)out)[index] = ck_bf16_bits(v); break;
-    }
-}
-
 static int32_t dot_i8_portable(const int8_t *x, const int8_t *w, int64_t n) {
     int32_t s = 0;
     for (int64_t i = 0; i < n; i++) s += (int32_t)x[i] * (int32_t)w[i];
@@ -521,42 +516,7 @@ static float dot_f32_portable(const float *x, const float *w, int64_t n) {
     return s;
 }
 
-#if CK_X86
-CK_AVX2 static void gemv_f32_avx2(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
-                                  float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0,
-                                  int64_t n1) {
-    _Alignas(64) float w[GEMV_CHUNK];
-    for (int64_t col = n0; col < n1; col++) {
-        for (int64_t r0 = 0; r0 < m; r0 += GEMV_ROWS) {
-            const int64_t rn = m - r0 < GEMV_ROWS ? m - r0 : GEMV_ROWS;
-            __m256 acc[GEMV_ROWS];
-            float tail[GEMV_ROWS];
-            for (int64_t r = 0; r < rn; r++) { acc[r] = _mm256_setzero_ps(); tail[r] = 0; }
-            for (int64_t c0 = 0; c0 < k; c0 += GEMV_CHUNK) {
-                const int64_t len = k - c0 < GEMV_CHUNK ? k - c0 : GEMV_CHUNK, vlen = len & ~(int64_t)7;
-                decode(context, col, c0, len, w, CK_PATH_AVX2);
-                for (int64_t r = 0; r < rn; r++) {
-                    const float *xr = x + (r0 + r) * k + c0;
-                    __m256 s = acc[r];
-                    for (int64_t i = 0; i < vlen; i += 8)
-                        s = _mm256_fmadd_ps(_mm256_loadu_ps(xr + i), _mm256_load_ps(w + i), s);
-                    acc[r] = s;
-                    tail[r] += dot_f32_portable(xr + vlen, w + vlen, len - vlen);
-                }
-            }
-            for (int64_t r = 0; r < rn; r++) {
-                __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-                h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-                h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-                const float total = (_mm_cvtss_f32(h) + tail[r]) * post;
-                store_one(out, out_dtype, (r0 + r) * n + col, total + (bias ? bias[col] : 0.0f));
-            }
-        }
-    }
-}
-#endif
-
-static void gemv_f32_portable(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
+void ck_gemv_decoded_portable(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
                               float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0,
                               int64_t n1) {
     float w[GEMV_CHUNK];
@@ -573,19 +533,6 @@ static void gemv_f32_portable(const float *x, int64_t m, int64_t k, ck_row_decod
                 store_one(out, out_dtype, (r0 + r) * n + col, acc[r] * post + (bias ? bias[col] : 0.0f));
         }
     }
-}
-
-void ck_gemv_f32_decoded(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
-                         float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1,
-                         int path) {
-#if CK_X86
-    if (path != CK_PATH_PORTABLE) {
-        gemv_f32_avx2(x, m, k, decode, context, post, n, bias, out, out_dtype, n0, n1);
-        return;
-    }
-#endif
-    (void)path;
-    gemv_f32_portable(x, m, k, decode, context, post, n, bias, out, out_dtype, n0, n1);
 }
 
 typedef struct {
@@ -607,9 +554,81 @@ static void i8_decode_row(const void *context, int64_t col, int64_t c0, int64_t 
     }
 }
 
+#if CK_X86
+/// R input rows (1 to 4) of the weight-only GEMV for one weight row: the codes are converted to
+/// float in registers and used for every row (y = sum_j s_j sum_{k in j} x q), never stored.
+CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float *x, int64_t k, const int8_t *wr,
+                                                                     const float *swr, int64_t bk, float *y,
+                                                                     const int R) {
+    enum { U = 4 };  // independent accumulators per row (for R = 1), hiding FMA latency
+    const int64_t kb = ck_ceil_div(k, bk);
+    __m256 total[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float tail[4] = {0, 0, 0, 0};
+    for (int64_t j = 0; j < kb; j++) {
+        const int64_t p0 = j * bk, len = k - p0 < bk ? k - p0 : bk;
+        const int8_t *wb = wr + p0;
+        __m256 acc[4][U];
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < U; u++) acc[r][u] = _mm256_setzero_ps();
+        const int64_t step = R == 1 ? 32 : 16, vlen = len / step * step;
+        for (int64_t t = 0; t < vlen; t += step) {
+#pragma clang loop unroll(full)
+            for (int u = 0; u < (R == 1 ? 4 : 2); u++) {
+                const __m256 wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(wb + t + 8 * u))));
+#pragma clang loop unroll(full)
+                for (int r = 0; r < R; r++)
+                    acc[r][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + p0 + t + 8 * u), wv, acc[r][u]);
+            }
+        }
+        const __m256 s = _mm256_set1_ps(swr[j]);
+        for (int r = 0; r < R; r++) {
+            float rest = 0;
+            for (int64_t t = vlen; t < len; t++) rest += x[r * k + p0 + t] * (float)wb[t];
+            tail[r] += rest * swr[j];
+            const __m256 block = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
+            total[r] = _mm256_fmadd_ps(block, s, total[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(total[r]), _mm256_extractf128_ps(total[r], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        y[r] = _mm_cvtss_f32(h) + tail[r];
+    }
+}
+
+CK_AVX2 static void i8_gemv_weight_only_avx2(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw,
+                                             int64_t n, int64_t bn, int64_t bk, const float *bias, void *out,
+                                             int out_dtype, int64_t n0, int64_t n1) {
+    const int64_t kb = ck_ceil_div(k, bk);
+    for (int64_t col = n0; col < n1; col++) {
+        const int8_t *wr = w + col * k;
+        const float *swr = sw + (col / bn) * kb;
+        for (int64_t r0 = 0; r0 < m; r0 += 4) {
+            float y[4];
+            const float *xr = x + r0 * k;
+            switch (m - r0 < 4 ? m - r0 : 4) {
+            case 1: i8_wo_rows(xr, k, wr, swr, bk, y, 1); break;
+            case 2: i8_wo_rows(xr, k, wr, swr, bk, y, 2); break;
+            case 3: i8_wo_rows(xr, k, wr, swr, bk, y, 3); break;
+            default: i8_wo_rows(xr, k, wr, swr, bk, y, 4); break;
+            }
+            for (int64_t r = r0; r < r0 + 4 && r < m; r++)
+                store_one(out, out_dtype, r * n + col, y[r - r0] + (bias ? bias[col] : 0.0f));
+        }
+    }
+}
+#endif
+
 void ck_i8_gemv_weight_only(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw, int64_t n,
                             int64_t bn, int64_t bk, const float *bias, void *out, int out_dtype, int64_t n0,
                             int64_t n1, int path) {
+#if CK_X86
+    if (path != CK_PATH_PORTABLE) {
+        i8_gemv_weight_only_avx2(x, m, k, w, sw, n, bn, bk, bias, out, out_dtype, n0, n1);
+        return;
+    }
+#endif
     const i8_row_source source = {w, sw, k, bk, bn};
-    ck_gemv_f32_decoded(x, m, k, i8_decode_row, &source, 1.0f, n, bias, out, out_dtype, n0, n1, path);
+    ck_gemv_decoded_portable(x, m, k, i8_decode_row, &source, 1.0f, n, bias, out, out_dtype, n0, n1);
 }

@@ -17,16 +17,11 @@ enum FP8CPU {
         let path = CPUKernelPath.current.code
         let scale: Float = try tensor.withUnsafeFloats { x in
             guard let base = x.baseAddress, !x.isEmpty else { return layout.fixedScale ?? 1 }
-            let partial = PartialMaxima()
-            CPUKernels.parallelRanges(count: x.count, minimumPerThread: 1 << 16) { range in
-                var amax: Float = 0
-                let bad = ck_fp8_amax(base + range.lowerBound, Int64(range.count), &amax, path)
-                partial.add(amax, nonFinite: bad != 0)
-            }
-            if partial.nonFinite {
+            let (amax, nonFinite) = CPUKernels.maxMagnitude(x)
+            if nonFinite {
                 try QuantizationInput.checkFinite(x, shape: tensor.shape, layout: TensorCoreFP8Layout.name)
             }
-            let scale = layout.fixedScale ?? (partial.amax > 0 ? partial.amax / 448 : 1)
+            let scale = layout.fixedScale ?? (amax > 0 ? amax / 448 : 1)
             let q = codes.storage.hostPointer.assumingMemoryBound(to: UInt8.self)
             CPUKernels.parallelRanges(count: x.count, minimumPerThread: 1 << 16) { range in
                 ck_fp8_quantize(base + range.lowerBound, Int64(range.count), scale, q + range.lowerBound, path)
@@ -99,19 +94,4 @@ enum FP8CPU {
             }
         }
     }
-}
-
-/// The largest of the per-thread maxima, and whether any thread met a non-finite value.
-private final class PartialMaxima: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Float = 0
-    private var flagged = false
-    func add(_ amax: Float, nonFinite: Bool) {
-        lock.withLock {
-            value = max(value, amax)
-            flagged = flagged || nonFinite
-        }
-    }
-    var amax: Float { lock.withLock { value } }
-    var nonFinite: Bool { lock.withLock { flagged } }
 }

@@ -150,3 +150,24 @@ extension CPUKernels {
         return try values.withUnsafeBufferPointer { try body($0.baseAddress) }
     }
 }
+
+extension CPUKernels {
+    /// `max |v|` over `values`, read in parallel with the vectorised kernel (at memory bandwidth),
+    /// and whether a NaN or an infinity was met (the maximum is then meaningless).
+    public static func maxMagnitude(_ values: UnsafeBufferPointer<Float>) -> (amax: Float, nonFinite: Bool) {
+        guard let base = values.baseAddress, !values.isEmpty else { return (0, false) }
+        let path = CPUKernelPath.current.code
+        let lock = NSLock()
+        var amax: Float = 0
+        var nonFinite = false
+        parallelRanges(count: values.count, granule: 16, minimumPerThread: 1 << 16) { range in
+            var partial: Float = 0
+            let bad = ck_fp8_amax(base + range.lowerBound, Int64(range.count), &partial, path) != 0
+            lock.withLock {
+                amax = max(amax, partial)
+                nonFinite = nonFinite || bad
+            }
+        }
+        return (amax, nonFinite)
+    }
+}

@@ -9,7 +9,7 @@ struct Subcommand: Sendable {
     let run: @Sendable (CommandArguments) throws -> Void
 
     /// Every subcommand; the first is the default.
-    static let all: [Subcommand] = [Demo.command]
+    static let all: [Subcommand] = [Demo.command, Benchmark.command]
 
     static var usage: String {
         "usage: qlinear [COMMAND] [OPTIONS]\n\ncommands:\n"

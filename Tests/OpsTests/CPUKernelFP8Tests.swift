@@ -75,8 +75,10 @@ struct CPUKernelFP8Tests {
         }
     }
 
-    static let linearShapes: [([Int], Int)] = [([1, 300], 45), ([3, 129], 70), ([17, 257], 37), ([2, 9, 200], 70),
-                                               ([40, 96], 33), ([2, 2, 2, 50], 19)]
+    static let linearShapes: [([Int], Int)] = [
+        ([1, 300], 45), ([3, 129], 70), ([2, 7, 99], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
+        ([2, 2, 2, 50], 19),
+    ]
 
     @Test("W8A8 linear matches the reference for every output dtype, with and without bias")
     func w8a8MatchesReference() throws {

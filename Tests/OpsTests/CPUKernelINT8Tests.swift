@@ -136,7 +136,8 @@ struct CPUKernelINT8Tests {
 
     /// (input shape, N): decode shapes (M <= 16: GEMV) and GEMM shapes, odd N and K, batch dims.
     static let linearShapes: [([Int], Int)] = [
-        ([1, 300], 45), ([3, 129], 70), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33), ([2, 150], 130),
+        ([1, 300], 45), ([3, 129], 70), ([2, 7, 100], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
+        ([2, 150], 130),
     ]
 
     @Test("W8A8 linear matches the reference for every output dtype, with and without bias",
