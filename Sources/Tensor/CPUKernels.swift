@@ -99,10 +99,10 @@ public enum CPUKernels {
 
 extension CPUKernels {
     /// Rows of weight decoded per OpenBLAS call in ``panelGEMM(x:m:n:k:alpha:bias:output:outputCode:path:decodePanel:)``:
-    /// a panel of about 4 MB stays in L3 while OpenBLAS streams it, and is large enough for
-    /// sgemm to run at full speed.
+    /// a panel of about 8 MB stays in L3 while OpenBLAS streams it; each call re-packs the whole
+    /// input, so panels much smaller than this cost sgemm speed.
     static func panelRows(n: Int, k: Int) -> Int {
-        let rows = (4 << 20) / max(4 * k, 1) / 16 * 16
+        let rows = (8 << 20) / max(4 * k, 1) / 16 * 16
         return min(n, max(rows, 64))
     }
 

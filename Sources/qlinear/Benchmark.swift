@@ -88,24 +88,30 @@ enum Benchmark {
         let run: (Int) throws -> Tensor
     }
 
+    /// glibc's `mallopt(M_MMAP_THRESHOLD, bytes)`: allocations of at least `bytes` are mapped
+    /// fresh and returned to the system on free. Looked up at run time (Glibc's Swift module does
+    /// not export malloc.h).
+    static func setMmapThreshold(_ bytes: Int32) {
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
+        _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, bytes)
+    }
+
     static func run(_ arguments: CommandArguments) throws {
         let quick = arguments.flag("quick")
         let largeM = try arguments.int("rows", default: 1024)
         let repeats = try arguments.int("repeats", default: quick ? 2 : 5)
-        // Large blocks go straight to mmap and back to the system on free, so the resident-set
-        // high-water mark measures what each path allocates, not what malloc kept from the last.
-        // (glibc's mallopt, looked up at run time: Glibc's Swift module does not export malloc.h.)
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-            let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
-            _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 1 << 20)
-        }
         registerBuiltinLayouts()
         let machine = machineDescription()
         print("qlinear bench: y = x W^T; \(machine)")
         print("\(OpenBLAS.shared.summary); \(OpenBLAS.shared.threadCount) OpenBLAS threads")
         print("CPU features: \(CPUFeatures.current); quantized kernels: \(CPUKernelPath.current) path, "
             + "\(CPUKernels.threadCount) threads")
+        // Blocks of 1 MB and more are mapped fresh and returned on free, so the resident-set
+        // high-water mark shows what each call allocates (every path pays first-touch page faults
+        // on its large buffers, as a program does for large tensors).
+        setMmapThreshold(1 << 20)
         let (readBandwidth, copyBandwidth) = try measureBandwidth(quick: quick)
         print(String(format: "memory bandwidth (1 GB buffers): read %.1f GB/s, copy %.1f GB/s (read + write)",
                      readBandwidth / 1e9, copyBandwidth / 1e9))
@@ -275,30 +281,37 @@ enum Benchmark {
         return (Double(count * 4) / reads, Double(half * 4 * 2) / copy)
     }
 
+    /// Quantize and dequantize of a 2048 x 2048 weight (16 MB in float32; malloc reuses the output
+    /// memory, so this is the kernels' own speed plus the output's zero-fill) and of a 5120 x 5120
+    /// one (105 MB; every call maps fresh output pages, and first-touch page faults are part of
+    /// the time).
     static func measureQuantization(copyBandwidth: Double, quick: Bool) throws -> [Throughput] {
-        let (n, k) = (5120, 5120)
-        let w = try Tensor.randomNormal([n, k], seed: 7)
-        let int8 = try BlockWiseINT8Layout.weight(blockSize: 128)
-        let elements = n * k
         let repeats = quick ? 3 : 7
         var rows: [Throughput] = []
-        func add(_ name: String, bytesPerElement: Int, _ body: () throws -> Void) throws {
-            let time = try timed(repeats) { _ in try body() }.1
-            let bytes = elements * bytesPerElement
-            rows.append(Throughput(kernel: name, elements: elements, bytesMoved: bytes, medianSeconds: time,
-                                   gigabytesPerSecond: Double(bytes) / time / 1e9,
-                                   fractionOfCopyBandwidth: Double(bytes) / time / copyBandwidth))
+        for side in [2048, 5120] {
+            // 2048: outputs reused from the heap (the kernels' own speed); 5120: mapped per call.
+            setMmapThreshold(side == 2048 ? 32 << 20 : 1 << 20)
+            defer { setMmapThreshold(1 << 20) }
+            let w = try Tensor.randomNormal([side, side], seed: 7)
+            let int8 = try BlockWiseINT8Layout.weight(blockSize: 128)
+            let elements = side * side
+            func add(_ name: String, bytesPerElement: Int, _ body: () throws -> Void) throws {
+                let time = try timed(repeats) { _ in try body() }.1
+                let bytes = elements * bytesPerElement
+                rows.append(Throughput(kernel: "\(name) \(side)x\(side)", elements: elements, bytesMoved: bytes,
+                                       medianSeconds: time, gigabytesPerSecond: Double(bytes) / time / 1e9,
+                                       fractionOfCopyBandwidth: Double(bytes) / time / copyBandwidth))
+            }
+            let qInt8 = try QuantizedTensor.fromFloat(w, layout: int8)
+            let qFP8 = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
+            // Bytes moved: float32 read + int8 written (5 per element); FP8 quantize reads twice.
+            try add("INT8 quantize f32->i8", bytesPerElement: 5) { _ = try QuantizedTensor.fromFloat(w, layout: int8) }
+            try add("INT8 dequantize i8->f32", bytesPerElement: 5) { _ = try qInt8.dequantize(to: .float32) }
+            try add("FP8 quantize f32->e4m3", bytesPerElement: 9) {
+                _ = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
+            }
+            try add("FP8 dequantize e4m3->f32", bytesPerElement: 5) { _ = try qFP8.dequantize(to: .float32) }
         }
-        let qInt8 = try QuantizedTensor.fromFloat(w, layout: int8)
-        let qFP8 = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
-        try add("INT8 block quantize 5120x5120 f32->i8", bytesPerElement: 5) {
-            _ = try QuantizedTensor.fromFloat(w, layout: int8)
-        }
-        try add("INT8 block dequantize i8->f32", bytesPerElement: 5) { _ = try qInt8.dequantize(to: .float32) }
-        try add("FP8 quantize f32->e4m3 (amax + encode)", bytesPerElement: 9) {
-            _ = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
-        }
-        try add("FP8 dequantize e4m3->f32", bytesPerElement: 5) { _ = try qFP8.dequantize(to: .float32) }
         return rows
     }
 
