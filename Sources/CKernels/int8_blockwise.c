@@ -204,12 +204,12 @@ void ck_i8_packed_activation_size(int64_t m, int64_t k, int64_t bk, int path, in
 }
 
 void ck_i8_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
-                           void *apack, float *sxpack) {
+                           int64_t row0, int64_t row1, void *apack, float *sxpack) {
     int64_t rows, row_bytes;
     ck_i8_packed_activation_size(m, k, bk, path, &rows, &row_bytes);
     const int64_t kb = ck_ceil_div(k, bk);
     const int64_t group = path == CK_PATH_AVX512VNNI ? 4 : 2, bp = ck_round_up(bk, group);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = row0; r < row1 && r < rows; r++) {
         for (int64_t j = 0; j < kb; j++) {
             const int64_t len = k - j * bk < bk ? k - j * bk : bk, padded = ck_round_up(len, group);
             const int8_t *src = x + r * k + j * bk;

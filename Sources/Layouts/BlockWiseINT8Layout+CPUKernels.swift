@@ -124,7 +124,10 @@ enum BlockWiseINT8CPU {
             packedScales.deallocate()
         }
         if path != .portable {
-            ck_i8_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code, packed, packedScales)
+            CPUKernels.parallelRanges(count: Int(rows), minimumPerThread: 16) { range in
+                ck_i8_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code, Int64(range.lowerBound),
+                                      Int64(range.upperBound), packed, packedScales)
+            }
             args.apack = UnsafeRawPointer(packed)
             args.sxpack = UnsafePointer(packedScales)
         }

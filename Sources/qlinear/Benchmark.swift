@@ -89,13 +89,19 @@ enum Benchmark {
     }
 
     /// glibc's `mallopt(M_MMAP_THRESHOLD, bytes)`: allocations of at least `bytes` are mapped
-    /// fresh and returned to the system on free. Looked up at run time (Glibc's Swift module does
-    /// not export malloc.h).
-    static func setMmapThreshold(_ bytes: Int32) {
+    /// fresh and returned to the system on free.
+    static func setMmapThreshold(_ bytes: Int32) { mallopt(-3, bytes) }
+
+    /// glibc's `mallopt(M_TRIM_THRESHOLD, bytes)`: free memory at the top of the heap beyond this
+    /// is returned to the system (and faulted in again by the next allocation).
+    static func setTrimThreshold(_ bytes: Int32) { mallopt(-1, bytes) }
+
+    /// glibc's `mallopt`, looked up at run time (Glibc's Swift module does not export malloc.h);
+    /// nothing happens on other C libraries.
+    static func mallopt(_ option: Int32, _ value: Int32) {
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
-        _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, bytes)
+        _ = unsafeBitCast(symbol, to: Mallopt.self)(option, value)
     }
 
     static func run(_ arguments: CommandArguments) throws {
@@ -291,7 +297,11 @@ enum Benchmark {
         for side in [2048, 5120] {
             // 2048: outputs reused from the heap (the kernels' own speed); 5120: mapped per call.
             setMmapThreshold(side == 2048 ? 32 << 20 : 1 << 20)
-            defer { setMmapThreshold(1 << 20) }
+            setTrimThreshold(side == 2048 ? 256 << 20 : 128 << 10)
+            defer {
+                setMmapThreshold(1 << 20)
+                setTrimThreshold(128 << 10)
+            }
             let w = try Tensor.randomNormal([side, side], seed: 7)
             let int8 = try BlockWiseINT8Layout.weight(blockSize: 128)
             let elements = side * side

@@ -22,7 +22,7 @@ static int run(int64_t m,int64_t n,int64_t k,int64_t bk,int64_t bn,int path,int 
   ck_i8_gemm(&a,0,n,0);
   int64_t rows,rb; ck_i8_packed_activation_size(m,k,bk,path,&rows,&rb);
   void*ap=aligned_alloc(64,(rows*rb+63)/64*64+64); float*sxp=malloc(rows*kb*4+4);
-  ck_i8_pack_activation(x,sx,m,k,bk,path,ap,sxp); a.apack=ap; a.sxpack=sxp; a.out=y1;
+  ck_i8_pack_activation(x,sx,m,k,bk,path,0,rows,ap,sxp); a.apack=ap; a.sxpack=sxp; a.out=y1;
   int64_t g=ck_i8_gemm_column_granule(path); int64_t mid=(n/2)/g*g;
   ck_i8_gemm(&a,0,mid,path); ck_i8_gemm(&a,mid,n,path);
   double d=0,nn=0; for(int64_t i=0;i<m*n;i++){d+=(y1[i]-y0[i])*(double)(y1[i]-y0[i]); nn+=y0[i]*(double)y0[i];}
@@ -42,7 +42,7 @@ int main(){
    int64_t m=1024,n=3072,k=3072; int8_t*x=malloc(m*k),*w=malloc(n*k); float*sx=malloc(m*24*4),*sw=malloc(24*24*4),*y=malloc(m*n*4);
    for(int64_t i=0;i<m*k;i++)x[i]=(int8_t)(rnd()%255-127); for(int64_t i=0;i<n*k;i++)w[i]=(int8_t)(rnd()%255-127); for(int i=0;i<m*24;i++)sx[i]=1e-3f; for(int i=0;i<576;i++)sw[i]=1e-3f;
    int64_t rows,rb; ck_i8_packed_activation_size(m,k,128,paths[p],&rows,&rb); void*ap=aligned_alloc(64,rows*rb); float*sxp=malloc(rows*24*4);
-   ck_i8_pack_activation(x,sx,m,k,128,paths[p],ap,sxp); ck_i8_gemm_args a={m,n,k,128,128,x,sx,ap,sxp,w,sw,0,y,0};
+   ck_i8_pack_activation(x,sx,m,k,128,paths[p],0,rows,ap,sxp); ck_i8_gemm_args a={m,n,k,128,128,x,sx,ap,sxp,w,sw,0,y,0};
    double best=1e9; for(int r=0;r<3;r++){double t=now(); ck_i8_gemm(&a,0,n,paths[p]); t=now()-t; if(t<best)best=t;}
    printf("path %d: 1024x3072x3072 one thread %.1f ms, %.1f GOP/s\n",paths[p],best*1e3,2.0*m*n*k/best/1e9);
   }

@@ -81,10 +81,11 @@ typedef struct {
 void ck_i8_packed_activation_size(int64_t m, int64_t k, int64_t bk, int path, int64_t *rows,
                                   int64_t *row_bytes);
 
-/// Packs activation codes for the GEMM of `path` (AVX2: int16 pairs; VNNI: u8 = q + 128 in quads;
-/// each K block padded to the group), and copies the scales into `sxpack` (padded rows get 0).
+/// Packs rows [row0, row1) of the packed activation for the GEMM of `path` (AVX2: int16 pairs;
+/// VNNI: u8 = q + 128 in quads; each K block padded to the group), and copies their scales into
+/// `sxpack` (padded rows, m and beyond, get zeros).
 void ck_i8_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
-                           void *apack, float *sxpack);
+                           int64_t row0, int64_t row1, void *apack, float *sxpack);
 
 /// The multiple of which each thread's column range [n0, n1) must start (the micro-kernel width).
 int64_t ck_i8_gemm_column_granule(int path);
