@@ -63,18 +63,18 @@ CK_AVX2 static void fp8_quantize_avx2(const float *x, int64_t n, float scale, ui
     for (; i < n; i++) q[i] = ck_e4m3_code(fminf(fmaxf(x[i] / scale, -448.0f), 448.0f));
 }
 
-/// Float values of 16 codes. An e4m3 code with its sign moved to bit 15 and its other 7 bits to
-/// bits 13..7 is the float16 of value / 256 (the exponents differ by 8; e4m3 subnormals land on
-/// float16 subnormals), so F16C converts it exactly and * 256 is exact; 0x7F/0xFF become the
-/// float16 NaN 0xFFFF. 7 integer operations and 2 conversions per 16 values.
-CK_AVX2 static inline void e4m3_decode16(const uint8_t *q, __m256 *lo, __m256 *hi) {
+/// Float values / 256 of 16 codes. An e4m3 code with its sign moved to bit 15 and its other 7
+/// bits to bits 13..7 is the float16 of value / 256 (the exponents differ by 8; e4m3 subnormals
+/// land on float16 subnormals), so F16C converts it exactly; 0x7F/0xFF become the float16 NaN
+/// 0xFFFF. 7 integer operations and 2 conversions per 16 values; callers multiply by 256 (exact)
+/// where it costs least.
+CK_AVX2 static inline void e4m3_decode16_div256(const uint8_t *q, __m256 *lo, __m256 *hi) {
     const __m256i shifted = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)q)), 8);
     __m256i h = _mm256_and_si256(_mm256_srai_epi16(shifted, 1), _mm256_set1_epi16((short)0xBFFF));
     const __m256i nan = _mm256_set1_epi16(0x7F00);
     h = _mm256_or_si256(h, _mm256_cmpeq_epi16(_mm256_and_si256(shifted, nan), nan));
-    const __m256 k256 = _mm256_set1_ps(256.0f);
-    *lo = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), k256);
-    *hi = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), k256);
+    *lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+    *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
 /// R input rows (1 to 4) of the FP8 GEMV for one weight row, codes decoded in registers.
@@ -88,7 +88,7 @@ CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *
 #pragma clang loop unroll(full)
         for (int u = 0; u < (R == 1 ? 2 : 1); u++) {
             __m256 w0, w1;
-            e4m3_decode16(wr + t + 16 * u, &w0, &w1);
+            e4m3_decode16_div256(wr + t + 16 * u, &w0, &w1);
 #pragma clang loop unroll(full)
             for (int r = 0; r < R; r++) {
                 acc[r][2 * u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + t + 16 * u), w0, acc[r][2 * u]);
@@ -103,7 +103,8 @@ CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
         h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        y[r] = _mm_cvtss_f32(h) + rest;
+        // The vector sums hold products with value / 256: one exact * 256 restores them.
+        y[r] = _mm_cvtss_f32(h) * 256.0f + rest;
     }
 }
 
@@ -127,11 +128,14 @@ CK_AVX2 static void fp8_gemv_avx2(const float *x, int64_t m, int64_t k, const ui
 }
 
 CK_AVX2 static void fp8_decode_avx2(const uint8_t *q, int64_t n, float scale, float *out) {
-    const __m256 s = _mm256_set1_ps(scale);
+    const __m256 s = _mm256_set1_ps(scale), k256 = _mm256_set1_ps(256.0f);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256 lo, hi;
-        e4m3_decode16(q + i, &lo, &hi);
+        e4m3_decode16_div256(q + i, &lo, &hi);
+        // (value / 256) * 256 is exact, so the result is float(q) * scale rounded once.
+        lo = _mm256_mul_ps(lo, k256);
+        hi = _mm256_mul_ps(hi, k256);
         _mm256_storeu_ps(out + i, _mm256_mul_ps(lo, s));
         _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(hi, s));
     }

@@ -51,6 +51,18 @@ CK_AVX2 static inline __attribute__((always_inline)) void seg_quant_avx2_mode(co
                                                                                int8_t *q) {
     const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i c[4];
+        for (int u = 0; u < 4; u++) {
+            __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i + 8 * u), s);
+            v = rounding ? _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+                         : _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            c[u] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+        }
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + i), p);
+    }
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
         v = rounding ? _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
