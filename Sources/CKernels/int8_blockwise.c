@@ -586,7 +586,8 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
         for (int64_t t = 0; t < vlen; t += step) {
 #pragma clang loop unroll(full)
             for (int u = 0; u < (R == 1 ? 4 : 2); u++) {
-                const __m256 wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(wb + t + 8 * u))));
+                const __m128i codes = _mm_loadl_epi64((const __m128i *)(wb + t + 8 * u));
+                const __m256 wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
 #pragma clang loop unroll(full)
                 for (int r = 0; r < R; r++)
                     acc[r][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + p0 + t + 8 * u), wv, acc[r][u]);
@@ -597,7 +598,8 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
             float rest = 0;
             for (int64_t t = vlen; t < len; t++) rest += x[r * k + p0 + t] * (float)wb[t];
             tail[r] += rest * swr[j];
-            const __m256 block = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
+            const __m256 block =
+                _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
             total[r] = _mm256_fmadd_ps(block, s, total[r]);
         }
     }

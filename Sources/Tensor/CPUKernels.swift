@@ -100,7 +100,7 @@ public enum CPUKernels {
 }
 
 extension CPUKernels {
-    /// Rows of weight decoded per OpenBLAS call in ``panelGEMM(x:m:n:k:alpha:bias:output:outputCode:path:decodePanel:)``:
+    /// Rows of weight decoded per OpenBLAS call in `panelGEMM`:
     /// a panel of about 8 MB stays in L3 while OpenBLAS streams it; each call re-packs the whole
     /// input, so at least 256 rows (K = 14336: 14.7 MB; 144 rows ran 25% slower than sgemm).
     static func panelRows(n: Int, k: Int) -> Int {

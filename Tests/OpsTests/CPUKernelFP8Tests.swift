@@ -103,7 +103,8 @@ struct CPUKernelFP8Tests {
                         let y = try linear(input, w, bias: withBias ? bias : nil).dequantized()
                         #expect(y.dtype == dtype && y.shape == Array(inputShape.dropLast()) + [n])
                         #expect(CPUKernelCheck.relativeError(try y.floats(), expected)
-                            <= CPUKernelCheck.tolerance(dtype), "\(path) \(inputShape) N=\(n) \(dtype) bias=\(withBias)")
+                            <= CPUKernelCheck.tolerance(dtype),
+                            "\(path) \(inputShape) N=\(n) \(dtype) bias=\(withBias)")
                         let fromQuantized = try linear(qx, w, bias: withBias ? bias : nil).dequantized()
                         #expect(CPUKernelCheck.relativeError(try fromQuantized.floats(), expected)
                             <= CPUKernelCheck.tolerance(dtype), "\(path) \(inputShape) quantized input")

@@ -97,8 +97,9 @@ int ck_i8_gemm(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 /// W8A8 for few rows (decode): streams each weight row once for all m rows, columns [n0, n1).
 void ck_i8_gemv(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
-/// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x,
-/// the weight dequantized chunk by chunk in L1 (never as a whole). Columns [n0, n1).
+/// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x;
+/// AVX2 converts the codes in registers (sum_j sw_j sum_{k in j} x q), the portable path decodes
+/// 512 values at a time into a buffer; never the whole weight. Columns [n0, n1).
 void ck_i8_gemv_weight_only(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw, int64_t n,
                             int64_t bn, int64_t bk, const float *bias, void *out, int out_dtype, int64_t n0,
                             int64_t n1, int path);
@@ -109,7 +110,8 @@ int ck_fp8_amax(const float *x, int64_t n, float *amax, int path);
 /// Per-tensor FP8 codes: q = e4m3(clamp(x / scale, -448, 448)), round to nearest even.
 void ck_fp8_quantize(const float *x, int64_t n, float scale, uint8_t *q, int path);
 
-/// out = float(q) * scale as float32 (scale 1 gives the exact e4m3 values); NaN codes give NaN.
+/// out = float(q) * scale as float32 (scale 1 gives the exact e4m3 values); NaN codes give a NaN
+/// (whose payload may differ from the reference's Float.nan).
 void ck_fp8_decode(const uint8_t *q, int64_t n, float scale, float *out, int path);
 
 /// out = float(q) * scale, written as out_dtype. Returns 0, or -1 for an unknown out_dtype.
