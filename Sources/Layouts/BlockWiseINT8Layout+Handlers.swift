@@ -4,6 +4,10 @@ import Tensors
 extension BlockWiseINT8Layout {
     public static func registerHandlers(in registry: LayoutRegistry) {
         registerCUDAHandlers(in: registry)
+        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel(backend: .cpu) { tensor, layout in
+            guard let layout = layout as? Self else { return nil }
+            return try BlockWiseINT8CPU.quantize(tensor, layout: layout)
+        })
         registry.register(.linear, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt { try linearCPU(call) }
         })
@@ -12,7 +16,7 @@ extension BlockWiseINT8Layout {
                 let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
                 let x = try q.dequantize(to: .float32)
                 let y = try DenseOps.gelu(x, approximation: call.attributes.geluApproximation)
-                let requantized = try layout.quantize(y.converted(to: q.originalDType))
+                let requantized = try QuantizedTensor.fromFloat(y.converted(to: q.originalDType), layout: layout)
                 return .quantized(requantized)
             }
         })
@@ -22,7 +26,9 @@ extension BlockWiseINT8Layout {
         registry.register(.dequantize, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt {
                 let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                return .dense(try layout.dequantize(q, to: call.attributes.outputDType ?? q.originalDType))
+                let dtype = call.attributes.outputDType ?? q.originalDType
+                return .dense(try BlockWiseINT8CPU.dequantize(q, layout: layout, to: dtype)
+                    ?? layout.dequantize(q, to: dtype))
             }
         })
         registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cpu) { call in
@@ -31,13 +37,14 @@ extension BlockWiseINT8Layout {
                 let delta = try UnaryOperand.delta(call, weight: weight)
                 let merged = try UnaryOperand.updated(weight, delta: delta, strength: call.attributes.deltaStrength)
                 // Re-quantized with the weight's own block shape, so it stays a valid GEMM weight.
-                return .quantized(try layout.quantize(merged))
+                return .quantized(try QuantizedTensor.fromFloat(merged, layout: layout))
             }
         })
     }
 
     /// Linear with a block-wise INT8 weight: W8A8 when the input is (or is made) INT8 with 1 x Bk
-    /// blocks, or the dequantized weight in a float GEMM when the user asks for weight-only.
+    /// blocks, or weight-only (float input, dequantized weight) when the user asks for it; both on
+    /// the CPU kernels of ``BlockWiseINT8CPU``.
     static func linearCPU(_ call: OpCall) throws -> AnyTensor {
         let operands = try LinearOperands<Self>(call)
         let layout = operands.weightLayout
@@ -52,19 +59,13 @@ extension BlockWiseINT8Layout {
             quantizedInput = q
         case .dense(let x):
             if operands.options.floatInput == .dequantizeWeight {
-                let w = try operands.weight.dequantize(to: .float32)
-                return try operands.output(DenseOps.linear(x, w, bias: operands.bias))
+                return try operands.output(BlockWiseINT8CPU.linearWeightOnly(x, operands))
             }
             let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
             quantizedInput = try QuantizedTensor.fromFloat(x, layout: activation)
         }
-        let y = BlockWiseINT8Reference.linear(
-            inputCodes: try quantizedInput.data.elements(as: Int8.self), inputScales: try quantizedInput.scale.floats(),
-            m: operands.m, k: operands.k,
-            weightCodes: try operands.weight.data.elements(as: Int8.self),
-            weightScales: try operands.weight.scale.floats(), n: operands.n,
-            weightBlockRows: layout.blockRows, blockColumns: layout.blockColumns, bias: try operands.biasValues())
-        return try operands.output(y)
+        return try operands.output(BlockWiseINT8CPU.linearW8A8(codes: quantizedInput.data,
+                                                               scales: quantizedInput.scale, operands))
     }
 
     /// Exact transpose: codes and the scale grid swap the same axes; swapping the last two axes

@@ -4,6 +4,10 @@ import Tensors
 extension TensorCoreFP8Layout {
     public static func registerHandlers(in registry: LayoutRegistry) {
         registerCUDAHandlers(in: registry)
+        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel(backend: .cpu) { tensor, layout in
+            guard let layout = layout as? Self else { return nil }
+            return try FP8CPU.quantize(tensor, layout: layout)
+        })
         registry.register(.linear, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt { try linearCPU(call) }
         })
@@ -13,7 +17,7 @@ extension TensorCoreFP8Layout {
                 let x = try q.dequantize(to: .float32)
                 let y = try DenseOps.gelu(x, approximation: call.attributes.geluApproximation)
                 // The output range differs from the input's, so the scale is chosen afresh.
-                return .quantized(try Self.dynamic.quantize(y.converted(to: q.originalDType)))
+                return .quantized(try QuantizedTensor.fromFloat(y.converted(to: q.originalDType), layout: Self.dynamic))
             }
         })
         registry.register(.transpose, for: Self.self, OpHandler(backend: .cpu) { call in
@@ -28,7 +32,8 @@ extension TensorCoreFP8Layout {
         registry.register(.dequantize, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt {
                 let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                return .dense(try layout.dequantize(q, to: call.attributes.outputDType ?? q.originalDType))
+                let dtype = call.attributes.outputDType ?? q.originalDType
+                return .dense(try FP8CPU.dequantize(q, to: dtype) ?? layout.dequantize(q, to: dtype))
             }
         })
         registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cpu) { call in
@@ -36,15 +41,16 @@ extension TensorCoreFP8Layout {
                 let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
                 let delta = try UnaryOperand.delta(call, weight: weight)
                 let merged = try UnaryOperand.updated(weight, delta: delta, strength: call.attributes.deltaStrength)
-                return .quantized(try layout.quantize(merged))
+                return .quantized(try QuantizedTensor.fromFloat(merged, layout: layout))
             }
         })
     }
 
-    /// Linear with an FP8 weight: FP8 x FP8 when the input is (or is made) FP8, or the
-    /// dequantized weight in a float GEMM for weight-only.
+    /// Linear with an FP8 weight: FP8 x FP8 when the input is (or is made) FP8, or the weight
+    /// dequantized on the fly for weight-only; both on the CPU kernels of ``FP8CPU``.
     static func linearCPU(_ call: OpCall) throws -> AnyTensor {
         let operands = try LinearOperands<Self>(call)
+        let weightScale = try operands.weight.scale.floats()[0]
         let quantizedInput: QuantizedTensor
         switch operands.input {
         case .quantized(let q):
@@ -52,16 +58,18 @@ extension TensorCoreFP8Layout {
             quantizedInput = q
         case .dense(let x):
             if operands.options.floatInput == .dequantizeWeight {
-                let w = try operands.weight.dequantize(to: .float32)
-                return try operands.output(DenseOps.linear(x, w, bias: operands.bias))
+                let y = try x.withUnsafeFloats { try FP8CPU.linear($0, weightScale: weightScale, post: 1, operands) }
+                return try operands.output(y)
             }
             quantizedInput = try QuantizedTensor.fromFloat(x, layout: Self.dynamic)
         }
-        let y = FP8Reference.linear(
-            inputCodes: try quantizedInput.data.elements(as: Float8E4M3FN.self),
-            inputScale: try quantizedInput.scale.floats()[0], m: operands.m, k: operands.k,
-            weightCodes: try operands.weight.data.elements(as: Float8E4M3FN.self),
-            weightScale: try operands.weight.scale.floats()[0], n: operands.n, bias: try operands.biasValues())
+        // Products of two e4m3 values are exact in float32, so decoding both and multiplying in
+        // float32 is the FP8 x FP8 product; the scales apply once, after the sum.
+        let inputScale = try quantizedInput.scale.floats()[0]
+        let x = try FP8CPU.decoded(quantizedInput.data)
+        let y = try x.withUnsafeBufferPointer {
+            try FP8CPU.linear($0, weightScale: 1, post: inputScale * weightScale, operands)
+        }
         return try operands.output(y)
     }
 }

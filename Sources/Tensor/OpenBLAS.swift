@@ -21,6 +21,7 @@ public final class OpenBLAS: @unchecked Sendable {
         UnsafeMutablePointer<Float>?, Int32
     ) -> Void
     typealias CorenameFunction = @convention(c) () -> UnsafePointer<CChar>?
+    typealias ThreadCountFunction = @convention(c) () -> Int32
 
     /// The process-wide instance; loading happens on first use.
     public static let shared = OpenBLAS()
@@ -29,6 +30,9 @@ public final class OpenBLAS: @unchecked Sendable {
     let sgemv: SgemvFunction?
     /// The core type OpenBLAS reports, or `nil` when OpenBLAS is absent.
     public let coreName: String?
+    /// The threads OpenBLAS runs (`openblas_get_num_threads`: one per core unless the user set
+    /// `OPENBLAS_NUM_THREADS`); 1 when OpenBLAS is absent.
+    public let threadCount: Int
     /// Where the `OPENBLAS_CORETYPE` value came from.
     public let coreTypeSource: String
     /// The file that was loaded, or `nil`.
@@ -62,6 +66,7 @@ public final class OpenBLAS: @unchecked Sendable {
             sgemm = nil
             sgemv = nil
             coreName = nil
+            threadCount = 1
             FileHandle.standardError.write(Data((
                 "note: OpenBLAS was not found, so float32 GEMMs use a slow portable kernel; "
                 + "install it with `apt-get install libopenblas0` (or libopenblas-dev)\n").utf8))
@@ -72,6 +77,7 @@ public final class OpenBLAS: @unchecked Sendable {
         }
         sgemm = symbol("cblas_sgemm", as: SgemmFunction.self)
         sgemv = symbol("cblas_sgemv", as: SgemvFunction.self)
+        threadCount = symbol("openblas_get_num_threads", as: ThreadCountFunction.self).map { Int($0()) } ?? 1
         coreName = symbol("openblas_get_corename", as: CorenameFunction.self).flatMap { $0() }.map {
             String(cString: $0)
         }
