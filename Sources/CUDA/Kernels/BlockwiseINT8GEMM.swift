@@ -32,7 +32,8 @@
 /// - x (M, K) of in_dtype (0/1/2); q (M, K) int8; s (M, KB) float32; round_mode 0 = nearest even,
 ///   1 = toward zero.
 /// - Requires B in {32, 64, 128, 256} and K % 8 == 0 (partial last block fine).
-/// - block (256, 1, 1); grid (ceil(M * KB * (B/8) / 256), 1, 1); no dynamic shared memory.
+/// - block (256, 1, 1); grid-stride loop, so any grid is correct; use
+///   grid (min(ceil(M * KB * (B/8) / 512), 16 * multiProcessorCount), 1, 1); no dynamic shared memory.
 ///
 /// ## `bw8_quantize_rows_generic` (portable + hopper programs)
 /// Same parameters; any B > 0, any K. block (256,1,1); grid (ceil(M * KB / 8), 1, 1); no shared memory.
@@ -72,6 +73,10 @@
 /// K % 16 == 0. Consumers keep two int32 accumulator sets and issue the wgmmas of K stage k+1 before
 /// promoting stage k (wgmma.wait_group 1), 4 stages per unrolled step; the K loop is padded to a multiple
 /// of 4 stages (TMA zero-fills, scales read as 0), so K = 128 * (4i + 1) wastes up to 3 stages.
+///
+/// ## `bw8_gemm_wgmma_pp8_b128` (hopper program; sm_90a) -- experimental
+/// Same contract as `bw8_gemm_wgmma_pp_b128` with 8 K stages per unrolled step (stage count padded to a
+/// multiple of 8). Kept for comparison; the harness times both.
 ///
 /// # Dispatch suggested for the backend
 /// M <= 16 -> `bw8_gemv`; else sm_90 with B == Bn == 128 -> `bw8_gemm_wgmma_pp_b128`; sm_90 with
@@ -163,6 +168,71 @@ __device__ __forceinline__ int bq_round_clamp(float t, int round_mode) {
 }
 
 // One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
+// Grid-stride loop, two units per thread per iteration (two 16-byte loads in flight): any grid size works.
+struct BqUnit { float v[8]; long long row; int j, c, k0; bool active, inb; };
+
+__device__ __forceinline__ void bq_unit_load(BqUnit& u, const void* __restrict__ x, long long t, long long total,
+                                             long long per_row, int K, int B, int G, int lg, int in_dtype) {
+  u.active = t < total;
+  u.row = 0; u.j = 0; u.c = 0;
+  if (u.active) {
+    int rem;
+    if (total < 0x7fffffffLL) {
+      const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
+      const unsigned r32 = tt / pr;
+      u.row = r32; rem = (int)(tt - r32 * pr);
+    } else {
+      u.row = t / per_row; rem = (int)(t - u.row * per_row);
+    }
+    u.j = rem >> lg; u.c = rem & (G - 1);
+  }
+  u.k0 = u.j * B + u.c * 8;
+  u.inb = u.active && u.k0 < K;
+#pragma unroll
+  for (int i = 0; i < 8; i++) u.v[i] = 0.0f;
+  if (u.inb) {
+    const long long e = u.row * (long long)K + u.k0;
+    if (in_dtype == BQ_F32) {
+      const float4* p = (const float4*)((const float*)x + e);
+      float4 a = __ldg(p), b = __ldg(p + 1);
+      u.v[0] = a.x; u.v[1] = a.y; u.v[2] = a.z; u.v[3] = a.w; u.v[4] = b.x; u.v[5] = b.y; u.v[6] = b.z; u.v[7] = b.w;
+    } else {
+      uint4 a = __ldg((const uint4*)((const bq_u16*)x + e));
+      bq_u32 w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        bq_u16 lo = (bq_u16)(w[i] & 0xffff), hi = (bq_u16)(w[i] >> 16);
+        if (in_dtype == BQ_BF16) { u.v[2 * i] = bq_bf2f(lo); u.v[2 * i + 1] = bq_bf2f(hi); }
+        else { u.v[2 * i] = bq_h2f(lo); u.v[2 * i + 1] = bq_h2f(hi); }
+      }
+    }
+  }
+}
+
+__device__ __forceinline__ void bq_unit_finish(const BqUnit& u, signed char* __restrict__ q, float* __restrict__ s,
+                                               int K, int KB, int G, int round_mode) {
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(u.v[i]));
+  for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+  const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
+  if (u.inb) {
+    int n[8];
+    if (scale >= 1.0e-30f) {
+      const float r = __frcp_rn(scale);
+#pragma unroll
+      for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(u.v[i], scale, r), round_mode);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; i++) n[i] = bq_quant1(u.v[i], scale, round_mode);
+    }
+    const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
+    const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
+    *(uint2*)(q + u.row * (long long)K + u.k0) = make_uint2(p0, p1);
+  }
+  if (u.active && u.c == 0) s[u.row * KB + u.j] = scale;
+}
+
 extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
     const void* __restrict__ x, signed char* __restrict__ q, float* __restrict__ s,
     int M, int K, int B, int in_dtype, int round_mode) {
@@ -170,63 +240,16 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
   const int lg = __ffs(G) - 1;
   const int KB = (K + B - 1) / B;
   const long long per_row = (long long)KB * G;
-  const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long total = (long long)M * per_row;
-  const bool active = t < total;
-  long long row = 0; int j = 0, c = 0;
-  if (active) {
-    int rem;
-    if (total < 0x7fffffffLL) {
-      const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
-      const unsigned r32 = tt / pr;
-      row = r32; rem = (int)(tt - r32 * pr);
-    } else {
-      row = t / per_row; rem = (int)(t - row * per_row);
-    }
-    j = rem >> lg; c = rem & (G - 1);
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  const int lane = threadIdx.x & 31;
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t - lane < total; t += 2 * stride) {
+    BqUnit u0, u1;
+    bq_unit_load(u0, x, t, total, per_row, K, B, G, lg, in_dtype);
+    bq_unit_load(u1, x, t + stride, total, per_row, K, B, G, lg, in_dtype);
+    bq_unit_finish(u0, q, s, K, KB, G, round_mode);
+    bq_unit_finish(u1, q, s, K, KB, G, round_mode);
   }
-  const int k0 = j * B + c * 8;
-  const bool inb = active && k0 < K;
-  float v[8];
-#pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = 0.0f;
-  if (inb) {
-    const long long e = row * (long long)K + k0;
-    if (in_dtype == BQ_F32) {
-      const float4* p = (const float4*)((const float*)x + e);
-      float4 a = __ldg(p), b = __ldg(p + 1);
-      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
-    } else {
-      uint4 a = __ldg((const uint4*)((const bq_u16*)x + e));
-      bq_u32 w[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        bq_u16 lo = (bq_u16)(w[i] & 0xffff), hi = (bq_u16)(w[i] >> 16);
-        if (in_dtype == BQ_BF16) { v[2 * i] = bq_bf2f(lo); v[2 * i + 1] = bq_bf2f(hi); }
-        else { v[2 * i] = bq_h2f(lo); v[2 * i + 1] = bq_h2f(hi); }
-      }
-    }
-  }
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-  for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
-  if (inb) {
-    int n[8];
-    if (scale >= 1.0e-30f) {
-      const float r = __frcp_rn(scale);
-#pragma unroll
-      for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
-    } else {
-#pragma unroll
-      for (int i = 0; i < 8; i++) n[i] = bq_quant1(v[i], scale, round_mode);
-    }
-    const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
-    const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
-    *(uint2*)(q + row * (long long)K + k0) = make_uint2(p0, p1);
-  }
-  if (active && c == 0) s[row * KB + j] = scale;
 }
 
 // Any B > 0, any K: one warp per (row, block).
@@ -419,7 +442,7 @@ __device__ __forceinline__ int4 bq_ld_stream(const void* p) {
 }
 
 #define GEMV_MAXM 16
-#define GEMV_UNROLL 4
+#define GEMV_UNROLL 8
 // One warp per output column n; each lane streams 16 bytes of the weight row per step (512 bytes per warp step).
 extern "C" __global__ void __launch_bounds__(256) bw8_gemv(
     const signed char* __restrict__ qx, const float* __restrict__ sx,
@@ -716,12 +739,32 @@ __device__ __forceinline__ void bq_pp_promote(int (&acc)[64], float (&accf)[64],
   for (int i = 0; i < 64; i++) accf[i] = fmaf((float)acc[i], (i & 2) ? s1 : s0, accf[i]);
 }
 
-#define PP_U 4
-extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
-    const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,
+template <int DT>
+__device__ __forceinline__ void bq_store_pair_fast(void* y, long long idx, float a, float b) {
+  if (DT == BQ_F32) { *(float2*)((float*)y + idx) = make_float2(a, b); }
+  else if (DT == BQ_BF16) { *(bq_u32*)((bq_u16*)y + idx) = (bq_u32)bq_f2bf(a) | ((bq_u32)bq_f2bf(b) << 16); }
+  else { *(bq_u32*)((bq_u16*)y + idx) = (bq_u32)bq_f2h(a) | ((bq_u32)bq_f2h(b) << 16); }
+}
+template <int DT>
+__device__ __forceinline__ void bq_epi_fast(void* y, const float (&accf)[64], int r0, int cbase, int N,
+                                            const void* bias, int bias_dtype) {
+  const long long i0 = (long long)r0 * N + cbase, i1 = i0 + 8LL * N;
+#pragma unroll
+  for (int g8 = 0; g8 < 16; g8++) {
+    float b0 = 0.0f, b1 = 0.0f;
+    if (bias_dtype >= 0) { b0 = bq_load_elem(bias, cbase + g8 * 8, bias_dtype); b1 = bq_load_elem(bias, cbase + g8 * 8 + 1, bias_dtype); }
+    bq_store_pair_fast<DT>(y, i0 + g8 * 8, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1);
+    bq_store_pair_fast<DT>(y, i1 + g8 * 8, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1);
+  }
+}
+
+// U = K stages per unrolled step (4 or 8).
+template <int U>
+__device__ __forceinline__ void bq_wgmma_pp_body(
+    const BqTmaDesc* tmA, const BqTmaDesc* tmB,
     const float* __restrict__ sx, const float* __restrict__ sw,
     const void* __restrict__ bias, void* __restrict__ y,
-    int M, int N, int K, int B, int bias_dtype, int out_dtype) {
+    int M, int N, int K, int bias_dtype, int out_dtype) {
   extern __shared__ __align__(1024) unsigned char bq_smem[];
   const bq_u32 raw = bq_smem_addr(bq_smem);
   const bq_u32 base = (raw + 1023) & ~1023u;
@@ -732,7 +775,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
   const int num_m = (M + WG_BM - 1) / WG_BM, num_n = (N + WG_BN - 1) / WG_BN;
   const int num_tiles = num_m * num_n;
   const int nk = (K + WG_BK - 1) / WG_BK;            // == KB since B == 128
-  const int nkp = (nk + PP_U - 1) / PP_U * PP_U;     // padded: TMA zero-fills k >= K, scales are 0 there
+  const int nkp = (nk + U - 1) / U * U;              // padded: TMA zero-fills k >= K, scales are 0 there
   const int wg = threadIdx.x >> 7;
 
   if (threadIdx.x == 0) {
@@ -751,8 +794,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
         for (int kb = 0; kb < nkp; kb++) {
           bq_mbar_wait(bar_empty + 8 * stage, phase ^ 1);
           bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + WG_STAGE_B);
-          bq_tma_load_2d(sA + stage * WG_STAGE_A, &tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
-          bq_tma_load_2d(sB + stage * WG_STAGE_B, &tmB, kb * WG_BK, nb * WG_BN, bar_full + 8 * stage);
+          bq_tma_load_2d(sA + stage * WG_STAGE_A, tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
+          bq_tma_load_2d(sB + stage * WG_STAGE_B, tmB, kb * WG_BK, nb * WG_BN, bar_full + 8 * stage);
           if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
         }
       }
@@ -774,54 +817,65 @@ extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
       int accA[64], accB[64];
 #pragma unroll
       for (int i = 0; i < 64; i++) accf[i] = 0.0f;
-      for (int kb = 0; kb < nkp; kb += PP_U) {
-        float s0[PP_U], s1[PP_U];
+      for (int kb = 0; kb < nkp; kb += U) {
+        // straight-line: A B A B ... ; the set of stage u is promoted after stage u+1 is issued
+        int relA = stage, relB = stage;
+        bq_pp_issue(accA, sA, sB, bar_full, stage, phase, cw);
+        if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
 #pragma unroll
-        for (int u = 0; u < PP_U; u++) {
-          const bool kv = kb + u < nk;
-          const float ws = kv ? __ldg(swr + kb + u) : 0.0f;
-          s0[u] = (v0 && kv) ? __ldg(sx0 + kb + u) * ws : 0.0f;
-          s1[u] = (v1 && kv) ? __ldg(sx1 + kb + u) * ws : 0.0f;
+        for (int u = 0; u < U; u++) {
+          const int k = kb + u;
+          const bool kv = k < nk;
+          const float ws = kv ? __ldg(swr + k) : 0.0f;
+          const float s0 = (v0 && kv) ? __ldg(sx0 + k) * ws : 0.0f;
+          const float s1 = (v1 && kv) ? __ldg(sx1 + k) * ws : 0.0f;
+          if (u + 1 < U) {
+            if (u & 1) { relA = stage; bq_pp_issue(accA, sA, sB, bar_full, stage, phase, cw); }
+            else { relB = stage; bq_pp_issue(accB, sA, sB, bar_full, stage, phase, cw); }
+            if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+            bq_wgmma_wait1();
+          } else {
+            bq_wgmma_wait0();
+          }
+          if (u & 1) {
+            bq_fence_acc(accB);
+            if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relB);
+            bq_pp_promote(accB, accf, s0, s1);
+          } else {
+            bq_fence_acc(accA);
+            if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relA);
+            bq_pp_promote(accA, accf, s0, s1);
+          }
         }
-        int st[PP_U];
-        bq_u32 ph[PP_U];
-#pragma unroll
-        for (int u = 0; u < PP_U; u++) {
-          st[u] = stage; ph[u] = phase;
-          if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
-        }
-        bq_pp_issue(accA, sA, sB, bar_full, st[0], ph[0], cw);
-        bq_pp_issue(accB, sA, sB, bar_full, st[1], ph[1], cw);
-        bq_wgmma_wait1();
-        bq_fence_acc(accA);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[0]);
-        bq_pp_promote(accA, accf, s0[0], s1[0]);
-        bq_pp_issue(accA, sA, sB, bar_full, st[2], ph[2], cw);
-        bq_wgmma_wait1();
-        bq_fence_acc(accB);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[1]);
-        bq_pp_promote(accB, accf, s0[1], s1[1]);
-        bq_pp_issue(accB, sA, sB, bar_full, st[3], ph[3], cw);
-        bq_wgmma_wait1();
-        bq_fence_acc(accA);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[2]);
-        bq_pp_promote(accA, accf, s0[2], s1[2]);
-        bq_wgmma_wait0();
-        bq_fence_acc(accB);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[3]);
-        bq_pp_promote(accB, accf, s0[3], s1[3]);
       }
       const int cbase = n0 + (lane & 3) * 2;
+      if (m0 + WG_BM <= M && n0 + WG_BN <= N && (N & 1) == 0) {
+        if (out_dtype == BQ_BF16) bq_epi_fast<BQ_BF16>(y, accf, r0, cbase, N, bias, bias_dtype);
+        else if (out_dtype == BQ_F32) bq_epi_fast<BQ_F32>(y, accf, r0, cbase, N, bias, bias_dtype);
+        else bq_epi_fast<BQ_F16>(y, accf, r0, cbase, N, bias, bias_dtype);
+      } else {
 #pragma unroll
-      for (int g8 = 0; g8 < 16; g8++) {
-        const int c = cbase + g8 * 8;
-        const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
-        if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
-        if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
+        for (int g8 = 0; g8 < 16; g8++) {
+          const int c = cbase + g8 * 8;
+          const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
+          if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
+          if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
+        }
       }
     }
   }
 }
+
+#define BQ_WGMMA_PP_KERNEL(NAME, U)                                                                  \
+  extern "C" __global__ void __launch_bounds__(384, 1) NAME(                                         \
+      const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,                  \
+      const float* __restrict__ sx, const float* __restrict__ sw,                                    \
+      const void* __restrict__ bias, void* __restrict__ y,                                           \
+      int M, int N, int K, int B, int bias_dtype, int out_dtype) {                                   \
+    bq_wgmma_pp_body<U>(&tmA, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype);                \
+  }
+BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128, 4)
+BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp8_b128, 8)
 //@@END hopper
 """#
 
