@@ -223,8 +223,7 @@ class Kernels:
             self.f_wg = {128: self.drv.func(mh, 'bw8_gemm_wgmma_b128', WG_SMEM),
                          64: self.drv.func(mh, 'bw8_gemm_wgmma_b64', WG_SMEM),
                          32: self.drv.func(mh, 'bw8_gemm_wgmma_b32', WG_SMEM),
-                         'pp': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128', WG_SMEM),
-                         'pp8': self.drv.func(mh, 'bw8_gemm_wgmma_pp8_b128', WG_SMEM)}
+                         'pp': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128', WG_SMEM)}
 
     def stream(self):
         return self.torch.cuda.current_stream().cuda_stream
@@ -275,7 +274,7 @@ class Kernels:
 
     def gemm_wgmma(self, qx, sx, qw, sw, bias, y, B, maps=None, variant='pp'):
         M, N, K, bdt, odt, bp = self._common(qx, sx, qw, sw, bias, y)
-        if B == 128 and variant in ('pp', 'pp8'):
+        if B == 128 and variant == 'pp':
             f = self.f_wg[variant]
         else:
             f = self.f_wg[128 if B % 128 == 0 else B]
@@ -424,10 +423,10 @@ def run_checks(K_, args):
                 if kind == 'mma':
                     K_.gemm_mma(qx, sx, qw, sw, bias, y, B, Bn)
                 else:
-                    K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant=['pp', 'pp8', 'v1'][oi])
+                    K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant=['pp', 'pp', 'v1'][oi])
                 torch.cuda.synchronize()
                 e = relerr(y, ref)
-                rec('%s M=%d N=%d K=%d B=%d out=%s bias=%s' % (kind + (['', '-pp8', '-v1'][oi] if kind == 'wgmma' and B == 128 else ''), M, N, K, B, on, None if bias is None else str(bias.dtype)[6:]),
+                rec('%s M=%d N=%d K=%d B=%d out=%s bias=%s' % (kind + (['', '', '-v1'][oi] if kind == 'wgmma' and B == 128 else ''), M, N, K, B, on, None if bias is None else str(bias.dtype)[6:]),
                     e < TOL[on], 'rel err %.2e' % e)
         if kind == 'mma':
             # Bn != B (only the mma kernel supports it)
@@ -553,7 +552,6 @@ def run_bench(K_, args):
         t_q = bench_graph(lambda i: K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0], qxs[i % nrot][1]), inner, reps)[0]
         t_mma = float('nan') if use_wg else bench_graph(lambda i: K_.gemm_mma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0], qws[i % nrot][1], None, y, B, B), inner, 3)[0]
         t_wg = float('nan')
-        t_pp8 = float('nan')
         err = float('nan')
         if use_wg:
             maps = [K_.wgmma_maps(qxs[i][0], qws[i][0]) for i in range(nrot)]
@@ -561,8 +559,6 @@ def run_bench(K_, args):
                                                  maps[i % nrot]), inner, reps)[0]
             t_mma = bench_graph(lambda i: K_.gemm_wgmma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0], qws[i % nrot][1], None, y, B,
                                                  maps[i % nrot], 'v1'), inner, reps)[0]
-            t_pp8 = bench_graph(lambda i: K_.gemm_wgmma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0], qws[i % nrot][1], None, y, B,
-                                                 maps[i % nrot], 'pp8'), inner, reps)[0]
 
             def full(i):
                 j = i % nrot
@@ -586,7 +582,7 @@ def run_bench(K_, args):
         ref = ref_gemm(qxs[j][0], qxs[j][1], qws[j][0], qws[j][1], None, B, B, rows=ridx)
         err = relerr(y[ridx], ref)
         tf = lambda t: flop / (t * 1e-3) / 1e12
-        rows.append((M, N, K, tf(t_bf16), tf(t_fp8), tf(t_mma), tf(t_wg), tf(t_pp8), tf(t_full), t_q * 1e3, tf(t_full) / tf(t_bf16), err))
+        rows.append((M, N, K, tf(t_bf16), tf(t_fp8), tf(t_mma), tf(t_wg), tf(t_full), t_q * 1e3, tf(t_full) / tf(t_bf16), err))
         print('M=%d N=%d K=%d: bf16 %.3f ms  fp8 %.3f  quant %.3f  mma %.3f  wgmma %.3f  full %.3f ms  err %.1e' %
               (M, N, K, t_bf16, t_fp8, t_q, t_mma, t_wg, t_full, err), flush=True)
         del xs, ws, qws, qxs, y
@@ -624,10 +620,10 @@ def run_bench(K_, args):
     del a, b
 
     print('\n=== INT8 W8A8 (B=128, bf16 in/out) vs torch on %s; TFLOP/s (TOP/s), medians of CUDA events ===' % torch.cuda.get_device_name())
-    print('%6s %6s %6s | %7s %7s | %7s %7s %7s | %9s %8s | %6s | %8s' % ('M', 'N', 'K', 'bf16', 'fp8*', 'wg-v1', 'wgmma', 'pp8', 'w8a8+q', 'quant us', 'ratio', 'rel.err'))
+    print('%6s %6s %6s | %7s %7s | %7s %7s | %9s %8s | %6s | %8s' % ('M', 'N', 'K', 'bf16', 'fp8*', 'wg-v1', 'wgmma', 'w8a8+q', 'quant us', 'ratio', 'rel.err'))
     for r in rows:
-        print('%6d %6d %6d | %7.1f %7.1f | %7.1f %7.1f %7.1f | %9.1f %8.1f | %6.2fx | %8.1e' % r)
-    print('wg-v1 = first wgmma kernel (wait_group 0 per stage; mma.sync numbers when wgmma is skipped); wgmma = pipelined bw8_gemm_wgmma_pp_b128 (used in w8a8+q); pp8 = same with 8 stages per unrolled step')
+        print('%6d %6d %6d | %7.1f %7.1f | %7.1f %7.1f | %9.1f %8.1f | %6.2fx | %8.1e' % r)
+    print('wg-v1 = first wgmma kernel (wait_group 0 per stage; mma.sync numbers when wgmma is skipped); wgmma = pipelined bw8_gemm_wgmma_pp_b128 (used in w8a8+q)')
     print('fp8* = torch._scaled_mm on pre-quantized e4m3 (no quant pass); w8a8+q = our activation quantization + GEMM; ratio = w8a8+q / bf16')
     print('\n=== decode (M=2) ===  device copy bandwidth %.0f GB/s (read+write)' % bw)
     print('%4s %6s %6s | %9s %8s | %9s %8s %6s | %10s | %8s' % ('M', 'N', 'K', 'bf16 us', 'GB/s', 'gemv us', 'GB/s', '%bw', 'gemv+q us', 'rel.err'))

@@ -74,10 +74,6 @@
 /// promoting stage k (wgmma.wait_group 1), 4 stages per unrolled step; the K loop is padded to a multiple
 /// of 4 stages (TMA zero-fills, scales read as 0), so K = 128 * (4i + 1) wastes up to 3 stages.
 ///
-/// ## `bw8_gemm_wgmma_pp8_b128` (hopper program; sm_90a) -- experimental
-/// Same contract as `bw8_gemm_wgmma_pp_b128` with 8 K stages per unrolled step (stage count padded to a
-/// multiple of 8). Kept for comparison; the harness times both.
-///
 /// # Dispatch suggested for the backend
 /// M <= 16 -> `bw8_gemv`; else sm_90 with B == Bn == 128 -> `bw8_gemm_wgmma_pp_b128`; sm_90 with
 /// Bn == B and B in {32, 64, k*128} -> `bw8_gemm_wgmma_b32/_b64/_b128`; else `bw8_gemm_mma`. Float input: `bw8_quantize_rows_vec8` (or `_generic`) first, same stream.
@@ -442,7 +438,7 @@ __device__ __forceinline__ int4 bq_ld_stream(const void* p) {
 }
 
 #define GEMV_MAXM 16
-#define GEMV_UNROLL 8
+#define GEMV_UNROLL 4
 // One warp per output column n; each lane streams 16 bytes of the weight row per step (512 bytes per warp step).
 extern "C" __global__ void __launch_bounds__(256) bw8_gemv(
     const signed char* __restrict__ qx, const float* __restrict__ sx,
@@ -875,7 +871,6 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
     bq_wgmma_pp_body<U>(&tmA, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype);                \
   }
 BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128, 4)
-BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp8_b128, 8)
 //@@END hopper
 """#
 
