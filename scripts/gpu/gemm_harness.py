@@ -241,7 +241,7 @@ class Kernels:
         args = [('ptr', x.data_ptr()), ('ptr', q.data_ptr()), ('ptr', s.data_ptr()), M, K, B, dt, round_mode]
         if not force_generic and B in (32, 64, 128, 256) and K % 8 == 0:
             total = M * KB * (B // 8)
-            grid = max(1, min((total + 511) // 512, 16 * self.sms))
+            grid = max(1, min((total + 1023) // 1024, 8 * self.sms))
             self.drv.launch(self.f_qvec, (grid,), (256,), 0, self.stream(), args)
         else:
             self.drv.launch(self.f_qgen, ((M * KB + 7) // 8,), (256,), 0, self.stream(), args)

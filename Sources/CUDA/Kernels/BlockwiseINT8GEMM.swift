@@ -38,7 +38,7 @@
 ///   1 = toward zero.
 /// - Requires B in {32, 64, 128, 256} and K % 8 == 0 (partial last block fine).
 /// - block (256, 1, 1); grid-stride loop, so any grid is correct; use
-///   grid (min(ceil(M * KB * (B/8) / 512), 16 * multiProcessorCount), 1, 1); no dynamic shared memory.
+///   grid (min(ceil(M * KB * (B/8) / 1024), 8 * multiProcessorCount), 1, 1); no dynamic shared memory.
 ///
 /// ## `bw8_quantize_rows_generic` (portable + hopper programs)
 /// Same parameters; any B > 0, any K. block (256,1,1); grid (ceil(M * KB / 8), 1, 1); no shared memory.
@@ -175,70 +175,41 @@ __device__ __forceinline__ int bq_round_clamp(float t, int round_mode) {
 
 // One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
 // Grid-stride loop, two units per thread per iteration (two 16-byte loads in flight): any grid size works.
-struct BqUnit { float v[8]; long long row; int j, c, k0; bool active, inb; };
-
-__device__ __forceinline__ void bq_unit_load(BqUnit& u, const void* __restrict__ x, long long t, long long total,
-                                             long long per_row, int K, int B, int G, int lg, int in_dtype) {
-  u.active = t < total;
-  u.row = 0; u.j = 0; u.c = 0;
-  if (u.active) {
+#define BQ_QU 4
+__device__ __forceinline__ void bq_unit_index(long long t, long long total, long long per_row, int G, int lg,
+                                              long long& row, int& j, int& c) {
+  row = 0; j = 0; c = 0;
+  if (t < total) {
     int rem;
     if (total < 0x7fffffffLL) {
       const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
       const unsigned r32 = tt / pr;
-      u.row = r32; rem = (int)(tt - r32 * pr);
+      row = r32; rem = (int)(tt - r32 * pr);
     } else {
-      u.row = t / per_row; rem = (int)(t - u.row * per_row);
+      row = t / per_row; rem = (int)(t - row * per_row);
     }
-    u.j = rem >> lg; u.c = rem & (G - 1);
+    j = rem >> lg; c = rem & (G - 1);
   }
-  u.k0 = u.j * B + u.c * 8;
-  u.inb = u.active && u.k0 < K;
+}
+
+__device__ __forceinline__ void bq_unpack8(const uint4& a, const uint4& b, int in_dtype, float (&v)[8]) {
+  if (in_dtype == BQ_F32) {
+    v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
+    v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
+  } else {
+    const bq_u32 w[4] = {a.x, a.y, a.z, a.w};
 #pragma unroll
-  for (int i = 0; i < 8; i++) u.v[i] = 0.0f;
-  if (u.inb) {
-    const long long e = u.row * (long long)K + u.k0;
-    if (in_dtype == BQ_F32) {
-      const float4* p = (const float4*)((const float*)x + e);
-      float4 a = __ldg(p), b = __ldg(p + 1);
-      u.v[0] = a.x; u.v[1] = a.y; u.v[2] = a.z; u.v[3] = a.w; u.v[4] = b.x; u.v[5] = b.y; u.v[6] = b.z; u.v[7] = b.w;
-    } else {
-      uint4 a = __ldg((const uint4*)((const bq_u16*)x + e));
-      bq_u32 w[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        bq_u16 lo = (bq_u16)(w[i] & 0xffff), hi = (bq_u16)(w[i] >> 16);
-        if (in_dtype == BQ_BF16) { u.v[2 * i] = bq_bf2f(lo); u.v[2 * i + 1] = bq_bf2f(hi); }
-        else { u.v[2 * i] = bq_h2f(lo); u.v[2 * i + 1] = bq_h2f(hi); }
-      }
+    for (int i = 0; i < 4; i++) {
+      const bq_u16 lo = (bq_u16)(w[i] & 0xffff), hi = (bq_u16)(w[i] >> 16);
+      if (in_dtype == BQ_BF16) { v[2 * i] = bq_bf2f(lo); v[2 * i + 1] = bq_bf2f(hi); }
+      else { v[2 * i] = bq_h2f(lo); v[2 * i + 1] = bq_h2f(hi); }
     }
   }
 }
 
-__device__ __forceinline__ void bq_unit_finish(const BqUnit& u, signed char* __restrict__ q, float* __restrict__ s,
-                                               int K, int KB, int G, int round_mode) {
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(u.v[i]));
-  for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
-  if (u.inb) {
-    int n[8];
-    if (scale >= 1.0e-30f) {
-      const float r = __frcp_rn(scale);
-#pragma unroll
-      for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(u.v[i], scale, r), round_mode);
-    } else {
-#pragma unroll
-      for (int i = 0; i < 8; i++) n[i] = bq_quant1(u.v[i], scale, round_mode);
-    }
-    const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
-    const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
-    *(uint2*)(q + u.row * (long long)K + u.k0) = make_uint2(p0, p1);
-  }
-  if (u.active && u.c == 0) s[u.row * KB + u.j] = scale;
-}
-
+// One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
+// Grid-stride loop, BQ_QU units per thread per iteration (BQ_QU 16-byte loads in flight, 2x for float32
+// input), so any grid size is correct.
 extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
     const void* __restrict__ x, signed char* __restrict__ q, float* __restrict__ s,
     int M, int K, int B, int in_dtype, int round_mode) {
@@ -249,12 +220,55 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
   const long long total = (long long)M * per_row;
   const long long stride = (long long)gridDim.x * blockDim.x;
   const int lane = threadIdx.x & 31;
-  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t - lane < total; t += 2 * stride) {
-    BqUnit u0, u1;
-    bq_unit_load(u0, x, t, total, per_row, K, B, G, lg, in_dtype);
-    bq_unit_load(u1, x, t + stride, total, per_row, K, B, G, lg, in_dtype);
-    bq_unit_finish(u0, q, s, K, KB, G, round_mode);
-    bq_unit_finish(u1, q, s, K, KB, G, round_mode);
+  for (long long t0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; t0 - lane < total; t0 += BQ_QU * stride) {
+    uint4 ra[BQ_QU], rb[BQ_QU];
+#pragma unroll
+    for (int u = 0; u < BQ_QU; u++) {
+      long long row; int j, c;
+      const long long t = t0 + u * stride;
+      bq_unit_index(t, total, per_row, G, lg, row, j, c);
+      const int k0 = j * B + c * 8;
+      ra[u] = make_uint4(0, 0, 0, 0); rb[u] = make_uint4(0, 0, 0, 0);
+      if (t < total && k0 < K) {
+        const long long e = row * (long long)K + k0;
+        if (in_dtype == BQ_F32) {
+          const uint4* p = (const uint4*)((const float*)x + e);
+          ra[u] = __ldg(p); rb[u] = __ldg(p + 1);
+        } else {
+          ra[u] = __ldg((const uint4*)((const bq_u16*)x + e));
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < BQ_QU; u++) {
+      long long row; int j, c;
+      const long long t = t0 + u * stride;
+      bq_unit_index(t, total, per_row, G, lg, row, j, c);
+      const int k0 = j * B + c * 8;
+      const bool active = t < total, inb = active && k0 < K;
+      float v[8];
+      bq_unpack8(ra[u], rb[u], in_dtype, v);
+      float amax = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
+      for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+      const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
+      if (inb) {
+        int n[8];
+        if (scale >= 1.0e-30f) {
+          const float r = __frcp_rn(scale);
+#pragma unroll
+          for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; i++) n[i] = bq_quant1(v[i], scale, round_mode);
+        }
+        const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
+        const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
+        *(uint2*)(q + row * (long long)K + k0) = make_uint2(p0, p1);
+      }
+      if (active && c == 0) s[row * KB + j] = scale;
+    }
   }
 }
 
