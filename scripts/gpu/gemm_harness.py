@@ -211,7 +211,7 @@ class Kernels:
         p = cached_cubin(common + portable, ['--gpu-architecture=' + arch, '-std=c++17'])
         print('NVRTC portable (%s): %.1fs lib=%s %s' % (arch, p['secs'], p['lib'], p['log'].strip()[:500]))
         mp = self.drv.load(p['cubin'])
-        self.f_qvec = self.drv.func(mp, 'bw8_quantize_rows_vec8')
+        self.f_qvec = self.drv.func(mp, 'bw8_quantize_rows_vec16')
         self.f_qgen = self.drv.func(mp, 'bw8_quantize_rows_generic')
         self.f_mma = self.drv.func(mp, 'bw8_gemm_mma', MMA_SMEM)
         self.f_gemv = self.drv.func(mp, 'bw8_gemv')
@@ -239,9 +239,9 @@ class Kernels:
             s = torch.empty((M, KB), dtype=torch.float32, device=x.device)
         dt = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[x.dtype]
         args = [('ptr', x.data_ptr()), ('ptr', q.data_ptr()), ('ptr', s.data_ptr()), M, K, B, dt, round_mode]
-        if not force_generic and B in (32, 64, 128, 256) and K % 8 == 0:
-            total = M * KB * (B // 8)
-            grid = max(1, min((total + 1023) // 1024, 8 * self.sms))
+        if not force_generic and B in (32, 64, 128, 256) and K % 16 == 0:
+            total = M * KB * (B // 16)
+            grid = max(1, min((total + 255) // 256, 16 * self.sms))
             self.drv.launch(self.f_qvec, (grid,), (256,), 0, self.stream(), args)
         else:
             self.drv.launch(self.f_qgen, ((M * KB + 7) // 8,), (256,), 0, self.stream(), args)
@@ -361,7 +361,7 @@ def run_checks(K_, args):
             fails.append(name)
 
     # --- quantizer: bit exact
-    qcases = [(7, 40, 32), (33, 200, 64), (64, 1040, 128), (5, 3072, 128), (17, 1000, 256), (3, 100, 48), (9, 77, 128),
+    qcases = [(7, 40, 32), (7, 48, 32), (33, 200, 64), (33, 208, 64), (17, 1008, 256), (64, 1040, 128), (5, 3072, 128), (17, 1000, 256), (3, 100, 48), (9, 77, 128),
               (4096, 3072, 128), (2, 13824, 128), (16384, 4096, 32)]
     for (M, K, B) in qcases:
         for dt in (torch.bfloat16, torch.float16, torch.float32):
@@ -383,7 +383,7 @@ def run_checks(K_, args):
                     rq, rs = ref_quant(x, B, rm)
                     dq = int((q.cpu() != rq).sum())
                     ds = int((s.cpu() != rs).sum()) if not bool(torch.isnan(s).any()) else -1
-                    path = 'generic' if gen or not (B in (32, 64, 128, 256) and K % 8 == 0) else 'vec8'
+                    path = 'generic' if gen or not (B in (32, 64, 128, 256) and K % 16 == 0) else 'vec16'
                     rec('quant %s M=%d K=%d B=%d %s rm=%d' % (path, M, K, B, str(dt)[6:], rm), dq == 0 and ds == 0,
                         'q mismatches %d, scale mismatches %d' % (dq, ds))
 

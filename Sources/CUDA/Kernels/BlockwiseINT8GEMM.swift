@@ -32,13 +32,13 @@
 ///
 /// # Kernels
 ///
-/// ## `bw8_quantize_rows_vec8` (portable + hopper programs)
+/// ## `bw8_quantize_rows_vec16` (portable + hopper programs)
 /// `(const void* x, int8* q, float* s, int M, int K, int B, int in_dtype, int round_mode)`
 /// - x (M, K) of in_dtype (0/1/2); q (M, K) int8; s (M, KB) float32; round_mode 0 = nearest even,
 ///   1 = toward zero.
-/// - Requires B in {32, 64, 128, 256} and K % 8 == 0 (partial last block fine).
+/// - Requires B in {32, 64, 128, 256} and K % 16 == 0 (partial last block fine). 16 elements per thread.
 /// - block (256, 1, 1); grid-stride loop, so any grid is correct; use
-///   grid (min(ceil(M * KB * (B/8) / 1024), 8 * multiProcessorCount), 1, 1); no dynamic shared memory.
+///   grid (min(ceil(M * KB * (B/16) / 256), 16 * multiProcessorCount), 1, 1); no dynamic shared memory.
 ///
 /// ## `bw8_quantize_rows_generic` (portable + hopper programs)
 /// Same parameters; any B > 0, any K. block (256,1,1); grid (ceil(M * KB / 8), 1, 1); no shared memory.
@@ -82,10 +82,10 @@
 /// # Dispatch suggested for the backend
 /// M <= 16 -> `bw8_gemv`; else sm_90 with B == Bn == 128 -> `bw8_gemm_wgmma_pp_b128`; sm_90 with
 /// Bn == B and B in {32, 64, k*128} -> `bw8_gemm_wgmma_b32/_b64/_b128`; else `bw8_gemm_mma`.
-/// Float input: `bw8_quantize_rows_vec8` (or `_generic`) first, on the same stream.
+/// Float input: `bw8_quantize_rows_vec16` (or `_generic`) first, on the same stream.
 ///
 /// # Measured (H100 80GB HBM3, M = 54560, WAN N x K, B = 128, bf16 in/out; NOTES-gemm.md has the table)
-/// `bw8_gemm_wgmma_pp_b128` 815-930 TOP/s; with `bw8_quantize_rows_vec8` 0.90-1.16x torch bf16 linear in
+/// `bw8_gemm_wgmma_pp_b128` 815-930 TOP/s; with the quantizer 0.90-1.16x torch bf16 linear in
 /// the same run. `bw8_gemm_mma` about 210 TOP/s. `bw8_gemv` at M = 2: 1.8-2.2 TB/s of weight.
 enum BlockwiseINT8GEMMKernels {
     /// Helpers and the activation quantizers (prefix of both programs).
@@ -175,24 +175,7 @@ __device__ __forceinline__ int bq_round_clamp(float t, int round_mode) {
 
 // One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
 // Grid-stride loop, two units per thread per iteration (two 16-byte loads in flight): any grid size works.
-#define BQ_QU 4
-__device__ __forceinline__ void bq_unit_index(long long t, long long total, long long per_row, int G, int lg,
-                                              long long& row, int& j, int& c) {
-  row = 0; j = 0; c = 0;
-  if (t < total) {
-    int rem;
-    if (total < 0x7fffffffLL) {
-      const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
-      const unsigned r32 = tt / pr;
-      row = r32; rem = (int)(tt - r32 * pr);
-    } else {
-      row = t / per_row; rem = (int)(t - row * per_row);
-    }
-    j = rem >> lg; c = rem & (G - 1);
-  }
-}
-
-__device__ __forceinline__ void bq_unpack8(const uint4& a, const uint4& b, int in_dtype, float (&v)[8]) {
+__device__ __forceinline__ void bq_unpack8(const uint4& a, const uint4& b, int in_dtype, float* v) {
   if (in_dtype == BQ_F32) {
     v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
     v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
@@ -207,68 +190,72 @@ __device__ __forceinline__ void bq_unpack8(const uint4& a, const uint4& b, int i
   }
 }
 
-// One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
-// Grid-stride loop, BQ_QU units per thread per iteration (BQ_QU 16-byte loads in flight, 2x for float32
-// input), so any grid size is correct.
-extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
+// One thread per 16 consecutive elements of one 1 x B block; B/16 threads (a power of two <= 16) share a
+// block, so the per-block work (amax reduction, scale, reciprocal) is amortized over 16 elements.
+// Grid-stride loop: any grid size is correct.
+extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec16(
     const void* __restrict__ x, signed char* __restrict__ q, float* __restrict__ s,
     int M, int K, int B, int in_dtype, int round_mode) {
-  const int G = B >> 3;
+  const int G = B >> 4;
   const int lg = __ffs(G) - 1;
   const int KB = (K + B - 1) / B;
   const long long per_row = (long long)KB * G;
   const long long total = (long long)M * per_row;
   const long long stride = (long long)gridDim.x * blockDim.x;
   const int lane = threadIdx.x & 31;
-  for (long long t0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; t0 - lane < total; t0 += BQ_QU * stride) {
-    uint4 ra[BQ_QU], rb[BQ_QU];
-#pragma unroll
-    for (int u = 0; u < BQ_QU; u++) {
-      long long row; int j, c;
-      const long long t = t0 + u * stride;
-      bq_unit_index(t, total, per_row, G, lg, row, j, c);
-      const int k0 = j * B + c * 8;
-      ra[u] = make_uint4(0, 0, 0, 0); rb[u] = make_uint4(0, 0, 0, 0);
-      if (t < total && k0 < K) {
-        const long long e = row * (long long)K + k0;
-        if (in_dtype == BQ_F32) {
-          const uint4* p = (const uint4*)((const float*)x + e);
-          ra[u] = __ldg(p); rb[u] = __ldg(p + 1);
-        } else {
-          ra[u] = __ldg((const uint4*)((const bq_u16*)x + e));
-        }
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t - lane < total; t += stride) {
+    long long row = 0; int j = 0, c = 0;
+    const bool active = t < total;
+    if (active) {
+      int rem;
+      if (total < 0x7fffffffLL) {
+        const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
+        const unsigned r32 = tt / pr;
+        row = r32; rem = (int)(tt - r32 * pr);
+      } else {
+        row = t / per_row; rem = (int)(t - row * per_row);
+      }
+      j = rem >> lg; c = rem & (G - 1);
+    }
+    const int k0 = j * B + c * 16;
+    const bool inb = active && k0 < K;
+    uint4 r0 = make_uint4(0, 0, 0, 0), r1 = r0, r2 = r0, r3 = r0;
+    if (inb) {
+      const long long e = row * (long long)K + k0;
+      if (in_dtype == BQ_F32) {
+        const uint4* p = (const uint4*)((const float*)x + e);
+        r0 = __ldg(p); r1 = __ldg(p + 1); r2 = __ldg(p + 2); r3 = __ldg(p + 3);
+      } else {
+        const uint4* p = (const uint4*)((const bq_u16*)x + e);
+        r0 = __ldg(p); r2 = __ldg(p + 1);
       }
     }
+    float v[16];
+    bq_unpack8(r0, r1, in_dtype, v);
+    bq_unpack8(r2, r3, in_dtype, v + 8);
+    float amax = 0.0f;
 #pragma unroll
-    for (int u = 0; u < BQ_QU; u++) {
-      long long row; int j, c;
-      const long long t = t0 + u * stride;
-      bq_unit_index(t, total, per_row, G, lg, row, j, c);
-      const int k0 = j * B + c * 8;
-      const bool active = t < total, inb = active && k0 < K;
-      float v[8];
-      bq_unpack8(ra[u], rb[u], in_dtype, v);
-      float amax = 0.0f;
+    for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(v[i]));
+    for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
+    if (inb) {
+      int n[16];
+      if (scale >= 1.0e-30f) {
+        const float r = __frcp_rn(scale);
 #pragma unroll
-      for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-      for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-      const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
-      if (inb) {
-        int n[8];
-        if (scale >= 1.0e-30f) {
-          const float r = __frcp_rn(scale);
+        for (int i = 0; i < 16; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
+      } else {
 #pragma unroll
-          for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
-        } else {
-#pragma unroll
-          for (int i = 0; i < 8; i++) n[i] = bq_quant1(v[i], scale, round_mode);
-        }
-        const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
-        const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
-        *(uint2*)(q + row * (long long)K + k0) = make_uint2(p0, p1);
+        for (int i = 0; i < 16; i++) n[i] = bq_quant1(v[i], scale, round_mode);
       }
-      if (active && c == 0) s[row * KB + j] = scale;
+      uint4 o;
+      o.x = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
+      o.y = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
+      o.z = __byte_perm(__byte_perm(n[8], n[9], 0x0040), __byte_perm(n[10], n[11], 0x0040), 0x5410);
+      o.w = __byte_perm(__byte_perm(n[12], n[13], 0x0040), __byte_perm(n[14], n[15], 0x0040), 0x5410);
+      *(uint4*)(q + row * (long long)K + k0) = o;
     }
+    if (active && c == 0) s[row * KB + j] = scale;
   }
 }
 
