@@ -85,8 +85,8 @@
 /// Float input: `bw8_quantize_rows_vec16` (or `_generic`) first, on the same stream.
 ///
 /// # Measured (H100 80GB HBM3, M = 54560, WAN N x K, B = 128, bf16 in/out; NOTES-gemm.md has the table)
-/// `bw8_gemm_wgmma_pp_b128` 815-930 TOP/s; with the quantizer 0.90-1.16x torch bf16 linear in
-/// the same run. `bw8_gemm_mma` about 210 TOP/s. `bw8_gemv` at M = 2: 1.8-2.2 TB/s of weight.
+/// `bw8_gemm_wgmma_pp_b128` 815-930 TOP/s; with `bw8_quantize_rows_vec16` 0.93-1.29x torch bf16 linear
+/// (5 of 6 shapes >= 1.0x) in the same run. `bw8_gemm_mma` about 210 TOP/s. `bw8_gemv` at M = 2: 1.8-2.2 TB/s of weight.
 enum BlockwiseINT8GEMMKernels {
     /// Helpers and the activation quantizers (prefix of both programs).
     static let commonSource = #"""
