@@ -8,9 +8,17 @@ cuTensorMapEncodeTiled), exactly like the Swift backend. PyTorch provides memory
 the references.
 
   python3 gemm_harness.py --compile-only      # no GPU needed: compile + ptxas report if ptxas is found
+  python3 gemm_harness.py --fill-cache        # no GPU needed: NVRTC cubins for sm_90 / sm_90a into cubin_cache/
   python3 gemm_harness.py --check             # correctness (quantizer, mma, gemv, wgmma)
   python3 gemm_harness.py --bench             # WAN shapes vs torch bf16 linear and torch._scaled_mm
 Options: --swift PATH, --skip-wgmma, --only-wgmma, --quick
+
+On the lent H100: copy this file, BlockwiseINT8GEMM.swift and cubin_cache/ into /work/main/.gpu/gemm, carry
+".gpu/gemm", and run e.g.
+  cd .gpu/gemm && python3 gemm_harness.py --check --skip-wgmma && python3 gemm_harness.py --check --only-wgmma \
+    && python3 gemm_harness.py --bench
+(the wgmma checks run in their own process so that a hang cannot take the portable results with it; wrap each
+in `timeout`). gemm_prof.py / quant_prof.py launch one kernel each for ncu.
 """
 import argparse, ctypes, glob, os, re, sys, time, statistics
 
