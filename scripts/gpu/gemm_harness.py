@@ -8,9 +8,17 @@ cuTensorMapEncodeTiled), exactly like the Swift backend. PyTorch provides memory
 the references.
 
   python3 gemm_harness.py --compile-only      # no GPU needed: compile + ptxas report if ptxas is found
+  python3 gemm_harness.py --fill-cache        # no GPU needed: NVRTC cubins for sm_90 / sm_90a into cubin_cache/
   python3 gemm_harness.py --check             # correctness (quantizer, mma, gemv, wgmma)
   python3 gemm_harness.py --bench             # WAN shapes vs torch bf16 linear and torch._scaled_mm
 Options: --swift PATH, --skip-wgmma, --only-wgmma, --quick
+
+On the lent H100: copy this file, BlockwiseINT8GEMM.swift and cubin_cache/ into /work/main/.gpu/gemm, carry
+".gpu/gemm", and run e.g.
+  cd .gpu/gemm && python3 gemm_harness.py --check --skip-wgmma && python3 gemm_harness.py --check --only-wgmma \
+    && python3 gemm_harness.py --bench
+(the wgmma checks run in their own process so that a hang cannot take the portable results with it; wrap each
+in `timeout`). gemm_prof.py / quant_prof.py launch one kernel each for ncu.
 """
 import argparse, ctypes, glob, os, re, sys, time, statistics
 
@@ -211,7 +219,7 @@ class Kernels:
         p = cached_cubin(common + portable, ['--gpu-architecture=' + arch, '-std=c++17'])
         print('NVRTC portable (%s): %.1fs lib=%s %s' % (arch, p['secs'], p['lib'], p['log'].strip()[:500]))
         mp = self.drv.load(p['cubin'])
-        self.f_qvec = self.drv.func(mp, 'bw8_quantize_rows_vec8')
+        self.f_qvec = self.drv.func(mp, 'bw8_quantize_rows_vec16')
         self.f_qgen = self.drv.func(mp, 'bw8_quantize_rows_generic')
         self.f_mma = self.drv.func(mp, 'bw8_gemm_mma', MMA_SMEM)
         self.f_gemv = self.drv.func(mp, 'bw8_gemv')
@@ -239,9 +247,10 @@ class Kernels:
             s = torch.empty((M, KB), dtype=torch.float32, device=x.device)
         dt = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}[x.dtype]
         args = [('ptr', x.data_ptr()), ('ptr', q.data_ptr()), ('ptr', s.data_ptr()), M, K, B, dt, round_mode]
-        if not force_generic and B in (32, 64, 128, 256) and K % 8 == 0:
-            total = M * KB * (B // 8)
-            self.drv.launch(self.f_qvec, ((total + 255) // 256,), (256,), 0, self.stream(), args)
+        if not force_generic and B in (32, 64, 128, 256) and K % 16 == 0:
+            total = M * KB * (B // 16)
+            grid = max(1, min((total + 255) // 256, 16 * self.sms))
+            self.drv.launch(self.f_qvec, (grid,), (256,), 0, self.stream(), args)
         else:
             self.drv.launch(self.f_qgen, ((M * KB + 7) // 8,), (256,), 0, self.stream(), args)
         return q, s
@@ -274,7 +283,7 @@ class Kernels:
     def gemm_wgmma(self, qx, sx, qw, sw, bias, y, B, maps=None, variant='pp'):
         M, N, K, bdt, odt, bp = self._common(qx, sx, qw, sw, bias, y)
         if B == 128 and variant == 'pp':
-            f = self.f_wg['pp']
+            f = self.f_wg[variant]
         else:
             f = self.f_wg[128 if B % 128 == 0 else B]
         tA, tB = maps if maps is not None else self.wgmma_maps(qx, qw)
@@ -360,7 +369,7 @@ def run_checks(K_, args):
             fails.append(name)
 
     # --- quantizer: bit exact
-    qcases = [(7, 40, 32), (33, 200, 64), (64, 1040, 128), (5, 3072, 128), (17, 1000, 256), (3, 100, 48), (9, 77, 128),
+    qcases = [(7, 40, 32), (7, 48, 32), (33, 200, 64), (33, 208, 64), (17, 1008, 256), (64, 1040, 128), (5, 3072, 128), (17, 1000, 256), (3, 100, 48), (9, 77, 128),
               (4096, 3072, 128), (2, 13824, 128), (16384, 4096, 32)]
     for (M, K, B) in qcases:
         for dt in (torch.bfloat16, torch.float16, torch.float32):
@@ -382,7 +391,7 @@ def run_checks(K_, args):
                     rq, rs = ref_quant(x, B, rm)
                     dq = int((q.cpu() != rq).sum())
                     ds = int((s.cpu() != rs).sum()) if not bool(torch.isnan(s).any()) else -1
-                    path = 'generic' if gen or not (B in (32, 64, 128, 256) and K % 8 == 0) else 'vec8'
+                    path = 'generic' if gen or not (B in (32, 64, 128, 256) and K % 16 == 0) else 'vec16'
                     rec('quant %s M=%d K=%d B=%d %s rm=%d' % (path, M, K, B, str(dt)[6:], rm), dq == 0 and ds == 0,
                         'q mismatches %d, scale mismatches %d' % (dq, ds))
 
@@ -422,10 +431,10 @@ def run_checks(K_, args):
                 if kind == 'mma':
                     K_.gemm_mma(qx, sx, qw, sw, bias, y, B, Bn)
                 else:
-                    K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant='v1' if oi == 2 else 'pp')
+                    K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant=['pp', 'pp', 'v1'][oi])
                 torch.cuda.synchronize()
                 e = relerr(y, ref)
-                rec('%s M=%d N=%d K=%d B=%d out=%s bias=%s' % (kind + ('-v1' if kind == 'wgmma' and oi == 2 and B == 128 else ''), M, N, K, B, on, None if bias is None else str(bias.dtype)[6:]),
+                rec('%s M=%d N=%d K=%d B=%d out=%s bias=%s' % (kind + (['', '', '-v1'][oi] if kind == 'wgmma' and B == 128 else ''), M, N, K, B, on, None if bias is None else str(bias.dtype)[6:]),
                     e < TOL[on], 'rel err %.2e' % e)
         if kind == 'mma':
             # Bn != B (only the mma kernel supports it)
@@ -622,7 +631,7 @@ def run_bench(K_, args):
     print('%6s %6s %6s | %7s %7s | %7s %7s | %9s %8s | %6s | %8s' % ('M', 'N', 'K', 'bf16', 'fp8*', 'wg-v1', 'wgmma', 'w8a8+q', 'quant us', 'ratio', 'rel.err'))
     for r in rows:
         print('%6d %6d %6d | %7.1f %7.1f | %7.1f %7.1f | %9.1f %8.1f | %6.2fx | %8.1e' % r)
-    print('wg-v1 = first wgmma kernel (wait_group 0 per stage; mma.sync numbers when wgmma is skipped); wgmma = pipelined bw8_gemm_wgmma_pp_b128')
+    print('wg-v1 = first wgmma kernel (wait_group 0 per stage; mma.sync numbers when wgmma is skipped); wgmma = pipelined bw8_gemm_wgmma_pp_b128 (used in w8a8+q)')
     print('fp8* = torch._scaled_mm on pre-quantized e4m3 (no quant pass); w8a8+q = our activation quantization + GEMM; ratio = w8a8+q / bf16')
     print('\n=== decode (M=2) ===  device copy bandwidth %.0f GB/s (read+write)' % bw)
     print('%4s %6s %6s | %9s %8s | %9s %8s %6s | %10s | %8s' % ('M', 'N', 'K', 'bf16 us', 'GB/s', 'gemv us', 'GB/s', '%bw', 'gemv+q us', 'rel.err'))

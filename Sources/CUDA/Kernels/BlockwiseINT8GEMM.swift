@@ -23,16 +23,22 @@
 /// - Two programs: `portableProgram` (compile with `--gpu-architecture=sm_80` or the device's
 ///   `sm_XY`, any CC >= 8.0) and `hopperProgram` (compile with `--gpu-architecture=sm_90a`; needs an
 ///   sm_90 device; `compute_90a` PTX also works). Options used by the harness: `-std=c++17`.
-///   Both contain the quantizer kernels too.
+///   Both contain the quantizer kernels too. No headers are included: the source is self-contained.
+/// - Compile cost: NVRTC + ptxas take about 2 s for `portableProgram` and 60-120 s for `hopperProgram` on
+///   the 2-core development machine (unrolled 64-register wgmma code); cache the cubin per process (and
+///   ideally on disk, keyed by source hash + architecture + NVRTC version).
+/// - The quantizers do not detect NaN or infinity in x (the op layer must check, per SPEC section 2);
+///   a NaN input gives an unspecified code.
 ///
 /// # Kernels
 ///
-/// ## `bw8_quantize_rows_vec8` (portable + hopper programs)
+/// ## `bw8_quantize_rows_vec16` (portable + hopper programs)
 /// `(const void* x, int8* q, float* s, int M, int K, int B, int in_dtype, int round_mode)`
 /// - x (M, K) of in_dtype (0/1/2); q (M, K) int8; s (M, KB) float32; round_mode 0 = nearest even,
 ///   1 = toward zero.
-/// - Requires B in {32, 64, 128, 256} and K % 8 == 0 (partial last block fine).
-/// - block (256, 1, 1); grid (ceil(M * KB * (B/8) / 256), 1, 1); no dynamic shared memory.
+/// - Requires B in {32, 64, 128, 256} and K % 16 == 0 (partial last block fine). 16 elements per thread.
+/// - block (256, 1, 1); grid-stride loop, so any grid is correct; use
+///   grid (min(ceil(M * KB * (B/16) / 256), 16 * multiProcessorCount), 1, 1); no dynamic shared memory.
 ///
 /// ## `bw8_quantize_rows_generic` (portable + hopper programs)
 /// Same parameters; any B > 0, any K. block (256,1,1); grid (ceil(M * KB / 8), 1, 1); no shared memory.
@@ -75,7 +81,12 @@
 ///
 /// # Dispatch suggested for the backend
 /// M <= 16 -> `bw8_gemv`; else sm_90 with B == Bn == 128 -> `bw8_gemm_wgmma_pp_b128`; sm_90 with
-/// Bn == B and B in {32, 64, k*128} -> `bw8_gemm_wgmma_b32/_b64/_b128`; else `bw8_gemm_mma`. Float input: `bw8_quantize_rows_vec8` (or `_generic`) first, same stream.
+/// Bn == B and B in {32, 64, k*128} -> `bw8_gemm_wgmma_b32/_b64/_b128`; else `bw8_gemm_mma`.
+/// Float input: `bw8_quantize_rows_vec16` (or `_generic`) first, on the same stream.
+///
+/// # Measured (H100 80GB HBM3, M = 54560, WAN N x K, B = 128, bf16 in/out; NOTES-gemm.md has the table)
+/// `bw8_gemm_wgmma_pp_b128` 815-930 TOP/s; with `bw8_quantize_rows_vec16` 0.93-1.29x torch bf16 linear
+/// (5 of 6 shapes >= 1.0x) in the same run. `bw8_gemm_mma` about 210 TOP/s. `bw8_gemv` at M = 2: 1.8-2.2 TB/s of weight.
 enum BlockwiseINT8GEMMKernels {
     /// Helpers and the activation quantizers (prefix of both programs).
     static let commonSource = #"""
@@ -163,70 +174,89 @@ __device__ __forceinline__ int bq_round_clamp(float t, int round_mode) {
 }
 
 // One thread per 8 consecutive elements of one 1 x B block; B/8 threads (a power of two <= 32) share a block.
-extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec8(
+// Grid-stride loop, two units per thread per iteration (two 16-byte loads in flight): any grid size works.
+__device__ __forceinline__ void bq_unpack8(const uint4& a, const uint4& b, int in_dtype, float* v) {
+  if (in_dtype == BQ_F32) {
+    v[0] = __uint_as_float(a.x); v[1] = __uint_as_float(a.y); v[2] = __uint_as_float(a.z); v[3] = __uint_as_float(a.w);
+    v[4] = __uint_as_float(b.x); v[5] = __uint_as_float(b.y); v[6] = __uint_as_float(b.z); v[7] = __uint_as_float(b.w);
+  } else {
+    const bq_u32 w[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const bq_u16 lo = (bq_u16)(w[i] & 0xffff), hi = (bq_u16)(w[i] >> 16);
+      if (in_dtype == BQ_BF16) { v[2 * i] = bq_bf2f(lo); v[2 * i + 1] = bq_bf2f(hi); }
+      else { v[2 * i] = bq_h2f(lo); v[2 * i + 1] = bq_h2f(hi); }
+    }
+  }
+}
+
+// One thread per 16 consecutive elements of one 1 x B block; B/16 threads (a power of two <= 16) share a
+// block, so the per-block work (amax reduction, scale, reciprocal) is amortized over 16 elements.
+// Grid-stride loop: any grid size is correct.
+extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec16(
     const void* __restrict__ x, signed char* __restrict__ q, float* __restrict__ s,
     int M, int K, int B, int in_dtype, int round_mode) {
-  const int G = B >> 3;
+  const int G = B >> 4;
   const int lg = __ffs(G) - 1;
   const int KB = (K + B - 1) / B;
   const long long per_row = (long long)KB * G;
-  const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long total = (long long)M * per_row;
-  const bool active = t < total;
-  long long row = 0; int j = 0, c = 0;
-  if (active) {
-    int rem;
-    if (total < 0x7fffffffLL) {
-      const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
-      const unsigned r32 = tt / pr;
-      row = r32; rem = (int)(tt - r32 * pr);
-    } else {
-      row = t / per_row; rem = (int)(t - row * per_row);
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  const int lane = threadIdx.x & 31;
+  for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t - lane < total; t += stride) {
+    long long row = 0; int j = 0, c = 0;
+    const bool active = t < total;
+    if (active) {
+      int rem;
+      if (total < 0x7fffffffLL) {
+        const unsigned tt = (unsigned)t, pr = (unsigned)per_row;
+        const unsigned r32 = tt / pr;
+        row = r32; rem = (int)(tt - r32 * pr);
+      } else {
+        row = t / per_row; rem = (int)(t - row * per_row);
+      }
+      j = rem >> lg; c = rem & (G - 1);
     }
-    j = rem >> lg; c = rem & (G - 1);
-  }
-  const int k0 = j * B + c * 8;
-  const bool inb = active && k0 < K;
-  float v[8];
-#pragma unroll
-  for (int i = 0; i < 8; i++) v[i] = 0.0f;
-  if (inb) {
-    const long long e = row * (long long)K + k0;
-    if (in_dtype == BQ_F32) {
-      const float4* p = (const float4*)((const float*)x + e);
-      float4 a = __ldg(p), b = __ldg(p + 1);
-      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
-    } else {
-      uint4 a = __ldg((const uint4*)((const bq_u16*)x + e));
-      bq_u32 w[4] = {a.x, a.y, a.z, a.w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        bq_u16 lo = (bq_u16)(w[i] & 0xffff), hi = (bq_u16)(w[i] >> 16);
-        if (in_dtype == BQ_BF16) { v[2 * i] = bq_bf2f(lo); v[2 * i + 1] = bq_bf2f(hi); }
-        else { v[2 * i] = bq_h2f(lo); v[2 * i + 1] = bq_h2f(hi); }
+    const int k0 = j * B + c * 16;
+    const bool inb = active && k0 < K;
+    uint4 r0 = make_uint4(0, 0, 0, 0), r1 = r0, r2 = r0, r3 = r0;
+    if (inb) {
+      const long long e = row * (long long)K + k0;
+      if (in_dtype == BQ_F32) {
+        const uint4* p = (const uint4*)((const float*)x + e);
+        r0 = __ldg(p); r1 = __ldg(p + 1); r2 = __ldg(p + 2); r3 = __ldg(p + 3);
+      } else {
+        const uint4* p = (const uint4*)((const bq_u16*)x + e);
+        r0 = __ldg(p); r2 = __ldg(p + 1);
       }
     }
-  }
-  float amax = 0.0f;
+    float v[16];
+    bq_unpack8(r0, r1, in_dtype, v);
+    bq_unpack8(r2, r3, in_dtype, v + 8);
+    float amax = 0.0f;
 #pragma unroll
-  for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-  for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
-  if (inb) {
-    int n[8];
-    if (scale >= 1.0e-30f) {
-      const float r = __frcp_rn(scale);
+    for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(v[i]));
+    for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
+    if (inb) {
+      int n[16];
+      if (scale >= 1.0e-30f) {
+        const float r = __frcp_rn(scale);
 #pragma unroll
-      for (int i = 0; i < 8; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
-    } else {
+        for (int i = 0; i < 16; i++) n[i] = bq_round_clamp(bq_div_by(v[i], scale, r), round_mode);
+      } else {
 #pragma unroll
-      for (int i = 0; i < 8; i++) n[i] = bq_quant1(v[i], scale, round_mode);
+        for (int i = 0; i < 16; i++) n[i] = bq_quant1(v[i], scale, round_mode);
+      }
+      uint4 o;
+      o.x = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
+      o.y = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
+      o.z = __byte_perm(__byte_perm(n[8], n[9], 0x0040), __byte_perm(n[10], n[11], 0x0040), 0x5410);
+      o.w = __byte_perm(__byte_perm(n[12], n[13], 0x0040), __byte_perm(n[14], n[15], 0x0040), 0x5410);
+      *(uint4*)(q + row * (long long)K + k0) = o;
     }
-    const bq_u32 p0 = __byte_perm(__byte_perm(n[0], n[1], 0x0040), __byte_perm(n[2], n[3], 0x0040), 0x5410);
-    const bq_u32 p1 = __byte_perm(__byte_perm(n[4], n[5], 0x0040), __byte_perm(n[6], n[7], 0x0040), 0x5410);
-    *(uint2*)(q + row * (long long)K + k0) = make_uint2(p0, p1);
+    if (active && c == 0) s[row * KB + j] = scale;
   }
-  if (active && c == 0) s[row * KB + j] = scale;
 }
 
 // Any B > 0, any K: one warp per (row, block).
@@ -716,12 +746,32 @@ __device__ __forceinline__ void bq_pp_promote(int (&acc)[64], float (&accf)[64],
   for (int i = 0; i < 64; i++) accf[i] = fmaf((float)acc[i], (i & 2) ? s1 : s0, accf[i]);
 }
 
-#define PP_U 4
-extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
-    const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,
+template <int DT>
+__device__ __forceinline__ void bq_store_pair_fast(void* y, long long idx, float a, float b) {
+  if (DT == BQ_F32) { *(float2*)((float*)y + idx) = make_float2(a, b); }
+  else if (DT == BQ_BF16) { *(bq_u32*)((bq_u16*)y + idx) = (bq_u32)bq_f2bf(a) | ((bq_u32)bq_f2bf(b) << 16); }
+  else { *(bq_u32*)((bq_u16*)y + idx) = (bq_u32)bq_f2h(a) | ((bq_u32)bq_f2h(b) << 16); }
+}
+template <int DT>
+__device__ __forceinline__ void bq_epi_fast(void* y, const float (&accf)[64], int r0, int cbase, int N,
+                                            const void* bias, int bias_dtype) {
+  const long long i0 = (long long)r0 * N + cbase, i1 = i0 + 8LL * N;
+#pragma unroll
+  for (int g8 = 0; g8 < 16; g8++) {
+    float b0 = 0.0f, b1 = 0.0f;
+    if (bias_dtype >= 0) { b0 = bq_load_elem(bias, cbase + g8 * 8, bias_dtype); b1 = bq_load_elem(bias, cbase + g8 * 8 + 1, bias_dtype); }
+    bq_store_pair_fast<DT>(y, i0 + g8 * 8, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1);
+    bq_store_pair_fast<DT>(y, i1 + g8 * 8, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1);
+  }
+}
+
+// U = K stages per unrolled step (4 or 8).
+template <int U>
+__device__ __forceinline__ void bq_wgmma_pp_body(
+    const BqTmaDesc* tmA, const BqTmaDesc* tmB,
     const float* __restrict__ sx, const float* __restrict__ sw,
     const void* __restrict__ bias, void* __restrict__ y,
-    int M, int N, int K, int B, int bias_dtype, int out_dtype) {
+    int M, int N, int K, int bias_dtype, int out_dtype) {
   extern __shared__ __align__(1024) unsigned char bq_smem[];
   const bq_u32 raw = bq_smem_addr(bq_smem);
   const bq_u32 base = (raw + 1023) & ~1023u;
@@ -732,7 +782,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
   const int num_m = (M + WG_BM - 1) / WG_BM, num_n = (N + WG_BN - 1) / WG_BN;
   const int num_tiles = num_m * num_n;
   const int nk = (K + WG_BK - 1) / WG_BK;            // == KB since B == 128
-  const int nkp = (nk + PP_U - 1) / PP_U * PP_U;     // padded: TMA zero-fills k >= K, scales are 0 there
+  const int nkp = (nk + U - 1) / U * U;              // padded: TMA zero-fills k >= K, scales are 0 there
   const int wg = threadIdx.x >> 7;
 
   if (threadIdx.x == 0) {
@@ -751,8 +801,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
         for (int kb = 0; kb < nkp; kb++) {
           bq_mbar_wait(bar_empty + 8 * stage, phase ^ 1);
           bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + WG_STAGE_B);
-          bq_tma_load_2d(sA + stage * WG_STAGE_A, &tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
-          bq_tma_load_2d(sB + stage * WG_STAGE_B, &tmB, kb * WG_BK, nb * WG_BN, bar_full + 8 * stage);
+          bq_tma_load_2d(sA + stage * WG_STAGE_A, tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
+          bq_tma_load_2d(sB + stage * WG_STAGE_B, tmB, kb * WG_BK, nb * WG_BN, bar_full + 8 * stage);
           if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
         }
       }
@@ -774,54 +824,64 @@ extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
       int accA[64], accB[64];
 #pragma unroll
       for (int i = 0; i < 64; i++) accf[i] = 0.0f;
-      for (int kb = 0; kb < nkp; kb += PP_U) {
-        float s0[PP_U], s1[PP_U];
+      for (int kb = 0; kb < nkp; kb += U) {
+        // straight-line: A B A B ... ; the set of stage u is promoted after stage u+1 is issued
+        int relA = stage, relB = stage;
+        bq_pp_issue(accA, sA, sB, bar_full, stage, phase, cw);
+        if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
 #pragma unroll
-        for (int u = 0; u < PP_U; u++) {
-          const bool kv = kb + u < nk;
-          const float ws = kv ? __ldg(swr + kb + u) : 0.0f;
-          s0[u] = (v0 && kv) ? __ldg(sx0 + kb + u) * ws : 0.0f;
-          s1[u] = (v1 && kv) ? __ldg(sx1 + kb + u) * ws : 0.0f;
+        for (int u = 0; u < U; u++) {
+          const int k = kb + u;
+          const bool kv = k < nk;
+          const float ws = kv ? __ldg(swr + k) : 0.0f;
+          const float s0 = (v0 && kv) ? __ldg(sx0 + k) * ws : 0.0f;
+          const float s1 = (v1 && kv) ? __ldg(sx1 + k) * ws : 0.0f;
+          if (u + 1 < U) {
+            if (u & 1) { relA = stage; bq_pp_issue(accA, sA, sB, bar_full, stage, phase, cw); }
+            else { relB = stage; bq_pp_issue(accB, sA, sB, bar_full, stage, phase, cw); }
+            if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+            bq_wgmma_wait1();
+          } else {
+            bq_wgmma_wait0();
+          }
+          if (u & 1) {
+            bq_fence_acc(accB);
+            if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relB);
+            bq_pp_promote(accB, accf, s0, s1);
+          } else {
+            bq_fence_acc(accA);
+            if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relA);
+            bq_pp_promote(accA, accf, s0, s1);
+          }
         }
-        int st[PP_U];
-        bq_u32 ph[PP_U];
-#pragma unroll
-        for (int u = 0; u < PP_U; u++) {
-          st[u] = stage; ph[u] = phase;
-          if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
-        }
-        bq_pp_issue(accA, sA, sB, bar_full, st[0], ph[0], cw);
-        bq_pp_issue(accB, sA, sB, bar_full, st[1], ph[1], cw);
-        bq_wgmma_wait1();
-        bq_fence_acc(accA);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[0]);
-        bq_pp_promote(accA, accf, s0[0], s1[0]);
-        bq_pp_issue(accA, sA, sB, bar_full, st[2], ph[2], cw);
-        bq_wgmma_wait1();
-        bq_fence_acc(accB);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[1]);
-        bq_pp_promote(accB, accf, s0[1], s1[1]);
-        bq_pp_issue(accB, sA, sB, bar_full, st[3], ph[3], cw);
-        bq_wgmma_wait1();
-        bq_fence_acc(accA);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[2]);
-        bq_pp_promote(accA, accf, s0[2], s1[2]);
-        bq_wgmma_wait0();
-        bq_fence_acc(accB);
-        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * st[3]);
-        bq_pp_promote(accB, accf, s0[3], s1[3]);
       }
       const int cbase = n0 + (lane & 3) * 2;
+      if (m0 + WG_BM <= M && n0 + WG_BN <= N && (N & 1) == 0) {
+        if (out_dtype == BQ_BF16) bq_epi_fast<BQ_BF16>(y, accf, r0, cbase, N, bias, bias_dtype);
+        else if (out_dtype == BQ_F32) bq_epi_fast<BQ_F32>(y, accf, r0, cbase, N, bias, bias_dtype);
+        else bq_epi_fast<BQ_F16>(y, accf, r0, cbase, N, bias, bias_dtype);
+      } else {
 #pragma unroll
-      for (int g8 = 0; g8 < 16; g8++) {
-        const int c = cbase + g8 * 8;
-        const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
-        if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
-        if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
+        for (int g8 = 0; g8 < 16; g8++) {
+          const int c = cbase + g8 * 8;
+          const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
+          if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
+          if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
+        }
       }
     }
   }
 }
+
+#define BQ_WGMMA_PP_KERNEL(NAME, U)                                                                  \
+  extern "C" __global__ void __launch_bounds__(384, 1) NAME(                                         \
+      const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,                  \
+      const float* __restrict__ sx, const float* __restrict__ sw,                                    \
+      const void* __restrict__ bias, void* __restrict__ y,                                           \
+      int M, int N, int K, int B, int bias_dtype, int out_dtype) {                                   \
+    bq_wgmma_pp_body<U>(&tmA, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype);                \
+  }
+BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128, 4)
 //@@END hopper
 """#
 
