@@ -46,6 +46,40 @@ enum BlockWiseINT8CPU {
                                originalDType: tensor.dtype)
     }
 
+    /// Fused gelu on an activation (1 x B blocks): each block is dequantized, passed through gelu,
+    /// rounded to the original dtype and re-quantized in one pass over L1-resident data, rows in
+    /// parallel; bit-identical to dequantize, ``DenseOps/gelu(_:approximation:)``, quantize.
+    /// Returns `nil` for tensors it does not take (other devices or blockings, blocks over
+    /// `CK_GELU_MAX_BLOCK`), which the handler's unfused path then serves.
+    static func gelu(_ q: QuantizedTensor, layout: BlockWiseINT8Layout, approximation: GeluApproximation)
+        throws -> QuantizedTensor? {
+        guard q.device == .cpu, layout.isActivationBlocking, layout.blockColumns <= Int(CK_GELU_MAX_BLOCK),
+              let roundCode = CPUKernels.outputCode(q.originalDType) else { return nil }
+        let columns = q.shape.last ?? 1
+        let rows = q.data.count / max(columns, 1)
+        let codes = try Tensor(zeros: q.shape, dtype: .int8)
+        let scales = try Tensor(zeros: q.scale.shape, dtype: .float32)
+        let tanhForm: Int32 = approximation == .tanh ? 1 : 0
+        let towardZero: Int32 = layout.rounding == .towardZero ? 1 : 0
+        try q.data.withUnsafeContiguousBytes { input in
+            try q.scale.withUnsafeContiguousBytes { inputScales in
+                guard let input = input.baseAddress, let inputScales = inputScales.baseAddress, rows > 0, columns > 0
+                else { return }
+                let codesIn = input.assumingMemoryBound(to: Int8.self)
+                let scalesIn = inputScales.assumingMemoryBound(to: Float.self)
+                let codesOut = codes.storage.hostPointer.assumingMemoryBound(to: Int8.self)
+                let scalesOut = scales.storage.hostPointer.assumingMemoryBound(to: Float.self)
+                CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / columns)) { range in
+                    ck_i8_gelu_requantize_rows(codesIn, scalesIn, Int64(columns), Int64(layout.blockColumns), tanhForm,
+                                               roundCode, towardZero, Int64(range.lowerBound),
+                                               Int64(range.upperBound), codesOut, scalesOut)
+                }
+            }
+        }
+        return QuantizedTensor(unchecked: layout, data: codes, scale: scales, shape: q.shape,
+                               originalDType: q.originalDType)
+    }
+
     /// `q * scale` of each element's block, written straight in `dtype` (float32, float16 or
     /// bfloat16; `nil` for other dtypes or devices), rows in parallel.
     static func dequantize(_ q: QuantizedTensor, layout: BlockWiseINT8Layout, to dtype: DType) throws -> Tensor? {

@@ -14,6 +14,11 @@ extension BlockWiseINT8Layout {
         registry.register(.gelu, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt {
                 let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                if let fused = try BlockWiseINT8CPU.gelu(q, layout: layout,
+                                                         approximation: call.attributes.geluApproximation) {
+                    return .quantized(fused)
+                }
+                // Weight-blocked (or oversized-block) tensors: the same function in three passes.
                 let x = try q.dequantize(to: .float32)
                 let y = try DenseOps.gelu(x, approximation: call.attributes.geluApproximation)
                 let requantized = try QuantizedTensor.fromFloat(y.converted(to: q.originalDType), layout: layout)

@@ -195,6 +195,23 @@ struct OpParityTests {
         #expect(relativeError(try g.dequantize().floats(), exact) <= 2 * layout.roundTripTolerance)
     }
 
+    @Test("fused CPU gelu on INT8 activations is bit-identical to dequantize, gelu, quantize",
+          arguments: [(32, Rounding.nearestEven), (48, .towardZero), (128, .nearestEven), (256, .towardZero)],
+          [([300], DType.float32), ([5, 200], .bfloat16), ([2, 3, 130], .float16)])
+    func fusedGeluIsExact(block: (Int, Rounding), input: ([Int], DType)) throws {
+        let x = try TestData.tensor(input.0, kind: .outliers, dtype: input.1, seed: 41)
+        let layout = try BlockWiseINT8Layout.activation(blockSize: block.0, rounding: block.1)
+        let q = try QuantizedTensor.fromFloat(x, layout: layout)
+        for approximation in GeluApproximation.allCases {
+            let g = try withoutFallback { try gelu(q, approximation: approximation).requireQuantized() }
+            let dense = try DenseOps.gelu(try q.dequantize(to: .float32), approximation: approximation)
+            let definition = try layout.quantize(try dense.converted(to: input.1))
+            #expect(try g.data.elements(as: Int8.self) == definition.data.elements(as: Int8.self))
+            #expect(try g.scale.floats() == definition.scale.floats())
+            #expect(g.scale.shape == definition.scale.shape && g.originalDType == input.1)
+        }
+    }
+
     @Test("INT8 round trip error is within half a step (nearest) or one step (toward zero) per element",
           arguments: [(32, Rounding.nearestEven), (48, .towardZero), (128, .nearestEven), (256, .towardZero)],
           [TestData.Kind.gaussian, .outliers, .tiny, .zeroStripes])

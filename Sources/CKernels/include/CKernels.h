@@ -128,4 +128,15 @@ void ck_fp8_gemv(const float *x, int64_t m, int64_t k, const uint8_t *w, float w
 void ck_gemm_epilogue(const float *acc, int64_t cols, float alpha, const float *bias, void *out, int out_dtype,
                       int64_t row0, int64_t row1, int path);
 
+/// Largest activation block ck_i8_gelu_requantize_rows takes.
+#define CK_GELU_MAX_BLOCK 4096
+
+/// Fused gelu on a block-wise INT8 activation (1 x `block` blocks, rows of `cols`), rows
+/// [row_begin, row_end): y = gelu(q * s) (erf form, or tanh form when `tanh_form`), rounded to
+/// `round_dtype` (CK_OUT_*), re-quantized with scale = amax / 127 and q = clamp(round(y / scale))
+/// (nearest-even, or toward zero when `toward_zero`), exactly as the plain-Swift definition.
+void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, int64_t block, int tanh_form,
+                                int round_dtype, int toward_zero, int64_t row_begin, int64_t row_end,
+                                int8_t *q_out, float *s_out);
+
 #endif

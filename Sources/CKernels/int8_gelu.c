@@ -1,0 +1,59 @@
+#include "CKernels.h"
+#include <math.h>
+#include <string.h>
+
+// Fused dequantize -> gelu -> round to the original dtype -> requantize, one 1 x B block at a
+// time in an L1-resident buffer. Contraction is off so every float operation rounds exactly as the
+// plain-Swift definition (GeluApproximation.apply, then BlockWiseINT8Reference.quantize) does.
+#pragma STDC FP_CONTRACT OFF
+
+static float ck_round_to_dtype(float v, int dtype) {
+    if (dtype == CK_OUT_F16) return (float)(_Float16)v;
+    if (dtype == CK_OUT_BF16) {
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+        memcpy(&v, &bits, 4);
+    }
+    return v;
+}
+
+static float ck_gelu(float x, int tanh_form) {
+    if (tanh_form) return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, int64_t block, int tanh_form,
+                                int round_dtype, int toward_zero, int64_t row_begin, int64_t row_end,
+                                int8_t *q_out, float *s_out) {
+    float buffer[CK_GELU_MAX_BLOCK];
+    const int64_t blocks = (cols + block - 1) / block;
+    for (int64_t r = row_begin; r < row_end; r++) {
+        for (int64_t j = 0; j < blocks; j++) {
+            const int64_t start = j * block;
+            const int64_t length = cols - start < block ? cols - start : block;
+            const int8_t *in = q + r * cols + start;
+            const float scale_in = s[r * blocks + j];
+            float amax = 0.0f;
+            for (int64_t i = 0; i < length; i++) {
+                float v = ck_round_to_dtype(ck_gelu((float)in[i] * scale_in, tanh_form), round_dtype);
+                buffer[i] = v;
+                float a = fabsf(v);
+                amax = a > amax ? a : amax;
+            }
+            const float scale = amax / 127.0f;
+            s_out[r * blocks + j] = scale;
+            int8_t *out = q_out + r * cols + start;
+            if (!(scale > 0.0f)) {
+                memset(out, 0, (size_t)length);
+                continue;
+            }
+            for (int64_t i = 0; i < length; i++) {
+                float t = buffer[i] / scale;
+                t = toward_zero ? truncf(t) : nearbyintf(t);
+                t = t < -127.0f ? -127.0f : (t > 127.0f ? 127.0f : t);
+                out[i] = (int8_t)t;
+            }
+        }
+    }
+}
