@@ -79,12 +79,7 @@ extension BlockWiseINT8Layout {
         let quantizedInput: QuantizedTensor
         switch operands.input {
         case .quantized(let q):
-            guard let inputLayout = q.layout as? Self else { throw Declined("the input is \(q.layout.name)") }
-            guard inputLayout.isActivationBlocking && inputLayout.blockColumns == layout.blockColumns else {
-                throw Declined("input blocks \(inputLayout.blockRows)x\(inputLayout.blockColumns) are not "
-                    + "1x\(layout.blockColumns) along K")
-            }
-            quantizedInput = q
+            quantizedInput = try layout.checkedGEMMInput(q)
         case .dense(let x):
             if operands.options.floatInput == .dequantizeWeight {
                 let y = try CUDALinearOps.blockwiseWeightOnly(

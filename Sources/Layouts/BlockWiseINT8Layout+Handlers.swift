@@ -36,15 +36,18 @@ extension BlockWiseINT8Layout {
                     ?? layout.dequantize(q, to: dtype))
             }
         })
-        registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt {
-                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let delta = try UnaryOperand.delta(call, weight: weight)
-                let merged = try UnaryOperand.updated(weight, delta: delta, strength: call.attributes.deltaStrength)
-                // Re-quantized with the weight's own block shape, so it stays a valid GEMM weight.
-                return .quantized(try QuantizedTensor.fromFloat(merged, layout: layout))
-            }
-        })
+        registry.register(.weightUpdate, for: Self.self, UnaryOperand.weightUpdateHandler(Self.self))
+    }
+
+    /// `q` if it can be this weight's W8A8 input: block-wise INT8 with 1 x Bk blocks along K, Bk
+    /// the weight's own; declined otherwise (the fallback then handles it).
+    func checkedGEMMInput(_ q: QuantizedTensor) throws -> QuantizedTensor {
+        guard let inputLayout = q.layout as? Self else { throw Declined("the input is \(q.layout.name)") }
+        guard inputLayout.isActivationBlocking && inputLayout.blockColumns == blockColumns else {
+            throw Declined("input blocks \(inputLayout.blockRows)x\(inputLayout.blockColumns) are not "
+                + "1x\(blockColumns) along K")
+        }
+        return q
     }
 
     /// Linear with a block-wise INT8 weight: W8A8 when the input is (or is made) INT8 with 1 x Bk
@@ -56,12 +59,7 @@ extension BlockWiseINT8Layout {
         let quantizedInput: QuantizedTensor
         switch operands.input {
         case .quantized(let q):
-            guard let inputLayout = q.layout as? Self else { throw Declined("the input is \(q.layout.name)") }
-            guard inputLayout.isActivationBlocking && inputLayout.blockColumns == layout.blockColumns else {
-                throw Declined("input blocks \(inputLayout.blockRows)x\(inputLayout.blockColumns) are not "
-                    + "1x\(layout.blockColumns) along K")
-            }
-            quantizedInput = q
+            quantizedInput = try layout.checkedGEMMInput(q)
         case .dense(let x):
             if operands.options.floatInput == .dequantizeWeight {
                 return try operands.output(BlockWiseINT8CPU.linearWeightOnly(x, operands))

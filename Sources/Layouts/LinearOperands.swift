@@ -122,6 +122,19 @@ enum UnaryOperand {
         return delta
     }
 
+    /// The CPU weight-update handler of layout `L`: `W + strength * delta`, re-quantized with the
+    /// weight's own layout (for block-wise INT8, its own block shape, so it stays a GEMM weight).
+    static func weightUpdateHandler<L: QuantizedLayout>(_ layout: L.Type) -> OpHandler {
+        OpHandler(backend: .cpu) { call in
+            try HandlerResult.attempt {
+                let (weight, layout) = try quantized(call, as: L.self)
+                let delta = try self.delta(call, weight: weight)
+                let merged = try updated(weight, delta: delta, strength: call.attributes.deltaStrength)
+                return .quantized(try QuantizedTensor.fromFloat(merged, layout: layout))
+            }
+        }
+    }
+
     /// `weight + strength * delta` in float32.
     static func updated(_ weight: QuantizedTensor, delta: Tensor, strength: Float) throws -> Tensor {
         let base = try weight.dequantize(to: .float32).floats()

@@ -36,14 +36,7 @@ extension TensorCoreFP8Layout {
                 return .dense(try FP8CPU.dequantize(q, to: dtype) ?? layout.dequantize(q, to: dtype))
             }
         })
-        registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt {
-                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let delta = try UnaryOperand.delta(call, weight: weight)
-                let merged = try UnaryOperand.updated(weight, delta: delta, strength: call.attributes.deltaStrength)
-                return .quantized(try QuantizedTensor.fromFloat(merged, layout: layout))
-            }
-        })
+        registry.register(.weightUpdate, for: Self.self, UnaryOperand.weightUpdateHandler(Self.self))
     }
 
     /// Linear with an FP8 weight: FP8 x FP8 when the input is (or is made) FP8, or the weight
