@@ -21,8 +21,9 @@ enum BlockWiseINT8CPU {
         try QuantizationInput.check(tensor, layout: BlockWiseINT8Layout.name)
         let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(tensor.shape)
         let rowBlocks = (rows + layout.blockRows - 1) / layout.blockRows
-        let codes = try Tensor(zeros: tensor.shape, dtype: .int8)
-        let scales = try Tensor(zeros: layout.scaleShape(for: tensor.shape), dtype: .float32)
+        // The kernel writes every code (zeros for all-zero blocks) and every scale.
+        let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .int8)
+        let scales = try Tensor(uninitializedShape: layout.scaleShape(for: tensor.shape), dtype: .float32)
         let path = CPUKernelPath.current.code
         let rounding: Int32 = layout.rounding == .towardZero ? 1 : 0
         let nonFinite = KernelFlag()
@@ -57,8 +58,9 @@ enum BlockWiseINT8CPU {
               let roundCode = CPUKernels.outputCode(q.originalDType) else { return nil }
         let columns = q.shape.last ?? 1
         let rows = q.data.count / max(columns, 1)
-        let codes = try Tensor(zeros: q.shape, dtype: .int8)
-        let scales = try Tensor(zeros: q.scale.shape, dtype: .float32)
+        // The kernel writes every code and every scale.
+        let codes = try Tensor(uninitializedShape: q.shape, dtype: .int8)
+        let scales = try Tensor(uninitializedShape: q.scale.shape, dtype: .float32)
         let tanhForm: Int32 = approximation == .tanh ? 1 : 0
         let towardZero: Int32 = layout.rounding == .towardZero ? 1 : 0
         try q.data.withUnsafeContiguousBytes { input in
@@ -85,7 +87,8 @@ enum BlockWiseINT8CPU {
     static func dequantize(_ q: QuantizedTensor, layout: BlockWiseINT8Layout, to dtype: DType) throws -> Tensor? {
         guard q.device == .cpu, let outputCode = CPUKernels.outputCode(dtype) else { return nil }
         let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(q.shape)
-        let result = try Tensor(zeros: q.shape, dtype: dtype)
+        // The kernel writes every element, so the buffer is not zero-filled first.
+        let result = try Tensor(uninitializedShape: q.shape, dtype: dtype)
         let path = CPUKernelPath.current.code
         try q.data.withUnsafeContiguousBytes { codes in
             try q.scale.withUnsafeContiguousBytes { scales in

@@ -13,7 +13,8 @@ enum FP8CPU {
     static func quantize(_ tensor: Tensor, layout: TensorCoreFP8Layout) throws -> QuantizedTensor? {
         guard tensor.device == .cpu else { return nil }
         try QuantizationInput.check(tensor, layout: TensorCoreFP8Layout.name)
-        let codes = try Tensor(zeros: tensor.shape, dtype: .float8E4M3FN)
+        // The kernel writes every code.
+        let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .float8E4M3FN)
         let path = CPUKernelPath.current.code
         let scale: Float = try tensor.withUnsafeFloats { x in
             guard let base = x.baseAddress, !x.isEmpty else { return layout.fixedScale ?? 1 }
@@ -35,7 +36,8 @@ enum FP8CPU {
     /// `float(q) * scale` written straight in `dtype` (float32, float16 or bfloat16; `nil` otherwise).
     static func dequantize(_ q: QuantizedTensor, to dtype: DType) throws -> Tensor? {
         guard q.device == .cpu, let outputCode = CPUKernels.outputCode(dtype) else { return nil }
-        let result = try Tensor(zeros: q.shape, dtype: dtype)
+        // The kernel writes every element, so the buffer is not zero-filled first.
+        let result = try Tensor(uninitializedShape: q.shape, dtype: dtype)
         let scale = try q.scale.floats()[0]
         let path = CPUKernelPath.current.code
         try q.data.withUnsafeContiguousBytes { codes in

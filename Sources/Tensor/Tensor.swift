@@ -37,6 +37,14 @@ public struct Tensor: @unchecked Sendable {
         self.init(storage: storage, dtype: dtype, shape: shape)
     }
 
+    /// A CPU tensor whose elements are unspecified until written: for kernels in this package that
+    /// write every element (it saves zero-filling the buffer).
+    package init(uninitializedShape shape: [Int], dtype: DType) throws {
+        try Tensor.validate(shape: shape)
+        let storage = TensorStorage(uninitializedHostByteCount: shape.reduce(1, *) * dtype.byteSize)
+        self.init(storage: storage, dtype: dtype, shape: shape)
+    }
+
     /// A CPU tensor holding `values` converted to `dtype` (round to nearest even for float types).
     /// - Throws: ``TensorError/Code/shapeMismatch`` when `values.count` is not the product of `shape`.
     public init(_ values: [Float], shape: [Int], dtype: DType = .float32) throws {
