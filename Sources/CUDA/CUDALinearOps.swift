@@ -10,6 +10,10 @@ public enum CUDALinearOps {
 
     // MARK: Block-wise INT8
 
+    /// `QLINEAR_INT8_GEMM=simt`, read once: building the environment dictionary on every call
+    /// costs more than a decode-shape kernel launch.
+    static let forcesSIMTKernel = ProcessInfo.processInfo.environment["QLINEAR_INT8_GEMM"] == "simt"
+
     /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n/Bn, j] + b[n]`.
     ///
     /// Inputs carry 1 x `blockColumns` blocks, the weight `weightBlockRows` x `blockColumns`. The
@@ -32,7 +36,7 @@ public enum CUDALinearOps {
         // The tensor-core kernels read float32, float16 or bfloat16 biases.
         let b = try bias.map { try ([.float32, .float16, .bfloat16].contains($0.dtype) ? $0 : $0.converted(to: .float32))
             .contiguous() }
-        if ProcessInfo.processInfo.environment["QLINEAR_INT8_GEMM"] != "simt",
+        if !forcesSIMTKernel,
            let plan = BlockwiseINT8GEMM.plan(m: m, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
                                              output: outputDType, device: device) {
             try BlockwiseINT8GEMM.launch(plan, x: x, sx: try GPU(sx), w: try GPU(w), sw: try GPU(sw), bias: b,
