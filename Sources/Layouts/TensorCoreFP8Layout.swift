@@ -55,7 +55,8 @@ public struct TensorCoreFP8Layout: QuantizedLayout, Hashable {
             throw TensorError(.shapeMismatch, "FP8 codes have shape \(data.shape), expected \(shape)")
         }
         guard scale.dtype == .float32, scale.count == 1 else {
-            throw TensorError(.shapeMismatch, "an FP8 tensor needs one float32 scale, got \(scale.dtype) \(scale.shape)")
+            throw TensorError(.shapeMismatch,
+                              "an FP8 tensor needs one float32 scale, got \(scale.dtype) \(scale.shape)")
         }
     }
 }

@@ -29,7 +29,8 @@ public final class LayoutRegistry: @unchecked Sendable {
     public struct QuantizeKernel: Sendable {
         public let backend: DeviceKind
         public let body: @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?
-        public init(backend: DeviceKind, _ body: @escaping @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?) {
+        public init(backend: DeviceKind,
+                    _ body: @escaping @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?) {
             self.backend = backend
             self.body = body
         }
@@ -192,7 +193,8 @@ public final class LayoutRegistry: @unchecked Sendable {
             let weight = try dense(0, "weight")
             let delta = try dense(1, "delta")
             guard delta.shape == weight.shape else {
-                throw TensorError(.shapeMismatch, "weight update: delta \(delta.shape) does not match weight \(weight.shape)")
+                throw TensorError(.shapeMismatch,
+                                  "weight update: delta \(delta.shape) does not match weight \(weight.shape)")
             }
             let scaled = try Tensor(try delta.floats().map { $0 * attributes.deltaStrength }, shape: delta.shape)
             return .dense(try DenseOps.add(weight, scaled.to(weight.device)))

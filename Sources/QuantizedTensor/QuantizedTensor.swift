@@ -19,7 +19,8 @@ public struct QuantizedTensor: Sendable {
     /// - Throws: ``TensorError`` when the parts do not fit the layout (wrong dtype or scale shape).
     public init(layout: any QuantizedLayout, data: Tensor, scale: Tensor, shape: [Int], originalDType: DType) throws {
         guard originalDType.isFloatingPoint else {
-            throw TensorError(.unsupportedDType, "a quantized tensor must stand for a float dtype, not \(originalDType)")
+            throw TensorError(.unsupportedDType,
+                              "a quantized tensor must stand for a float dtype, not \(originalDType)")
         }
         guard data.device == scale.device else {
             throw TensorError(.deviceMismatch, "codes are on \(data.device) but scales on \(scale.device)")

@@ -33,7 +33,9 @@ public enum DenseOps {
             }
         }
         try sameDevice([input, weight] + (bias.map { [$0] } ?? []), op: "linear")
-        if input.device != .cpu { return try DeviceBackends.backend(for: input.device).linear(input, weight, bias: bias) }
+        if input.device != .cpu {
+            return try DeviceBackends.backend(for: input.device).linear(input, weight, bias: bias)
+        }
         let m = input.count / max(k, 1)
         let outShape = Array(input.shape.dropLast()) + [n]
         var output = [Float](repeating: 0, count: m * n)

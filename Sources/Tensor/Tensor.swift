@@ -227,7 +227,8 @@ public struct Tensor: @unchecked Sendable {
         let bytes = dense.count * dtype.byteSize
         if target == .cpu {
             let result = try Tensor(zeros: shape, dtype: dtype)
-            try DeviceBackends.backend(for: device).copyToHost(dense, into: result.storage.hostPointer, byteCount: bytes)
+            try DeviceBackends.backend(for: device)
+                .copyToHost(dense, into: result.storage.hostPointer, byteCount: bytes)
             return result
         }
         if device == .cpu {
@@ -244,7 +245,9 @@ public struct Tensor: @unchecked Sendable {
     public static func copying(_ tensor: Tensor) throws -> Tensor {
         if tensor.device != .cpu { return try DeviceBackends.backend(for: tensor.device).clone(tensor) }
         let result = try Tensor(zeros: tensor.shape, dtype: tensor.dtype)
-        try tensor.withUnsafeContiguousBytes { result.storage.hostPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        try tensor.withUnsafeContiguousBytes {
+            result.storage.hostPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
         return result
     }
 

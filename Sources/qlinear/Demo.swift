@@ -38,7 +38,8 @@ enum Demo {
         print("qlinear demo: y = x W^T with x (\(m), K), W (N, K); Gaussian data; \(OpenBLAS.shared.summary)")
         print("CPU: \(CPUFeatures.current)")
         print("")
-        print(pad("layer", 16) + pad("N x K", 14) + pad("path", 26) + pad("rel. error", 12) + pad("time", 11) + "vs fp32")
+        print(pad("layer", 16) + pad("N x K", 14) + pad("path", 26) + pad("rel. error", 12) + pad("time", 11)
+            + "vs fp32")
         let int8 = try BlockWiseINT8Layout.weight(blockSize: blockSize)
         for (index, layer) in layers.enumerated() {
             let x = try Tensor.randomNormal([m, layer.k], seed: UInt64(2 * index + 1))
@@ -92,5 +93,7 @@ enum Demo {
 
     static func milliseconds(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
 
-    static func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.padding(toLength: width, withPad: " ", startingAt: 0)
+    }
 }

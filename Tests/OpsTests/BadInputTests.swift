@@ -14,7 +14,8 @@ struct BadInputTests {
     @Test("NaN or infinity in a tensor being quantized", arguments: [Float.nan, .infinity, -.infinity])
     func nonFinite(value: Float) throws {
         let x = try Tensor([1, 2, value, 4], shape: [2, 2])
-        for layout in [try BlockWiseINT8Layout.weight(blockSize: 2) as any QuantizedLayout, TensorCoreFP8Layout.dynamic] {
+        let layouts: [any QuantizedLayout] = [try BlockWiseINT8Layout.weight(blockSize: 2), TensorCoreFP8Layout.dynamic]
+        for layout in layouts {
             let error = #expect(throws: TensorError.self) { try QuantizedTensor.fromFloat(x, layout: layout) }
             #expect(error?.code == .nonFiniteValue)
             #expect(error?.message.contains("element 2") == true)
@@ -38,7 +39,8 @@ struct BadInputTests {
 
     @Test("linear with mismatched K, a wrong bias shape, or a non-2-D weight")
     func linearShapes() throws {
-        let w = try QuantizedTensor.fromFloat(try TestData.tensor([8, 32], seed: 1), layout: BlockWiseINT8Layout.weight(blockSize: 16))
+        let w = try QuantizedTensor.fromFloat(try TestData.tensor([8, 32], seed: 1),
+            layout: BlockWiseINT8Layout.weight(blockSize: 16))
         let x = try TestData.tensor([4, 31], seed: 2)
         try withoutFallback {
             let k = #expect(throws: TensorError.self) { try linear(x, w) }
@@ -60,7 +62,8 @@ struct BadInputTests {
         let codes = try Tensor(elements: [Int8](repeating: 1, count: 256 * 130), shape: [256, 130])
         let wrongScale = try Tensor([Float](repeating: 1, count: 2), shape: [2, 1])
         let error = #expect(throws: TensorError.self) {
-            try QuantizedTensor(layout: layout, data: codes, scale: wrongScale, shape: [256, 130], originalDType: .bfloat16)
+            try QuantizedTensor(layout: layout, data: codes, scale: wrongScale, shape: [256, 130],
+                                originalDType: .bfloat16)
         }
         #expect(error?.code == .shapeMismatch)
         #expect(error?.message.contains("[2, 2]") == true)
@@ -73,7 +76,8 @@ struct BadInputTests {
 
     @Test("weight update with a delta of the wrong shape")
     func badDelta() throws {
-        let w = try QuantizedTensor.fromFloat(try TestData.tensor([8, 16], seed: 1), layout: BlockWiseINT8Layout.weight(blockSize: 8))
+        let w = try QuantizedTensor.fromFloat(try TestData.tensor([8, 16], seed: 1),
+            layout: BlockWiseINT8Layout.weight(blockSize: 8))
         let error = #expect(throws: TensorError.self) {
             try withoutFallback { try applyWeightUpdate(w, delta: try TestData.tensor([16, 8], seed: 2)) }
         }

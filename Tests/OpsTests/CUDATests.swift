@@ -159,7 +159,8 @@ struct CUDAQuantizedTests {
                 let x = try Tensor.randomNormal([m, k], dtype: dtype, seed: UInt64(m * 7 + k))
                 let w = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: UInt64(n * 3 + k))
                 let b = try Tensor.randomNormal([n], dtype: dtype, seed: UInt64(n))
-                let qw = try QuantizedTensor.fromFloat(w, layout: BlockWiseINT8Layout.weight(blockSize: size, rounding: rounding))
+                let qw = try QuantizedTensor.fromFloat(w,
+                    layout: BlockWiseINT8Layout.weight(blockSize: size, rounding: rounding))
                 let qwGPU = try qw.to(gpu)
                 for mode in LinearOptions.FloatInputMode.allCases {
                     let options = LinearOptions(floatInput: mode)

@@ -78,8 +78,10 @@ struct LinearCase: Sendable, CustomTestStringConvertible {
     }
 
     static let all: [LinearCase] = {
-        let layouts: [LayoutUnderTest] = [.int8(block: 32, rounding: .nearestEven), .int8(block: 64, rounding: .towardZero),
-                                          .int8(block: 128, rounding: .nearestEven), .int8(block: 256, rounding: .nearestEven),
+        let layouts: [LayoutUnderTest] = [.int8(block: 32, rounding: .nearestEven),
+                                          .int8(block: 64, rounding: .towardZero),
+                                          .int8(block: 128, rounding: .nearestEven),
+                                          .int8(block: 256, rounding: .nearestEven),
                                           .int8(block: 48, rounding: .towardZero), .fp8]
         let shapes: [([Int], Int)] = [([300], 70), ([5, 260], 33), ([2, 3, 128], 130), ([2, 1, 3, 200], 64),
                                       ([1, 513], 17)]
@@ -145,7 +147,8 @@ struct OpParityTests {
     }
 
     @Test("linear returning a quantized activation, chained into gelu and a second linear",
-          arguments: [LayoutUnderTest.int8(block: 64, rounding: .nearestEven), .int8(block: 128, rounding: .towardZero), .fp8])
+          arguments: [LayoutUnderTest.int8(block: 64, rounding: .nearestEven),
+                      .int8(block: 128, rounding: .towardZero), .fp8])
     func quantizedChain(layout: LayoutUnderTest) throws {
         let x = try TestData.tensor([6, 200], dtype: .bfloat16, seed: 30)
         let w1 = try TestData.tensor([192, 200], scale: 0.07, seed: 31)
@@ -270,7 +273,8 @@ struct OpParityTests {
         let x = try TestData.tensor([96, 5], seed: 60)
         let qxT = try QuantizedTensor.fromFloat(x, layout: BlockWiseINT8Layout.activation(blockSize: 32))
         let qx = try transpose(qxT).requireQuantized()  // (5, 96) with 32 x 1 blocks
-        let w = try QuantizedTensor.fromFloat(try TestData.tensor([8, 96], seed: 61), layout: BlockWiseINT8Layout.weight(blockSize: 32))
+        let w = try QuantizedTensor.fromFloat(try TestData.tensor([8, 96], seed: 61),
+            layout: BlockWiseINT8Layout.weight(blockSize: 32))
         #expect(throws: TensorError.self) { try withoutFallback { try linear(qx, w) } }
         let (y, events) = try withFallback { try linear(qx, w).dequantized() }
         #expect(events.count == 1)
@@ -281,14 +285,16 @@ struct OpParityTests {
 
     @Test("FP8 transpose keeps the scale and transposes the codes exactly")
     func fp8Transpose() throws {
-        let q = try QuantizedTensor.fromFloat(try TestData.tensor([2, 7, 9], seed: 70), layout: TensorCoreFP8Layout.dynamic)
+        let q = try QuantizedTensor.fromFloat(try TestData.tensor([2, 7, 9], seed: 70),
+            layout: TensorCoreFP8Layout.dynamic)
         let t = try withoutFallback { try transpose(q, 0, 2).requireQuantized() }
         #expect(t.shape == [9, 7, 2])
         #expect(try t.dequantize().floats() == q.dequantize().transposed(0, 2).floats())
     }
 
     @Test("weight update keeps weight blocking and matches dequantize + add + quantize",
-          arguments: [LayoutUnderTest.int8(block: 32, rounding: .nearestEven), .int8(block: 128, rounding: .towardZero), .fp8])
+          arguments: [LayoutUnderTest.int8(block: 32, rounding: .nearestEven),
+                      .int8(block: 128, rounding: .towardZero), .fp8])
     func weightUpdate(layout: LayoutUnderTest) throws {
         let w = try TestData.tensor([160, 200], dtype: .bfloat16, seed: 80)
         let up = try TestData.tensor([160, 4], scale: 0.1, seed: 81)

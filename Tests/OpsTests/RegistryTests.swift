@@ -5,7 +5,8 @@ import Testing
 struct RegistryTests {
     @Test("an op without a native handler falls back, is counted with its reason, and fails under `fail`")
     func fallbackIsObservable() throws {
-        let a = try QuantizedTensor.fromFloat(try TestData.tensor([4, 64], seed: 1), layout: BlockWiseINT8Layout.weight(blockSize: 32))
+        let a = try QuantizedTensor.fromFloat(try TestData.tensor([4, 64], seed: 1),
+            layout: BlockWiseINT8Layout.weight(blockSize: 32))
         let b = try TestData.tensor([64, 8], seed: 2)
         let before = FallbackStatistics.shared.count(op: .matmul, layout: BlockWiseINT8Layout.name)
         let (y, events) = try withFallback { try matmul(a, b).dequantized() }
@@ -21,8 +22,10 @@ struct RegistryTests {
 
     @Test("a handler that declines hands the call to the fallback, with the handler's reason")
     func declineReachesFallback() throws {
-        let fp8Input = try QuantizedTensor.fromFloat(try TestData.tensor([3, 64], seed: 3), layout: TensorCoreFP8Layout.dynamic)
-        let int8Weight = try QuantizedTensor.fromFloat(try TestData.tensor([5, 64], seed: 4), layout: BlockWiseINT8Layout.weight(blockSize: 32))
+        let fp8Input = try QuantizedTensor.fromFloat(try TestData.tensor([3, 64], seed: 3),
+            layout: TensorCoreFP8Layout.dynamic)
+        let int8Weight = try QuantizedTensor.fromFloat(try TestData.tensor([5, 64], seed: 4),
+            layout: BlockWiseINT8Layout.weight(blockSize: 32))
         let (y, events) = try withFallback { try linear(fp8Input, int8Weight).dequantized() }
         #expect(events.count == 1)
         #expect(events[0].reason.contains("the input is TensorCoreFP8Layout"))
@@ -32,7 +35,8 @@ struct RegistryTests {
 
     @Test("generic utilities apply to every component without a handler or a fallback")
     func genericUtilities() throws {
-        let q = try QuantizedTensor.fromFloat(try TestData.tensor([40, 70], seed: 5), layout: BlockWiseINT8Layout.weight(blockSize: 32))
+        let q = try QuantizedTensor.fromFloat(try TestData.tensor([40, 70], seed: 5),
+            layout: BlockWiseINT8Layout.weight(blockSize: 32))
         try withoutFallback {
             let clone = try q.clone()
             #expect(clone.data.storage !== q.data.storage && clone.scale.storage !== q.scale.storage)
@@ -88,7 +92,8 @@ struct RoundingErrorTests {
         let w = try TestData.tensor([96, 512], scale: 1 / Float(512).squareRoot(), seed: 101)
         let exact = try Reference64.linear(x, w, bias: nil)
         func error(_ rounding: Rounding) throws -> Double {
-            let qw = try QuantizedTensor.fromFloat(w, layout: BlockWiseINT8Layout.weight(blockSize: block, rounding: rounding))
+            let qw = try QuantizedTensor.fromFloat(w,
+                layout: BlockWiseINT8Layout.weight(blockSize: block, rounding: rounding))
             let y = try withoutFallback { try linear(x, qw).dequantized() }
             return relativeError(try y.floats(), exact)
         }
@@ -96,6 +101,7 @@ struct RoundingErrorTests {
         let truncated = try error(.towardZero)
         // Rounding error is uniform on [-1/2, 1/2] steps vs [0, 1) steps with a bias; measured
         // ratio about 0.5.
-        #expect(nearest / truncated > 0.35 && nearest / truncated < 0.65, "nearest \(nearest), toward zero \(truncated)")
+        #expect(nearest / truncated > 0.35 && nearest / truncated < 0.65,
+                "nearest \(nearest), toward zero \(truncated)")
     }
 }
