@@ -17,18 +17,10 @@ enum Demo {
             """,
         run: run)
 
-    struct Layer {
-        let name: String
-        let n: Int
-        let k: Int
+    /// The WAN2.2 layers the demo runs: four of the benchmark's shapes, cheap enough for a default run.
+    static let layers = Benchmark.shapes.filter {
+        ["5B attention", "5B MLP up", "5B MLP down", "14B attention"].contains($0.name)
     }
-
-    static let layers = [
-        Layer(name: "5B attention", n: 3072, k: 3072),
-        Layer(name: "5B MLP up", n: 14336, k: 3072),
-        Layer(name: "5B MLP down", n: 3072, k: 14336),
-        Layer(name: "14B attention", n: 5120, k: 5120),
-    ]
 
     static func run(_ arguments: CommandArguments) throws {
         let m = try arguments.int("rows", default: 64)
