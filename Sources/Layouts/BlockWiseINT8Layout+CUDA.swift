@@ -41,11 +41,7 @@ extension BlockWiseINT8Layout {
         registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cuda) { call in
             try HandlerResult.attempt {
                 let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let delta = try UnaryOperand.delta(call, weight: weight)
-                guard delta.device == weight.device else {
-                    throw TensorError(.deviceMismatch, "weight update: the delta is on \(delta.device), the weight on "
-                        + "\(weight.device); move the delta with `.to(_:)`")
-                }
+                let delta = try UnaryOperand.delta(call, weight: weight, onWeightDevice: true)
                 // Re-quantized with the weight's own block shape, so it stays a valid GEMM weight.
                 return .quantized(try layout.quantizeOnCUDA(
                     .int8(codes: weight.data, scales: weight.scale), shape: weight.shape,

@@ -110,14 +110,19 @@ enum UnaryOperand {
         return (q, layout)
     }
 
-    /// The dense delta of a weight update, checked against the weight's shape.
-    static func delta(_ call: OpCall, weight: QuantizedTensor) throws -> Tensor {
+    /// The dense delta of a weight update, checked against the weight's shape, and against its device
+    /// when `onWeightDevice` (device kernels read the delta in place; the CPU path copies it to the host).
+    static func delta(_ call: OpCall, weight: QuantizedTensor, onWeightDevice: Bool = false) throws -> Tensor {
         guard let delta = try call.operand(1)?.dequantized() else {
             throw TensorError(.invalidArgument, "weight update needs a delta")
         }
         guard delta.shape == weight.shape else {
             throw TensorError(.shapeMismatch, "weight update: delta \(delta.shape) does not match weight "
                 + "\(weight.shape); a LoRA delta is up (N x r) times down (r x K)")
+        }
+        guard !onWeightDevice || delta.device == weight.device else {
+            throw TensorError(.deviceMismatch, "weight update: the delta is on \(delta.device), the weight on "
+                + "\(weight.device); move the delta with `.to(_:)`")
         }
         return delta
     }

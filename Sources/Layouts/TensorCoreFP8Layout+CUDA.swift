@@ -31,22 +31,12 @@ extension TensorCoreFP8Layout {
             }
         })
         registry.register(.transpose, for: Self.self, OpHandler(backend: .cuda) { call in
-            try HandlerResult.attempt {
-                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let (a, b) = call.attributes.transposeAxes
-                let data = try q.data.transposed(a, b)
-                return .quantized(QuantizedTensor(unchecked: layout, data: data, scale: q.scale, shape: data.shape,
-                                                  originalDType: q.originalDType))
-            }
+            try HandlerResult.attempt { .quantized(try transpose(call)) }
         })
         registry.register(.weightUpdate, for: Self.self, OpHandler(backend: .cuda) { call in
             try HandlerResult.attempt {
                 let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let delta = try UnaryOperand.delta(call, weight: weight)
-                guard delta.device == weight.device else {
-                    throw TensorError(.deviceMismatch, "weight update: the delta is on \(delta.device), the weight on "
-                        + "\(weight.device); move the delta with `.to(_:)`")
-                }
+                let delta = try UnaryOperand.delta(call, weight: weight, onWeightDevice: true)
                 return .quantized(try layout.quantizeOnCUDA(
                     .fp8(codes: weight.data, scale: weight.scale), shape: weight.shape,
                     originalDType: weight.originalDType,

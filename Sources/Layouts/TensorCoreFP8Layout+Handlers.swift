@@ -21,13 +21,7 @@ extension TensorCoreFP8Layout {
             }
         })
         registry.register(.transpose, for: Self.self, OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt {
-                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let (a, b) = call.attributes.transposeAxes
-                let data = try q.data.transposed(a, b)
-                return .quantized(QuantizedTensor(unchecked: layout, data: data, scale: q.scale, shape: data.shape,
-                                                  originalDType: q.originalDType))
-            }
+            try HandlerResult.attempt { .quantized(try transpose(call)) }
         })
         registry.register(.dequantize, for: Self.self, OpHandler(backend: .cpu) { call in
             try HandlerResult.attempt {
@@ -37,6 +31,15 @@ extension TensorCoreFP8Layout {
             }
         })
         registry.register(.weightUpdate, for: Self.self, UnaryOperand.weightUpdateHandler(Self.self))
+    }
+
+    /// Exact transpose: the codes swap axes (a view); the per-tensor scale is unchanged.
+    static func transpose(_ call: OpCall) throws -> QuantizedTensor {
+        let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+        let (a, b) = call.attributes.transposeAxes
+        let data = try q.data.transposed(a, b)
+        return QuantizedTensor(unchecked: layout, data: data, scale: q.scale, shape: data.shape,
+                               originalDType: q.originalDType)
     }
 
     /// Linear with an FP8 weight: FP8 x FP8 when the input is (or is made) FP8, or the weight
