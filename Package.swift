@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 import PackageDescription
 
 // C kernels are compiled with optimisation even in debug builds: the test suite runs them on
