@@ -21,5 +21,6 @@ let package = Package(
         .target(name: "Ops", dependencies: ["Layouts", "Checkpoints"], path: "Sources/Ops"),
         .executableTarget(name: "qlinear", dependencies: ["Ops"], path: "Sources/qlinear"),
         .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
+        .testTarget(name: "QLinearCLITests", dependencies: ["qlinear", "Ops"], path: "Tests/QLinearCLITests"),
     ]
 )

@@ -23,8 +23,10 @@ public enum TemporaryFileCleanup {
     /// How many temporary files can be registered at once.
     public static let capacity = 32
 
-    /// Installs the SIGINT, SIGTERM, SIGHUP and SIGBUS handlers described above. A signal the
-    /// process ignores (`nohup`, a background job) stays ignored.
+    /// Installs the SIGINT, SIGTERM, SIGHUP and SIGBUS handlers described above, and unblocks those
+    /// signals in the calling thread (a parent that spawns from a thread with signals blocked passes
+    /// its mask on; threads started later inherit the unblocked one). A signal the process ignores
+    /// (`nohup`, a background job) stays ignored. Call it early, from the main thread.
     public static func installSignalHandlers() {
         _ = table  // allocated here, never first in a handler
         let exiting: @convention(c) (Int32) -> Void = { number in
@@ -44,6 +46,10 @@ public enum TemporaryFileCleanup {
         }
         for signal in [SIGINT, SIGTERM, SIGHUP] { install(exiting, for: signal) }
         install(busError, for: SIGBUS)
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGBUS] { sigaddset(&handled, signal) }
+        _ = pthread_sigmask(SIG_UNBLOCK, &handled, nil)
     }
 
     /// Removes every registered temporary file. Async-signal-safe: atomic loads and `unlink(2)` only.

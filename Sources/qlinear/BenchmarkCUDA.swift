@@ -12,10 +12,10 @@ enum BenchmarkCUDA {
             bf16 data made on the GPU: cuBLASLt bf16 (the baseline), our block-wise INT8 W8A8
             (activation quantization included), our FP8 through cuBLASLt (input quantization
             included), and at M = 2 the weight-only paths (rotating among 4 weight copies, 20 calls
-            per timing, so weights stream from memory and launch gaps are amortised). Reports the median time (CUDA events),
-            TFLOP/s (2 M N K / t), the ratio to bf16 measured in the same run and, at M = 2, the weight
-            bytes streamed per second. Then quantize/dequantize bandwidth against a measured
-            device-to-device copy.
+            per timing, so weights stream from memory and launch gaps are amortised). Reports the
+            median time (CUDA events), TFLOP/s (2 M N K / t), the ratio to bf16 measured in the same
+            run and, at M = 2, the weight bytes streamed per second. Then quantize/dequantize
+            bandwidth against a measured device-to-device copy.
             """,
         options: [
             .flag("quick", "the 5B layers only, with fewer repeats"),

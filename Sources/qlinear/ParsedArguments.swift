@@ -40,10 +40,16 @@ struct ParsedArguments: Sendable {
                 positional.append(argument)
                 continue
             }
-            let body = argument.hasPrefix("--") ? argument.dropFirst(2) : argument.dropFirst()
+            guard argument.hasPrefix("--") else {
+                // Only long options exist (and -h, handled above): `-rows` is a typo of `--rows`.
+                throw command.unknownOption(String(argument.dropFirst().prefix { $0 != "=" }), writtenAs: argument)
+            }
+            let body = argument.dropFirst(2)
             let name = String(body.prefix { $0 != "=" })
             let inlineValue = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
-            let option = try command.option(named: name, writtenAs: argument)
+            guard let option = command.options.first(where: { $0.name == name }) else {
+                throw command.unknownOption(name, writtenAs: argument)
+            }
             if case .flag = option.value {
                 if let inlineValue { _ = try option.parse(inlineValue, command: command.name) }
                 guard flags.insert(name).inserted else {

@@ -46,15 +46,14 @@ struct Subcommand: Sendable {
         throw TensorError(.invalidArgument, "unknown command `\(name)`\(hint)")
     }
 
-    /// The declared option `--name` (`writtenAs` is the word as typed, for the message).
-    /// - Throws: ``TensorError/Code/invalidArgument`` naming the nearest declared option, or all of them.
-    func option(named name: String, writtenAs word: String) throws -> CommandOption {
-        if let option = options.first(where: { $0.name == name }) { return option }
+    /// The error for an option `name` this command does not declare (`word` as typed): it names the
+    /// nearest declared option, or lists them all when none is near.
+    func unknownOption(_ name: String, writtenAs word: String) -> TensorError {
         let known = options.map(\.name) + ["help"]
         if let nearest = EditDistance.nearest(to: name, in: known) {
-            throw TensorError(.invalidArgument, "\(self.name): unknown option `\(word)`; did you mean `--\(nearest)`?")
+            return TensorError(.invalidArgument, "\(self.name): unknown option `\(word)`; did you mean `--\(nearest)`?")
         }
-        throw TensorError(.invalidArgument, "\(self.name): unknown option `\(word)`; its options are "
+        return TensorError(.invalidArgument, "\(self.name): unknown option `\(word)`; its options are "
             + known.map { "--\($0)" }.joined(separator: ", "))
     }
 
