@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// The low-rank updates in one LoRA file, found by key name.
 ///

@@ -1,6 +1,6 @@
-import CUDA
-import QuantizedTensors
-import Tensors
+import QLCUDA
+import QLQuantized
+import QLTensor
 
 extension BlockWiseINT8Layout {
     /// The CUDA handlers: quantize, dequantize, gelu (fused dequantize-gelu-requantize), transpose,

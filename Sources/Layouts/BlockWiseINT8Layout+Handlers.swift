@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 extension BlockWiseINT8Layout {
     public static func registerHandlers(in registry: LayoutRegistry) {

@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// DeepSeek-style block-wise INT8: one float32 scale per block of the last two dimensions.
 ///

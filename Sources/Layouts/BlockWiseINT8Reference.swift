@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// The plain-Swift definition of block-wise INT8: the oracle for every fast path and the code
 /// the handlers fall back on where no kernel applies.

@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// A handler's reason to pass a call on to the next handler or the fallback.
 struct Declined: Error {

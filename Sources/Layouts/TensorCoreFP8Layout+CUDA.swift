@@ -1,6 +1,6 @@
-import CUDA
-import QuantizedTensors
-import Tensors
+import QLCUDA
+import QLQuantized
+import QLTensor
 
 extension TensorCoreFP8Layout {
     /// The CUDA handlers: quantize (amax and encode passes on the device), dequantize, gelu (fused,

@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 extension TensorCoreFP8Layout {
     public static func registerHandlers(in registry: LayoutRegistry) {

@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// Handlers keyed by (op, layout name), and the dispatcher that routes op calls through them.
 ///

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// The closed set of ops the dispatcher routes.
 public enum Op: String, Sendable, Hashable, CaseIterable {
