@@ -16,7 +16,7 @@ let package = Package(
         .target(name: "QLTensor", path: "Sources/Tensor"),
         .target(name: "QLQuantized", dependencies: ["QLTensor"], path: "Sources/QuantizedTensor"),
         .target(name: "QLLayouts", dependencies: ["QLQuantized"], path: "Sources/Layouts"),
-        .target(name: "QLCheckpoints", dependencies: ["QLLayouts"], path: "Sources/Checkpoints"),
+        .target(name: "QLCheckpoints", dependencies: ["QLLayouts", "QLCPU"], path: "Sources/Checkpoints"),
         // Backends: one home each, found by QLTensor at first use of their device kind.
         .target(name: "CQLKernels", path: "Sources/Backends/CPUKernels", cSettings: kernelFlags),
         .target(name: "QLCPU", dependencies: ["QLTensor", "CQLKernels"], path: "Sources/Backends/CPU"),

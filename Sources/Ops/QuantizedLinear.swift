@@ -1,3 +1,4 @@
+@_exported import QLCPU
 @_exported import QLCUDA
 @_exported import QLCheckpoints
 @_exported import QLLayouts
@@ -21,7 +22,6 @@
 /// - Throws: ``TensorError`` for mismatched shapes, devices or dtypes, or a forbidden fallback.
 public func linear(_ input: some TensorOperand, _ weight: some TensorOperand, bias: (any TensorOperand)? = nil,
                    options: LinearOptions = LinearOptions()) throws -> AnyTensor {
-    CUDABackend.registerIfAvailable()
     var attributes = OpAttributes()
     attributes.linear = options
     return try LayoutRegistry.shared.dispatch(
@@ -30,14 +30,12 @@ public func linear(_ input: some TensorOperand, _ weight: some TensorOperand, bi
 
 /// `a @ b` over the last two dimensions.
 public func matmul(_ a: some TensorOperand, _ b: some TensorOperand) throws -> AnyTensor {
-    CUDABackend.registerIfAvailable()
     return try LayoutRegistry.shared.dispatch(OpCall(.matmul, [a.anyTensor, b.anyTensor]))
 }
 
 /// GELU, exact (erf) or tanh form. On a quantized activation it returns a quantized tensor of the
 /// same layout (dequantize, gelu, re-quantize in one handler).
 public func gelu(_ x: some TensorOperand, approximation: GeluApproximation = .none) throws -> AnyTensor {
-    CUDABackend.registerIfAvailable()
     var attributes = OpAttributes()
     attributes.geluApproximation = approximation
     return try LayoutRegistry.shared.dispatch(OpCall(.gelu, [x.anyTensor], attributes))
@@ -45,14 +43,12 @@ public func gelu(_ x: some TensorOperand, approximation: GeluApproximation = .no
 
 /// Elementwise `a + b` with broadcasting.
 public func add(_ a: some TensorOperand, _ b: some TensorOperand) throws -> AnyTensor {
-    CUDABackend.registerIfAvailable()
     return try LayoutRegistry.shared.dispatch(OpCall(.add, [a.anyTensor, b.anyTensor]))
 }
 
 /// Swaps two axes. On a block-wise INT8 tensor the scale grid and block shape swap with them
 /// (exact, no re-quantization).
 public func transpose(_ x: some TensorOperand, _ a: Int = -2, _ b: Int = -1) throws -> AnyTensor {
-    CUDABackend.registerIfAvailable()
     var attributes = OpAttributes()
     attributes.transposeAxes = (a, b)
     return try LayoutRegistry.shared.dispatch(OpCall(.transpose, [x.anyTensor], attributes))
@@ -60,7 +56,6 @@ public func transpose(_ x: some TensorOperand, _ a: Int = -2, _ b: Int = -1) thr
 
 /// The dense float tensor, in `dtype` or the original dtype.
 public func dequantize(_ x: some TensorOperand, to dtype: DType? = nil) throws -> Tensor {
-    CUDABackend.registerIfAvailable()
     var attributes = OpAttributes()
     attributes.outputDType = dtype
     return try LayoutRegistry.shared.dispatch(OpCall(.dequantize, [x.anyTensor], attributes)).dequantized()
@@ -69,7 +64,6 @@ public func dequantize(_ x: some TensorOperand, to dtype: DType? = nil) throws -
 /// `W + strength * delta`, re-quantized with the weight's own layout (a LoRA merge).
 public func applyWeightUpdate(_ weight: some TensorOperand, delta: some TensorOperand, strength: Float = 1)
     throws -> AnyTensor {
-    CUDABackend.registerIfAvailable()
     var attributes = OpAttributes()
     attributes.deltaStrength = strength
     return try LayoutRegistry.shared.dispatch(OpCall(.weightUpdate, [weight.anyTensor, delta.anyTensor], attributes))
@@ -78,7 +72,6 @@ public func applyWeightUpdate(_ weight: some TensorOperand, delta: some TensorOp
 /// Registers the built-in layouts' handlers now (they are otherwise registered the first time a
 /// tensor of that layout is made), so that coverage reports list them.
 public func registerBuiltinLayouts() {
-    CUDABackend.registerIfAvailable()
     LayoutRegistry.shared.ensureRegistered(BlockWiseINT8Layout.self)
     LayoutRegistry.shared.ensureRegistered(TensorCoreFP8Layout.self)
 }

@@ -1,70 +1,70 @@
 import CQLKernels
 import Foundation
-import QLQuantized
 import QLTensor
 
-/// The block-wise INT8 CPU kernels (C, in CKernels) behind the CPU handlers and the registered
-/// quantizer. Every entry point checks sizes and passes contiguous buffers; raw pointers stay here.
-/// The references in ``BlockWiseINT8Reference`` define the results: quantize and dequantize are
-/// bit-identical to them, the GEMMs equal them up to float32 summation order.
+/// The block-wise INT8 CPU kernels (C, in CQLKernels) behind ``CPUBackend``'s kernel contract.
+/// Every entry point checks sizes and passes contiguous buffers; raw pointers stay here.
+/// The layout's reference (`BlockWiseINT8Reference` in QLLayouts) defines the results: quantize and
+/// dequantize are bit-identical to it, the GEMMs equal it up to float32 summation order.
 enum BlockWiseINT8CPU {
     /// Inputs with at most this many rows run the weight-streaming GEMV kernels (decode shapes),
     /// which read each weight row once for all rows and need no packing.
     static let decodeRows = 16
 
-    /// Quantizes a CPU float tensor with the vectorised kernel, bands of block rows in parallel.
-    /// Returns `nil` for tensors it does not take (not on the CPU, rank 0), which the layout's own
-    /// `quantize` then handles or rejects with its error.
+    /// Quantizes a CPU float tensor of rank >= 1 with the vectorised kernel, bands of block rows in
+    /// parallel.
     /// - Throws: ``TensorError/Code/nonFiniteValue`` for NaN or infinity (the reference's message).
-    static func quantize(_ tensor: Tensor, layout: BlockWiseINT8Layout) throws -> QuantizedTensor? {
-        guard tensor.device == .cpu, tensor.rank >= 1 else { return nil }
-        try QuantizationInput.check(tensor, layout: BlockWiseINT8Layout.name)
-        let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(tensor.shape)
-        let rowBlocks = (rows + layout.blockRows - 1) / layout.blockRows
+    static func quantize(_ tensor: Tensor, blocks: INT8Blocks) throws -> INT8Parts {
+        try QuantizationInput.check(tensor, layout: layoutName)
+        let geometry = MatrixGeometry(tensor.shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
+        let rowBlocks = (rows + blocks.rows - 1) / blocks.rows
         // The kernel writes every code (zeros for all-zero blocks) and every scale.
         let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .int8)
-        let scales = try Tensor(uninitializedShape: layout.scaleShape(for: tensor.shape), dtype: .float32)
+        let scales = try Tensor(uninitializedShape: blocks.scaleShape(for: tensor.shape), dtype: .float32)
         let path = CPUKernelPath.current.code
-        let rounding: Int32 = layout.rounding == .towardZero ? 1 : 0
+        let rounding: Int32 = blocks.rounding == .towardZero ? 1 : 0
         let nonFinite = KernelFlag()
         try tensor.withUnsafeFloats { x in
             guard let base = x.baseAddress, !x.isEmpty else { return }
             let q = codes.storage.hostPointer.assumingMemoryBound(to: Int8.self)
             let s = scales.storage.hostPointer.assumingMemoryBound(to: Float.self)
-            let bandElements = layout.blockRows * max(columns, 1)
+            let bandElements = blocks.rows * max(columns, 1)
             CPUKernels.parallelRanges(count: batches * rowBlocks, minimumPerThread: max(1, 32768 / bandElements)) {
                 range in
-                let status = ck_i8_quantize(base, Int64(rows), Int64(columns), Int64(layout.blockRows),
-                                            Int64(layout.blockColumns), rounding, Int64(range.lowerBound),
+                let status = ck_i8_quantize(base, Int64(rows), Int64(columns), Int64(blocks.rows),
+                                            Int64(blocks.columns), rounding, Int64(range.lowerBound),
                                             Int64(range.upperBound), q, s, path)
                 if status != 0 { nonFinite.set() }
             }
             if nonFinite.isSet {
-                try QuantizationInput.checkFinite(x, shape: tensor.shape, layout: BlockWiseINT8Layout.name)
+                try QuantizationInput.checkFinite(x, shape: tensor.shape, layout: layoutName)
             }
         }
-        return QuantizedTensor(unchecked: layout, data: codes, scale: scales, shape: tensor.shape,
-                               originalDType: tensor.dtype)
+        return INT8Parts(codes: codes, scales: scales)
     }
 
+    /// The name errors give the layout.
+    static let layoutName = "BlockWiseINT8Layout"
+
     /// Fused gelu on an activation (1 x B blocks): each block is dequantized, passed through gelu,
-    /// rounded to the original dtype and re-quantized in one pass over L1-resident data, rows in
-    /// parallel; bit-identical to dequantize, ``DenseOps/gelu(_:approximation:)``, quantize.
-    /// Returns `nil` for tensors it does not take (other devices or blockings, blocks over
-    /// `CK_GELU_MAX_BLOCK`), which the handler's unfused path then serves.
-    static func gelu(_ q: QuantizedTensor, layout: BlockWiseINT8Layout, approximation: GeluApproximation)
-        throws -> QuantizedTensor? {
-        guard q.device == .cpu, layout.isActivationBlocking, layout.blockColumns <= Int(CK_GELU_MAX_BLOCK),
-              let roundCode = CPUKernels.outputCode(q.originalDType) else { return nil }
-        let columns = q.shape.last ?? 1
-        let rows = q.data.count / max(columns, 1)
+    /// rounded to `roundTo` and re-quantized in one pass over L1-resident data, rows in parallel;
+    /// bit-identical to dequantize, ``DenseOps/gelu(_:approximation:)``, quantize.
+    /// Returns `nil` for tensors it does not take (other blockings, blocks over `CK_GELU_MAX_BLOCK`,
+    /// a `roundTo` it does not write), which ``CPUBackend`` then serves in three passes.
+    static func gelu(_ source: INT8Parts, shape: [Int], blocks: INT8Blocks, roundTo: DType,
+                     approximation: GeluApproximation) throws -> INT8Parts? {
+        guard blocks.alongRows, blocks.columns <= Int(CK_GELU_MAX_BLOCK),
+              let roundCode = CPUKernels.outputCode(roundTo) else { return nil }
+        let columns = shape.last ?? 1
+        let rows = source.codes.count / max(columns, 1)
         // The kernel writes every code and every scale.
-        let codes = try Tensor(uninitializedShape: q.shape, dtype: .int8)
-        let scales = try Tensor(uninitializedShape: q.scale.shape, dtype: .float32)
+        let codes = try Tensor(uninitializedShape: shape, dtype: .int8)
+        let scales = try Tensor(uninitializedShape: source.scales.shape, dtype: .float32)
         let tanhForm: Int32 = approximation == .tanh ? 1 : 0
-        let towardZero: Int32 = layout.rounding == .towardZero ? 1 : 0
-        try q.data.withUnsafeContiguousBytes { input in
-            try q.scale.withUnsafeContiguousBytes { inputScales in
+        let towardZero: Int32 = blocks.rounding == .towardZero ? 1 : 0
+        try source.codes.withUnsafeContiguousBytes { input in
+            try source.scales.withUnsafeContiguousBytes { inputScales in
                 guard let input = input.baseAddress, let inputScales = inputScales.baseAddress, rows > 0, columns > 0
                 else { return }
                 let codesIn = input.assumingMemoryBound(to: Int8.self)
@@ -72,33 +72,35 @@ enum BlockWiseINT8CPU {
                 let codesOut = codes.storage.hostPointer.assumingMemoryBound(to: Int8.self)
                 let scalesOut = scales.storage.hostPointer.assumingMemoryBound(to: Float.self)
                 CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / columns)) { range in
-                    ck_i8_gelu_requantize_rows(codesIn, scalesIn, Int64(columns), Int64(layout.blockColumns), tanhForm,
+                    ck_i8_gelu_requantize_rows(codesIn, scalesIn, Int64(columns), Int64(blocks.columns), tanhForm,
                                                roundCode, towardZero, Int64(range.lowerBound),
                                                Int64(range.upperBound), codesOut, scalesOut)
                 }
             }
         }
-        return QuantizedTensor(unchecked: layout, data: codes, scale: scales, shape: q.shape,
-                               originalDType: q.originalDType)
+        return INT8Parts(codes: codes, scales: scales)
     }
 
     /// `q * scale` of each element's block, written straight in `dtype` (float32, float16 or
-    /// bfloat16; `nil` for other dtypes or devices), rows in parallel.
-    static func dequantize(_ q: QuantizedTensor, layout: BlockWiseINT8Layout, to dtype: DType) throws -> Tensor? {
-        guard q.device == .cpu, let outputCode = CPUKernels.outputCode(dtype) else { return nil }
-        let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(q.shape)
+    /// bfloat16; `nil` for other dtypes), rows in parallel.
+    static func dequantize(_ source: INT8Parts, blocks: INT8Blocks, to dtype: DType) throws -> Tensor? {
+        guard let outputCode = CPUKernels.outputCode(dtype) else { return nil }
+        let shape = source.codes.shape
+        let geometry = MatrixGeometry(shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
         // The kernel writes every element, so the buffer is not zero-filled first.
-        let result = try Tensor(uninitializedShape: q.shape, dtype: dtype)
+        let result = try Tensor(uninitializedShape: shape, dtype: dtype)
         let path = CPUKernelPath.current.code
-        try q.data.withUnsafeContiguousBytes { codes in
-            try q.scale.withUnsafeContiguousBytes { scales in
-                guard let codes = codes.baseAddress, let scales = scales.baseAddress, q.data.count > 0 else { return }
+        try source.codes.withUnsafeContiguousBytes { codes in
+            try source.scales.withUnsafeContiguousBytes { scales in
+                guard let codes = codes.baseAddress, let scales = scales.baseAddress, source.codes.count > 0
+                else { return }
                 let out = result.storage.hostPointer
                 CPUKernels.parallelRanges(count: batches * rows, minimumPerThread: max(1, 65536 / max(columns, 1))) {
                     range in
                     _ = ck_i8_dequantize(codes.assumingMemoryBound(to: Int8.self),
                                          scales.assumingMemoryBound(to: Float.self), Int64(rows), Int64(columns),
-                                         Int64(layout.blockRows), Int64(layout.blockColumns), Int64(range.lowerBound),
+                                         Int64(blocks.rows), Int64(blocks.columns), Int64(range.lowerBound),
                                          Int64(range.upperBound), out + range.lowerBound * columns * dtype.byteSize,
                                          outputCode, path)
                 }
@@ -107,24 +109,24 @@ enum BlockWiseINT8CPU {
         return result
     }
 
-    /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n/Bn,j] + b[n]`
+    /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n/Bn,j]) + b[n]`
     /// with activation codes `(M, K)` in 1 x Bk blocks. GEMV kernels for decode shapes, else the
     /// packed GEMM of the current path, columns split across cores.
-    /// - Returns: `(..., N)` in the input's float dtype.
-    static func linearW8A8(codes: Tensor, scales: Tensor, _ operands: LinearOperands<BlockWiseINT8Layout>) throws
-        -> Tensor {
-        let layout = operands.weightLayout
-        let (m, n, k) = (operands.m, operands.n, operands.k)
-        let bias = try operands.biasValues()
-        return try withOutput(operands) { out, outputCode in
-            try codes.withUnsafeContiguousBytes { xq in
-                try scales.withUnsafeContiguousBytes { sx in
-                    try operands.weight.data.withUnsafeContiguousBytes { wq in
-                        try operands.weight.scale.withUnsafeContiguousBytes { sw in
+    /// - Returns: `(M, N)` in `outputDType`.
+    static func linearW8A8(inputCodes: Tensor, inputScales: Tensor, weight: INT8Parts, blocks: INT8Blocks,
+                           bias: Tensor?, outputDType: DType) throws -> Tensor {
+        let (m, k, n) = (inputCodes.shape[0], inputCodes.shape[1], weight.codes.shape[0])
+        let bias = try bias?.floats()
+        return try LinearOutput.make(shape: [m, n], dtype: outputDType, m: m, n: n, k: k, bias: bias) {
+            out, outputCode in
+            try inputCodes.withUnsafeContiguousBytes { xq in
+                try inputScales.withUnsafeContiguousBytes { sx in
+                    try weight.codes.withUnsafeContiguousBytes { wq in
+                        try weight.scales.withUnsafeContiguousBytes { sw in
                             try CPUKernels.withOptionalFloats(bias) { biasPointer in
                                 let args = ck_i8_gemm_args(
-                                    m: Int64(m), n: Int64(n), k: Int64(k), bk: Int64(layout.blockColumns),
-                                    bn: Int64(layout.blockRows), x: xq.baseAddress?.assumingMemoryBound(to: Int8.self),
+                                    m: Int64(m), n: Int64(n), k: Int64(k), bk: Int64(blocks.columns),
+                                    bn: Int64(blocks.rows), x: xq.baseAddress?.assumingMemoryBound(to: Int8.self),
                                     sx: sx.baseAddress?.assumingMemoryBound(to: Float.self), apack: nil, sxpack: nil,
                                     w: wq.baseAddress?.assumingMemoryBound(to: Int8.self),
                                     sw: sw.baseAddress?.assumingMemoryBound(to: Float.self), bias: biasPointer,
@@ -181,22 +183,24 @@ enum BlockWiseINT8CPU {
         }
     }
 
-    /// Weight-only: `y = x (q * s)^T + b` with a float input. GEMV kernels for decode shapes;
-    /// otherwise the weight is dequantized panel by panel into OpenBLAS's sgemm. Neither holds a
-    /// float copy of the whole weight.
-    static func linearWeightOnly(_ input: Tensor, _ operands: LinearOperands<BlockWiseINT8Layout>) throws -> Tensor {
-        let layout = operands.weightLayout
-        let (m, n, k) = (operands.m, operands.n, operands.k)
-        let bias = try operands.biasValues()
+    /// Weight-only: `y = x (q * s)^T + b` with a float input `(M, K)`. GEMV kernels for decode
+    /// shapes; otherwise the weight is dequantized panel by panel into OpenBLAS's sgemm. Neither
+    /// holds a float copy of the whole weight.
+    /// - Returns: `(M, N)` in the input's dtype.
+    static func linearWeightOnly(_ input: Tensor, weight: INT8Parts, blocks: INT8Blocks, bias: Tensor?) throws
+        -> Tensor {
+        let (m, k, n) = (input.shape[0], input.shape[1], weight.codes.shape[0])
+        let bias = try bias?.floats()
         let path = CPUKernelPath.current
-        return try withOutput(operands) { out, outputCode in
+        return try LinearOutput.make(shape: [m, n], dtype: input.dtype, m: m, n: n, k: k, bias: bias) {
+            out, outputCode in
             try input.withUnsafeFloats { x in
-                try operands.weight.data.withUnsafeContiguousBytes { wq in
-                    try operands.weight.scale.withUnsafeContiguousBytes { sw in
+                try weight.codes.withUnsafeContiguousBytes { wq in
+                    try weight.scales.withUnsafeContiguousBytes { sw in
                         CPUKernels.withOptionalFloats(bias) { biasPointer in
                             let w = wq.baseAddress!.assumingMemoryBound(to: Int8.self)
                             let s = sw.baseAddress!.assumingMemoryBound(to: Float.self)
-                            let (bn, bk) = (Int64(layout.blockRows), Int64(layout.blockColumns))
+                            let (bn, bk) = (Int64(blocks.rows), Int64(blocks.columns))
                             if m <= decodeRows {
                                 CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
                                     ck_i8_gemv_weight_only(x.baseAddress, Int64(m), Int64(k), w, s, Int64(n), bn, bk,
@@ -215,15 +219,6 @@ enum BlockWiseINT8CPU {
                 }
             }
         }
-    }
-
-    /// A fresh output tensor `(..., N)` in the input's float dtype, filled by `body` (given its
-    /// bytes and the kernels' output code). With K = 0 the output is the bias alone; with no rows
-    /// or columns it is empty. Dtypes the kernels do not write are produced from float32.
-    static func withOutput(_ operands: LinearOperands<BlockWiseINT8Layout>,
-                           _ body: (UnsafeMutableRawPointer, Int32) throws -> Void) throws -> Tensor {
-        try LinearOutput.make(shape: operands.outputShape, dtype: operands.input.floatDType, m: operands.m,
-                              n: operands.n, k: operands.k, bias: try operands.biasValues(), body)
     }
 }
 

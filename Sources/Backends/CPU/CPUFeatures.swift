@@ -1,4 +1,5 @@
 import CQLKernels
+import QLTensor
 
 /// SIMD features of this CPU, read once from CPUID.
 public struct CPUFeatures: Sendable, CustomStringConvertible {

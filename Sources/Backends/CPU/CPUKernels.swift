@@ -1,5 +1,6 @@
 import CQLKernels
 import Foundation
+import QLTensor
 
 /// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
 /// every path the CPU supports in turn).
@@ -48,7 +49,7 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
     }
 
     /// The C kernels' code for the path (`CK_PATH_*`).
-    public var code: Int32 {
+    package var code: Int32 {
         switch self {
         case .portable: Int32(CK_PATH_PORTABLE)
         case .avx2: Int32(CK_PATH_AVX2)
@@ -60,14 +61,14 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
 }
 
 /// Threading and output-type helpers shared by the quantized CPU kernels' wrappers.
-public enum CPUKernels {
+package enum CPUKernels {
     /// Worker threads for the kernels: one per active core.
-    public static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    package static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel (Dispatch's
     /// `concurrentPerform` over the cores). Each range starts at a multiple of `granule` and holds
     /// at least `minimumPerThread` units where possible; smaller work runs on the calling thread.
-    public static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
+    package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
                                       _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let units = (count + granule - 1) / granule
@@ -89,7 +90,7 @@ public enum CPUKernels {
     }
 
     /// The kernels' output code (`CK_OUT_*`) for `dtype`, or `nil` when they do not write it.
-    public static func outputCode(_ dtype: DType) -> Int32? {
+    package static func outputCode(_ dtype: DType) -> Int32? {
         switch dtype {
         case .float32: Int32(CK_OUT_F32)
         case .float16: Int32(CK_OUT_F16)
@@ -117,7 +118,7 @@ extension CPUKernels {
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
     ///   - decodePanel: writes rows `range` of W (each `k` floats) to the pointer; called from
     ///     several threads on disjoint ranges.
-    public static func panelGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int, alpha: Float,
+    package static func panelGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int, alpha: Float,
                                  bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
                                  path: CPUKernelPath,
                                  decodePanel: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
@@ -146,7 +147,7 @@ extension CPUKernels {
     }
 
     /// Calls `body` with a pointer to `values`, or `nil` when there are none.
-    public static func withOptionalFloats<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R)
+    package static func withOptionalFloats<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R)
         rethrows -> R {
         guard let values else { return try body(nil) }
         return try values.withUnsafeBufferPointer { try body($0.baseAddress) }
@@ -156,7 +157,7 @@ extension CPUKernels {
 extension CPUKernels {
     /// `max |v|` over `values`, read in parallel with the vectorised kernel (at memory bandwidth),
     /// and whether a NaN or an infinity was met (the maximum is then meaningless).
-    public static func maxMagnitude(_ values: UnsafeBufferPointer<Float>) -> (amax: Float, nonFinite: Bool) {
+    package static func maxMagnitude(_ values: UnsafeBufferPointer<Float>) -> (amax: Float, nonFinite: Bool) {
         guard let base = values.baseAddress, !values.isEmpty else { return (0, false) }
         let path = CPUKernelPath.current.code
         let lock = NSLock()

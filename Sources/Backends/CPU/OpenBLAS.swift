@@ -1,4 +1,5 @@
 import Foundation
+import QLTensor
 import CQLKernels
 
 /// OpenBLAS, loaded at run time with the right kernels for this CPU.
@@ -97,7 +98,7 @@ public final class OpenBLAS: @unchecked Sendable {
     }
 
     /// `C = A B^T` (+ `beta C`) for row-major float32 matrices: A (m x k), B (n x k), C (m x n).
-    public func gemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+    package func gemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
                        ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0) {
         guard m > 0 && n > 0 else { return }
         if let sgemm {
@@ -113,7 +114,7 @@ public final class OpenBLAS: @unchecked Sendable {
     }
 
     /// `C = A B` for row-major float32 matrices: A (m x k), B (k x n), C (m x n).
-    public func gemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    package func gemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                        c: UnsafeMutablePointer<Float>) {
         guard m > 0 && n > 0 else { return }
         if let sgemm {

@@ -1,26 +1,20 @@
 import Foundation
 import QLTensor
 
-/// The CUDA backend: dense tensors on NVIDIA GPUs (the ``DeviceBackend`` seam), plus device
-/// queries for the quantized handlers.
+/// The CUDA backend: dense tensors on NVIDIA GPUs (``DeviceMemory`` and ``DeviceBackend``), the
+/// quantized kernel contract (`QuantizedKernels`), and device queries.
 ///
 /// ```swift
-/// CUDABackend.registerIfAvailable()      // the Ops module does this on first use
 /// let x = try Tensor.randomNormal([4, 64], seed: 1).to(.cuda(0))
 /// ```
-/// On a machine without CUDA, every use throws ``TensorError/Code/deviceUnavailable`` with the
-/// loader's reason (no `libcuda.so.1`, no device, ...).
-public final class CUDABackend: DeviceBackend, @unchecked Sendable {
+/// It serves `.cuda` tensors as soon as this module is linked (through `BackendSlot.CUDA`), with
+/// or without CUDA on the machine: without it, every use throws
+/// ``TensorError/Code/deviceUnavailable`` with the loader's reason (no `libcuda.so.1`, no device, ...).
+public final class CUDABackend: DeviceMemory, @unchecked Sendable {
     public static let shared = CUDABackend()
     public var kind: DeviceKind { .cuda }
 
     private init() {}
-
-    private static let registration: Void = DeviceBackends.register(CUDABackend.shared)
-
-    /// Registers the backend for `.cuda` devices (once; later calls cost nothing). It is registered
-    /// even without CUDA, so that using a CUDA device throws the real reason it is unavailable.
-    public static func registerIfAvailable() { _ = registration }
 
     /// Whether a CUDA driver and at least one device are present.
     public static var isAvailable: Bool { ((try? CUDARuntime.shared())?.deviceCount ?? 0) > 0 }
@@ -195,6 +189,10 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
     }
 }
 
+extension BackendSlot.CUDA: BackendModule {
+    package static var backend: any DeviceBackend { CUDABackend.shared }
+}
+
 /// A CUDA tensor's device and the address of its first element: the narrow place where a
 /// ``Tensor`` becomes a raw device pointer.
 ///
@@ -267,14 +265,14 @@ struct GPU {
 
 /// Compiles the kernel sources without a GPU, so that a machine with only NVRTC (no driver) can
 /// check them: the variants the backend launches most, for one architecture.
-public enum CUDAKernelCheck {
+package enum CUDAKernelCheck {
     /// Whether NVRTC can be loaded here (it needs no driver).
-    public static var isNVRTCAvailable: Bool { (try? NVRTC()) != nil }
+    package static var isNVRTCAvailable: Bool { (try? NVRTC()) != nil }
 
     /// Compiles a representative set of every kernel source's `-D` variants for `architecture`.
     /// - Returns: how many variants compiled.
     /// - Throws: ``TensorError/Code/backendFailure`` with NVRTC's log for the first that does not.
-    public static func compileAll(architecture: String = "sm_90") throws -> Int {
+    package static func compileAll(architecture: String = "sm_90") throws -> Int {
         let nvrtc = try NVRTC()
         var variants: [(KernelSource, [String: Int])] = []
         for dtype in DType.allCases {

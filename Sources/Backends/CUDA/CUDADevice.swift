@@ -254,9 +254,9 @@ final class CUDADevice: @unchecked Sendable {
 
 /// A block of device memory: the ``DeviceAllocation`` behind every CUDA tensor. It goes back to
 /// its device's cache when the last tensor using it goes away.
-public final class CUDAAllocation: DeviceAllocation, @unchecked Sendable {
-    public var device: Device { .cuda(owner.ordinal) }
-    public let byteCount: Int
+package final class CUDAAllocation: DeviceAllocation, @unchecked Sendable {
+    package var device: Device { .cuda(owner.ordinal) }
+    package let byteCount: Int
     let address: CUDeviceAddress
     let capacity: Int
     let owner: CUDADevice
@@ -318,18 +318,18 @@ enum KernelArgument {
 }
 
 /// CUDA C++ source compiled at run time.
-public struct KernelSource: Sendable {
-    public let name: String
-    public let text: String
+package struct KernelSource: Sendable {
+    package let name: String
+    package let text: String
     /// Whether it uses Hopper-only instructions and must be compiled for `sm_90a`.
-    public let needsArchSpecific: Bool
+    package let needsArchSpecific: Bool
     /// Whether the compiler may fuse `a * b + c` into one rounding (our own kernels say no, to round
     /// like the CPU reference).
-    public let contractsMultiplyAdd: Bool
+    package let contractsMultiplyAdd: Bool
     /// Hash of the text, computed once: part of the kernel cache key.
     let hash: Int
 
-    public init(name: String, text: String, needsArchSpecific: Bool = false, contractsMultiplyAdd: Bool = false) {
+    package init(name: String, text: String, needsArchSpecific: Bool = false, contractsMultiplyAdd: Bool = false) {
         self.name = name
         self.text = text
         self.needsArchSpecific = needsArchSpecific

@@ -3,10 +3,10 @@ import QLTensor
 
 /// Quantized linear layers on a CUDA device. Inputs are 2-D `(M, K)` row-major views (the handler
 /// flattens batch dimensions); weights are `(N, K)`; outputs are `(M, N)` in `outputDType`.
-public enum CUDALinearOps {
+package enum CUDALinearOps {
     /// Largest M that the weight-only GEMV serves; above it the weight is dequantized once into a
     /// float buffer and cuBLASLt runs the GEMM.
-    public static let gemvMaxRows = 8
+    package static let gemvMaxRows = 8
 
     // MARK: Block-wise INT8
 
@@ -20,7 +20,7 @@ public enum CUDALinearOps {
     /// tensor-core kernels run where they declare support (``BlockwiseINT8GEMM``); every other
     /// block size and shape runs on the SIMT kernel, which computes the CPU reference's exact
     /// arithmetic. `QLINEAR_INT8_GEMM=simt` forces the SIMT kernel (to compare the two).
-    public static func blockwiseW8A8(inputCodes: Tensor, inputScales: Tensor, weightCodes: Tensor,
+    package static func blockwiseW8A8(inputCodes: Tensor, inputScales: Tensor, weightCodes: Tensor,
                                      weightScales: Tensor, weightBlockRows: Int, blockColumns: Int, bias: Tensor?,
                                      outputDType: DType) throws -> Tensor {
         let (m, k) = (inputCodes.shape[0], inputCodes.shape[1])
@@ -56,7 +56,7 @@ public enum CUDALinearOps {
 
     /// Weight-only INT8: `y = x (q_w * s_w)^T + b` with a float input; a fused GEMV for M <= 8, else
     /// the weight dequantized into the input's float type and cuBLASLt.
-    public static func blockwiseWeightOnly(input: Tensor, weightCodes: Tensor, weightScales: Tensor,
+    package static func blockwiseWeightOnly(input: Tensor, weightCodes: Tensor, weightScales: Tensor,
                                            weightBlockRows: Int, blockColumns: Int, bias: Tensor?) throws -> Tensor {
         let (m, k) = (input.shape[0], input.shape[1])
         if m <= gemvMaxRows {
@@ -75,7 +75,7 @@ public enum CUDALinearOps {
     /// Why the FP8 tensor-core GEMM cannot take this problem, or `nil` when it can: cuBLASLt's FP8
     /// matmul needs compute capability 8.9 or newer, the TN layout (which we always use), and K
     /// and N multiples of 16 (16-byte aligned rows of e4m3 codes and of the output).
-    public static func fp8TensorCoreLimitation(n: Int, k: Int, device: Device) throws -> String? {
+    package static func fp8TensorCoreLimitation(n: Int, k: Int, device: Device) throws -> String? {
         let capability = try CUDABackend.computeCapability(device)
         if capability < 89 { return "FP8 tensor cores need compute capability 8.9 or newer, \(device) has \(capability)" }
         if k % 16 != 0 { return "cuBLASLt FP8 needs K % 16 == 0, K = \(k)" }
@@ -87,7 +87,7 @@ public enum CUDALinearOps {
     /// cuBLASLt (per-tensor scales as A/B scale pointers, float32 accumulation), or, where
     /// ``fp8TensorCoreLimitation(n:k:device:)`` says the tensor cores cannot, both operands
     /// dequantized to float32 and a float32 GEMM.
-    public static func fp8(inputCodes: Tensor, inputScale: Tensor, weightCodes: Tensor, weightScale: Tensor,
+    package static func fp8(inputCodes: Tensor, inputScale: Tensor, weightCodes: Tensor, weightScale: Tensor,
                            bias: Tensor?, outputDType: DType) throws -> Tensor {
         let (m, k) = (inputCodes.shape[0], inputCodes.shape[1])
         let n = weightCodes.shape[0]
@@ -122,7 +122,7 @@ public enum CUDALinearOps {
 
     /// Weight-only FP8: `y = x (float(q_w) * s_w)^T + b`; a fused GEMV for M <= 8, else the weight
     /// dequantized into the input's float type and cuBLASLt.
-    public static func fp8WeightOnly(input: Tensor, weightCodes: Tensor, weightScale: Tensor, bias: Tensor?) throws
+    package static func fp8WeightOnly(input: Tensor, weightCodes: Tensor, weightScale: Tensor, bias: Tensor?) throws
         -> Tensor {
         let (m, k) = (input.shape[0], input.shape[1])
         if m <= gemvMaxRows {

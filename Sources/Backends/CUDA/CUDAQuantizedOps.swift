@@ -5,32 +5,7 @@ import QLTensor
 ///
 /// The layouts' CUDA handlers call these; raw device pointers never leave this module. Every
 /// function checks what it supports before launching anything.
-public enum CUDAQuantizedOps {
-    /// What a quantizer reads.
-    public enum Source {
-        /// A dense float tensor.
-        case dense(Tensor)
-        /// Block-wise INT8 codes with their scale grid (the same block shape as the output).
-        case int8(codes: Tensor, scales: Tensor)
-        /// FP8 codes with their one-element scale.
-        case fp8(codes: Tensor, scale: Tensor)
-
-        var primary: Tensor {
-            switch self {
-            case .dense(let t), .int8(let t, _), .fp8(let t, _): t
-            }
-        }
-    }
-
-    /// What is applied to the source values before they are quantized.
-    public enum Transform {
-        case none
-        /// `gelu(x)`.
-        case gelu(GeluApproximation)
-        /// `x + strength * delta` (a LoRA merge); `delta` has the tensor's shape.
-        case addDelta(Tensor, strength: Float)
-    }
-
+package enum CUDAQuantizedOps {
     // MARK: Block-wise INT8
 
     /// Block-wise INT8 quantization of `source` (of logical shape `shape`) into `blockRows x
@@ -43,10 +18,12 @@ public enum CUDAQuantizedOps {
     ///     scales of such blocks are non-finite, as a float op would propagate them.
     /// - Returns: int8 codes of `shape` and float32 scales of `scaleShape`, on the source's device.
     /// - Throws: ``TensorError/Code/nonFiniteValue``, or a CUDA error.
-    public static func quantizeBlockwise(_ source: Source, shape: [Int], scaleShape: [Int], blockRows: Int,
-                                         blockColumns: Int, towardZero: Bool, transform: Transform = .none,
+    package static func quantizeBlockwise(_ source: QuantizationSource, shape: [Int], scaleShape: [Int],
+                                         blockRows: Int, blockColumns: Int, towardZero: Bool,
+                                         transform: QuantizationTransform = .none,
                                          roundTo: DType = .float32, checkFinite: Bool) throws -> (codes: Tensor, scales: Tensor) {
-        let (batches, rows, columns) = geometry(shape)
+        let geometry = MatrixGeometry(shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
         let input = try prepared(source, transform: transform)
         let device = input.main.device
         let codes = try GPU.empty(shape, .int8, on: device)
@@ -89,11 +66,12 @@ public enum CUDAQuantizedOps {
     }
 
     /// `q * scale` of each element's block, in `dtype`.
-    public static func dequantizeBlockwise(codes: Tensor, scales: Tensor, blockRows: Int, blockColumns: Int,
+    package static func dequantizeBlockwise(codes: Tensor, scales: Tensor, blockRows: Int, blockColumns: Int,
                                            to dtype: DType) throws -> Tensor {
         let q = try GPU(try codes.contiguous())
         let s = try GPU(try scales.contiguous())
-        let (_, rows, columns) = geometry(codes.shape)
+        let geometry = MatrixGeometry(codes.shape)
+        let (rows, columns) = (geometry.rows, geometry.columns)
         let result = try GPU.empty(codes.shape, dtype, on: q.device)
         let count = codes.count
         guard count > 0 else { return result }
@@ -115,7 +93,8 @@ public enum CUDAQuantizedOps {
     /// `q = e4m3(clamp(x / scale, -448, 448))`. Two passes (amax, encode), both on the device.
     /// - Returns: codes of the source's shape and a scalar float32 scale tensor.
     /// - Throws: ``TensorError/Code/nonFiniteValue`` when `checkFinite` and a value is NaN or infinite.
-    public static func quantizeFP8(_ source: Source, fixedScale: Float?, transform: Transform = .none,
+    package static func quantizeFP8(_ source: QuantizationSource, fixedScale: Float?,
+                                   transform: QuantizationTransform = .none,
                                    roundTo: DType = .float32, checkFinite: Bool) throws -> (codes: Tensor, scale: Tensor) {
         let input = try prepared(source, transform: transform)
         let device = input.main.device
@@ -147,7 +126,7 @@ public enum CUDAQuantizedOps {
     }
 
     /// `float(q) * scale`, in `dtype`.
-    public static func dequantizeFP8(codes: Tensor, scale: Tensor, to dtype: DType) throws -> Tensor {
+    package static func dequantizeFP8(codes: Tensor, scale: Tensor, to dtype: DType) throws -> Tensor {
         let q = try GPU(try codes.contiguous())
         let s = try GPU(scale)
         let result = try GPU.empty(codes.shape, dtype, on: q.device)
@@ -175,7 +154,8 @@ public enum CUDAQuantizedOps {
     }
 
     /// Contiguous inputs, their addresses, and the `-D` values that describe them.
-    private static func prepared(_ source: Source, transform: Transform) throws -> PreparedSource {
+    private static func prepared(_ source: QuantizationSource, transform: QuantizationTransform) throws
+        -> PreparedSource {
         var defines: [String: Int] = [:]
         var scales = KernelArgument.null
         let main: Tensor
@@ -184,13 +164,13 @@ public enum CUDAQuantizedOps {
             main = try x.contiguous()
             defines["SRC"] = 0
             defines["IN_DT"] = x.dtype.kernelCode
-        case .int8(let codes, let s):
-            main = try codes.contiguous()
-            scales = try GPU(try s.contiguous()).argument
+        case .int8(let parts):
+            main = try parts.codes.contiguous()
+            scales = try GPU(try parts.scales.contiguous()).argument
             defines["SRC"] = 1
-        case .fp8(let codes, let s):
-            main = try codes.contiguous()
-            scales = try GPU(s).argument
+        case .fp8(let parts):
+            main = try parts.codes.contiguous()
+            scales = try GPU(parts.scale).argument
             defines["SRC"] = 2
         }
         let gpu = try GPU(main)
@@ -239,16 +219,9 @@ public enum CUDAQuantizedOps {
     }
 
     /// `-D` values of a transform: the op and the dtype its result is rounded to.
-    static func transformDefines(_ transform: Transform, roundTo: DType) -> [String: Int] {
+    static func transformDefines(_ transform: QuantizationTransform, roundTo: DType) -> [String: Int] {
         if case .none = transform { return ["ROUND_DT": DType.float32.kernelCode] }
         return ["ROUND_DT": roundTo.kernelCode]
-    }
-
-    static func geometry(_ shape: [Int]) -> (batches: Int, rows: Int, columns: Int) {
-        let columns = shape.last ?? 1
-        let rows = shape.count >= 2 ? shape[shape.count - 2] : 1
-        let batches = shape.count >= 2 ? shape.dropLast(2).reduce(1, *) : 1
-        return (batches, rows, columns)
     }
 
     static func nonFinite(_ layout: String, _ shape: [Int]) -> TensorError {

@@ -3,10 +3,10 @@ import QLTensor
 
 /// Times work queued on a CUDA device with CUDA events (device time between two points of the
 /// stream, so host-side gaps between launches count only when they leave the GPU idle).
-public enum CUDATimer {
+package enum CUDATimer {
     /// Runs `body` `warmup` times untimed, then `repeats` times between event pairs.
     /// - Returns: each timed run's milliseconds, in order.
-    public static func measure(on device: Device, warmup: Int = 3, repeats: Int = 10,
+    package static func measure(on device: Device, warmup: Int = 3, repeats: Int = 10,
                                _ body: () throws -> Void) throws -> [Double] {
         let gpu = try CUDABackend.cudaDevice(device)
         let driver = gpu.driver
@@ -34,7 +34,7 @@ public enum CUDATimer {
     }
 
     /// The median of `values`.
-    public static func median(_ values: [Double]) -> Double {
+    package static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return .nan }
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2]
@@ -45,7 +45,7 @@ public enum CUDATimer {
 extension CUDABackend {
     /// A tensor of normal samples made on the device (a counter-based hash and Box-Muller), for
     /// benchmarks whose inputs are too large to draw on the host.
-    public static func randomNormal(_ shape: [Int], standardDeviation: Float = 1, dtype: DType = .float32,
+    package static func randomNormal(_ shape: [Int], standardDeviation: Float = 1, dtype: DType = .float32,
                                     seed: UInt64, on device: Device) throws -> Tensor {
         let gpu = try cudaDevice(device)
         let result = try GPU.empty(shape, dtype, on: gpu)
