@@ -1,6 +1,6 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
-// The project's C kernels. Only Swift wrappers in Tensors and Layouts call these; every pointer
+// The project's C kernels (module CQLKernels). Only the Swift wrappers in QLCPU call these; every pointer
 // argument is a plain contiguous buffer whose size the wrapper has checked.
 #include <stdint.h>
 #include <stddef.h>
