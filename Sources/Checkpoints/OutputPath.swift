@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Tensors
+import QLTensor
 
 /// Checks on the path a checkpoint is written to, made before anything is created.
 enum OutputPath {

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// The top level of `qlinear`: picks the subcommand, handles `help`, `--help` and `--version`, and
 /// maps the outcome to an exit status (sysexits.h): 0 success, 1 a failure while running,

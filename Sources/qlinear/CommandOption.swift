@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// One `--name` option a subcommand declares: its name, what value it takes (none for a switch),
 /// the range or choices that value must be in, and its help line.

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// A subcommand's command line, parsed against its declaration: the positional arguments and the
 /// value of every declared option, each already checked (type, range, choices).

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// One subcommand of `qlinear`: its name, positional arguments, declared options and what it runs.
 ///

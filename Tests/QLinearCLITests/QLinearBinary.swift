@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 import Testing
 
 /// The built `qlinear` executable, run as a user would run it.
