@@ -27,6 +27,13 @@ let package = Package(
         .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear"], path: "Sources/qlinear"),
         .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear"],
                     path: "Tests/QuantizedLinearTests"),
-        .testTarget(name: "QLinearCLITests", dependencies: ["qlinear", "QuantizedLinear"], path: "Tests/QLinearCLITests"),
+        // The README's Swift code blocks, each verbatim as one program (ReadmeTests checks and runs them).
+        .executableTarget(name: "ReadmeUsage", dependencies: ["QuantizedLinear"], path: "Examples/ReadmeUsage"),
+        .executableTarget(name: "ReadmeLayout", dependencies: ["QuantizedLinear"], path: "Examples/ReadmeLayout"),
+        .executableTarget(name: "ReadmeCheckpoints", dependencies: ["QuantizedLinear"],
+                          path: "Examples/ReadmeCheckpoints"),
+        .testTarget(name: "QLinearCLITests",
+                    dependencies: ["qlinear", "QuantizedLinear", "ReadmeUsage", "ReadmeLayout", "ReadmeCheckpoints"],
+                    path: "Tests/QLinearCLITests"),
     ]
 )

@@ -15,16 +15,18 @@ enum QLinearBinary {
         let timedOut: Bool
     }
 
-    static let path: String? = {
-        if let path = ProcessInfo.processInfo.environment["QLINEAR_BINARY"] { return path }
+    static let path: String? = ProcessInfo.processInfo.environment["QLINEAR_BINARY"] ?? executable(named: "qlinear")
+
+    /// The executable `name` this package builds, next to the test bundle, if it is there.
+    static func executable(named name: String) -> String? {
         let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: runner).deletingLastPathComponent()
-        // On macOS the runner sits inside the .xctest bundle; the binary is next to the bundle.
+        // On macOS the runner sits inside the .xctest bundle; the executables are next to the bundle.
         while directory.path.contains(".xctest") { directory = directory.deletingLastPathComponent() }
-        let candidate = directory.appendingPathComponent("qlinear").path
+        let candidate = directory.appendingPathComponent(name).path
         return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
-    }()
+    }
 
     /// Whether the tests that run the binary can run; records a failure under CI when they cannot.
     static var isAvailable: Bool {
@@ -35,11 +37,12 @@ enum QLinearBinary {
         return false
     }
 
-    /// Starts `qlinear arguments` in `directory`, stdout and stderr to files there.
-    static func start(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws
-        -> (Process, stdout: URL, stderr: URL) {
+    /// Starts `qlinear arguments` (or the executable at `program`) in `directory`, stdout and stderr to
+    /// files there.
+    static func start(_ arguments: [String], in directory: URL, environment: [String: String] = [:],
+                      program: String? = nil) throws -> (Process, stdout: URL, stderr: URL) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path!)
+        process.executableURL = URL(fileURLWithPath: program ?? path!)
         process.arguments = arguments
         process.currentDirectoryURL = directory
         var variables = ProcessInfo.processInfo.environment
@@ -59,8 +62,9 @@ enum QLinearBinary {
 
     /// Runs `qlinear arguments` to the end (killed after `timeout` seconds).
     static func run(_ arguments: [String], in directory: URL, environment: [String: String] = [:],
-                    timeout: Double = 120) throws -> Result {
-        let (process, stdout, stderr) = try start(arguments, in: directory, environment: environment)
+                    timeout: Double = 120, program: String? = nil) throws -> Result {
+        let (process, stdout, stderr) = try start(arguments, in: directory, environment: environment,
+                                                  program: program)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(2_000) }
         let timedOut = process.isRunning
