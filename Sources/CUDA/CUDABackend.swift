@@ -85,24 +85,6 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
         return result
     }
 
-    public func contiguous(_ tensor: Tensor) throws -> Tensor {
-        let source = try GPU(tensor)
-        let result = try GPU.empty(tensor.shape, tensor.dtype, on: source.device)
-        guard tensor.count > 0 else { return result }
-        guard tensor.rank <= DenseKernels.maxRank else {
-            throw TensorError(.unsupportedOperation, "CUDA strided copy supports rank <= \(DenseKernels.maxRank), "
-                + "got \(tensor.shape); reshape first")
-        }
-        let elementSize = tensor.dtype.byteSize
-        let function = try source.device.function(DenseKernels.source, entry: "gather", defines: ["ES": elementSize])
-        // Offsets are in elements from the tensor's own start.
-        try source.device.launch(function, grid: (source.device.gridSize(work: tensor.count, perBlock: 256), 1, 1),
-                                 block: (256, 1, 1),
-                                 [source.argument, try GPU(result).argument, .int(tensor.count),
-                                  .bytes(DenseKernels.dims(shape: tensor.shape, a: tensor.strides, b: tensor.strides))])
-        return result
-    }
-
     public func convert(_ tensor: Tensor, to dtype: DType) throws -> Tensor {
         let input = try GPU(try tensor.contiguous())
         let result = try GPU.empty(tensor.shape, dtype, on: input.device)
@@ -310,6 +292,7 @@ public enum CUDAKernelCheck {
                                                         "BIAS_DT": 0]))
             }
         }
+        variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))
         for (source, defines) in variants {
@@ -319,5 +302,37 @@ public enum CUDAKernelCheck {
                                   options: options + CUDADevice.compileOptions(source))
         }
         return variants.count
+    }
+
+    /// The transformer kernels: every entry in each dtype, with and without optional operands, in
+    /// scalar and vector widths and both row-group sizes; the gather with wide words.
+    static func transformerVariants() -> [(KernelSource, [String: Int])] {
+        var variants: [(KernelSource, [String: Int])] = []
+        for dtype in OperandChecks.floatTypes {
+            let code = dtype.kernelCode
+            for (vector, rowThreads) in [(1, 32), (16 / dtype.byteSize, 128), (2, 1024)] {
+                let row = ["IN_DT": code, "VEC": vector, "RT": rowThreads]
+                for (weight, bias) in [(code, DType.float32.kernelCode), (-1, -1)] {
+                    variants.append((NormalizationKernels.source,
+                                     row.merging(["LAYER_NORM": 1, "W_DT": weight, "B_DT": bias]) { $1 }))
+                }
+                for mask in [DType.float32.kernelCode, code, -1] {
+                    variants.append((NormalizationKernels.source, row.merging(["SOFTMAX": 1, "M_DT": mask]) { $1 }))
+                }
+                variants.append((NormalizationKernels.source, row.merging(["L2_NORMALIZE": 1]) { $1 }))
+                for mask in [DType.int32.kernelCode, code] {
+                    variants.append((TokenKernels.source, ["MEAN_POOL": 1, "IN_DT": code, "M_DT": mask,
+                                                           "VEC": vector]))
+                }
+                variants.append((ElementwiseKernels.source, ["SCALE": 1, "IN_DT": code, "VEC": vector]))
+                variants.append((ElementwiseKernels.source, ["MULTIPLY": 1, "IN_DT": code,
+                                                             "B_DT": DType.float32.kernelCode, "VEC": vector]))
+            }
+        }
+        for word in [1, 2, 4, 8, 16] {
+            variants.append((TokenKernels.source, ["EMBEDDING": 1, "WB": word]))
+            variants.append((DenseKernels.source, ["ES": word]))
+        }
+        return variants
     }
 }
