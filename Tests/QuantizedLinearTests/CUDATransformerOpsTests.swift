@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 import Testing
 
 private let gpu = Device.cuda(0)

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Batched matrix products for attention (`Q K^T`, `P V` over batch x heads): one strided-batched
 /// cuBLASLt call, float32 accumulation (`CUBLAS_COMPUTE_32F`: no TF32 for float32 operands).

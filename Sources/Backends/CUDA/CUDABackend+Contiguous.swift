@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Materialising strided views (the `gather` kernel of ``DenseKernels``), for any rank and strides.
 extension CUDABackend {

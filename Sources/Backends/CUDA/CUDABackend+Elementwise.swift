@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Elementwise products (``ElementwiseKernels``).
 extension CUDABackend {

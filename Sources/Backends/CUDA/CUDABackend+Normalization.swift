@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Layer norm, masked softmax and L2 normalization over the last dimension
 /// (``NormalizationKernels``): one warp per row up to 256 vectors per row, one block per row above.

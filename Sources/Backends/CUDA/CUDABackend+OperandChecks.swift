@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Argument checks of the transformer ops, made before anything is launched: a kernel handed a
 /// wrong shape would read or write outside its buffers.

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Embedding lookup and masked mean pooling (``TokenKernels``).
 extension CUDABackend {
@@ -34,7 +34,8 @@ extension CUDABackend {
         let word = [16, 8, 4, 2, 1].first { rowBytes % $0 == 0 && source.address % UInt64($0) == 0 }!
         let flag = try GPU(try GPU.empty([2], .int32, on: device))
         try device.fill(flag.address, byte: 0xFF, byteCount: 8)
-        let function = try device.function(TokenKernels.source, entry: "embedding", defines: ["EMBEDDING": 1, "WB": word])
+        let function = try device.function(TokenKernels.source, entry: "embedding",
+                                           defines: ["EMBEDDING": 1, "WB": word])
         try device.launch(function, grid: (device.gridSize(work: count, perBlock: 8), 1, 1), block: (256, 1, 1), [
             source.argument, ids.argument, try GPU(result).argument, .int(count), .int(vocabulary),
             .int(rowBytes / word), flag.argument])
