@@ -30,7 +30,8 @@ enum OutputPath {
                 + "file; it is never replaced: pass the path of a .safetensors file to write")
         }
         guard let resolved = realpath(path, nil) else {
-            throw TensorError(.io, "\(path): cannot resolve the symbolic link", underlying: String(cString: strerror(errno)))
+            throw TensorError(.io, "\(path): cannot resolve the symbolic link",
+                              underlying: String(cString: strerror(errno)))
         }
         defer { free(resolved) }
         return String(cString: resolved)

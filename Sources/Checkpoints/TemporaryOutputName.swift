@@ -52,7 +52,8 @@ enum TemporaryOutputName {
         guard fileName.hasPrefix(prefix), fileName.hasSuffix(suffix) else { return nil }
         let fields = fileName.dropFirst(prefix.count).dropLast(suffix.count).split(separator: "-",
                                                                                    omittingEmptySubsequences: false)
-        guard fields.count == 3, fields[0].allSatisfy({ $0.isASCII && $0.isNumber }), let pid = Int32(fields[0]), pid > 0,
+        guard fields.count == 3, fields[0].allSatisfy({ $0.isASCII && $0.isNumber }),
+              let pid = Int32(fields[0]), pid > 0,
               fields[1].count == 8, fields[1].allSatisfy(\.isHexDigit),
               !fields[2].isEmpty, fields[2].allSatisfy({ $0.isASCII && ($0.isNumber || $0.isLowercase) }),
               UInt64(fields[2], radix: 36) != nil else { return nil }

@@ -70,7 +70,8 @@ struct Subcommand: Sendable {
 
     /// `qlinear --help`: the commands, and how to get a command's help.
     static var usage: String {
-        let commands = all.map { ($0.name, $0.summary) } + [("help", "show this help, or `help COMMAND` for one command")]
+        let commands = all.map { ($0.name, $0.summary) }
+            + [("help", "show this help, or `help COMMAND` for one command")]
         return """
             usage: qlinear [COMMAND] [OPTIONS] [ARGUMENTS]
 

@@ -13,6 +13,7 @@ let package = Package(
         .package(url: url, from: "0.1.0"),
     ],
     targets: [
-        .executableTarget(name: "Client", dependencies: [.product(name: "QuantizedLinear", package: "QuantizedLinear")]),
+        .executableTarget(name: "Client",
+                          dependencies: [.product(name: "QuantizedLinear", package: "QuantizedLinear")]),
     ]
 )
