@@ -164,6 +164,39 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
         return try y.converted(to: input.dtype).reshaped(outputShape)
     }
 
+    /// `gelu_tanh(x W^T + b)` in one cuBLASLt call (its GELU epilogue, tanh approximation): the
+    /// dense baseline of an MLP block's first layer. Float inputs of one dtype, x (M, K), W (N, K),
+    /// on one CUDA device; K > 0.
+    /// - Throws: ``TensorError/Code/shapeMismatch`` for mismatched shapes or dtypes.
+    public static func linearGELU(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        guard input.rank == 2, weight.rank == 2, input.shape[1] == weight.shape[1], input.shape[1] > 0,
+              input.dtype == weight.dtype, [.float32, .float16, .bfloat16].contains(input.dtype) else {
+            throw TensorError(.shapeMismatch, "linearGELU needs x (M, K) and W (N, K) of one float dtype with K > 0, "
+                + "got \(input.shape) \(input.dtype) and \(weight.shape) \(weight.dtype)")
+        }
+        let (m, k, n) = (input.shape[0], input.shape[1], weight.shape[0])
+        let x = try GPU(try input.contiguous())
+        let y = try GPU.empty([m, n], input.dtype, on: x.device)
+        guard m > 0 && n > 0 else { return y }
+        let b = try bias.map { try GPU(try $0.converted(to: input.dtype).contiguous()) }
+        try GPU.gemmNT(x: x, w: try GPU(try weight.contiguous()), y: try GPU(y), m: m, n: n, k: k, type: input.dtype,
+                       bias: b, gelu: true)
+        return y
+    }
+
+    /// The cuBLASLt algorithm configuration chosen for every GEMM planned so far on `device`
+    /// (`algo=.. tile=.. splitK=.. reduction=.. stages=.. workspace=..`), keyed by `MxNxK types`.
+    public static func chosenGEMMAlgorithms(_ device: Device) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for (d, configuration) in try cudaDevice(device).blas().chosenAlgorithms {
+            // Column-major (m, n) = row-major (N, M): report in the row-major M x N x K of the linear.
+            let key = "\(d.n)x\(d.m)x\(d.k) \(d.typeA)->\(d.typeD)\(d.gelu ? " gelu" : "")"
+                + "\(d.biasType == nil ? "" : " bias")"
+            result[key] = configuration
+        }
+        return result
+    }
+
     public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         let (m, k) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
         let n = b.shape[b.rank - 1]
@@ -256,11 +289,12 @@ struct GPU {
     }
 
     /// Row-major `y (m, n) = x (m, k) w (n, k)^T (+ bias)` through cuBLASLt (TN in column-major terms).
-    static func gemmNT(x: GPU, w: GPU, y: GPU, m: Int, n: Int, k: Int, type: DType, bias: GPU?) throws {
+    static func gemmNT(x: GPU, w: GPU, y: GPU, m: Int, n: Int, k: Int, type: DType, bias: GPU?,
+                       gelu: Bool = false) throws {
         let blasType = BLASLt.DataType(type)!
         let description = GEMMDescription(m: n, n: m, k: k, transposeA: true, transposeB: false, lda: k, ldb: k,
                                           ldd: n, typeA: blasType, typeB: blasType, typeD: blasType,
-                                          biasType: bias == nil ? nil : blasType, scaled: false)
+                                          biasType: bias == nil ? nil : blasType, scaled: false, gelu: gelu)
         try x.device.blas().run(description, a: w, b: x, d: y, bias: bias)
     }
 }
