@@ -6,13 +6,14 @@ import Tensors
 ///
 /// | kernel | when |
 /// |---|---|
-/// | `bw8_gemv` | M <= 16, K % 16 == 0, B % 16 == 0 |
 /// | `bw8_gemm_wgmma_pp_b128` | sm_90, weight blocks 128 x 128, K % 16 == 0 (the pipelined one) |
 /// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
 /// | `bw8_gemm_mma` | sm_80+, K % 16 == 0, B % 32 == 0 |
 ///
 /// and `nil` otherwise, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
-/// float32, float16 or bfloat16.
+/// float32, float16 or bfloat16. Decode shapes (M <= 16) run ``DecodeKernels`` before any plan: the
+/// GEMM engineer's `bw8_gemv` splits each K block into 16-element partial sums, which the output
+/// arithmetic of CONTRACTS.md does not allow, so the library does not launch it.
 enum BlockwiseINT8GEMM {
     static let portable = KernelSource(name: "bw8_portable", text: BlockwiseINT8GEMMKernels.portableProgram,
                                        contractsMultiplyAdd: true)
@@ -20,7 +21,6 @@ enum BlockwiseINT8GEMM {
                                      needsArchSpecific: true, contractsMultiplyAdd: true)
 
     enum Plan: Equatable {
-        case gemv
         case wgmma(entry: String)
         case mma
     }
@@ -29,7 +29,6 @@ enum BlockwiseINT8GEMM {
     static func plan(m: Int, k: Int, blockRows: Int, blockColumns: Int, output: DType, device: CUDADevice) -> Plan? {
         guard [.float32, .float16, .bfloat16].contains(output), k % 16 == 0, device.capability >= 80 else { return nil }
         let b = blockColumns
-        if m <= 16 && b % 16 == 0 { return .gemv }
         if device.capability == 90, blockRows == b, device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
             if b == 128 { return .wgmma(entry: "bw8_gemm_wgmma_pp_b128") }
@@ -50,12 +49,11 @@ enum BlockwiseINT8GEMM {
                                       try bias.map { try GPU($0).argument } ?? .null, y.argument,
                                       .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k))]
         switch plan {
-        case .gemv, .mma:
-            let entry = plan == .gemv ? "bw8_gemv" : "bw8_gemm_mma"
-            let function = try device.function(portable, entry: entry)
-            let shared = plan == .mma ? BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes : 0
-            if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
-            let grid = plan == .gemv ? ((n + 7) / 8, 1, 1) : ((n + 127) / 128, (m + 127) / 128, 1)
+        case .mma:
+            let function = try device.function(portable, entry: "bw8_gemm_mma")
+            let shared = BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes
+            try device.setDynamicSharedMemory(function, bytes: shared)
+            let grid = ((n + 127) / 128, (m + 127) / 128, 1)
             try device.launch(function, grid: grid, block: (256, 1, 1), sharedMemory: shared, [
                 x.argument, sx.argument, w.argument, sw.argument,
                 try bias.map { try GPU($0).argument } ?? .null, y.argument,

@@ -25,7 +25,16 @@ final class CUDADevice: @unchecked Sendable {
 
     private let kernelLock = NSLock()
     private var modules: [String: CUHandle] = [:]
-    private var functions: [String: CUHandle] = [:]
+    private var functions: [FunctionKey: CUHandle] = [:]
+
+    /// What identifies a compiled kernel within one device: hashed without building strings, so a
+    /// launch's lookup costs little host time (decode-shape calls are launch bound).
+    private struct FunctionKey: Hashable {
+        let source: String
+        let sourceHash: Int
+        let entry: String
+        let defines: [String: Int]
+    }
     private var blasState: Swift.Result<BLASLtContext, TensorError>?
 
     init(runtime: CUDARuntime, ordinal: Int) throws {
@@ -199,12 +208,12 @@ final class CUDADevice: @unchecked Sendable {
     /// by (source, architecture, options).
     /// - Throws: ``TensorError/Code/backendFailure`` with NVRTC's log when the source does not compile.
     func function(_ source: KernelSource, entry: String, defines: [String: Int] = [:]) throws -> CUHandle {
-        let architecture = self.architecture(archSpecific: source.needsArchSpecific)
-        let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
-        let moduleKey = "\(source.name)|\(source.hash)|\(architecture)|\(options.joined(separator: " "))"
-        let functionKey = moduleKey + "|" + entry
+        let functionKey = FunctionKey(source: source.name, sourceHash: source.hash, entry: entry, defines: defines)
         return try kernelLock.withLock {
             if let function = functions[functionKey] { return function }
+            let architecture = self.architecture(archSpecific: source.needsArchSpecific)
+            let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
+            let moduleKey = "\(source.name)|\(source.hash)|\(architecture)|\(options.joined(separator: " "))"
             let module: CUHandle
             if let cached = modules[moduleKey] {
                 module = cached

@@ -83,6 +83,14 @@ extension BlockWiseINT8Layout {
                     weightBlockRows: layout.blockRows, blockColumns: layout.blockColumns, bias: operands.bias)
                 return try operands.output(y.reshaped(operands.outputShape))
             }
+            if m <= CUDALinearOps.decodeMaxRows, let y = try CUDALinearOps.blockwiseW8A8Decode(
+                input: x.reshaped([m, k]), weightCodes: operands.weight.data, weightScales: operands.weight.scale,
+                weightBlockRows: layout.blockRows, blockColumns: layout.blockColumns,
+                towardZero: layout.rounding == .towardZero, bias: operands.bias,
+                outputDType: operands.input.floatDType) {
+                // Decode: the activation quantized inside the GEMV, one launch.
+                return try operands.output(y.reshaped(operands.outputShape))
+            }
             let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
             quantizedInput = try activation.quantizeOnCUDA(.dense(x), shape: x.shape, originalDType: x.dtype,
                                                            checkFinite: false)

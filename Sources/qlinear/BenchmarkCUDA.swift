@@ -9,7 +9,7 @@ enum BenchmarkCUDA {
         summary: "time bf16, INT8 W8A8, FP8 and weight-only linear layers and MLP blocks on a CUDA GPU",
         help: """
             usage: qlinear bench-cuda [--quick] [--device N] [--repeats R] [--rounds N] [--block-size B]
-                                      [--json FILE]
+                                      [--only linear,blocks,kernels] [--layer TEXT] [--json FILE]
 
             For each WAN2.2 layer of SPEC section 6 (M = 54560, 1024 and 2; also M = 16 for the first
             layers), y = x W^T with random bf16 data made on the GPU: cuBLASLt bf16 (the baseline), our
@@ -28,6 +28,8 @@ enum BenchmarkCUDA {
             fewest bytes a path must move, against a device-to-device copy measured first.
 
               --quick        5B layers and blocks only, 2 rounds of 3 repeats (a smoke run)
+              --only LIST    sections to run, comma-separated: linear, blocks, kernels (default all)
+              --layer TEXT   only the layers whose name contains TEXT (e.g. "first layer")
               --json FILE    also write every measurement as JSON
             """,
         run: run)
@@ -68,6 +70,11 @@ enum BenchmarkCUDA {
         guard repeats > 0, rounds > 0 else {
             throw TensorError(.invalidArgument, "bench-cuda: --repeats and --rounds must be positive")
         }
+        let sections = Set((arguments.string("only") ?? "linear,blocks,kernels").split(separator: ",").map(String.init))
+        if let unknown = sections.subtracting(["linear", "blocks", "kernels"]).first {
+            throw TensorError(.invalidArgument, "bench-cuda: --only takes linear, blocks, kernels; got `\(unknown)`")
+        }
+        let layerFilter = arguments.string("layer")
         registerBuiltinLayouts()
         guard CUDABackend.isAvailable else {
             throw TensorError(.deviceUnavailable, "bench-cuda needs a CUDA GPU: \(CUDABackend.unavailableReason ?? "")")
@@ -80,20 +87,24 @@ enum BenchmarkCUDA {
         let context = Context(device: device, peaks: peaks, copy: copy, rounds: rounds, repeats: repeats,
                               blockSize: blockSize)
         var linearRows: [Row] = []
-        for shape in quick ? shapes.filter({ $0.model == "5B" }) : shapes {
+        let chosen = shapes.filter { shape in
+            sections.contains("linear") && (!quick || shape.model == "5B")
+                && (layerFilter.map { shape.layer.contains($0) } ?? true)
+        }
+        for shape in chosen {
             let rows = try measureLinear(shape, context)
             rows.forEach { print(format($0)) }
             linearRows += rows
         }
         var blockRows: [Row] = []
-        for block in quick ? Array(blocks.prefix(1)) : blocks {
+        for block in !sections.contains("blocks") ? [] : quick ? Array(blocks.prefix(1)) : blocks {
             for m in [54560, 1024] {
                 let rows = try measureBlock(model: block.model, m: m, hidden: block.hidden, mlp: block.mlp, context)
                 rows.forEach { print(format($0)) }
                 blockRows += rows
             }
         }
-        let bandwidth = try measureKernels(context)
+        let bandwidth = sections.contains("kernels") ? try measureKernels(context) : []
         bandwidth.forEach { print(format($0)) }
         let algorithms = try CUDABackend.chosenGEMMAlgorithms(device)
         for key in algorithms.keys.sorted() { print("cuBLASLt \(key): \(algorithms[key]!)") }

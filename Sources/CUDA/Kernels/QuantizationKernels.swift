@@ -13,7 +13,9 @@
 /// Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
 /// `q = clamp(round(x / scale), -127, 127)` with `x / scale` a true division (`__fdiv_rn`), an
 /// all-zero block gets scale 0 and codes 0; FP8 `scale = amax / 448` (1 for all zeros), `q =
-/// e4m3(clamp(x / scale, -448, 448))`. Non-finite inputs set `*flag` (the host turns it into an error).
+/// e4m3(clamp(x / scale, -448, 448))`. Non-finite inputs set `*flag` (the host turns it into an error);
+/// without a flag they propagate: amax is taken over bit patterns (``abs_max``), so a block holding NaN
+/// gets a NaN scale (codes 0), one holding infinity an infinite scale, and a GEMM on it a non-finite row.
 enum QuantizationKernels {
     static let source = KernelSource(name: "quantization", text: KernelPrelude.text + #"""
 #ifndef OPK
@@ -100,9 +102,9 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
                 for (int e = 0; e < EPT; ++e) v[j][e] = 0.0f;
             }
             #pragma unroll
-            for (int e = 0; e < EPT; ++e) { amax = fmaxf(amax, fabsf(v[j][e])); bad |= !is_finite(v[j][e]); }
+            for (int e = 0; e < EPT; ++e) { amax = abs_max(amax, v[j][e]); bad |= !is_finite(v[j][e]); }
         }
-        amax = warp_max(amax, G);
+        amax = warp_abs_max(amax, G);
         if (bad && flag) atomicOr(flag, 1u);
         const float scale = __fdiv_rn(amax, 127.0f);
         if (valid && sub == 0) scales[block] = scale;
@@ -138,15 +140,15 @@ extern "C" __global__ void __launch_bounds__(256) quant_blocks(
         for (i64 e = threadIdx.x; e < h * w; e += blockDim.x) {
             float v[1];
             source_values<1>(src, s, delta, strength, (b * R + r0 + e / w) * C + c0 + e % w, v);
-            amax = fmaxf(amax, fabsf(v[0]));
+            amax = abs_max(amax, v[0]);
             bad |= !is_finite(v[0]);
         }
         if (bad && flag) atomicOr(flag, 1u);
-        amax = warp_max(amax, 32);
+        amax = warp_abs_max(amax, 32);
         if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = amax;
         __syncthreads();
         amax = 0.0f;
-        for (int k = 0; k < (int)(blockDim.x >> 5); ++k) amax = fmaxf(amax, partial[k]);
+        for (int k = 0; k < (int)(blockDim.x >> 5); ++k) amax = abs_max(amax, partial[k]);
         const float scale = __fdiv_rn(amax, 127.0f);
         if (threadIdx.x == 0) scales[block] = scale;
         for (i64 e = threadIdx.x; e < h * w; e += blockDim.x) {
@@ -161,19 +163,74 @@ extern "C" __global__ void __launch_bounds__(256) quant_blocks(
 #endif
 
 #if defined(DEQUANT)
-/// out = q * scale of its BR x BC block, EPT elements per thread (C % EPT == 0).
+/// The scale row of flat element i (row-major R x C matrices, `batches` of them), with 32-bit
+/// division when the tensor has fewer than 2^31 elements.
+__device__ __forceinline__ const float* dequant_scale_row(const float* scales, i64 i, i64 R, i64 C, i64 RB, i64 CB,
+                                                          bool narrow, i64* column) {
+    i64 row, b;
+    if (narrow) {
+        const u32 r32 = (u32)i / (u32)C;
+        *column = (u32)i - r32 * (u32)C;
+        b = (u32)r32 / (u32)R;
+        row = r32;
+    } else {
+        row = i / C;
+        *column = i - row * C;
+        b = row / R;
+    }
+    return scales + (b * RB + (row - b * R) / BR) * CB;
+}
+
+/// out = q * scale of its BR x BC block, EPT elements per thread per unit (C % EPT == 0). With 16
+/// elements per unit: two units per grid-stride step, both 16-byte code loads issued before either is
+/// decoded (two loads in flight at 4 registers each).
 extern "C" __global__ void __launch_bounds__(256) dequant(
-    const i8* codes, const float* scales, void* out, i64 total, i64 R, i64 C, i64 RB, i64 CB) {
-    for (i64 i = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i < total;
-         i += (i64)gridDim.x * blockDim.x * EPT) {
-        const i64 row = i / C, c = i - row * C, b = row / R, r = row - b * R;
-        const float* srow = scales + (b * RB + r / BR) * CB;
+    const i8* __restrict__ codes, const float* __restrict__ scales, void* __restrict__ out, i64 total, i64 R,
+    i64 C, i64 RB, i64 CB) {
+    const i64 step = (i64)gridDim.x * blockDim.x * EPT;
+    const bool narrow = total < 0x7fffffffLL;
+#if EPT == 16
+    for (i64 i0 = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i0 < total; i0 += 2 * step) {
+        uint4 raw[2];
+        #pragma unroll
+        for (int u = 0; u < 2; ++u)
+            raw[u] = i0 + u * step < total ? *(const uint4*)(codes + i0 + u * step) : make_uint4(0, 0, 0, 0);
+        #pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const i64 i = i0 + u * step;
+            if (i >= total) continue;
+            i64 c;
+            const float* srow = dequant_scale_row(scales, i, R, C, RB, CB, narrow, &c);
+            const u32 words[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
+            float v[16];
+            #pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                const u32 flipped = words[q] ^ 0x80808080u;
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) v[4 * q + e] = i8_byte_to_f32(flipped, e);
+            }
+            if (BC % 16 == 0) {
+                const float s = srow[c / BC];
+                #pragma unroll
+                for (int e = 0; e < 16; ++e) v[e] = __fmul_rn(v[e], s);
+            } else {
+                #pragma unroll
+                for (int e = 0; e < 16; ++e) v[e] = __fmul_rn(v[e], srow[(c + e) / BC]);
+            }
+            store_vec<OUT_DT, 16>(out, i, v);
+        }
+    }
+#else
+    for (i64 i = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i < total; i += step) {
+        i64 c;
+        const float* srow = dequant_scale_row(scales, i, R, C, RB, CB, narrow, &c);
         float v[EPT];
         load_vec<DT_I8, EPT>(codes, i, v);
         #pragma unroll
         for (int e = 0; e < EPT; ++e) v[e] = __fmul_rn(v[e], srow[(BC % EPT == 0) ? c / BC : (c + e) / BC]);
         store_vec<OUT_DT, EPT>(out, i, v);
     }
+#endif
 }
 #endif
 
@@ -224,15 +281,25 @@ extern "C" __global__ void __launch_bounds__(256) fp8_encode(
 }
 
 /// out = e4m3(q) * scale.
-extern "C" __global__ void __launch_bounds__(256) fp8_dequant(const u8* codes, const float* scale, void* out, i64 count) {
+/// Two units per grid-stride step, both raw loads issued before either is decoded (as `dequant`).
+extern "C" __global__ void __launch_bounds__(256) fp8_dequant(const u8* __restrict__ codes,
+                                                              const float* __restrict__ scale,
+                                                              void* __restrict__ out, i64 count) {
     const float s = scale[0];
-    for (i64 i = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i < count;
-         i += (i64)gridDim.x * blockDim.x * EPT) {
-        float v[EPT];
-        load_vec<DT_F8, EPT>(codes, i, v);
+    const i64 step = (i64)gridDim.x * blockDim.x * EPT;
+    for (i64 i0 = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i0 < count; i0 += 2 * step) {
+        Pack<EPT> raw[2];
         #pragma unroll
-        for (int e = 0; e < EPT; ++e) v[e] = __fmul_rn(v[e], s);
-        store_vec<OUT_DT, EPT>(out, i, v);
+        for (int u = 0; u < 2; ++u)
+            if (i0 + u * step < count) raw[u].v = *(const typename Vec<EPT>::T*)(codes + i0 + u * step);
+        #pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            if (i0 + u * step >= count) continue;
+            float v[EPT];
+            #pragma unroll
+            for (int e = 0; e < EPT; ++e) v[e] = __fmul_rn(e4m3_to_f32(raw[u].b[e]), s);
+            store_vec<OUT_DT, EPT>(out, i0 + u * step, v);
+        }
     }
 }
 #endif
