@@ -11,7 +11,8 @@
 ///   the shape allows); `G`, `CPL`: lanes per block and chunks per lane of the row kernel.
 ///
 /// Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
-/// `q = clamp(round(x / scale), -127, 127)` with `x / scale` a true division (`__fdiv_rn`), an
+/// `q = clamp(round(x / scale), -127, 127)` with `x / scale` correctly rounded (a reciprocal and one
+/// FMA correction, `div_by`, or `__fdiv_rn` for scales under 1e-30), an
 /// all-zero block gets scale 0 and codes 0; FP8 `scale = amax / 448` (1 for all zeros), `q =
 /// e4m3(clamp(x / scale, -448, 448))`. Non-finite inputs set `*flag` (the host turns it into an error);
 /// without a flag they propagate: amax is taken over bit patterns (``abs_max``), so a block holding NaN
@@ -59,17 +60,31 @@ template <int N> __device__ __forceinline__ void source_values(const void* src, 
 #endif
 }
 
-__device__ __forceinline__ float int8_code(float v, float scale) {
+/// `x / s` correctly rounded from `r = __frcp_rn(s)` and one FMA correction (Markstein): the
+/// quotient `__fdiv_rn` gives whenever 1/s is a normal float, i.e. for the scales `reciprocal` accepts.
+__device__ __forceinline__ float div_by(float x, float s, float r) {
+    const float y = __fmul_rn(x, r);
+    return fmaf(fmaf(-s, y, x), r, y);
+}
+/// The reciprocal the quantizers divide with: `__frcp_rn(scale)` for 1e-30 <= scale <= 1e30 (1/scale
+/// normal), else 0, which makes them divide with `__fdiv_rn`. Only for quotients that cannot
+/// overflow (|x| <= amax), where `div_by` and `__fdiv_rn` agree.
+__device__ __forceinline__ float reciprocal(float scale) {
+    return scale >= 1.0e-30f && scale <= 1.0e30f ? __frcp_rn(scale) : 0.0f;
+}
+
+/// `clamp(round(v / scale), -127, 127)`, 0 when scale is 0 or NaN; `r` from `reciprocal(scale)`.
+__device__ __forceinline__ float int8_code(float v, float scale, float r) {
     if (!(scale > 0.0f)) return 0.0f;
-    float t = __fdiv_rn(v, scale);
+    float t = r != 0.0f ? div_by(v, scale, r) : __fdiv_rn(v, scale);
     t = TOWARD_ZERO ? truncf(t) : rintf(t);
     return fminf(fmaxf(t, -127.0f), 127.0f);
 }
 
 /// The code's byte: round-and-clamp as `int8_code`, then the integer read from the low byte of
 /// `t + 1.5 * 2^23` (exact for |t| <= 2^22), avoiding the quarter-rate float-to-integer unit.
-__device__ __forceinline__ u8 int8_code_byte(float v, float scale) {
-    return (u8)(__float_as_uint(int8_code(v, scale) + 12582912.0f) & 0xffu);
+__device__ __forceinline__ u8 int8_code_byte(float v, float scale, float r) {
+    return (u8)(__float_as_uint(int8_code(v, scale, r) + 12582912.0f) & 0xffu);
 }
 
 #if defined(ROWS)
@@ -107,6 +122,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
         amax = warp_abs_max(amax, G);
         if (bad && flag) atomicOr(flag, 1u);
         const float scale = __fdiv_rn(amax, 127.0f);
+        const float r = reciprocal(scale);
         if (valid && sub == 0) scales[block] = scale;
         #pragma unroll
         for (int j = 0; j < CPL; ++j) {
@@ -114,7 +130,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
             if (valid && col < C) {
                 Pack<EPT> pack;
                 #pragma unroll
-                for (int e = 0; e < EPT; ++e) pack.b[e] = int8_code_byte(v[j][e], scale);
+                for (int e = 0; e < EPT; ++e) pack.b[e] = int8_code_byte(v[j][e], scale, r);
                 *((typename Vec<EPT>::T*)(codes + row * C + col)) = pack.v;
             }
         }
@@ -150,12 +166,13 @@ extern "C" __global__ void __launch_bounds__(256) quant_blocks(
         amax = 0.0f;
         for (int k = 0; k < (int)(blockDim.x >> 5); ++k) amax = abs_max(amax, partial[k]);
         const float scale = __fdiv_rn(amax, 127.0f);
+        const float r = reciprocal(scale);
         if (threadIdx.x == 0) scales[block] = scale;
         for (i64 e = threadIdx.x; e < h * w; e += blockDim.x) {
             const i64 i = (b * R + r0 + e / w) * C + c0 + e % w;
             float v[1];
             source_values<1>(src, s, delta, strength, i, v);
-            codes[i] = (i8)int8_code(v[0], scale);
+            codes[i] = (i8)int8_code(v[0], scale, r);
         }
         __syncthreads();
     }
@@ -268,6 +285,8 @@ extern "C" __global__ void __launch_bounds__(256) fp8_encode(
     const float s = SRC == 2 ? src_scale[0] : 0.0f;
     const float amax = __uint_as_float(*amax_bits);
     const float scale = fixed_scale > 0.0f ? fixed_scale : (amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f);
+    // A fixed scale may make x / scale overflow, which only the true division rounds to infinity.
+    const float r = fixed_scale > 0.0f ? 0.0f : reciprocal(scale);
     if (blockIdx.x == 0 && threadIdx.x == 0) scale_out[0] = scale;
     for (i64 i = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i < count;
          i += (i64)gridDim.x * blockDim.x * EPT) {
@@ -275,7 +294,10 @@ extern "C" __global__ void __launch_bounds__(256) fp8_encode(
         source_values<EPT>(src, s, delta, strength, i, v);
         Pack<EPT> pack;
         #pragma unroll
-        for (int e = 0; e < EPT; ++e) pack.b[e] = f32_to_e4m3(fminf(fmaxf(__fdiv_rn(v[e], scale), -448.0f), 448.0f));
+        for (int e = 0; e < EPT; ++e) {
+            const float t = r != 0.0f ? div_by(v[e], scale, r) : __fdiv_rn(v[e], scale);
+            pack.b[e] = f32_to_e4m3(fminf(fmaxf(t, -448.0f), 448.0f));
+        }
         *((typename Vec<EPT>::T*)(codes + i)) = pack.v;
     }
 }
