@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 extension BenchmarkCUDA {
     /// An MLP block `down(gelu_tanh(up(x)))`, x (M, hidden) bf16, in each format:

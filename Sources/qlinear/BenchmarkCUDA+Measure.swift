@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 extension BenchmarkCUDA {
     /// One path's timing: eager calls timed with CUDA events in `rounds` rounds (interleaved with the

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 extension BenchmarkCUDA {
     /// Dense tensor-core peaks of a GPU, in TFLOP/s (bf16) and TOP/s (int8 / fp8), from the vendor's

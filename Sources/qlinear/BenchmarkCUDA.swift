@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// `qlinear bench-cuda`: the SPEC section 6 WAN2.2 layers and MLP blocks on a CUDA GPU, every path
 /// side by side in one run, plus the memory-bound kernels against a copy measured in the same run.
