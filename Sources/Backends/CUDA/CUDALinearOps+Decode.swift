@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// Decode shapes (1 <= M <= 16): every quantized linear runs ``DecodeKernels``' `gemv_stream`,
 /// which streams each weight row once (see there for the arithmetic and the launch contract).
