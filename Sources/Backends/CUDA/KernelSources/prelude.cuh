@@ -149,6 +149,16 @@ __device__ __forceinline__ float warp_max(float v, int width) {
     for (int o = width / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+/// max(a, |b|) for a >= 0 (or NaN) by bit patterns: fmaxf's order on finite values and infinity,
+/// but a NaN (whose bits exceed +inf's) wins instead of being dropped.
+__device__ __forceinline__ float abs_max(float a, float b) {
+    return __uint_as_float(max(__float_as_uint(a), __float_as_uint(b) & 0x7fffffffu));
+}
+/// abs_max over `width` lanes (a power of two) of values that are already non-negative or NaN.
+__device__ __forceinline__ float warp_abs_max(float v, int width) {
+    for (int o = width / 2; o > 0; o /= 2) v = abs_max(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
