@@ -215,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec16(
     bq_unpack8(r2, r3, in_dtype, v + 8);
     // amax as the largest |v| bit pattern: the same order as fmaxf on finite values and infinity, and
     // a NaN (above +inf) wins, so a block holding NaN gets a NaN scale and its output row is NaN.
-    bq_u32 abits = 0;
+    u32 abits = 0;
 #pragma unroll
     for (int i = 0; i < 16; i++) abits = max(abits, __float_as_uint(v[i]) & 0x7fffffffu);
     for (int off = G >> 1; off > 0; off >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, off));
@@ -253,7 +253,7 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_generic(
   const int j = (int)(w - row * KB);
   const int kb = j * B, ke = min(K, kb + B);
   const long long base = row * (long long)K;
-  bq_u32 abits = 0;  // NaN-propagating amax, as in bw8_quantize_rows_vec16
+  u32 abits = 0;  // NaN-propagating amax, as in bw8_quantize_rows_vec16
   for (int k = kb + lane; k < ke; k += 32)
     abits = max(abits, __float_as_uint(bq_load_elem(x, base + k, in_dtype)) & 0x7fffffffu);
   for (int off = 16; off > 0; off >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, off));
