@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The dense (unquantized) ops, on whichever device holds the operands.
@@ -37,24 +38,8 @@ public enum DenseOps {
             return try DeviceBackends.backend(for: input.device).linear(input, weight, bias: bias)
         }
         let m = input.count / max(k, 1)
-        let outShape = Array(input.shape.dropLast()) + [n]
-        var output = [Float](repeating: 0, count: m * n)
-        try input.withUnsafeFloats { x in
-            try weight.withUnsafeFloats { w in
-                output.withUnsafeMutableBufferPointer { y in
-                    if k == 0 { return }
-                    OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
-                                           c: y.baseAddress!, ldc: n)
-                }
-            }
-        }
-        if let bias {
-            let b = try bias.floats()
-            output.withUnsafeMutableBufferPointer { y in
-                for row in 0..<m { for column in 0..<n { y[row * n + column] += b[column] } }
-            }
-        }
-        return try Tensor(output, shape: outShape, dtype: input.dtype)
+        return try CPUDenseKernels.linear(input, weight, bias: bias, m: m, n: n, k: k,
+                                          shape: Array(input.shape.dropLast()) + [n])
     }
 
     /// Matrix product `a @ b` with batch dimensions: `(..., M, K) @ (..., K, N)`; a 2-D `b` is
@@ -94,10 +79,15 @@ public enum DenseOps {
         return try Tensor(output, shape: batchA + [m, n], dtype: a.dtype)
     }
 
-    /// Elementwise GELU in the chosen form; same shape and dtype as `x`.
+    /// Elementwise GELU in the chosen form (``GeluApproximation/apply(_:)`` on every element, vectorised);
+    /// same shape and dtype as `x`.
     public static func gelu(_ x: Tensor, approximation: GeluApproximation = .none) throws -> Tensor {
         try checkFloat(x, "gelu input")
         if x.device != .cpu { return try DeviceBackends.backend(for: x.device).gelu(x, approximation: approximation) }
+        if CPUKernels.outputCode(x.dtype) != nil {
+            let op = approximation == .tanh ? CK_ELEMENTWISE_GELU_TANH : CK_ELEMENTWISE_GELU_ERF
+            return try CPUDenseKernels.elementwise(Int32(op), x, nil)
+        }
         var values = try x.floats()
         for i in values.indices { values[i] = approximation.apply(values[i]) }
         return try Tensor(values, shape: x.shape, dtype: x.dtype)
@@ -110,6 +100,15 @@ public enum DenseOps {
         let shape = try broadcastShape(a.shape, b.shape)
         try sameDevice([a, b], op: "add")
         if a.device != .cpu { return try DeviceBackends.backend(for: a.device).add(a, b) }
+        // The common cases (residual connections, a row vector over a matrix) on the vector kernel.
+        if CPUKernels.outputCode(a.dtype) != nil {
+            if shape == a.shape && isSuffix(b.shape, of: a.shape) {
+                return try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_ADD), a, b)
+            }
+            if shape == b.shape && a.dtype == b.dtype && isSuffix(a.shape, of: b.shape) {
+                return try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_ADD), b, a)
+            }
+        }
         let x = try a.floats()
         let y = try b.floats()
         let strideA = broadcastStrides(a.shape, to: shape)
