@@ -9,6 +9,8 @@ let package = Package(
     name: "QuantizedLinear",
     products: [
         .library(name: "Ops", targets: ["Ops"]),
+        .library(name: "QLNN", targets: ["QLNN"]),
+        .library(name: "QLModels", targets: ["QLModels"]),
         .executable(name: "qlinear", targets: ["qlinear"]),
     ],
     targets: [
@@ -19,7 +21,10 @@ let package = Package(
         .target(name: "Layouts", dependencies: ["QuantizedTensors", "CKernels", "CUDA"], path: "Sources/Layouts"),
         .target(name: "Checkpoints", dependencies: ["Layouts"], path: "Sources/Checkpoints"),
         .target(name: "Ops", dependencies: ["Layouts", "Checkpoints"], path: "Sources/Ops"),
-        .executableTarget(name: "qlinear", dependencies: ["Ops"], path: "Sources/qlinear"),
+        .target(name: "QLNN", dependencies: ["Ops"], path: "Sources/NN"),
+        .target(name: "QLModels", dependencies: ["QLNN"], path: "Sources/Models"),
+        .executableTarget(name: "qlinear", dependencies: ["Ops", "QLModels"], path: "Sources/qlinear"),
         .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
+        .testTarget(name: "ModelTests", dependencies: ["QLModels"], path: "Tests/ModelTests"),
     ]
 )
