@@ -18,7 +18,8 @@ let package = Package(
         .target(name: "CUDA", dependencies: ["Tensors"], path: "Sources/CUDA"),
         .target(name: "Layouts", dependencies: ["QuantizedTensors", "CKernels", "CUDA"], path: "Sources/Layouts"),
         .target(name: "Checkpoints", dependencies: ["Layouts"], path: "Sources/Checkpoints"),
-        .target(name: "Ops", dependencies: ["Layouts", "Checkpoints"], path: "Sources/Ops"),
+        .target(name: "QLTokenizers", dependencies: ["Tensors"], path: "Sources/Tokenizers"),
+        .target(name: "Ops", dependencies: ["Layouts", "Checkpoints", "QLTokenizers"], path: "Sources/Ops"),
         .executableTarget(name: "qlinear", dependencies: ["Ops"], path: "Sources/qlinear"),
         .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
     ]
