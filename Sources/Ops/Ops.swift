@@ -3,6 +3,7 @@
 @_exported import Layouts
 @_exported import QuantizedTensors
 @_exported import Tensors
+@_exported import QLTokenizers
 
 // The public ops. Each accepts dense or quantized tensors in any position and returns what the
 // handler for the operands' layout returns (dense, or quantized where that is the point); with no
