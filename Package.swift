@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "Ops", dependencies: ["Layouts", "Checkpoints", "QLTokenizers"], path: "Sources/Ops"),
         .target(name: "QLNN", dependencies: ["Ops"], path: "Sources/NN"),
         .target(name: "QLModels", dependencies: ["QLNN"], path: "Sources/Models"),
-        .executableTarget(name: "qlinear", dependencies: ["Ops", "QLModels"], path: "Sources/qlinear"),
+        .executableTarget(name: "qlinear", dependencies: ["Ops", "QLNN", "QLModels"], path: "Sources/qlinear"),
         .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
         .testTarget(name: "ModelTests", dependencies: ["QLModels"], path: "Tests/ModelTests"),
     ]

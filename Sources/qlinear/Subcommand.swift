@@ -10,7 +10,8 @@ struct Subcommand: Sendable {
 
     /// Every subcommand; the first is the default.
     static let all: [Subcommand] = [Demo.command, Benchmark.command, BenchmarkCUDA.command, Convert.command,
-                                    Inspect.command, Export.command, Synthesize.command]
+                                    Inspect.command, Export.command, Synthesize.command, Embed.command,
+                                    BenchmarkEmbed.command]
 
     static var usage: String {
         "usage: qlinear [COMMAND] [OPTIONS]\n\ncommands:\n"
@@ -26,7 +27,7 @@ struct Subcommand: Sendable {
 /// positional argument; any other `--name` takes the next word unless that word is an option.
 struct CommandArguments: Sendable {
     /// Options of every subcommand that are switches, not `--name value` pairs.
-    static let booleanFlags: Set<String> = ["progress", "quick", "help"]
+    static let booleanFlags: Set<String> = ["progress", "quick", "help", "weight-only"]
 
     private var options: [String: [String]] = [:]
     private var flags: Set<String> = []

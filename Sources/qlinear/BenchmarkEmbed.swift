@@ -1,0 +1,151 @@
+import Foundation
+import Ops
+import QLModels
+import QLNN
+
+/// `qlinear bench-embed`: sentences per second and peak resident memory of all-MiniLM-L6-v2 with its
+/// linears float32, INT8 W8A8, INT8 weight-only and FP8 W8A8, side by side in one run.
+enum BenchmarkEmbed {
+    static let command = Subcommand(
+        name: "bench-embed",
+        summary: "MiniLM sentence-embedding throughput and memory for fp32, INT8 (W8A8, weight-only) and FP8",
+        help: """
+            usage: qlinear bench-embed --model DIR [options]
+
+            For each configuration (fp32, int8 W8A8 B128, int8 weight-only B128, fp8 W8A8) and each
+            sentence set: one warm-up pass, then the median of --repeats timed passes of tokenize + embed
+            over the whole set at --batch-size (sentences sorted by length first, as sentence-transformers
+            does). Reports sentences/s, the process's peak resident memory during the passes (VmHWM,
+            reset per configuration), and the bytes of the model's parameters.
+
+              --model DIR         the model directory
+              --sentences FILE    a .jsonl or .txt sentence set (repeatable); default: the fixture's
+                                  sentences (Tests/Fixtures/minilm/sentences.json) and
+                                  Tests/Fixtures/minilm/bench-sentences.jsonl
+              --batch-size N      default 32 (use 256 on a GPU)
+              --device D          cpu (default), cuda or cuda:N
+              --repeats N         timed passes per measurement, default 3
+              --json OUT          also write the results as JSON
+            """,
+        run: run)
+
+    struct Result: Codable {
+        let configuration: String
+        let sentenceSet: String
+        let sentences: Int
+        let tokens: Int
+        let sentencesPerSecond: Double
+        let peakResidentBytes: Int
+        let parameterBytes: Int
+        let linearBytes: Int
+    }
+
+    struct Report: Codable {
+        let machine: String
+        let device: String
+        let batchSize: Int
+        let openBLAS: String
+        let results: [Result]
+    }
+
+    static func run(_ arguments: CommandArguments) throws {
+        guard let directory = arguments.string("model") else {
+            throw TensorError(.invalidArgument, "bench-embed needs --model DIR (fetch it with "
+                + "`scripts/fetch-minilm .models/all-MiniLM-L6-v2`)")
+        }
+        let batchSize = try arguments.int("batch-size", default: 32)
+        let repeats = try arguments.int("repeats", default: 3)
+        guard batchSize > 0, repeats > 0 else {
+            throw TensorError(.invalidArgument, "bench-embed: --batch-size and --repeats must be positive")
+        }
+        let device = try EmbedModelOptions.device(arguments.string("device") ?? "cpu", command: "bench-embed")
+        let sets = try sentenceSets(arguments.strings("sentences"))
+        let tokenizer = try WordPieceTokenizer(modelDirectory: directory)
+        var configurations: [EmbedModelOptions] = []
+        for (format, floatInput) in [(EmbedModelOptions.Format.none, LinearOptions.FloatInputMode.quantizeInput),
+                                     (.int8Blockwise(blockSize: 128, rounding: .nearestEven), .quantizeInput),
+                                     (.int8Blockwise(blockSize: 128, rounding: .nearestEven), .dequantizeWeight),
+                                     (.float8, .quantizeInput)] {
+            var options = EmbedModelOptions()
+            options.format = format
+            options.floatInput = floatInput
+            options.device = device
+            configurations.append(options)
+        }
+        print("bench-embed: \(Benchmark.machineDescription()), device \(device), batch \(batchSize), "
+            + "\(OpenBLAS.shared.summary)")
+        print(Benchmark.pad("configuration", 26) + Benchmark.pad("sentences", 30) + Benchmark.pad("sent/s", 10)
+            + Benchmark.pad("vs fp32", 9) + Benchmark.pad("peak RSS", 12) + Benchmark.pad("params", 11) + "linears")
+        var results: [Result] = []
+        for options in configurations {
+            let (model, _) = try options.loadModel(directory: directory)
+            let encoder = SentenceEncoder(model: model, tokenizer: tokenizer, batchSize: batchSize)
+            let linearBytes = model.linears.map(\.layer.byteCount).reduce(0, +)
+            for (name, sentences) in sets {
+                resetPeak()
+                _ = try encoder.embed(sentences)
+                var times: [Double] = []
+                for _ in 0..<repeats {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try encoder.embed(sentences)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+                let median = times.sorted()[times.count / 2]
+                let tokens = sentences.map { tokenizer.encode($0).count }.reduce(0, +)
+                let result = Result(configuration: options.label, sentenceSet: name, sentences: sentences.count,
+                                    tokens: tokens, sentencesPerSecond: Double(sentences.count) / median,
+                                    peakResidentBytes: peakResident(), parameterBytes: model.parameterByteCount,
+                                    linearBytes: linearBytes)
+                results.append(result)
+                let baseline = results.first { $0.sentenceSet == name }!.sentencesPerSecond
+                print(Benchmark.pad(result.configuration, 26) + Benchmark.pad("\(name) (\(sentences.count))", 30)
+                    + Benchmark.pad(String(format: "%.1f", result.sentencesPerSecond), 10)
+                    + Benchmark.pad(String(format: "%.2fx", result.sentencesPerSecond / baseline), 9)
+                    + Benchmark.pad(Benchmark.megabytes(result.peakResidentBytes), 12)
+                    + Benchmark.pad(Benchmark.megabytes(result.parameterBytes), 11)
+                    + Benchmark.megabytes(result.linearBytes))
+            }
+        }
+        if let path = arguments.string("json") {
+            let report = Report(machine: Benchmark.machineDescription(), device: "\(device)", batchSize: batchSize,
+                                openBLAS: OpenBLAS.shared.summary, results: results)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            do {
+                try encoder.encode(report).write(to: URL(fileURLWithPath: path), options: .atomic)
+            } catch {
+                throw TensorError(.io, "bench-embed: cannot write `\(path)`", underlying: "\(error)")
+            }
+        }
+    }
+
+    /// The named sentence sets: the given files, or the fixture's two sets.
+    static func sentenceSets(_ paths: [String]) throws -> [(String, [String])] {
+        if !paths.isEmpty {
+            return try paths.map { path in
+                (URL(fileURLWithPath: path).lastPathComponent,
+                 try EmbedInput.read(path, format: try EmbedInput.format(of: path, explicit: nil)))
+            }
+        }
+        let fixture = "Tests/Fixtures/minilm/"
+        guard let data = FileManager.default.contents(atPath: fixture + "sentences.json"),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let sentences = object["sentences"] as? [String] else {
+            throw TensorError(.io, "bench-embed: cannot read \(fixture)sentences.json; run from the package root or "
+                + "pass --sentences FILE")
+        }
+        return [("fixture sentences", sentences),
+                ("bench-sentences.jsonl", try EmbedInput.read(fixture + "bench-sentences.jsonl", format: .jsonl))]
+    }
+
+    static func resetPeak() { _ = try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
+
+    /// The process's resident high-water mark (VmHWM) in bytes; 0 where /proc is missing.
+    static func peakResident() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+        }
+        return 0
+    }
+}
