@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 import QLNN
 
 /// all-MiniLM-L6-v2, the sentence-transformers encoder: a 6-layer BERT (hidden 384, 12 heads, FFN 1536)

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// The parts of a BERT `config.json` (and sentence-transformers' `sentence_bert_config.json`) that
 /// all-MiniLM-L6-v2 needs, checked on reading.

@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 
 /// A lookup table: token ids `(...)` (int32) become rows of `table` `(...) + (D)`.
 ///

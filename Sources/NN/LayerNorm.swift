@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 
 /// Layer normalisation over the last dimension:
 /// `y = (x - mean) / sqrt(var + epsilon) * weight + bias` (biased variance).

@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 
 /// A linear layer `y = x W^T + b` whose weight is dense or quantized with any registered layout.
 ///

@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 
 /// A checkpoint's tensors, looked up by state-dict name to build a model.
 ///

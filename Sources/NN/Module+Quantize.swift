@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 
 /// What ``Module/quantizeLinears(layout:floatInput:include:exclude:)`` did, layer by layer.
 public struct QuantizationReport: Sendable, CustomStringConvertible {

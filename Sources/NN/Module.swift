@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 
 /// A piece of a model with named parameters: a layer (``Linear``, ``LayerNorm``, ``Embedding``) or a
 /// block made of layers, down to a whole model.

@@ -1,10 +1,8 @@
-import CKernels
-
 /// The dense ops a transformer needs besides linear, matmul, gelu and add.
 ///
 /// Each takes float32, float16 or bfloat16 tensors, contiguous or strided views, computes in float32
-/// and returns the first operand's dtype. Operands must be on one device: CPU tensors run the
-/// vectorised kernels on every core, others go to their device's ``DeviceBackend``.
+/// and returns the first operand's dtype. Operands must be on one device, whose ``DeviceBackend`` runs
+/// the op once it is checked (the CPU backend: vectorised kernels on every core).
 extension DenseOps {
     /// Layer norm over the last dimension:
     ///
@@ -35,11 +33,7 @@ extension DenseOps {
             throw TensorError(.invalidArgument, "layerNorm: epsilon \(epsilon) must be finite and >= 0 (BERT: 1e-12)")
         }
         try sameDevice([x] + [weight, bias].compactMap { $0 }, op: "layerNorm")
-        if x.device != .cpu {
-            return try DeviceBackends.backend(for: x.device).layerNorm(x, weight: weight, bias: bias, epsilon: epsilon)
-        }
-        return try CPUDenseKernels.layerNorm(x, weight: try weight?.floats(), bias: try bias?.floats(),
-                                             epsilon: epsilon)
+        return try DeviceBackends.backend(for: x.device).layerNorm(x, weight: weight, bias: bias, epsilon: epsilon)
     }
 
     /// Softmax over the last dimension, with an optional additive mask per batch:
@@ -67,8 +61,7 @@ extension DenseOps {
             }
         }
         try sameDevice([x] + [additiveMask].compactMap { $0 }, op: "softmax")
-        if x.device != .cpu { return try DeviceBackends.backend(for: x.device).softmax(x, additiveMask: additiveMask) }
-        return try CPUDenseKernels.softmax(x, mask: try additiveMask?.floats(), batches: x.shape[0])
+        return try DeviceBackends.backend(for: x.device).softmax(x, additiveMask: additiveMask)
     }
 
     /// Rows of `table` gathered by `indices`: `y[i..., :] = table[indices[i...], :]`.
@@ -87,14 +80,7 @@ extension DenseOps {
             throw TensorError(.unsupportedDType, "embedding: indices must be int32, got \(indices.dtype)")
         }
         try sameDevice([table, indices], op: "embedding")
-        if table.device != .cpu { return try DeviceBackends.backend(for: table.device).embedding(table, indices: indices) }
-        let ids = try indices.elements(as: Int32.self)
-        let rows = table.shape[0]
-        if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= rows }) {
-            throw TensorError(.invalidArgument, "embedding: index \(ids[bad]) at position \(bad) is outside the "
-                + "table's \(rows) rows (0..<\(rows)); check the token ids against the vocabulary size")
-        }
-        return try CPUDenseKernels.embedding(table, indices: ids, shape: indices.shape)
+        return try DeviceBackends.backend(for: table.device).embedding(table, indices: indices)
     }
 
     /// Elementwise `a * b`, `b` broadcast over `a`'s leading dimensions.
@@ -110,15 +96,13 @@ extension DenseOps {
                 + "operand is broadcast over the left one's leading dimensions only")
         }
         try sameDevice([a, b], op: "multiply")
-        if a.device != .cpu { return try DeviceBackends.backend(for: a.device).multiply(a, b) }
-        return try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_MULTIPLY), a, b)
+        return try DeviceBackends.backend(for: a.device).multiply(a, b)
     }
 
     /// `x * factor`, elementwise.
     public static func scaled(_ x: Tensor, by factor: Float) throws -> Tensor {
         try checkDense(x, "scaled input")
-        if x.device != .cpu { return try DeviceBackends.backend(for: x.device).scaled(x, by: factor) }
-        return try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_SCALE), x, nil, factor: factor)
+        return try DeviceBackends.backend(for: x.device).scaled(x, by: factor)
     }
 
     /// Batched matrix product over equal batch dimensions:
@@ -133,19 +117,14 @@ extension DenseOps {
             throw TensorError(.shapeMismatch, "batchedMatmul: \(a.shape) and \(b.shape) need rank >= 2 and equal "
                 + "batch dimensions (everything but the last two)")
         }
-        let (m, k) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
-        let (kb, n) = transposeB ? (b.shape[b.rank - 1], b.shape[b.rank - 2]) : (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let k = a.shape[a.rank - 1]
+        let kb = transposeB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
         guard k == kb else {
             throw TensorError(.shapeMismatch, "batchedMatmul: inner sizes differ, \(a.shape) @ \(b.shape)"
                 + (transposeB ? "^T" : "") + " (K = \(k) vs \(kb))")
         }
         try sameDevice([a, b], op: "batchedMatmul")
-        if a.device != .cpu {
-            return try DeviceBackends.backend(for: a.device).batchedMatmul(a, b, transposeB: transposeB)
-        }
-        let batchShape = Array(a.shape.dropLast(2))
-        return try CPUDenseKernels.batchedMatmul(a, b, transposeB: transposeB, batches: batchShape.reduce(1, *),
-                                                 m: m, n: n, k: k, shape: batchShape + [m, n])
+        return try DeviceBackends.backend(for: a.device).batchedMatmul(a, b, transposeB: transposeB)
     }
 
     /// Mean over the sequence of the positions the mask keeps:
@@ -166,9 +145,7 @@ extension DenseOps {
             throw TensorError(.unsupportedDType, "maskedMeanPool: the mask must be int32 or float, got \(mask.dtype)")
         }
         try sameDevice([x, mask], op: "maskedMeanPool")
-        if x.device != .cpu { return try DeviceBackends.backend(for: x.device).maskedMeanPool(x, mask: mask) }
-        return try CPUDenseKernels.maskedMeanPool(x, mask: try mask.floats(), batches: x.shape[0],
-                                                  sequence: x.shape[1], width: x.shape[2])
+        return try DeviceBackends.backend(for: x.device).maskedMeanPool(x, mask: mask)
     }
 
     /// `x / max(||x||_2, epsilon)` over the last dimension (sentence-transformers: epsilon 1e-12).
@@ -179,12 +156,11 @@ extension DenseOps {
         guard epsilon >= 0 && epsilon.isFinite else {
             throw TensorError(.invalidArgument, "l2Normalize: epsilon \(epsilon) must be finite and >= 0")
         }
-        if x.device != .cpu { return try DeviceBackends.backend(for: x.device).l2Normalize(x, epsilon: epsilon) }
-        return try CPUDenseKernels.l2Normalize(x, epsilon: epsilon)
+        return try DeviceBackends.backend(for: x.device).l2Normalize(x, epsilon: epsilon)
     }
 
     /// Whether `suffix` equals the last dimensions of `shape` (leading 1s of `suffix` ignored).
-    static func isSuffix(_ suffix: [Int], of shape: [Int]) -> Bool {
+    package static func isSuffix(_ suffix: [Int], of shape: [Int]) -> Bool {
         let trimmed = Array(suffix.drop(while: { $0 == 1 }))
         return trimmed.count <= shape.count && Array(shape.suffix(trimmed.count)) == trimmed
     }

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// The sentences `qlinear embed` reads: `.jsonl` (one JSON string per line, so a sentence may hold
 /// newlines), `.txt` (one sentence per line), or standard input (`-`, text unless `--input-format jsonl`).

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 import QLModels
 import QLNN
 
@@ -82,7 +82,6 @@ struct EmbedModelOptions {
             report = try model.quantizeLinears(layout: TensorCoreFP8Layout.dynamic, floatInput: floatInput)
         }
         if device != .cpu {
-            CUDABackend.registerIfAvailable()
             model = try model.moved(to: device)
         }
         return (model, report)

@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 import QLModels
 import QLNN
 import Testing
@@ -16,7 +16,6 @@ struct MiniLMCUDATests {
 
     @Test("CUDA embeddings: cosine >= 0.9999 against the CPU's for every sentence", arguments: Configuration.allCases)
     func cudaMatchesCPU(configuration: Configuration) throws {
-        CUDABackend.registerIfAvailable()
         var model = try MiniLMFixture.model()
         switch configuration {
         case .float32: break

@@ -1,4 +1,4 @@
-import Ops
+import QuantizedLinear
 import QLModels
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 import QLModels
 import Testing
 
