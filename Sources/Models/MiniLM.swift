@@ -148,12 +148,13 @@ public struct BertLayer: Module {
                                       epsilon: configuration.layerNormEpsilon)
         intermediate = try Linear(weights, prefix: prefix + ".intermediate.dense")
         output = try Linear(weights, prefix: prefix + ".output.dense")
-        outputNorm = try LayerNorm(weights, prefix: prefix + ".output.LayerNorm", epsilon: configuration.layerNormEpsilon)
+        outputNorm = try LayerNorm(weights, prefix: prefix + ".output.LayerNorm",
+                                   epsilon: configuration.layerNormEpsilon)
         headCount = configuration.headCount
         let (hidden, inner) = (configuration.hiddenSize, configuration.intermediateSize)
-        let expected: [(Linear, [Int])] = [(query, [hidden, hidden]), (key, [hidden, hidden]), (value, [hidden, hidden]),
-                                           (attentionOutput, [hidden, hidden]), (intermediate, [inner, hidden]),
-                                           (output, [hidden, inner])]
+        let expected: [(Linear, [Int])] = [(query, [hidden, hidden]), (key, [hidden, hidden]),
+                                           (value, [hidden, hidden]), (attentionOutput, [hidden, hidden]),
+                                           (intermediate, [inner, hidden]), (output, [hidden, inner])]
         for (layer, shape) in expected where layer.weight.shape != shape {
             throw TensorError(.checkpointFormat, "\(weights.path): a linear of `\(prefix)` has weight "
                 + "\(layer.weight.shape), config.json implies \(shape)")

@@ -5,8 +5,9 @@ import QuantizedLinear
 /// The counterpart of ComfyUI's `MixedPrecisionOps.Linear` and mlx-swift's `QuantizedLinear`: the
 /// same layer type holds a float weight or a ``QuantizedTensor`` (block-wise INT8, FP8, or a layout
 /// from another module), and calling it dispatches to that layout's kernels. With a quantized weight,
-/// ``floatInput`` chooses W8A8 (the float input is quantized on the fly, ``LinearOptions/FloatInputMode/quantizeInput``)
-/// or weight-only (the weight is used dequantized, ``LinearOptions/FloatInputMode/dequantizeWeight``).
+/// ``floatInput`` chooses W8A8 (the float input is quantized on the fly,
+/// ``LinearOptions/FloatInputMode/quantizeInput``) or weight-only (the weight is used dequantized,
+/// ``LinearOptions/FloatInputMode/dequantizeWeight``).
 ///
 /// ```swift
 /// var layer = try Linear(checkpoint, prefix: "encoder.layer.0.intermediate.dense")
@@ -33,8 +34,8 @@ public struct Linear: Module {
         }
         if let bias {
             guard bias.shape == [weight.shape[0]] else {
-                throw TensorError(.shapeMismatch, "Linear: the bias has shape \(bias.shape), the weight \(weight.shape) "
-                    + "needs [\(weight.shape[0])]")
+                throw TensorError(.shapeMismatch, "Linear: the bias has shape \(bias.shape), the weight "
+                    + "\(weight.shape) needs [\(weight.shape[0])]")
             }
             guard bias.device == weight.device else {
                 throw TensorError(.deviceMismatch, "Linear: the weight is on \(weight.device), the bias on "

@@ -104,6 +104,8 @@ enum BenchmarkEmbed {
                     + Benchmark.pad(Benchmark.megabytes(result.peakResidentBytes), 12)
                     + Benchmark.pad(Benchmark.megabytes(result.parameterBytes), 11)
                     + Benchmark.megabytes(result.linearBytes))
+                // One line per measurement as it completes, also when stdout is a file or a pipe.
+                fflush(nil)
             }
         }
         if let path = arguments.string("json") {

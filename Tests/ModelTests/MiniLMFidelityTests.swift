@@ -47,7 +47,8 @@ struct MiniLMFidelityTests {
         // Truncation has about twice the quantization error of rounding; ask for at least 1.3x the
         // mean embedding error (1 - cosine).
         let (errorNearest, errorTowardZero) = (1 - Self.mean(nearest), 1 - Self.mean(towardZero))
-        #expect(errorTowardZero > 1.3 * errorNearest, "1 - cos: toward-zero \(errorTowardZero), nearest \(errorNearest)")
+        #expect(errorTowardZero > 1.3 * errorNearest,
+                "1 - cos: toward-zero \(errorTowardZero), nearest \(errorNearest)")
     }
 
     @Test("FP8 W8A8: mean >= 0.996, min >= 0.989")

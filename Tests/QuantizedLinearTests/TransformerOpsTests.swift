@@ -96,8 +96,8 @@ struct TransformerOpsTests {
                 let y = try withoutFallback { try layerNorm(x, weight: weight, bias: bias, epsilon: 1e-5) }
                 #expect(y.shape == shape && y.dtype == dtype)
                 let expected = TransformerReference.layerNorm(
-                    try exactValues(x), width: width, weight: try weight.map(exactValues), bias: try bias.map(exactValues),
-                    epsilon: 1e-5)
+                    try exactValues(x), width: width, weight: try weight.map(exactValues),
+                    bias: try bias.map(exactValues), epsilon: 1e-5)
                 #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype), "\(path)")
             }
         }
@@ -142,7 +142,9 @@ struct TransformerOpsTests {
         let rows = try table.floats()
         #expect(try y.floats() == ids.flatMap { rows[Int($0) * 7..<(Int($0) + 1) * 7] })
         for bad: Int32 in [11, -1] {
-            #expect(throws: TensorError.self) { try embedding(table, indices: try Tensor(elements: [0, bad], shape: [2])) }
+            #expect(throws: TensorError.self) {
+                try embedding(table, indices: try Tensor(elements: [0, bad], shape: [2]))
+            }
         }
         #expect(throws: TensorError.self) { try embedding(table, indices: try Tensor([1, 2], shape: [2])) }
     }

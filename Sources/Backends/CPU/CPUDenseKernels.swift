@@ -35,7 +35,8 @@ enum CPUDenseKernels {
     /// Raised by workers whose row buffers could not be allocated.
     private static func check(_ failed: KernelFlag, _ op: String) throws {
         if failed.isSet {
-            throw TensorError(.backendFailure, "\(op): the CPU kernel could not allocate its row buffers (out of memory)")
+            throw TensorError(.backendFailure,
+                              "\(op): the CPU kernel could not allocate its row buffers (out of memory)")
         }
     }
 

@@ -375,7 +375,9 @@ CK_AVX2 static float sum_squares_avx2(const float *x, int64_t n) {
 CK_AVX2 static void axpy_avx2(float alpha, const float *x, float *acc, int64_t n) {
     const __m256 va = _mm256_set1_ps(alpha);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(acc + i)));
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(acc + i)));
+    }
     axpy_portable(alpha, x + i, acc + i, n - i);
 }
 

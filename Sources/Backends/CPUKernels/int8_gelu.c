@@ -4,7 +4,8 @@
 
 // Fused dequantize -> gelu -> round to the original dtype -> requantize, one 1 x B block at a
 // time in an L1-resident buffer. Contraction is off so every float operation rounds exactly as the
-// plain-Swift definition (GeluApproximation.apply = ck_gelu_scalar, then BlockWiseINT8Reference.quantize) does.
+// plain-Swift definition (GeluApproximation.apply, which ck_gelu_scalar computes, then
+// BlockWiseINT8Reference.quantize) does.
 #pragma STDC FP_CONTRACT OFF
 
 static float ck_round_to_dtype(float v, int dtype) {
