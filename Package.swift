@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "QuantizedLinear", targets: ["QuantizedLinear"]),
         .library(name: "QLNN", targets: ["QLNN"]),
         .library(name: "QLModels", targets: ["QLModels"]),
+        // The checks every layout x backend must pass, for users' own layouts' tests too.
+        .library(name: "QLConformance", targets: ["QLConformance"]),
         .executable(name: "qlinear", targets: ["qlinear"]),
     ],
     targets: [
@@ -23,17 +25,20 @@ let package = Package(
         // Backends: one home each, found by QLTensor at first use of their device kind.
         .target(name: "CQLKernels", path: "Sources/Backends/CPUKernels", cSettings: kernelFlags),
         .target(name: "QLCPU", dependencies: ["QLTensor", "CQLKernels"], path: "Sources/Backends/CPU"),
-        .target(name: "QLCUDA", dependencies: ["QLTensor"], path: "Sources/Backends/CUDA"),
+        // CUDA C (.cu/.cuh) is a resource, compiled at run time by NVRTC.
+        .target(name: "QLCUDA", dependencies: ["QLTensor"], path: "Sources/Backends/CUDA",
+                resources: [.copy("KernelSources")]),
         // What users import.
         .target(name: "QuantizedLinear", dependencies: ["QLLayouts", "QLCheckpoints", "QLCPU", "QLCUDA",
                                                         "QLTokenizers"],
                 path: "Sources/Ops"),
+        .target(name: "QLConformance", dependencies: ["QuantizedLinear"], path: "Sources/Conformance"),
         // Model authors' layers, and the example models built with them.
         .target(name: "QLNN", dependencies: ["QuantizedLinear"], path: "Sources/NN"),
         .target(name: "QLModels", dependencies: ["QLNN"], path: "Sources/Models"),
         .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear", "QLNN", "QLModels"],
                           path: "Sources/qlinear"),
-        .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear"],
+        .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear", "QLConformance"],
                     path: "Tests/QuantizedLinearTests"),
         .testTarget(name: "ModelTests", dependencies: ["QLModels"], path: "Tests/ModelTests"),
     ]
