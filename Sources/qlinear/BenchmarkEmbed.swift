@@ -9,24 +9,29 @@ enum BenchmarkEmbed {
     static let command = Subcommand(
         name: "bench-embed",
         summary: "MiniLM sentence-embedding throughput and memory for fp32, INT8 (W8A8, weight-only) and FP8",
-        help: """
-            usage: qlinear bench-embed --model DIR [options]
-
-            For each configuration (fp32, int8 W8A8 B128, int8 weight-only B128, fp8 W8A8) and each
-            sentence set: one warm-up pass, then the median of --repeats timed passes of tokenize + embed
-            over the whole set at --batch-size (sentences sorted by length first, as sentence-transformers
-            does). Reports sentences/s, the process's peak resident memory during the passes (VmHWM,
-            reset per configuration), and the bytes of the model's parameters.
-
-              --model DIR         the model directory
-              --sentences FILE    a .jsonl or .txt sentence set (repeatable); default: the fixture's
-                                  sentences (Tests/Fixtures/minilm/sentences.json) and
-                                  Tests/Fixtures/minilm/bench-sentences.jsonl
-              --batch-size N      default 32 (use 256 on a GPU)
-              --device D          cpu (default), cuda or cuda:N
-              --repeats N         timed passes per measurement, default 3
-              --json OUT          also write the results as JSON
+        discussion: """
+            For each configuration (fp32, int8 W8A8 B128, int8 weight-only B128, fp8 W8A8) and each sentence
+            set: one warm-up pass, then the median of --repeats timed passes of tokenize + embed over the
+            whole set at --batch-size (sentences sorted by length first, as sentence-transformers does).
+            Reports sentences/s, the process's peak resident memory during the passes (VmHWM, reset per
+            configuration) and the bytes of the model's parameters. Default sets: the fixture's sentences
+            (Tests/Fixtures/minilm/sentences.json) and Tests/Fixtures/minilm/bench-sentences.jsonl.
             """,
+        options: [
+            .text("model", placeholder: "DIR", "the model directory (required)"),
+            .text("sentences", placeholder: "FILE", repeatable: true, "a .jsonl or .txt sentence set"),
+            .integer("batch-size", default: 32, in: 1...65536, "sentences per forward pass (256 on a GPU)"),
+            .text("device", placeholder: "D", default: "cpu",
+                  validate: { _ = try EmbedModelOptions.device($0, command: "bench-embed") }, "cpu, cuda or cuda:N"),
+            .integer("repeats", default: 3, in: 1...1000, "timed passes per measurement"),
+            .text("json", placeholder: "OUT", "also write the results as JSON"),
+        ],
+        validate: { arguments in
+            guard arguments.string("model") != nil else {
+                throw TensorError(.invalidArgument, "bench-embed needs --model DIR (fetch it with "
+                    + "`scripts/fetch-minilm .models/all-MiniLM-L6-v2`)")
+            }
+        },
         run: run)
 
     struct Result: Codable {
@@ -48,16 +53,10 @@ enum BenchmarkEmbed {
         let results: [Result]
     }
 
-    static func run(_ arguments: CommandArguments) throws {
-        guard let directory = arguments.string("model") else {
-            throw TensorError(.invalidArgument, "bench-embed needs --model DIR (fetch it with "
-                + "`scripts/fetch-minilm .models/all-MiniLM-L6-v2`)")
-        }
-        let batchSize = try arguments.int("batch-size", default: 32)
-        let repeats = try arguments.int("repeats", default: 3)
-        guard batchSize > 0, repeats > 0 else {
-            throw TensorError(.invalidArgument, "bench-embed: --batch-size and --repeats must be positive")
-        }
+    static func run(_ arguments: ParsedArguments) throws {
+        let directory = arguments.string("model")!
+        let batchSize = arguments.int("batch-size")
+        let repeats = arguments.int("repeats")
         let device = try EmbedModelOptions.device(arguments.string("device") ?? "cpu", command: "bench-embed")
         let sets = try sentenceSets(arguments.strings("sentences"))
         let tokenizer = try WordPieceTokenizer(modelDirectory: directory)

@@ -8,24 +8,41 @@ enum Embed {
     static let command = Subcommand(
         name: "embed",
         summary: "sentence embeddings with all-MiniLM-L6-v2 (float32, INT8 or FP8 linears) on the CPU or CUDA",
-        help: """
-            usage: qlinear embed --model DIR --input FILE [--output FILE] [options]
-
-            Embeds each sentence of FILE with the sentence-transformers model in DIR (config.json,
-            model.safetensors, vocab.txt; get it with `scripts/fetch-minilm .models/all-MiniLM-L6-v2`):
-            a 384-dimensional unit vector per sentence, in input order.
-
-              --model DIR         the model directory
-              --input FILE        .jsonl (one JSON string per line), .txt (one sentence per line),
-                                  or - for standard input (text; --input-format jsonl for JSON lines)
-              --input-format F    jsonl or txt, instead of guessing from the extension
-              --output FILE       .safetensors (one F32 tensor `embeddings`, N x 384) or .jsonl (one
-                                  array per line); default: JSON lines on standard output
-            \(EmbedModelOptions.help)
-              --batch-size N      sentences per forward pass, default 32
-              --progress          draw the progress bar even when stderr is not a terminal
+        discussion: """
+            Embeds each sentence of --input with the sentence-transformers model in --model (config.json,
+            model.safetensors, vocab.txt; get it with `scripts/fetch-minilm .models/all-MiniLM-L6-v2`): a
+            384-dimensional unit vector per sentence, in input order. Input: .jsonl (one JSON string per
+            line, so a sentence may hold newlines), .txt (one sentence per line), or - for standard input
+            (text; --input-format jsonl for JSON lines). Output: .safetensors (one F32 tensor `embeddings`,
+            N x 384) or .jsonl (one array per line); JSON lines on standard output by default.
             """,
+        options: [
+            .text("model", placeholder: "DIR", "the model directory (required)"),
+            .text("input", placeholder: "FILE", "the sentences: .jsonl, .txt, or - for standard input (required)"),
+            .choice("input-format", ["jsonl", "txt"], default: "auto", "instead of guessing from the extension"),
+            .text("output", placeholder: "FILE", default: "-", "a .safetensors or .jsonl file, or - for stdout"),
+        ] + EmbedModelOptions.declared + [
+            .integer("batch-size", default: 32, in: 1...65536, "sentences per forward pass"),
+            .flag("progress", "draw the progress bar even when stderr is not a terminal"),
+        ],
+        validate: { arguments in
+            guard arguments.string("model") != nil else {
+                throw TensorError(.invalidArgument, "embed needs --model DIR (the all-MiniLM-L6-v2 directory; "
+                    + "fetch it with `scripts/fetch-minilm .models/all-MiniLM-L6-v2`)")
+            }
+            guard let input = arguments.string("input") else {
+                throw TensorError(.invalidArgument, "embed needs --input FILE (.jsonl, .txt, or - for standard input)")
+            }
+            _ = try output(arguments.string("output"))
+            _ = try EmbedInput.format(of: input, explicit: inputFormat(arguments))
+        },
         run: run)
+
+    /// `--input-format` when given explicitly.
+    static func inputFormat(_ arguments: ParsedArguments) -> String? {
+        let value = arguments.string("input-format")
+        return value == "auto" ? nil : value
+    }
 
     enum Output: Equatable {
         case standardOutput
@@ -44,25 +61,13 @@ enum Embed {
         }
     }
 
-    static func run(_ arguments: CommandArguments) throws {
-        guard arguments.positional.isEmpty else {
-            throw TensorError(.invalidArgument, "embed takes options only, got \(arguments.positional); "
-                + "see `qlinear embed --help`")
-        }
-        guard let directory = arguments.string("model") else {
-            throw TensorError(.invalidArgument, "embed needs --model DIR (the all-MiniLM-L6-v2 directory; fetch it "
-                + "with `scripts/fetch-minilm .models/all-MiniLM-L6-v2`)")
-        }
-        guard let inputPath = arguments.string("input") else {
-            throw TensorError(.invalidArgument, "embed needs --input FILE (.jsonl, .txt, or - for standard input)")
-        }
-        let batchSize = try arguments.int("batch-size", default: 32)
-        guard batchSize > 0 else {
-            throw TensorError(.invalidArgument, "embed: --batch-size must be positive, got \(batchSize)")
-        }
+    static func run(_ arguments: ParsedArguments) throws {
+        let directory = arguments.string("model")!
+        let inputPath = arguments.string("input")!
+        let batchSize = arguments.int("batch-size")
         let output = try output(arguments.string("output"))
         let options = try EmbedModelOptions(arguments)
-        let format = try EmbedInput.format(of: inputPath, explicit: arguments.string("input-format"))
+        let format = try EmbedInput.format(of: inputPath, explicit: inputFormat(arguments))
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw TensorError(.io, "embed: the model directory `\(directory)` does not exist; fetch the model with "

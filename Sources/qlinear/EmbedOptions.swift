@@ -15,39 +15,31 @@ struct EmbedModelOptions {
     var floatInput = LinearOptions.FloatInputMode.quantizeInput
     var device = Device.cpu
 
-    static let help = """
-          --format F          linear layers: none (float32, default), int8_blockwise, float8_e4m3fn
-          --block-size B      INT8 block size, default 128
-          --rounding R        INT8 rounding: nearest (default, half to even) or toward-zero
-          --weight-only       use quantized weights dequantized (float activations) instead of W8A8
-          --device D          cpu (default) or cuda (GPU 0; cuda:N for GPU N)
-        """
+    /// The options of `embed` and `bench-embed` that choose the model's format and device.
+    static let declared: [CommandOption] = [
+        .choice("format", ["none", "int8_blockwise", "float8_e4m3fn"],
+                aliases: ["fp32": "none", "float32": "none", "int8": "int8_blockwise", "fp8": "float8_e4m3fn"],
+                default: "none", "the linear layers: float32, block-wise INT8 or per-tensor FP8"),
+        .integer("block-size", placeholder: "B", default: 128, in: 1...(1 << 24), "INT8 block size"),
+        .choice("rounding", ["nearest", "toward-zero"], aliases: ["nearest-even": "nearest", "truncate": "toward-zero"],
+                default: "nearest", "INT8 rounding: half to even, or truncation"),
+        .flag("weight-only", "use quantized weights dequantized (float activations) instead of W8A8"),
+        .text("device", placeholder: "D", default: "cpu", validate: { _ = try device($0, command: "qlinear") },
+              "cpu, cuda (GPU 0) or cuda:N"),
+    ]
 
     init() {}
 
-    init(_ arguments: CommandArguments) throws {
-        let command = arguments.command
-        let blockSize = try arguments.int("block-size", default: 128)
-        guard blockSize > 0 else {
-            throw TensorError(.invalidBlockSize, "\(command): --block-size must be positive, got \(blockSize)")
-        }
-        let rounding: Rounding
-        switch arguments.string("rounding") ?? "nearest" {
-        case "nearest", "nearest-even": rounding = .nearestEven
-        case "toward-zero", "truncate": rounding = .towardZero
-        case let other:
-            throw TensorError(.invalidArgument, "\(command): --rounding `\(other)` is not nearest or toward-zero")
-        }
-        switch arguments.string("format") ?? "none" {
-        case "none", "float32", "fp32": format = .none
-        case "int8_blockwise", "int8": format = .int8Blockwise(blockSize: blockSize, rounding: rounding)
-        case "float8_e4m3fn", "fp8": format = .float8
-        case let other:
-            throw TensorError(.invalidArgument, "\(command): --format `\(other)` is not none, int8_blockwise or "
-                + "float8_e4m3fn")
+    /// The options as parsed (values already checked against `declared`).
+    init(_ arguments: ParsedArguments) throws {
+        let rounding: Rounding = arguments.string("rounding") == "toward-zero" ? .towardZero : .nearestEven
+        switch arguments.string("format") {
+        case "int8_blockwise": format = .int8Blockwise(blockSize: arguments.int("block-size"), rounding: rounding)
+        case "float8_e4m3fn": format = .float8
+        default: format = .none
         }
         floatInput = arguments.flag("weight-only") ? .dequantizeWeight : .quantizeInput
-        device = try Self.device(arguments.string("device") ?? "cpu", command: command)
+        device = try Self.device(arguments.string("device") ?? "cpu", command: arguments.command.name)
     }
 
     static func device(_ text: String, command: String) throws -> Device {
