@@ -19,7 +19,8 @@ enum Embed {
         options: [
             .text("model", placeholder: "DIR", "the model directory (required)"),
             .text("input", placeholder: "FILE", "the sentences: .jsonl, .txt, or - for standard input (required)"),
-            .choice("input-format", ["jsonl", "txt"], default: "auto", "instead of guessing from the extension"),
+            .choice("input-format", ["auto", "jsonl", "txt"], default: "auto",
+                    "jsonl or txt instead of guessing from the extension"),
             .text("output", placeholder: "FILE", default: "-", "a .safetensors or .jsonl file, or - for stdout"),
         ] + EmbedModelOptions.declared + [
             .integer("batch-size", default: 32, in: 1...65536, "sentences per forward pass"),
