@@ -20,7 +20,7 @@ enum BlockWiseINT8CPU {
         guard tensor.device == .cpu, tensor.rank >= 1 else { return nil }
         try QuantizationInput.check(tensor, layout: BlockWiseINT8Layout.name)
         let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(tensor.shape)
-        let rowBlocks = (rows + layout.blockRows - 1) / layout.blockRows
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, layout.blockRows)
         // The kernel writes every code (zeros for all-zero blocks) and every scale.
         let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .int8)
         let scales = try Tensor(uninitializedShape: layout.scaleShape(for: tensor.shape), dtype: .float32)

@@ -17,8 +17,8 @@ public enum BlockWiseINT8Reference {
         try QuantizationInput.checkFinite(values, shape: shape, layout: BlockWiseINT8Layout.name)
         let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(shape)
         let (br, bc) = (layout.blockRows, layout.blockColumns)
-        let rowBlocks = (rows + br - 1) / br
-        let columnBlocks = (columns + bc - 1) / bc
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, br)
+        let columnBlocks = ShapeArithmetic.ceilDiv(columns, bc)
         var codes = [Int8](repeating: 0, count: values.count)
         var scales = [Float](repeating: 0, count: batches * rowBlocks * columnBlocks)
         for batch in 0..<batches {
@@ -48,8 +48,8 @@ public enum BlockWiseINT8Reference {
     public static func dequantize(_ codes: [Int8], scales: [Float], shape: [Int], layout: BlockWiseINT8Layout)
         -> [Float] {
         let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(shape)
-        let rowBlocks = (rows + layout.blockRows - 1) / layout.blockRows
-        let columnBlocks = (columns + layout.blockColumns - 1) / layout.blockColumns
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, layout.blockRows)
+        let columnBlocks = ShapeArithmetic.ceilDiv(columns, layout.blockColumns)
         var values = [Float](repeating: 0, count: codes.count)
         for batch in 0..<batches {
             for r in 0..<rows {
@@ -72,7 +72,7 @@ public enum BlockWiseINT8Reference {
     public static func linear(inputCodes qx: [Int8], inputScales sx: [Float], m: Int, k: Int,
                               weightCodes qw: [Int8], weightScales sw: [Float], n: Int,
                               weightBlockRows bn: Int, blockColumns bk: Int, bias: [Float]?) -> [Float] {
-        let kBlocks = (k + bk - 1) / bk
+        let kBlocks = ShapeArithmetic.ceilDiv(k, bk)
         var y = [Float](repeating: 0, count: m * n)
         for row in 0..<m {
             for column in 0..<n {

@@ -61,9 +61,9 @@ enum Convert {
         let blockSize = try arguments.int("block-size", default: ComfyQuantFormat.defaultGroupSize)
         switch arguments.string("format") ?? "int8_blockwise" {
         case "int8_blockwise", "int8":
-            guard blockSize > 0 else {
-                throw TensorError(.invalidBlockSize, "convert: --block-size must be positive, got \(blockSize)")
-            }
+            // The layout checks the block size (1...BlockWiseINT8Layout.maximumBlockDimension), the limit the
+            // reader applies to group_size, before any file is opened.
+            _ = try BlockWiseINT8Layout.weight(blockSize: blockSize)
             options.format = .int8Blockwise(groupSize: blockSize)
         case "float8_e4m3fn", "fp8":
             options.format = .float8E4M3FN
