@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// The element types a safetensors header can name, as spelled in its `dtype` field: the official
 /// reader's list (safetensors `Dtype`, checked against its source and the `safetensors` 0.8.0 package),

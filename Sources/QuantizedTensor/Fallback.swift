@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// What happens when an op on a quantized tensor has no native handler that accepts it.
 public enum FallbackPolicy: String, Sendable, CaseIterable {

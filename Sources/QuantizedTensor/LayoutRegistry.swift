@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// Handlers keyed by (op, layout name), and the dispatcher that routes op calls through them.
 ///
@@ -25,13 +25,22 @@ public final class LayoutRegistry: @unchecked Sendable {
     private var layouts: [String: any QuantizedLayout.Type] = [:]
     private var quantizers: [String: [QuantizeKernel]] = [:]
 
-    /// A backend implementation of a layout's quantization (the plain one is the layout's own).
+    /// A fast implementation of a layout's quantization (the plain one is the layout's own), for
+    /// tensors on the device kinds it serves; it returns `nil` to decline a tensor.
     public struct QuantizeKernel: Sendable {
-        public let backend: DeviceKind
+        public let backends: Set<DeviceKind>
         public let body: @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?
+
+        /// A quantizer for tensors on `backend`'s devices only.
         public init(backend: DeviceKind,
                     _ body: @escaping @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?) {
-            self.backend = backend
+            self.init(backends: [backend], body)
+        }
+
+        /// A quantizer for tensors on any of `backends` (every kind by default).
+        public init(backends: Set<DeviceKind> = Set(DeviceKind.allCases),
+                    _ body: @escaping @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?) {
+            self.backends = backends
             self.body = body
         }
     }
@@ -68,9 +77,11 @@ public final class LayoutRegistry: @unchecked Sendable {
         lock.withLock { layouts[name] }
     }
 
-    /// The device kinds with a native handler for (op, layout), empty when only the fallback exists.
+    /// The device kinds with a native handler for (op, layout), in ``DeviceKind`` order; empty when
+    /// only the fallback exists.
     public func nativeBackends(for op: Op, layout: String) -> [DeviceKind] {
-        lock.withLock { handlers[Key(op: op, layout: layout)]?.map(\.backend) ?? [] }
+        let served = lock.withLock { Set((handlers[Key(op: op, layout: layout)] ?? []).flatMap(\.backends)) }
+        return DeviceKind.allCases.filter(served.contains)
     }
 
     /// A table of every op against every registered layout: the backends with a native handler,
@@ -99,7 +110,7 @@ public final class LayoutRegistry: @unchecked Sendable {
     /// Quantizes with a registered backend kernel for the tensor's device, else the layout's own.
     func quantize(_ tensor: Tensor, layout: any QuantizedLayout) throws -> QuantizedTensor {
         let kernels = lock.withLock { quantizers[layout.name] ?? [] }
-        for kernel in kernels where kernel.backend == tensor.device.kind {
+        for kernel in kernels where kernel.backends.contains(tensor.device.kind) {
             if let result = try kernel.body(tensor, layout) { return result }
         }
         return try layout.quantize(tensor)
@@ -119,7 +130,7 @@ public final class LayoutRegistry: @unchecked Sendable {
         let kind = call.device.kind
         for q in quantizedOperands where triedLayouts.insert(q.layout.name).inserted {
             let candidates = lock.withLock { handlers[Key(op: call.op, layout: q.layout.name)] ?? [] }
-            for handler in candidates where handler.backend == kind {
+            for handler in candidates where handler.backends.contains(kind) {
                 switch try handler.body(call) {
                 case .done(let result): return result
                 case .declined(let reason): reasons.append(reason)
@@ -127,7 +138,7 @@ public final class LayoutRegistry: @unchecked Sendable {
             }
             if candidates.isEmpty {
                 reasons.append("no native handler")
-            } else if !candidates.contains(where: { $0.backend == kind }) {
+            } else if !candidates.contains(where: { $0.backends.contains(kind) }) {
                 reasons.append("no handler for \(kind.rawValue) tensors")
             }
         }
