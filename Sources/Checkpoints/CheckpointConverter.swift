@@ -321,7 +321,7 @@ public enum CheckpointConverter {
                                        scale: Tensor([scale], shape: []), shape: shape, originalDType: dtype)
         case .int8Blockwise(let groupSize):
             let int8 = layout as! BlockWiseINT8Layout
-            let scales = amax.map { $0 / 127 }
+            let scales = amax.map(BlockWiseINT8Reference.scale(forAmax:))
             let columns = shape[1]
             let columnBlocks = ShapeArithmetic.ceilDiv(columns, groupSize)
             var codes = [Int8](repeating: 0, count: values.count)

@@ -10,6 +10,16 @@ public enum BlockWiseINT8Reference {
         Int8(min(max(rounding.apply(value / scale), -127), 127))
     }
 
+    /// The scale of a block whose largest magnitude is `amax`: `amax / 127`, except where
+    /// `127 * (amax / 127)` overflows (amax within about an ulp of `Float.greatestFiniteMagnitude`),
+    /// where it is one float step lower, so that every code dequantizes finite (`|q * scale| <= 127 *
+    /// scale < infinity`). Bit-identical to `amax / 127` for every other amax.
+    @inline(__always)
+    public static func scale(forAmax amax: Float) -> Float {
+        let scale = amax / 127
+        return (scale * 127).isFinite ? scale : scale.nextDown
+    }
+
     /// Codes (same order as `values`) and scales (row-major over the scale grid).
     /// - Throws: ``TensorError/Code/nonFiniteValue`` for NaN or infinity.
     public static func quantize(_ values: UnsafeBufferPointer<Float>, shape: [Int], layout: BlockWiseINT8Layout)
@@ -30,7 +40,7 @@ public enum BlockWiseINT8Reference {
                     let columnRange = cb * bc..<min(columns, (cb + 1) * bc)
                     var amax: Float = 0
                     for r in rowRange { for c in columnRange { amax = max(amax, abs(values[base + r * columns + c])) } }
-                    let scale = amax / 127
+                    let scale = scale(forAmax: amax)
                     scales[(batch * rowBlocks + rb) * columnBlocks + cb] = scale
                     guard scale > 0 else { continue }
                     for r in rowRange {
@@ -66,7 +76,7 @@ public enum BlockWiseINT8Reference {
     }
 
     /// W8A8 linear:
-    /// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n / Bn, j] + b[n]`,
+    /// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n / Bn, j]) + b[n]`,
     /// inner sums exact in int32, outer sum in float32.
     /// - Parameters:
     ///   - input: codes `(M, K)` and scales `(M, ceil(K / Bk))`.
@@ -84,7 +94,9 @@ public enum BlockWiseINT8Reference {
                     for p in j * bk..<min(k, (j + 1) * bk) {
                         sum &+= Int32(qx[row * k + p]) * Int32(qw[column * k + p])
                     }
-                    total += Float(sum) * sx[row * kBlocks + j] * sw[(column / bn) * kBlocks + j]
+                    // The scales are multiplied first (NOTES.md, numerics): `(float(sum) * sx) * sw`
+                    // overflows for large inputs whose result is finite.
+                    total += Float(sum) * (sx[row * kBlocks + j] * sw[(column / bn) * kBlocks + j])
                 }
                 y[row * n + column] = total + (bias?[column] ?? 0)
             }

@@ -78,6 +78,15 @@ enum BlockWiseINT8CPU {
                 }
             }
         }
+        // The kernel marks a block that met a NaN or infinity with scale NaN; like quantizing that
+        // tensor with fromFloat, this is an error, never a silent zero.
+        try scales.withUnsafeFloats { values in
+            if let index = values.firstIndex(where: { $0.isNaN }) {
+                throw TensorError(.nonFiniteValue, "gelu on a block-wise INT8 tensor: block \(index) of the result "
+                    + "holds NaN or infinity (is the input's scale \(try source.scales.floats()[index])?); "
+                    + "quantizing it would write garbage. Check the input's scales for NaN/infinity")
+            }
+        }
         return INT8Parts(codes: codes, scales: scales)
     }
 

@@ -117,7 +117,7 @@ int ck_i8_quantize(const float *x, int64_t rows, int64_t cols, int64_t br, int64
                 float a = seg_amax(x + base + r * cols + c0, len, &bad, path);
                 amax = a > amax ? a : amax;
             }
-            const float scale = amax / 127.0f;
+            const float scale = ck_i8_scale(amax);
             scales[b * col_blocks + cb] = scale;
             for (int64_t r = r0; r < r1; r++) {
                 int8_t *dst = q + base + r * cols + c0;
@@ -267,7 +267,8 @@ static int gemm_portable(const ck_i8_gemm_args *a, int64_t n0, int64_t n1) {
                     const int64_t p1 = (j + 1) * bk < k ? (j + 1) * bk : k;
                     int32_t sum = 0;
                     for (int64_t p = j * bk; p < p1; p++) sum += (int32_t)xr[p] * (int32_t)wr[p];
-                    total += (float)sum * a->sx[r * kb + j] * a->sw[(col / a->bn) * kb + j];
+                    // The INT8 output rule (NOTES.md, numerics): float(sum) * (sx * sw), scales first.
+                    total += (float)sum * (a->sx[r * kb + j] * a->sw[(col / a->bn) * kb + j]);
                 }
                 tile[r * TILE + c] = total;
             }
@@ -306,8 +307,10 @@ CK_AVX2 static void ukernel_avx2(const int16_t *a, int64_t lda, const int16_t *w
         float *ci = c + i * ldc;
 #pragma clang loop unroll(full)
         for (int v = 0; v < V; v++) {
-            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][v]), si);
-            _mm256_storeu_ps(ci + 8 * v, _mm256_fmadd_ps(f, _mm256_loadu_ps(sw + 8 * v), _mm256_loadu_ps(ci + 8 * v)));
+            // c += float(sum) * (sx * sw): scales multiplied first, then one product, then one add.
+            const __m256 s = _mm256_mul_ps(si, _mm256_loadu_ps(sw + 8 * v));
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][v]), s);
+            _mm256_storeu_ps(ci + 8 * v, _mm256_add_ps(_mm256_loadu_ps(ci + 8 * v), f));
         }
     }
 }
@@ -393,10 +396,11 @@ CK_VNNI static void ukernel_vnni(const uint8_t *a, int64_t lda, const int8_t *w,
     for (int i = 0; i < VNNI_MR; i++) {
         const __m512 si = _mm512_set1_ps(sx[i * ldsx]);
         float *ci = c + i * ldc;
-        __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], corr0)), si);
-        __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], corr1)), si);
-        _mm512_storeu_ps(ci, _mm512_fmadd_ps(f0, s0, _mm512_loadu_ps(ci)));
-        _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(f1, s1, _mm512_loadu_ps(ci + 16)));
+        // c += float(sum) * (sx * sw): scales multiplied first, then one product, then one add.
+        __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], corr0)), _mm512_mul_ps(si, s0));
+        __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], corr1)), _mm512_mul_ps(si, s1));
+        _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), f0));
+        _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), f1));
     }
 }
 
@@ -512,7 +516,7 @@ void ck_i8_gemv(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int path) {
 #else
                 const int32_t sum = dot_i8_portable(xr + p0, wr + p0, len);
 #endif
-                total += (float)sum * a->sx[r * kb + j] * swr[j];
+                total += (float)sum * (a->sx[r * kb + j] * swr[j]);   // scales first (NOTES.md, numerics)
             }
             store_one(a->out, a->out_dtype, r * a->n + col, total + (a->bias ? a->bias[col] : 0.0f));
         }
@@ -567,8 +571,9 @@ static void i8_decode_row(const void *context, int64_t col, int64_t c0, int64_t 
 }
 
 #if CK_X86
-/// R input rows (1 to 4) of the weight-only GEMV for one weight row: the codes are converted to
-/// float in registers and used for every row (y = sum_j s_j sum_{k in j} x q), never stored.
+/// R input rows (1 to 4) of the weight-only GEMV for one weight row: the codes are dequantized in
+/// registers (w = q * s, exactly dequantize's value) and used for every row (y = sum_k x w), never
+/// stored. Not `s * sum(x q)`: that overflows for large x where the true result is finite.
 CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float *x, int64_t k, const int8_t *wr,
                                                                      const float *swr, int64_t bk, float *y,
                                                                      const int R) {
@@ -579,6 +584,7 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
     for (int64_t j = 0; j < kb; j++) {
         const int64_t p0 = j * bk, len = k - p0 < bk ? k - p0 : bk;
         const int8_t *wb = wr + p0;
+        const __m256 s = _mm256_set1_ps(swr[j]);
         __m256 acc[4][U];
         for (int r = 0; r < R; r++)
             for (int u = 0; u < U; u++) acc[r][u] = _mm256_setzero_ps();
@@ -587,20 +593,17 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
 #pragma clang loop unroll(full)
             for (int u = 0; u < (R == 1 ? 4 : 2); u++) {
                 const __m128i codes = _mm_loadl_epi64((const __m128i *)(wb + t + 8 * u));
-                const __m256 wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+                const __m256 wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), s);
 #pragma clang loop unroll(full)
                 for (int r = 0; r < R; r++)
                     acc[r][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + p0 + t + 8 * u), wv, acc[r][u]);
             }
         }
-        const __m256 s = _mm256_set1_ps(swr[j]);
         for (int r = 0; r < R; r++) {
-            float rest = 0;
-            for (int64_t t = vlen; t < len; t++) rest += x[r * k + p0 + t] * (float)wb[t];
-            tail[r] += rest * swr[j];
+            for (int64_t t = vlen; t < len; t++) tail[r] += x[r * k + p0 + t] * ((float)wb[t] * swr[j]);
             const __m256 block =
                 _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
-            total[r] = _mm256_fmadd_ps(block, s, total[r]);
+            total[r] = _mm256_add_ps(total[r], block);
         }
     }
     for (int r = 0; r < R; r++) {

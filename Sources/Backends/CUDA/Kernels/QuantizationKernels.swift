@@ -57,6 +57,13 @@ template <int N> __device__ __forceinline__ void source_values(const void* src, 
 #endif
 }
 
+// The INT8 block scale (NOTES.md, numerics): amax / 127, one float step lower where 127 * scale would
+// overflow, so the code 127 dequantizes finite; bit-identical to amax / 127 for every other amax.
+__device__ __forceinline__ float i8_scale(float amax) {
+    const float scale = __fdiv_rn(amax, 127.0f);
+    return __fmul_rn(scale, 127.0f) > 3.40282347e38f ? nextafterf(scale, 0.0f) : scale;
+}
+
 __device__ __forceinline__ float int8_code(float v, float scale) {
     if (!(scale > 0.0f)) return 0.0f;
     float t = __fdiv_rn(v, scale);
@@ -104,7 +111,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
         }
         amax = warp_max(amax, G);
         if (bad && flag) atomicOr(flag, 1u);
-        const float scale = __fdiv_rn(amax, 127.0f);
+        const float scale = i8_scale(amax);
         if (valid && sub == 0) scales[block] = scale;
         #pragma unroll
         for (int j = 0; j < CPL; ++j) {
@@ -147,7 +154,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_blocks(
         __syncthreads();
         amax = 0.0f;
         for (int k = 0; k < (int)(blockDim.x >> 5); ++k) amax = fmaxf(amax, partial[k]);
-        const float scale = __fdiv_rn(amax, 127.0f);
+        const float scale = i8_scale(amax);
         if (threadIdx.x == 0) scales[block] = scale;
         for (i64 e = threadIdx.x; e < h * w; e += blockDim.x) {
             const i64 i = (b * R + r0 + e / w) * C + c0 + e % w;
