@@ -9,8 +9,9 @@ struct Subcommand: Sendable {
     let run: @Sendable (CommandArguments) throws -> Void
 
     /// Every subcommand; the first is the default.
-    static let all: [Subcommand] = [Demo.command, Benchmark.command, BenchmarkCUDA.command, Convert.command,
-                                    Inspect.command, Export.command, Synthesize.command]
+    static let all: [Subcommand] = [Demo.command, Benchmark.command, BenchmarkConcurrency.command,
+                                    BenchmarkCUDA.command, Convert.command, Inspect.command, Export.command,
+                                    Synthesize.command]
 
     static var usage: String {
         "usage: qlinear [COMMAND] [OPTIONS]\n\ncommands:\n"
