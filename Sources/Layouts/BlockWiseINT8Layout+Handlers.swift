@@ -107,7 +107,8 @@ extension BlockWiseINT8Layout {
         let kBlocks = (k + layout.blockColumns - 1) / layout.blockColumns
         let y = try kernels.linearINT8(
             inputCodes: quantizedInput.data.reshaped([m, k]), inputScales: quantizedInput.scale.reshaped([m, kBlocks]),
-            weight: weight, weightBlocks: layout.blocks, bias: operands.bias, outputDType: operands.input.floatDType)
+            weight: weight, weightBlocks: layout.blocks, bias: operands.bias, outputDType: operands.input.floatDType,
+            fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
         return try operands.output(y.orDecline().reshaped(operands.outputShape))
     }
 

@@ -93,7 +93,8 @@ extension TensorCoreFP8Layout {
         }
         let input = FP8Parts(codes: try quantizedInput.data.reshaped([m, k]), scale: quantizedInput.scale)
         let y = try kernels.linearFP8(input: input, weight: weight, bias: operands.bias,
-                                      outputDType: operands.input.floatDType)
+                                      outputDType: operands.input.floatDType,
+                                      fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
         return try operands.output(y.orDecline().reshaped(operands.outputShape))
     }
 }

@@ -11,7 +11,8 @@ import QLTensor
 /// 3. otherwise the fallback: subject to ``FallbackPolicy``, counted in ``FallbackStatistics``,
 ///    every quantized operand is dequantized and the dense op runs.
 /// ``Op/dequantize`` with no handler uses the layout's own ``QuantizedLayout/dequantize(_:to:)``,
-/// which is the definition of the layout, not a fallback.
+/// which is the definition of the layout, not a fallback; in place of a handler that declined, the
+/// same call is a fallback (recorded under the policy).
 public final class LayoutRegistry: @unchecked Sendable {
     public static let shared = LayoutRegistry()
 
@@ -126,6 +127,7 @@ public final class LayoutRegistry: @unchecked Sendable {
         if call.op.isGenericUtility { return try runGenericUtility(call) }
 
         var reasons: [String] = []
+        var handlerDeclined = false
         var triedLayouts: Set<String> = []
         let kind = call.device.kind
         for q in quantizedOperands where triedLayouts.insert(q.layout.name).inserted {
@@ -133,7 +135,9 @@ public final class LayoutRegistry: @unchecked Sendable {
             for handler in candidates where handler.backends.contains(kind) {
                 switch try handler.body(call) {
                 case .done(let result): return result
-                case .declined(let reason): reasons.append(reason)
+                case .declined(let reason):
+                    reasons.append(reason)
+                    handlerDeclined = true
                 }
             }
             if candidates.isEmpty {
@@ -143,12 +147,15 @@ public final class LayoutRegistry: @unchecked Sendable {
             }
         }
         let primary = quantizedOperands[0]
+        let event = FallbackEvent(op: call.op, layout: primary.layout.name, reason: reasons.joined(separator: "; "))
         if call.op == .dequantize {
+            // The layout's own dequantize is its definition; it is a fallback only in place of a
+            // handler that declined (a kernel that does not write the dtype asked for, say).
+            if handlerDeclined { try FallbackStatistics.shared.record(event) }
             return .dense(try primary.layout.dequantize(primary,
                                                         to: call.attributes.outputDType ?? primary.originalDType))
         }
-        try FallbackStatistics.shared.record(
-            FallbackEvent(op: call.op, layout: primary.layout.name, reason: reasons.joined(separator: "; ")))
+        try FallbackStatistics.shared.record(event)
         var dense = call
         dense.operands = try call.operands.map { operand in
             try operand.map { .dense(try $0.dequantized()) }

@@ -5,7 +5,9 @@
 /// (``DeviceBackends/kernels(for:)``) for one of these kernels: the handler decides *which layout
 /// handler* runs, the backend *which kernel*. Every kernel either computes (``KernelResult/done(_:)``)
 /// or declines with the reason it cannot (``KernelResult/declined(_:)``); the handler then declines
-/// too, and the registry's fallback runs, observably. Operands are on the backend's device; results
+/// too, and the registry's fallback runs, observably. A kernel that has a fallback path of its own
+/// (a slower general kernel, or dequantized operands and a float GEMM) reports it through the
+/// ``KernelFallback`` it is given before running it. Operands are on the backend's device; results
 /// are on the same device.
 ///
 /// Arithmetic (every backend; the layouts' references in `QLLayouts` define it):
@@ -32,7 +34,7 @@ package protocol QuantizedKernels: Sendable {
     /// W8A8: input codes `(M, K)` in 1 x Bk blocks with scales `(M, ceil(K / Bk))`, weight codes
     /// `(N, K)` in `weightBlocks`; returns `(M, N)` in `outputDType`.
     func linearINT8(inputCodes: Tensor, inputScales: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
-                    bias: Tensor?, outputDType: DType) throws -> KernelResult<Tensor>
+                    bias: Tensor?, outputDType: DType, fallback: KernelFallback) throws -> KernelResult<Tensor>
 
     /// Weight-only INT8: float input `(M, K)`; returns `(M, N)` in the input's dtype.
     func linearINT8WeightOnly(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
@@ -47,8 +49,8 @@ package protocol QuantizedKernels: Sendable {
     func dequantizeFP8(codes: Tensor, scale: Tensor, to dtype: DType) throws -> KernelResult<Tensor>
 
     /// FP8 x FP8: input codes `(M, K)`, weight codes `(N, K)`; returns `(M, N)` in `outputDType`.
-    func linearFP8(input: FP8Parts, weight: FP8Parts, bias: Tensor?, outputDType: DType) throws
-        -> KernelResult<Tensor>
+    func linearFP8(input: FP8Parts, weight: FP8Parts, bias: Tensor?, outputDType: DType,
+                   fallback: KernelFallback) throws -> KernelResult<Tensor>
 
     /// Weight-only FP8: float input `(M, K)`; returns `(M, N)` in the input's dtype.
     func linearFP8WeightOnly(input: Tensor, weight: FP8Parts, bias: Tensor?) throws -> KernelResult<Tensor>
@@ -58,6 +60,22 @@ package protocol QuantizedKernels: Sendable {
 package enum KernelResult<Value> {
     case done(Value)
     case declined(String)
+}
+
+/// Where a kernel reports that it is about to run a fallback path of its own instead of the kernel
+/// the problem asked for. The layout handler that called the kernel turns each report into a
+/// fallback event (`FallbackStatistics`: counted, recorded, and thrown under the `fail` policy), so
+/// the report comes before the fallback path runs.
+package struct KernelFallback: Sendable {
+    private let record: @Sendable (String) throws -> Void
+
+    package init(_ record: @escaping @Sendable (String) throws -> Void) {
+        self.record = record
+    }
+
+    /// Reports the fallback and why (what the kernel could not take, and what runs instead).
+    /// - Throws: ``TensorError/Code/fallbackForbidden`` under the `fail` policy.
+    package func report(_ reason: String) throws { try record(reason) }
 }
 
 /// The block shape and rounding of a block-wise INT8 tensor, as kernels see them.

@@ -151,24 +151,35 @@ struct CUDAQuantizedTests {
     }
 
     /// W8A8 on the GPU against the CPU handler (the same arithmetic), weight-only against the CPU's.
+    /// Shapes no tensor-core kernel takes (K % 16 != 0, block sizes the kernels lack) run on the SIMT
+    /// kernel, and say so: one recorded fallback whose reason names it, and nothing else.
     @Test(arguments: blockCases, [DType.float32, .bfloat16])
     func int8Linear(block: (Int, Rounding), dtype: DType) throws {
         let (size, rounding) = block
-        try strict {
-            for (m, n, k) in [(37, 96, 200), (2, 64, 256), (1, 33, 77), (70, 130, 384)] {
-                let x = try Tensor.randomNormal([m, k], dtype: dtype, seed: UInt64(m * 7 + k))
-                let w = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: UInt64(n * 3 + k))
-                let b = try Tensor.randomNormal([n], dtype: dtype, seed: UInt64(n))
-                let qw = try QuantizedTensor.fromFloat(w,
-                    layout: BlockWiseINT8Layout.weight(blockSize: size, rounding: rounding))
-                let qwGPU = try qw.to(gpu)
-                for mode in LinearOptions.FloatInputMode.allCases {
-                    let options = LinearOptions(floatInput: mode)
-                    let expected = try linear(x, qw, bias: b, options: options).dequantized()
-                    let y = try linear(x.to(gpu), qwGPU, bias: b.to(gpu), options: options).dequantized()
-                    #expect(y.device == gpu && y.dtype == dtype && y.shape == [m, n])
-                    let tolerance = mode == .quantizeInput && dtype == .float32 ? 1e-6 : 1e-2
-                    #expect(relativeError(try y.floats(), try expected.floats()) < tolerance, "\(mode) \(m)x\(n)x\(k)")
+        registerBuiltinLayouts()
+        for (m, n, k) in [(37, 96, 200), (2, 64, 256), (1, 33, 77), (70, 130, 384)] {
+            let x = try Tensor.randomNormal([m, k], dtype: dtype, seed: UInt64(m * 7 + k))
+            let w = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: UInt64(n * 3 + k))
+            let b = try Tensor.randomNormal([n], dtype: dtype, seed: UInt64(n))
+            let qw = try QuantizedTensor.fromFloat(w,
+                layout: BlockWiseINT8Layout.weight(blockSize: size, rounding: rounding))
+            let qwGPU = try qw.to(gpu)
+            for mode in LinearOptions.FloatInputMode.allCases {
+                let options = LinearOptions(floatInput: mode)
+                let expected = try withoutFallback { try linear(x, qw, bias: b, options: options).dequantized() }
+                let (y, events) = try withFallback {
+                    try linear(x.to(gpu), qwGPU, bias: b.to(gpu), options: options).dequantized()
+                }
+                #expect(y.device == gpu && y.dtype == dtype && y.shape == [m, n])
+                let tolerance = mode == .quantizeInput && dtype == .float32 ? 1e-6 : 1e-2
+                #expect(relativeError(try y.floats(), try expected.floats()) < tolerance, "\(mode) \(m)x\(n)x\(k)")
+                #expect(events.allSatisfy { $0.op == .linear && $0.reason.contains("SIMT") }, "\(events)")
+                if mode == .dequantizeWeight || k % 16 != 0 {
+                    let wanted = mode == .quantizeInput ? 1 : 0
+                    #expect(events.count == wanted, "\(mode) \(m)x\(n)x\(k): \(events)")
+                } else {
+                    // The tensor cores take it unless the block size rules them all out.
+                    #expect(events.count <= 1, "\(mode) \(m)x\(n)x\(k): \(events)")
                 }
             }
         }
@@ -176,20 +187,24 @@ struct CUDAQuantizedTests {
 
     @Test(arguments: [DType.float32, .bfloat16, .float16])
     func fp8Linear(dtype: DType) throws {
-        try strict {
-            // 64x128x256 takes the FP8 tensor cores; 5x40x72 (N, K not multiples of 16) the float32 path.
-            for (batch, m, n, k) in [([2, 3], 64, 128, 256), ([], 5, 40, 72), ([], 2, 256, 512)] {
-                let x = try Tensor.randomNormal(batch + [m, k], dtype: dtype, seed: UInt64(m + k))
-                let w = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: UInt64(n + 1))
-                let b = try Tensor.randomNormal([n], dtype: dtype, seed: UInt64(n + 2))
-                let qw = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
-                for mode in LinearOptions.FloatInputMode.allCases {
-                    let options = LinearOptions(floatInput: mode)
-                    let expected = try linear(x, qw, bias: b, options: options).dequantized()
-                    let y = try linear(x.to(gpu), qw.to(gpu), bias: b.to(gpu), options: options).dequantized()
-                    #expect(y.shape == batch + [m, n] && y.dtype == dtype)
-                    #expect(relativeError(try y.floats(), try expected.floats()) < 1e-2, "\(mode) \(m)x\(n)x\(k)")
+        registerBuiltinLayouts()
+        // 64x128x256 and 2x256x512 take the FP8 tensor cores; 5x40x72 (N, K not multiples of 16) the
+        // float32 path, as one recorded fallback.
+        for (batch, m, n, k) in [([2, 3], 64, 128, 256), ([], 5, 40, 72), ([], 2, 256, 512)] {
+            let x = try Tensor.randomNormal(batch + [m, k], dtype: dtype, seed: UInt64(m + k))
+            let w = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: UInt64(n + 1))
+            let b = try Tensor.randomNormal([n], dtype: dtype, seed: UInt64(n + 2))
+            let qw = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
+            for mode in LinearOptions.FloatInputMode.allCases {
+                let options = LinearOptions(floatInput: mode)
+                let expected = try withoutFallback { try linear(x, qw, bias: b, options: options).dequantized() }
+                let (y, events) = try withFallback {
+                    try linear(x.to(gpu), qw.to(gpu), bias: b.to(gpu), options: options).dequantized()
                 }
+                #expect(y.shape == batch + [m, n] && y.dtype == dtype)
+                #expect(relativeError(try y.floats(), try expected.floats()) < 1e-2, "\(mode) \(m)x\(n)x\(k)")
+                let fallsBack = mode == .quantizeInput && k % 16 != 0
+                #expect(events.count == (fallsBack ? 1 : 0), "\(mode) \(m)x\(n)x\(k): \(events)")
             }
         }
     }
@@ -230,6 +245,28 @@ struct CUDAQuantizedTests {
                 #expect(updated.layout.isEqual(to: q.layout) && updated.device == gpu)
                 #expect(relativeError(try updated.dequantize().floats(), try expected.dequantize().floats()) < 1e-3)
             }
+        }
+    }
+
+    /// A decline forced on each CUDA linear kernel: K = 72 is not a multiple of 16, so neither
+    /// cuBLASLt's FP8 matmul nor any tensor-core INT8 GEMM takes it. Each is a recorded fallback with
+    /// the kernel's reason, and the `fail` policy stops it.
+    @Test func kernelFallbacksAreRecordedAndStoppedByFail() throws {
+        registerBuiltinLayouts()
+        let x = try Tensor.randomNormal([5, 72], dtype: .bfloat16, seed: 51).to(gpu)
+        let w = try Tensor.randomNormal([48, 72], standardDeviation: 0.05, seed: 52)
+        let cases: [(any QuantizedLayout, String)] = [(TensorCoreFP8Layout.dynamic, "K % 16 == 0, K = 72"),
+                                                      (try BlockWiseINT8Layout.weight(blockSize: 32), "SIMT")]
+        for (layout, reason) in cases {
+            let qw = try QuantizedTensor.fromFloat(w, layout: layout).to(gpu)
+            let error = #expect(throws: TensorError.self) { try withoutFallback { try linear(x, qw) } }
+            #expect(error?.code == .fallbackForbidden, "\(layout)")
+            #expect(error?.message.contains(reason) == true, "\(layout): \(error?.message ?? "")")
+            let before = FallbackStatistics.shared.count(op: .linear, layout: layout.name)
+            let (y, events) = try withFallback { try linear(x, qw).dequantized() }
+            #expect(y.device == gpu && y.shape == [5, 48])
+            #expect(events.count == 1 && events.first?.reason.contains(reason) == true, "\(layout): \(events)")
+            #expect(FallbackStatistics.shared.count(op: .linear, layout: layout.name) >= before + 1)
         }
     }
 

@@ -1,9 +1,9 @@
 import QLTensor
 
-/// The kernel contract on the CPU: every kernel computes (none declines), on the C kernels of
-/// ``BlockWiseINT8CPU`` and ``FP8CPU``. A quantization with a transform that has no fused kernel
-/// runs in three passes with the same result: dequantize to float32, transform, round to `roundTo`,
-/// quantize.
+/// The kernel contract on the CPU, on the C kernels of ``BlockWiseINT8CPU`` and ``FP8CPU``: every
+/// GEMM takes every shape (no fallback to report); dequantize declines dtypes it does not write. A
+/// quantization with a transform that has no fused kernel runs in three passes with the same result
+/// (bit-identical): dequantize to float32, transform, round to `roundTo`, quantize.
 extension CPUBackend: QuantizedKernels {
     package func quantizeINT8(_ source: QuantizationSource, shape: [Int], blocks: INT8Blocks,
                               transform: QuantizationTransform, roundTo: DType,
@@ -27,7 +27,8 @@ extension CPUBackend: QuantizedKernels {
     }
 
     package func linearINT8(inputCodes: Tensor, inputScales: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
-                            bias: Tensor?, outputDType: DType) throws -> KernelResult<Tensor> {
+                            bias: Tensor?, outputDType: DType, fallback: KernelFallback) throws
+        -> KernelResult<Tensor> {
         .done(try BlockWiseINT8CPU.linearW8A8(inputCodes: inputCodes, inputScales: inputScales, weight: weight,
                                               blocks: weightBlocks, bias: bias, outputDType: outputDType))
     }
@@ -50,8 +51,8 @@ extension CPUBackend: QuantizedKernels {
         return .done(result)
     }
 
-    package func linearFP8(input: FP8Parts, weight: FP8Parts, bias: Tensor?, outputDType: DType) throws
-        -> KernelResult<Tensor> {
+    package func linearFP8(input: FP8Parts, weight: FP8Parts, bias: Tensor?, outputDType: DType,
+                           fallback: KernelFallback) throws -> KernelResult<Tensor> {
         // Products of two e4m3 values are exact in float32, so decoding both and multiplying in
         // float32 is the FP8 x FP8 product; the scales apply once, after the sum.
         let (m, k) = (input.codes.shape[0], input.codes.shape[1])

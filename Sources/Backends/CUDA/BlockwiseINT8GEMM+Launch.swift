@@ -11,13 +11,11 @@ import QLTensor
 /// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
 /// | `bw8_gemm_mma` | sm_80+, K % 16 == 0, B % 32 == 0 |
 ///
-/// and `nil` otherwise, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
+/// and otherwise the reason none fits, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
 /// float32, float16 or bfloat16.
 enum BlockwiseINT8GEMM {
-    static let portable = KernelSource(name: "bw8_portable", text: BlockwiseINT8GEMMKernels.portableProgram,
-                                       contractsMultiplyAdd: true)
-    static let hopper = KernelSource(name: "bw8_hopper", text: BlockwiseINT8GEMMKernels.hopperProgram,
-                                     needsArchSpecific: true, contractsMultiplyAdd: true)
+    static let portable = KernelSource(file: "bw8_portable", contractsMultiplyAdd: true)
+    static let hopper = KernelSource(file: "bw8_hopper", needsArchSpecific: true, contractsMultiplyAdd: true)
 
     enum Plan: Equatable {
         case gemv
@@ -25,20 +23,36 @@ enum BlockwiseINT8GEMM {
         case mma
     }
 
-    /// The kernel for this problem, or `nil` with none of the tensor-core kernels declaring support.
-    static func plan(m: Int, k: Int, blockRows: Int, blockColumns: Int, output: DType, device: CUDADevice) -> Plan? {
-        guard [.float32, .float16, .bfloat16].contains(output), k % 16 == 0, device.capability >= 80 else { return nil }
+    /// Why none of the tensor-core kernels takes a problem.
+    struct Unsupported: Error {
+        let reason: String
+    }
+
+    /// The kernel for this problem, or why none of the tensor-core kernels declares support.
+    static func plan(m: Int, k: Int, blockRows: Int, blockColumns: Int, output: DType,
+                     device: CUDADevice) -> Result<Plan, Unsupported> {
+        guard [.float32, .float16, .bfloat16].contains(output) else {
+            return .failure(Unsupported(reason: "output \(output) is not float32, float16 or bfloat16"))
+        }
+        guard k % 16 == 0 else { return .failure(Unsupported(reason: "K = \(k) is not a multiple of 16")) }
+        guard device.capability >= 80 else {
+            return .failure(Unsupported(reason: "compute capability \(device.capability) is below 8.0"))
+        }
         let b = blockColumns
-        if m <= 16 && b % 16 == 0 { return .gemv }
+        if m <= 16 && b % 16 == 0 { return .success(.gemv) }
         if device.capability == 90, blockRows == b, device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
-            if b == 128 { return .wgmma(entry: "bw8_gemm_wgmma_pp_b128") }
-            if b % 128 == 0 { return .wgmma(entry: "bw8_gemm_wgmma_b128") }
-            if b == 64 { return .wgmma(entry: "bw8_gemm_wgmma_b64") }
-            if b == 32 { return .wgmma(entry: "bw8_gemm_wgmma_b32") }
+            if b == 128 { return .success(.wgmma(entry: "bw8_gemm_wgmma_pp_b128")) }
+            if b % 128 == 0 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b128")) }
+            if b == 64 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b64")) }
+            if b == 32 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b32")) }
         }
-        if b % 32 == 0 && device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes { return .mma }
-        return nil
+        if b % 32 == 0 && device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes {
+            return .success(.mma)
+        }
+        return .failure(Unsupported(reason: "M = \(m) with \(blockRows)x\(b) weight blocks: the GEMV needs M <= 16 "
+            + "and B % 16 == 0, the MMA kernel B % 32 == 0 and \(BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes) "
+            + "bytes of shared memory per block"))
     }
 
     /// `y (M, N) = W8A8(qx, sx, qw, sw) + bias` with the planned kernel.

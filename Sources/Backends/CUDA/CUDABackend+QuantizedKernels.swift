@@ -21,11 +21,12 @@ extension CUDABackend: QuantizedKernels {
     }
 
     package func linearINT8(inputCodes: Tensor, inputScales: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
-                            bias: Tensor?, outputDType: DType) throws -> KernelResult<Tensor> {
+                            bias: Tensor?, outputDType: DType, fallback: KernelFallback) throws
+        -> KernelResult<Tensor> {
         .done(try CUDALinearOps.blockwiseW8A8(
             inputCodes: inputCodes, inputScales: inputScales, weightCodes: weight.codes, weightScales: weight.scales,
             weightBlockRows: weightBlocks.rows, blockColumns: weightBlocks.columns, bias: bias,
-            outputDType: outputDType))
+            outputDType: outputDType, fallback: fallback))
     }
 
     package func linearINT8WeightOnly(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
@@ -46,10 +47,11 @@ extension CUDABackend: QuantizedKernels {
         .done(try CUDAQuantizedOps.dequantizeFP8(codes: codes, scale: scale, to: dtype))
     }
 
-    package func linearFP8(input: FP8Parts, weight: FP8Parts, bias: Tensor?, outputDType: DType) throws
-        -> KernelResult<Tensor> {
+    package func linearFP8(input: FP8Parts, weight: FP8Parts, bias: Tensor?, outputDType: DType,
+                           fallback: KernelFallback) throws -> KernelResult<Tensor> {
         .done(try CUDALinearOps.fp8(inputCodes: input.codes, inputScale: input.scale, weightCodes: weight.codes,
-                                    weightScale: weight.scale, bias: bias, outputDType: outputDType))
+                                    weightScale: weight.scale, bias: bias, outputDType: outputDType,
+                                    fallback: fallback))
     }
 
     package func linearFP8WeightOnly(input: Tensor, weight: FP8Parts, bias: Tensor?) throws -> KernelResult<Tensor> {

@@ -19,10 +19,11 @@ package enum CUDALinearOps {
     /// Inputs carry 1 x `blockColumns` blocks, the weight `weightBlockRows` x `blockColumns`. The
     /// tensor-core kernels run where they declare support (``BlockwiseINT8GEMM``); every other
     /// block size and shape runs on the SIMT kernel, which computes the CPU reference's exact
-    /// arithmetic. `QLINEAR_INT8_GEMM=simt` forces the SIMT kernel (to compare the two).
+    /// arithmetic, reported to `fallback` first with the reason no tensor-core kernel fits.
+    /// `QLINEAR_INT8_GEMM=simt` forces the SIMT kernel (to compare the two; not a fallback).
     package static func blockwiseW8A8(inputCodes: Tensor, inputScales: Tensor, weightCodes: Tensor,
-                                     weightScales: Tensor, weightBlockRows: Int, blockColumns: Int, bias: Tensor?,
-                                     outputDType: DType) throws -> Tensor {
+                                      weightScales: Tensor, weightBlockRows: Int, blockColumns: Int, bias: Tensor?,
+                                      outputDType: DType, fallback: KernelFallback) throws -> Tensor {
         let (m, k) = (inputCodes.shape[0], inputCodes.shape[1])
         let n = weightCodes.shape[0]
         let x = try GPU(try inputCodes.contiguous())
@@ -36,13 +37,18 @@ package enum CUDALinearOps {
         // The tensor-core kernels read float32, float16 or bfloat16 biases.
         let b = try bias.map { try ([.float32, .float16, .bfloat16].contains($0.dtype) ? $0 : $0.converted(to: .float32))
             .contiguous() }
-        if !forcesSIMTKernel,
-           let plan = BlockwiseINT8GEMM.plan(m: m, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
-                                             output: outputDType, device: device) {
-            try BlockwiseINT8GEMM.launch(plan, x: x, sx: try GPU(sx), w: try GPU(w), sw: try GPU(sw), bias: b,
-                                         y: try GPU(y), m: m, n: n, k: k, blockRows: weightBlockRows,
-                                         blockColumns: blockColumns, output: outputDType)
-            return y
+        if !forcesSIMTKernel {
+            switch BlockwiseINT8GEMM.plan(m: m, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
+                                          output: outputDType, device: device) {
+            case .success(let plan):
+                try BlockwiseINT8GEMM.launch(plan, x: x, sx: try GPU(sx), w: try GPU(w), sw: try GPU(sw), bias: b,
+                                             y: try GPU(y), m: m, n: n, k: k, blockRows: weightBlockRows,
+                                             blockColumns: blockColumns, output: outputDType)
+                return y
+            case .failure(let unsupported):
+                try fallback.report("no tensor-core INT8 GEMM takes it (\(unsupported.reason)); "
+                    + "ran the SIMT kernel (same arithmetic, slower)")
+            }
         }
         let function = try device.function(LinearKernels.source, entry: "w8a8_simt", defines: [
             "W8A8": 1, "OUT_DT": outputDType.kernelCode, "BIAS_DT": (b?.dtype ?? .float32).kernelCode])
@@ -86,14 +92,19 @@ package enum CUDALinearOps {
     /// FP8 x FP8: `y = (sum_k qx[m,k] qw[n,k]) * sx * sw + b[n]` on the FP8 tensor cores through
     /// cuBLASLt (per-tensor scales as A/B scale pointers, float32 accumulation), or, where
     /// ``fp8TensorCoreLimitation(n:k:device:)`` says the tensor cores cannot, both operands
-    /// dequantized to float32 and a float32 GEMM.
+    /// dequantized to float32 and a float32 GEMM, reported to `fallback` first. An empty problem
+    /// (M or K = 0) takes the float path too: it has nothing to multiply.
     package static func fp8(inputCodes: Tensor, inputScale: Tensor, weightCodes: Tensor, weightScale: Tensor,
-                           bias: Tensor?, outputDType: DType) throws -> Tensor {
+                            bias: Tensor?, outputDType: DType, fallback: KernelFallback) throws -> Tensor {
         let (m, k) = (inputCodes.shape[0], inputCodes.shape[1])
         let n = weightCodes.shape[0]
         let x = try GPU(try inputCodes.contiguous())
         let device = x.device
-        if try fp8TensorCoreLimitation(n: n, k: k, device: inputCodes.device) != nil || m == 0 || k == 0 {
+        let limitation = try fp8TensorCoreLimitation(n: n, k: k, device: inputCodes.device)
+        if let limitation, m > 0, k > 0 {
+            try fallback.report("\(limitation); ran as a float32 GEMM on the dequantized operands")
+        }
+        if limitation != nil || m == 0 || k == 0 {
             let xf = try CUDAQuantizedOps.dequantizeFP8(codes: inputCodes, scale: inputScale, to: .float32)
             let wf = try CUDAQuantizedOps.dequantizeFP8(codes: weightCodes, scale: weightScale, to: .float32)
             return try CUDABackend.shared.linear(xf, wf, bias: bias?.converted(to: .float32)).converted(to: outputDType)

@@ -1,13 +1,11 @@
-import QLTensor
-
-/// CUDA C shared by every kernel source: element types and their exact conversions.
-///
-/// Kernels are self-contained (no CUDA headers), so NVRTC needs no include path. Element types are
-/// chosen at compile time with `-D` codes (``DType/kernelCode``); conversions round like the CPU
-/// code: bfloat16 and float16 round to nearest even, float8 e4m3fn rounds to nearest even and
-/// saturates to +-448 (bit for bit the encoder of ``Float8E4M3FN``), integers truncate and saturate.
-enum KernelPrelude {
-    static let text = #"""
+// CUDA C shared by every kernel of the CUDA backend: element types and their exact conversions.
+//
+// Kernels include this header and no CUDA header, so NVRTC needs no include path (the backend passes
+// this file as a named header). Element types are chosen at compile time with `-D` codes (DType.kernelCode
+// in Swift); conversions round like the CPU code: bfloat16 and float16 round to nearest even, float8 e4m3fn
+// rounds to nearest even and saturates to +-448 (bit for bit the encoder of Float8E4M3FN), integers truncate
+// and saturate.
+#pragma once
 typedef unsigned char u8;
 typedef signed char i8;
 typedef unsigned short u16;
@@ -142,6 +140,13 @@ template <int DT, int N> __device__ __forceinline__ void store_vec(void* p, i64 
 
 __device__ __forceinline__ bool is_finite(float v) { return fabsf(v) <= 3.402823466e38f; }
 
+// The INT8 block scale (NOTES.md, numerics): amax / 127, one float step lower where 127 * scale would
+// overflow, so the code 127 dequantizes finite; bit-identical to amax / 127 for every other amax.
+__device__ __forceinline__ float i8_scale(float amax) {
+    const float scale = __fdiv_rn(amax, 127.0f);
+    return __fmul_rn(scale, 127.0f) > 3.402823466e38f ? nextafterf(scale, 0.0f) : scale;
+}
+
 __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 __device__ __forceinline__ float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
@@ -156,20 +161,3 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-"""#
-}
-
-extension DType {
-    /// The element-type code that kernels are compiled with (`DT_F32` ... in ``KernelPrelude``).
-    var kernelCode: Int {
-        switch self {
-        case .float32: 0
-        case .float16: 1
-        case .bfloat16: 2
-        case .float8E4M3FN: 3
-        case .int8: 4
-        case .uint8: 5
-        case .int32: 6
-        }
-    }
-}
