@@ -6,23 +6,28 @@ enum BenchmarkConcurrency {
     static let command = Subcommand(
         name: "bench-concurrency",
         summary: "throughput of linear with 1, 2 and 8 concurrent callers (threads and Swift tasks)",
-        help: """
-            usage: qlinear bench-concurrency [--rows M] [--n N] [--k K] [--calls C] [--repeats R]
-
-            Runs C calls (default 48) of y = x W^T, x (M, K), W (N, K) (default 64 x 3072 x 3072) for
-            float32 (OpenBLAS), INT8 W8A8 and INT8 weight-only, shared by 1, 2 and 8 callers: plain
-            threads, then tasks of one Swift TaskGroup. Prints calls per second (best of R runs,
-            default 3) and the ratio to one caller. The CPU backend's ComputeSlots keep the compute
-            threads at one per core, so more callers should not lower the throughput.
+        discussion: """
+            Runs C calls of y = x W^T, x (M, K), W (N, K) for float32 (OpenBLAS), INT8 W8A8 and INT8
+            weight-only, shared by 1, 2 and 8 callers: plain threads, then tasks of one Swift TaskGroup.
+            Prints calls per second (best of R runs) and the ratio to one caller. The CPU backend's
+            ComputeSlots keep the compute threads at one per core, so more callers should not lower the
+            throughput.
             """,
+        options: [
+            .integer("rows", placeholder: "M", default: 64, in: 1...16_384, "rows M of the activation"),
+            .integer("n", placeholder: "N", default: 3072, in: 1...65_536, "output features N"),
+            .integer("k", placeholder: "K", default: 3072, in: 1...65_536, "input features K"),
+            .integer("calls", placeholder: "C", default: 48, in: 1...100_000, "calls per run"),
+            .integer("repeats", placeholder: "R", default: 3, in: 1...1000, "runs (the best is shown)"),
+        ],
         run: run)
 
-    static func run(_ arguments: CommandArguments) throws {
-        let m = try arguments.int("rows", default: 64)
-        let n = try arguments.int("n", default: 3072)
-        let k = try arguments.int("k", default: 3072)
-        let calls = try arguments.int("calls", default: 48)
-        let repeats = try arguments.int("repeats", default: 3)
+    static func run(_ arguments: ParsedArguments) throws {
+        let m = arguments.int("rows")
+        let n = arguments.int("n")
+        let k = arguments.int("k")
+        let calls = arguments.int("calls")
+        let repeats = arguments.int("repeats")
         registerBuiltinLayouts()
         let x = try Tensor.randomNormal([m, k], seed: 1)
         let w = try Tensor.randomNormal([n, k], standardDeviation: 1 / Float(k).squareRoot(), seed: 2)
