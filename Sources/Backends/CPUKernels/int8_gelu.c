@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "ck_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -31,13 +32,17 @@ void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, i
             const int8_t *in = q + r * cols + start;
             const float scale_in = s[r * blocks + j];
             float amax = 0.0f;
+            int finite = 1;
             for (int64_t i = 0; i < length; i++) {
                 float v = ck_round_to_dtype(ck_gelu_scalar((float)in[i] * scale_in, tanh_form), round_dtype);
                 buffer[i] = v;
                 float a = fabsf(v);
+                finite &= isfinite(v) ? 1 : 0;
                 amax = a > amax ? a : amax;
             }
-            const float scale = amax / 127.0f;
+            // A NaN or infinity (a NaN or infinite input scale) makes the block's scale NaN, never 0:
+            // the caller reports it; dequantizing gives NaN, not a silent zero.
+            const float scale = finite ? ck_i8_scale(amax) : NAN;
             s_out[r * blocks + j] = scale;
             int8_t *out = q_out + r * cols + start;
             if (!(scale > 0.0f)) {
