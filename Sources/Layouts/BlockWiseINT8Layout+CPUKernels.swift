@@ -152,7 +152,7 @@ enum BlockWiseINT8CPU {
         }
         var rows: Int64 = 0
         var rowBytes: Int64 = 0
-        ck_i8_packed_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
+        ck_i8_gemm_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
         let kBlocks = (args.k + args.bk - 1) / args.bk
         let packed = UnsafeMutableRawPointer.allocate(byteCount: max(Int(rows * rowBytes), 1), alignment: 64)
         let packedScales = UnsafeMutablePointer<Float>.allocate(capacity: max(Int(rows * kBlocks), 1))
@@ -162,16 +162,16 @@ enum BlockWiseINT8CPU {
         }
         if path != .portable {
             CPUKernels.parallelRanges(count: Int(rows), minimumPerThread: 16) { range in
-                ck_i8_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code, Int64(range.lowerBound),
-                                      Int64(range.upperBound), packed, packedScales)
+                ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code,
+                                           Int64(range.lowerBound), Int64(range.upperBound), packed, packedScales)
             }
             args.apack = UnsafeRawPointer(packed)
             args.sxpack = UnsafePointer(packedScales)
         }
         let failed = KernelFlag()
         withUnsafePointer(to: args) { pointer in
-            CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_column_granule(path.code))) { range in
-                if ck_i8_gemm(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+            CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_granule(path.code))) { range in
+                if ck_i8_gemm_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
                     failed.set()
                 }
             }

@@ -4,16 +4,22 @@ import Foundation
 /// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
 /// every path the CPU supports in turn).
 ///
-/// The compute-bound INT8 GEMM has one version per path. Memory-bound kernels (quantize,
-/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the AVX-512 path runs the
-/// AVX2 one, since they are limited by memory bandwidth, not by vector width.
+/// The compute-bound INT8 W8A8 GEMM has one version per path. Memory-bound kernels (quantize,
+/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run
+/// the AVX2 one, since they are limited by memory bandwidth, not by vector width.
 public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Plain C; any CPU.
     case portable
-    /// AVX2 + FMA + F16C: int16 `vpmaddwd` for INT8 dot products, FMA for float.
+    /// AVX2 + FMA + F16C: the INT8 GEMM multiplies with `vpmaddubsw` and the sign trick (exact),
+    /// FMA for float.
     case avx2
-    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` (u8 x s8 into int32) for the INT8 GEMM.
+    /// AVX2 + AVX-VNNI: `vpdpbusd` on ymm (u8 x s8 into int32) for the INT8 GEMM.
+    case avxvnni
+    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm for the INT8 GEMM.
     case avx512vnni
+    /// AMX-INT8: `tdpbssd` tiles for the INT8 GEMM (AVX-512 VNNI for the rest); needs the OS's
+    /// permission for tile data, asked for once per process.
+    case amx
 
     /// Whether this CPU can run the path.
     public var isSupported: Bool {
@@ -21,10 +27,16 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
         switch self {
         case .portable: return true
         case .avx2: return cpu.avx2 && cpu.fma && cpu.f16c
+        case .avxvnni: return CPUKernelPath.avx2.isSupported && cpu.avxvnni
         case .avx512vnni: return CPUKernelPath.avx2.isSupported && cpu.avx512f && cpu.avx512bw && cpu.avx512vl
             && cpu.avx512vnni
+        case .amx: return CPUKernelPath.avx512vnni.isSupported && cpu.amxInt8 && CPUKernelPath.amxPermitted
         }
     }
+
+    /// Whether the OS granted this process AMX tile data (Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`),
+    /// asked once, only on CPUs with AMX-INT8.
+    static let amxPermitted: Bool = CPUFeatures.current.amxInt8 && ck_amx_request_permission() == 1
 
     /// Every path this CPU runs, slowest first.
     public static var supported: [CPUKernelPath] { allCases.filter(\.isSupported) }
@@ -52,7 +64,9 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
         switch self {
         case .portable: Int32(CK_PATH_PORTABLE)
         case .avx2: Int32(CK_PATH_AVX2)
+        case .avxvnni: Int32(CK_PATH_AVXVNNI)
         case .avx512vnni: Int32(CK_PATH_AVX512VNNI)
+        case .amx: Int32(CK_PATH_AMX)
         }
     }
 

@@ -15,6 +15,7 @@ enum {
     CK_CPU_AVX512VL = 1 << 5,
     CK_CPU_AVX512VNNI = 1 << 6,
     CK_CPU_AVXVNNI = 1 << 7,
+    CK_CPU_AMXINT8 = 1 << 8, ///< AMX-TILE + AMX-INT8 in CPUID and tile state enabled in XCR0
 };
 
 /// Feature bits of this CPU, from CPUID and XGETBV (0 on non-x86 machines).
@@ -35,7 +36,14 @@ enum {
     CK_PATH_PORTABLE = 0,   ///< plain C, any CPU
     CK_PATH_AVX2 = 1,       ///< AVX2 + FMA + F16C
     CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd); memory-bound kernels use AVX2 here
+    CK_PATH_AVXVNNI = 3,    ///< AVX2 + AVX-VNNI (vpdpbusd on ymm) for the INT8 GEMM
+    CK_PATH_AMX = 4,        ///< AMX-INT8 (tdpbssd) for the INT8 GEMM, AVX-512 VNNI elsewhere
 };
+
+/// Asks the OS for this process's permission to use AMX tile data (Linux arch_prctl
+/// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). Returns 1 when AMX-INT8 can run, 0 otherwise (no
+/// AMX in CPUID or XCR0, or the kernel refused). Idempotent; call before any CK_PATH_AMX kernel.
+int ck_amx_request_permission(void);
 
 /// Output element types the kernels write directly.
 enum {
@@ -93,6 +101,30 @@ int64_t ck_i8_gemm_column_granule(int path);
 /// W8A8 GEMM for output columns [n0, n1). Packs the weight panel by panel into a buffer of cache
 /// size; never copies the whole weight. Returns 0, or -1 when a buffer cannot be allocated.
 int ck_i8_gemm(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
+
+/// Packed activation of the W8A8 GEMM (ck_i8_gemm_run) for `path`: rows (m rounded up to the
+/// micro-tile's rows) and bytes per row (each K block padded with zero codes to the path's group:
+/// 4 bytes, 64 for AMX).
+void ck_i8_gemm_activation_size(int64_t m, int64_t k, int64_t bk, int path, int64_t *rows, int64_t *row_bytes);
+
+/// Packs rows [row0, row1) of the activation for ck_i8_gemm_run: codes as int8 (AVX2, AMX) or as
+/// u8 = q + 128 (AVX-VNNI, AVX-512 VNNI), each K block padded; their scales into `sxpack`
+/// (m x ceil(k/bk) rows padded with zeros).
+void ck_i8_gemm_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
+                                int64_t row0, int64_t row1, void *apack, float *sxpack);
+
+/// The multiple of which each thread's column range [n0, n1) of ck_i8_gemm_run must start.
+int64_t ck_i8_gemm_granule(int path);
+
+/// W8A8 GEMM for output columns [n0, n1), any M (args->apack and args->sxpack packed by
+/// ck_i8_gemm_pack_activation; the portable path reads args->x and args->sx instead). The weight
+/// is packed panel by panel (a panel of the thread's columns, a chunk of whole K blocks) into
+/// buffers of cache size: AVX2 stores w and |w| for the sign trick (vpsignb moves w's sign onto
+/// the activation, vpmaddubsw multiplies |w| x (+-x): every pair sum is at most 2 x 127 x 127 =
+/// 32258 in magnitude, so the int16 step never saturates), the VNNI paths w and sum_k w per column
+/// and block. Block sums are exact int32; the output follows CONTRACTS.md. Returns 0, or -1 when
+/// a buffer cannot be allocated.
+int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
 /// W8A8 for few rows (decode): streams each weight row once for all m rows, columns [n0, n1).
 void ck_i8_gemv(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
