@@ -145,7 +145,7 @@ enum BlockWiseINT8CPU {
         if args.m <= decodeRows {
             withUnsafePointer(to: args) { pointer in
                 CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
-                    ck_i8_gemv(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code)
+                    ck_i8_gemv_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code)
                 }
             }
             return
@@ -182,8 +182,8 @@ enum BlockWiseINT8CPU {
     }
 
     /// Weight-only: `y = x (q * s)^T + b` with a float input. GEMV kernels for decode shapes;
-    /// otherwise the weight is dequantized panel by panel into OpenBLAS's sgemm. Neither holds a
-    /// float copy of the whole weight.
+    /// otherwise our FMA GEMM, which decodes the weight into cache-sized float panels as it goes
+    /// (`ck_decoded_gemm`). Neither holds a float copy of the whole weight.
     static func linearWeightOnly(_ input: Tensor, _ operands: LinearOperands<BlockWiseINT8Layout>) throws -> Tensor {
         let layout = operands.weightLayout
         let (m, n, k) = (operands.m, operands.n, operands.k)
@@ -193,7 +193,7 @@ enum BlockWiseINT8CPU {
             try input.withUnsafeFloats { x in
                 try operands.weight.data.withUnsafeContiguousBytes { wq in
                     try operands.weight.scale.withUnsafeContiguousBytes { sw in
-                        CPUKernels.withOptionalFloats(bias) { biasPointer in
+                        try CPUKernels.withOptionalFloats(bias) { biasPointer in
                             let w = wq.baseAddress!.assumingMemoryBound(to: Int8.self)
                             let s = sw.baseAddress!.assumingMemoryBound(to: Float.self)
                             let (bn, bk) = (Int64(layout.blockRows), Int64(layout.blockColumns))
@@ -205,11 +205,11 @@ enum BlockWiseINT8CPU {
                                 }
                                 return
                             }
-                            CPUKernels.panelGEMM(x: x.baseAddress!, m: m, n: n, k: k, alpha: 1, bias: biasPointer,
-                                                 output: out, outputCode: outputCode, path: path) { rows, panel in
-                                _ = ck_i8_dequantize(w, s, Int64(n), Int64(k), bn, bk, Int64(rows.lowerBound),
-                                                     Int64(rows.upperBound), panel, Int32(CK_OUT_F32), path.code)
-                            }
+                            var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_INT8), codes: w, scales: s,
+                                                           scale: 1, bn: bn, bk: bk)
+                            try CPUKernels.decodedGEMM(x: x.baseAddress!, m: m, n: n, k: k, weight: &weight,
+                                                       alpha: 1, bias: biasPointer, output: out,
+                                                       outputCode: outputCode, path: path)
                         }
                     }
                 }

@@ -159,6 +159,38 @@ extension CPUKernels {
         }
     }
 
+    /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
+    /// our FMA GEMM decodes each 64-column panel of W, 256 K values at a time, into a cache-sized
+    /// float buffer (exactly the dequantized values) and multiplies the input in place; output
+    /// columns split across the cores. The float weight is never materialised.
+    /// - Parameters:
+    ///   - x: `m x k` float32, row-major.
+    ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
+    /// - Throws: ``TensorError/Code/backendFailure`` when a thread cannot allocate its buffers.
+    public static func decodedGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int,
+                                   weight: UnsafePointer<ck_decoded_weight>, alpha: Float, bias: UnsafePointer<Float>?,
+                                   output: UnsafeMutableRawPointer, outputCode: Int32, path: CPUKernelPath) throws {
+        let failed = Flag()
+        parallelRanges(count: n, granule: 16) { range in
+            if ck_decoded_gemm(x, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,
+                               Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+                failed.set()
+            }
+        }
+        if failed.isSet {
+            throw TensorError(.backendFailure, "float GEMM on a decoded weight: could not allocate its panel buffers "
+                + "(out of memory)")
+        }
+    }
+
+    /// A flag that kernel workers raise.
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var raised = false
+        func set() { lock.withLock { raised = true } }
+        var isSet: Bool { lock.withLock { raised } }
+    }
+
     /// Calls `body` with a pointer to `values`, or `nil` when there are none.
     public static func withOptionalFloats<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R)
         rethrows -> R {

@@ -11,7 +11,7 @@ enum Benchmark {
         name: "bench",
         summary: "time INT8/FP8 linear paths against float32 OpenBLAS on the WAN2.2 shapes (M = 1024 and 1)",
         help: """
-            usage: qlinear bench [--quick] [--json FILE] [--rows M] [--repeats R]
+            usage: qlinear bench [--quick] [--json FILE] [--m LIST] [--shapes LIST] [--rows M] [--repeats R]
 
             For each WAN2.2 layer of the reference PR (SPEC section 6: N and K of the model; M = 1024 and
             M = 1 on a CPU) times y = x W^T on: float32 OpenBLAS (sgemv at M = 1), the reference's CPU
@@ -26,6 +26,8 @@ enum Benchmark {
 
               --quick      two shapes, fewer repetitions (a smoke run)
               --json FILE  also write every measurement as JSON
+              --m LIST     the M values to time, comma-separated (default: the large M, then 1)
+              --shapes LIST  N x K shapes instead of the WAN2.2 layers, comma-separated (e.g. 3072x3072,14336x3072)
               --rows M     the large M (default 1024)
               --repeats R  timed repetitions at the large M (default 5; 4x as many at M = 1)
             """,
@@ -121,9 +123,10 @@ enum Benchmark {
         let (readBandwidth, copyBandwidth) = try measureBandwidth(quick: quick)
         print(String(format: "memory bandwidth (1 GB buffers): read %.1f GB/s, copy %.1f GB/s (read + write)",
                      readBandwidth / 1e9, copyBandwidth / 1e9))
-        let chosen = quick ? [shapes[1], shapes[5]] : shapes
+        let chosen = try arguments.string("shapes").map(parseShapes) ?? (quick ? [shapes[1], shapes[5]] : shapes)
+        let mValues = try arguments.string("m").map(parseCounts) ?? [largeM, 1]
         var measurements: [Measurement] = []
-        for m in [largeM, 1] {
+        for m in mValues {
             print("")
             print("M = \(m)" + (m == 1 ? " (weights rotate among copies > 1 GB: streaming from memory)" : ""))
             print(pad("layer", 16) + pad("N x K", 13) + pad("path", 26) + pad("median", 11) + pad("GFLOP/s", 9)
@@ -167,6 +170,28 @@ enum Benchmark {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: file))
             print("wrote \(file)")
+        }
+    }
+
+    /// `1,64,1024` -> [1, 64, 1024].
+    static func parseCounts(_ text: String) throws -> [Int] {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw TensorError(.invalidArgument, "bench: --m expects positive integers separated by commas "
+                + "(e.g. --m 1,64,1024), got `\(text)`")
+        }
+        return values.map { $0! }
+    }
+
+    /// `3072x3072,14336x3072` -> shapes named by their N x K.
+    static func parseShapes(_ text: String) throws -> [Shape] {
+        try text.split(separator: ",").map { item in
+            let sides = item.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard sides.count == 2, let n = sides[0], let k = sides[1], n > 0, k > 0 else {
+                throw TensorError(.invalidArgument, "bench: --shapes expects N x K pairs separated by commas "
+                    + "(e.g. --shapes 3072x3072,14336x3072), got `\(item)`")
+            }
+            return Shape(name: "\(n)x\(k)", n: n, k: k)
         }
     }
 

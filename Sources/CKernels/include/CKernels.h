@@ -126,6 +126,12 @@ int64_t ck_i8_gemm_granule(int path);
 /// a buffer cannot be allocated.
 int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
+/// W8A8 for few rows (decode), output columns [n0, n1): reads args->x, args->sx and the weight
+/// directly (no packing); each weight row is streamed once for all m rows, four rows at a time,
+/// with exact int32 block sums (AVX2: the vpmaddubsw sign trick) and the arithmetic of
+/// ck_i8_gemm_run.
+void ck_i8_gemv_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
+
 /// W8A8 for few rows (decode): streams each weight row once for all m rows, columns [n0, n1).
 void ck_i8_gemv(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
@@ -154,6 +160,28 @@ int ck_fp8_dequantize(const uint8_t *q, int64_t n, float scale, void *out, int o
 /// input codes, wscale = 1, post = sx * sw (FP8 x FP8 products are exact in float32).
 void ck_fp8_gemv(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post, int64_t n,
                  const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
+
+/// Kinds of compact weight the decoded-panel float GEMM reads.
+enum {
+    CK_WEIGHT_INT8 = 0, ///< block-wise INT8 codes, value = q * scales[n / bn, k / bk]
+    CK_WEIGHT_E4M3 = 1, ///< per-tensor e4m3 codes, value = float(q) * scale
+};
+
+/// A weight as its codes, for ck_decoded_gemm.
+typedef struct {
+    int kind;             ///< CK_WEIGHT_*
+    const void *codes;    ///< n x k codes, row-major
+    const float *scales;  ///< INT8: the ceil(n/bn) x ceil(k/bk) block scales; else unused
+    float scale;          ///< e4m3: the per-tensor scale (1 for the raw code values)
+    int64_t bn, bk;       ///< INT8 block shape
+} ck_decoded_weight;
+
+/// y = (x W^T) * alpha + bias for output columns [n0, n1) of an m x n output (out_dtype), x m x k
+/// float32 row-major, W decoded from its codes into cache-sized float panels as the GEMM goes:
+/// each element is exactly its dequantized value (INT8 q * s, e4m3 float(q) * scale), products
+/// and sums in float32 (FMA). Returns 0, or -1 when a buffer cannot be allocated.
+int ck_decoded_gemm(const float *x, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
+                    const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
 
 /// Epilogue of a float GEMM: out[r, c] = acc[r, c] * alpha + bias[c] for rows [row0, row1) of a
 /// rows x cols matrix, written as out_dtype (out may alias acc when out_dtype is CK_OUT_F32).
