@@ -183,20 +183,21 @@ static ck_gemm_ukernel ukernel_of(int path) {
 /// Chunk depth in K: a sub-panel chunk (depth x nr codes, twice with the |w| copy) stays in L1.
 enum { CHUNK_DEPTH = 512 };
 
-/// Columns [n0, n1): for each panel of g.nc columns and each chunk of whole K blocks, the panel's
-/// weight chunk is packed once (L2) and every micro-tile row of the activation runs over it,
+/// Columns [n0, n1): each panel of g.nc columns is packed whole (every K block; its rows are read
+/// from memory as long sequential streams), then for each chunk of whole K blocks about
+/// CHUNK_DEPTH deep every micro-tile row of the activation runs over the chunk's sub-panels (L1),
 /// adding into a float tile of m x nc (flushed per K block by the micro-kernel).
 static int gemm_packed(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int path) {
     const ck_gemm_geometry g = ck_gemm_geometry_of(path);
     const ck_gemm_ukernel uk = ukernel_of(path);
     const int64_t k = a->k, bk = a->bk, kb = ck_ceil_div(k, bk), bp = ck_round_up(bk, g.group);
     const int64_t kp = ck_gemm_packed_k(k, bk, g.group), cb = ck_gemm_chunk_blocks(bk, CHUNK_DEPTH);
-    const int64_t block_bytes = bp / 4 * ck_gemm_quad_bytes(&g), sub_bytes = cb * block_bytes;
+    const int64_t block_bytes = bp / 4 * ck_gemm_quad_bytes(&g), sub_bytes = kb * block_bytes;
     const int64_t rows = ck_round_up(a->m, g.mr), nsub_max = g.nc / g.nr;
     const int64_t last_len = k - (kb - 1) * bk;
     int8_t *wbuf = ck_alloc((size_t)(nsub_max * sub_bytes));
-    float *swbuf = ck_alloc((size_t)(nsub_max * cb * g.nr) * 4);
-    int32_t *wsum = ck_alloc((size_t)(nsub_max * cb * g.nr) * 4);
+    float *swbuf = ck_alloc((size_t)(nsub_max * kb * g.nr) * 4);
+    int32_t *wsum = ck_alloc((size_t)(nsub_max * kb * g.nr) * 4);
     float *cbuf = ck_alloc((size_t)(rows * g.nc) * 4);
     float *tmp = ck_alloc((size_t)g.nc * 4);
     if (!uk || !wbuf || !swbuf || !wsum || !cbuf || !tmp) {
@@ -207,17 +208,19 @@ static int gemm_packed(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int pat
     for (int64_t nc0 = n0; nc0 < n1; nc0 += g.nc) {
         const int64_t cols = n1 - nc0 < g.nc ? n1 - nc0 : g.nc, nsub = ck_ceil_div(cols, g.nr);
         memset(cbuf, 0, (size_t)(rows * g.nc) * 4);
+        for (int64_t s = 0; s < nsub; s++)
+            ck_gemm_pack_weight(&g, a, nc0 + s * g.nr, n1, 0, kb, block_bytes, wbuf + s * sub_bytes,
+                                swbuf + s * kb * g.nr, wsum + s * kb * g.nr);
         for (int64_t j0 = 0; j0 < kb; j0 += cb) {
             const int64_t j1 = j0 + cb < kb ? j0 + cb : kb, nblocks = j1 - j0;
             const int64_t quads_last = ck_round_up(j1 == kb ? last_len : bk, g.group) / 4;
-            for (int64_t s = 0; s < nsub; s++)
-                ck_gemm_pack_weight(&g, a, nc0 + s * g.nr, n1, j0, j1, block_bytes, wbuf + s * sub_bytes,
-                                    swbuf + s * cb * g.nr, wsum + s * cb * g.nr);
             for (int64_t mt = 0; mt < rows; mt += g.mr) {
-                for (int64_t s = 0; s < nsub; s++)
-                    uk(apack + mt * kp + j0 * bp, kp, bp, wbuf + s * sub_bytes, block_bytes, nblocks, bp / 4,
-                       quads_last, wsum + s * cb * g.nr, a->sxpack + mt * kb + j0, kb, swbuf + s * cb * g.nr,
+                for (int64_t s = 0; s < nsub; s++) {
+                    const int64_t meta = (s * kb + j0) * g.nr;
+                    uk(apack + mt * kp + j0 * bp, kp, bp, wbuf + s * sub_bytes + j0 * block_bytes, block_bytes,
+                       nblocks, bp / 4, quads_last, wsum + meta, a->sxpack + mt * kb + j0, kb, swbuf + meta,
                        cbuf + mt * g.nc + s * g.nr, g.nc);
+                }
             }
         }
         store_tile(a, cbuf, g.nc, nc0, cols, tmp, path);

@@ -136,10 +136,10 @@ struct CPUKernelINT8Tests {
 
     /// (input shape, N): decode shapes (M <= 16: GEMV) and GEMM shapes, odd N and K, batch dims;
     /// M = 17..64 (the small GEMM range), M past one AMX tile pair (33, 70), N past one 64-column panel
-    /// with a ragged last panel (130, 200), K over one 512-deep chunk (1030).
+    /// with a ragged last panel (130, 200), K over one 512-deep chunk (1030), M over a 96-row chunk (100).
     static let linearShapes: [([Int], Int)] = [
         ([1, 300], 45), ([3, 129], 70), ([2, 7, 100], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
-        ([2, 150], 130), ([64, 64], 16), ([33, 1030], 200), ([70, 130], 67),
+        ([2, 150], 130), ([64, 64], 16), ([33, 1030], 200), ([70, 130], 67), ([100, 264], 40),
     ]
 
     @Test("W8A8 linear matches the reference for every output dtype, with and without bias",
