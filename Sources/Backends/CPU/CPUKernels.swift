@@ -115,51 +115,6 @@ package enum CPUKernels {
 }
 
 extension CPUKernels {
-    /// Rows of weight decoded per OpenBLAS call in `panelGEMM`:
-    /// a panel of about 8 MB stays in L3 while OpenBLAS streams it; each call re-packs the whole
-    /// input, so at least 256 rows (K = 14336: 14.7 MB; 144 rows ran 25% slower than sgemm).
-    static func panelRows(n: Int, k: Int) -> Int {
-        let rows = (8 << 20) / max(4 * k, 1) / 16 * 16
-        return min(n, max(rows, 256))
-    }
-
-    /// `y = alpha (x W^T) + bias` for a weight that exists only in a compact form: `decodePanel`
-    /// writes float32 rows of W (a range of output columns) into a buffer of a few megabytes, and
-    /// OpenBLAS's sgemm multiplies each panel as soon as it is decoded, so the float weight is
-    /// never materialised whole.
-    /// - Parameters:
-    ///   - x: `m x k` float32, row-major.
-    ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
-    ///   - decodePanel: writes rows `range` of W (each `k` floats) to the pointer; called from
-    ///     several threads on disjoint ranges.
-    package static func panelGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int, alpha: Float,
-                                 bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
-                                 path: CPUKernelPath,
-                                 decodePanel: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
-        guard m > 0, n > 0 else { return }
-        let rows = panelRows(n: n, k: k)
-        let panel = UnsafeMutablePointer<Float>.allocate(capacity: rows * max(k, 1))
-        defer { panel.deallocate() }
-        let writesFloat = outputCode == Int32(CK_OUT_F32)
-        let accumulator = writesFloat ? output.assumingMemoryBound(to: Float.self)
-            : UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-        defer { if !writesFloat { accumulator.deallocate() } }
-        for start in stride(from: 0, to: n, by: rows) {
-            let count = min(rows, n - start)
-            parallelRanges(count: count, minimumPerThread: 16) { range in
-                decodePanel(start + range.lowerBound..<start + range.upperBound, panel + range.lowerBound * k)
-            }
-            OpenBLAS.shared.gemmNT(m: m, n: count, k: k, a: x, lda: k, b: panel, ldb: k, c: accumulator + start,
-                                   ldc: n)
-        }
-        if alpha != 1 || bias != nil || !writesFloat {
-            parallelRanges(count: m, minimumPerThread: 8) { range in
-                ck_gemm_epilogue(accumulator, Int64(n), alpha, bias, output, outputCode, Int64(range.lowerBound),
-                                 Int64(range.upperBound), path.code)
-            }
-        }
-    }
-
     /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
     /// our FMA GEMM decodes each 64-column panel of W, 256 K values at a time, into a cache-sized
     /// float buffer (exactly the dequantized values) and multiplies the input in place; output
@@ -168,10 +123,11 @@ extension CPUKernels {
     ///   - x: `m x k` float32, row-major.
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
     /// - Throws: ``TensorError/Code/backendFailure`` when a thread cannot allocate its buffers.
-    public static func decodedGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int,
-                                   weight: UnsafePointer<ck_decoded_weight>, alpha: Float, bias: UnsafePointer<Float>?,
-                                   output: UnsafeMutableRawPointer, outputCode: Int32, path: CPUKernelPath) throws {
-        let failed = Flag()
+    package static func decodedGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int,
+                                    weight: UnsafePointer<ck_decoded_weight>, alpha: Float,
+                                    bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
+                                    path: CPUKernelPath) throws {
+        let failed = KernelFlag()
         parallelRanges(count: n, granule: 16) { range in
             if ck_decoded_gemm(x, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,
                                Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
@@ -182,14 +138,6 @@ extension CPUKernels {
             throw TensorError(.backendFailure, "float GEMM on a decoded weight: could not allocate its panel buffers "
                 + "(out of memory)")
         }
-    }
-
-    /// A flag that kernel workers raise.
-    final class Flag: @unchecked Sendable {
-        private let lock = NSLock()
-        private var raised = false
-        func set() { lock.withLock { raised = true } }
-        var isSet: Bool { lock.withLock { raised } }
     }
 
     /// Calls `body` with a pointer to `values`, or `nil` when there are none.

@@ -76,7 +76,7 @@ typedef struct {
     int64_t bn;             ///< weight block rows
     const int8_t *x;        ///< activation codes, m x k (portable path and GEMV)
     const float *sx;        ///< activation scales, m x ceil(k/bk)
-    const void *apack;      ///< packed activation (ck_i8_pack_activation), for the AVX2 and VNNI GEMMs
+    const void *apack;      ///< packed activation (ck_i8_gemm_pack_activation), for the SIMD GEMMs
     const float *sxpack;    ///< activation scales padded to the packed row count
     const int8_t *w;        ///< weight codes, n x k
     const float *sw;        ///< weight scales, ceil(n/bn) x ceil(k/bk)
@@ -84,23 +84,6 @@ typedef struct {
     void *out;              ///< m x n in out_dtype, row stride n
     int out_dtype;          ///< CK_OUT_*
 } ck_i8_gemm_args;
-
-/// Rows of the packed activation (m rounded up to the micro-kernel's row count) and bytes per row.
-void ck_i8_packed_activation_size(int64_t m, int64_t k, int64_t bk, int path, int64_t *rows,
-                                  int64_t *row_bytes);
-
-/// Packs rows [row0, row1) of the packed activation for the GEMM of `path` (AVX2: int16 pairs;
-/// VNNI: u8 = q + 128 in quads; each K block padded to the group), and copies their scales into
-/// `sxpack` (padded rows, m and beyond, get zeros).
-void ck_i8_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
-                           int64_t row0, int64_t row1, void *apack, float *sxpack);
-
-/// The multiple of which each thread's column range [n0, n1) must start (the micro-kernel width).
-int64_t ck_i8_gemm_column_granule(int path);
-
-/// W8A8 GEMM for output columns [n0, n1). Packs the weight panel by panel into a buffer of cache
-/// size; never copies the whole weight. Returns 0, or -1 when a buffer cannot be allocated.
-int ck_i8_gemm(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
 /// Packed activation of the W8A8 GEMM (ck_i8_gemm_run) for `path`: rows (m rounded up to the
 /// micro-tile's rows) and bytes per row (each K block padded with zero codes to the path's group:
@@ -131,9 +114,6 @@ int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path
 /// with exact int32 block sums (AVX2: the vpmaddubsw sign trick) and the arithmetic of
 /// ck_i8_gemm_run.
 void ck_i8_gemv_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
-
-/// W8A8 for few rows (decode): streams each weight row once for all m rows, columns [n0, n1).
-void ck_i8_gemv(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
 /// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x;
 /// AVX2 converts the codes in registers (sum_j sw_j sum_{k in j} x q), the portable path decodes
