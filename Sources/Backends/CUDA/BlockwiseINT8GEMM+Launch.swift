@@ -40,7 +40,8 @@ enum BlockwiseINT8GEMM {
         }
         let b = blockColumns
         if m <= 16 && b % 16 == 0 { return .success(.gemv) }
-        if device.capability == 90, blockRows == b, device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
+        if device.capability == 90, blockRows == b,
+           device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
             if b == 128 { return .success(.wgmma(entry: "bw8_gemm_wgmma_pp_b128")) }
             if b % 128 == 0 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b128")) }

@@ -33,24 +33,6 @@ extension CUDABackend {
         return result
     }
 
-    public func contiguous(_ tensor: Tensor) throws -> Tensor {
-        let source = try GPU(tensor)
-        let result = try GPU.empty(tensor.shape, tensor.dtype, on: source.device)
-        guard tensor.count > 0 else { return result }
-        guard tensor.rank <= DenseKernels.maxRank else {
-            throw TensorError(.unsupportedOperation, "CUDA strided copy supports rank <= \(DenseKernels.maxRank), "
-                + "got \(tensor.shape); reshape first")
-        }
-        let elementSize = tensor.dtype.byteSize
-        let function = try source.device.function(DenseKernels.source, entry: "gather", defines: ["ES": elementSize])
-        // Offsets are in elements from the tensor's own start.
-        try source.device.launch(function, grid: (source.device.gridSize(work: tensor.count, perBlock: 256), 1, 1),
-                                 block: (256, 1, 1),
-                                 [source.argument, try GPU(result).argument, .int(tensor.count),
-                                  .bytes(DenseKernels.dims(shape: tensor.shape, a: tensor.strides, b: tensor.strides))])
-        return result
-    }
-
     public func convert(_ tensor: Tensor, to dtype: DType) throws -> Tensor {
         let input = try GPU(try tensor.contiguous())
         let result = try GPU.empty(tensor.shape, dtype, on: input.device)

@@ -45,6 +45,7 @@ package enum CUDAKernelCheck {
                                                         "BIAS_DT": 0]))
             }
         }
+        variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))
         for (source, defines) in variants {
@@ -54,5 +55,37 @@ package enum CUDAKernelCheck {
                                   options: options + CUDADevice.compileOptions(source))
         }
         return variants.count
+    }
+
+    /// The transformer kernels: every entry in each dtype, with and without optional operands, in
+    /// scalar and vector widths and both row-group sizes; the gather with wide words.
+    static func transformerVariants() -> [(KernelSource, [String: Int])] {
+        var variants: [(KernelSource, [String: Int])] = []
+        for dtype in OperandChecks.floatTypes {
+            let code = dtype.kernelCode
+            for (vector, rowThreads) in [(1, 32), (16 / dtype.byteSize, 128), (2, 1024)] {
+                let row = ["IN_DT": code, "VEC": vector, "RT": rowThreads]
+                for (weight, bias) in [(code, DType.float32.kernelCode), (-1, -1)] {
+                    variants.append((NormalizationKernels.source,
+                                     row.merging(["LAYER_NORM": 1, "W_DT": weight, "B_DT": bias]) { $1 }))
+                }
+                for mask in [DType.float32.kernelCode, code, -1] {
+                    variants.append((NormalizationKernels.source, row.merging(["SOFTMAX": 1, "M_DT": mask]) { $1 }))
+                }
+                variants.append((NormalizationKernels.source, row.merging(["L2_NORMALIZE": 1]) { $1 }))
+                for mask in [DType.int32.kernelCode, code] {
+                    variants.append((TokenKernels.source, ["MEAN_POOL": 1, "IN_DT": code, "M_DT": mask,
+                                                           "VEC": vector]))
+                }
+                variants.append((ElementwiseKernels.source, ["SCALE": 1, "IN_DT": code, "VEC": vector]))
+                variants.append((ElementwiseKernels.source, ["MULTIPLY": 1, "IN_DT": code,
+                                                             "B_DT": DType.float32.kernelCode, "VEC": vector]))
+            }
+        }
+        for word in [1, 2, 4, 8, 16] {
+            variants.append((TokenKernels.source, ["EMBEDDING": 1, "WB": word]))
+            variants.append((DenseKernels.source, ["ES": word]))
+        }
+        return variants
     }
 }

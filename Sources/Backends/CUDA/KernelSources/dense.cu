@@ -1,6 +1,6 @@
 //
-// Compile-time parameters (`-D`): `IN_DT`, `OUT_DT`, `B_DT` element codes, `ES` element size in
-// bytes for the gather, `APPROX` (0 erf, 1 tanh) for GELU. Shapes travel in a `Dims` struct of
+// Compile-time parameters (`-D`): `IN_DT`, `OUT_DT`, `B_DT` element codes, `ES` bytes per gathered word
+// (1, 2, 4, 8 or 16), `APPROX` (0 erf, 1 tanh) for GELU. Shapes travel in a `Dims` struct of
 // up to 8 dimensions.
 #include "prelude.cuh"
 struct Dims { i64 shape[8]; i64 a[8]; i64 b[8]; int rank; };
@@ -18,13 +18,7 @@ __device__ __forceinline__ void offsets(const Dims& d, i64 i, i64& oa, i64& ob) 
 }
 
 #ifdef ES
-#if ES == 1
-typedef u8 Word;
-#elif ES == 2
-typedef u16 Word;
-#else
-typedef u32 Word;
-#endif
+typedef Vec<ES>::T Word;
 /// out[i] = in[strided offset of i]: makes a strided view contiguous.
 extern "C" __global__ void gather(const Word* in, Word* out, i64 count, Dims d) {
     for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < count; i += (i64)gridDim.x * blockDim.x) {

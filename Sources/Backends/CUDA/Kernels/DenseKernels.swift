@@ -1,7 +1,7 @@
 /// Elementwise and layout kernels for dense tensors.
 ///
-/// Compile-time parameters (`-D`): `IN_DT`, `OUT_DT`, `B_DT` element codes, `ES` element size in
-/// bytes for the gather, `APPROX` (0 erf, 1 tanh) for GELU. Shapes travel in a `Dims` struct of
+/// Compile-time parameters (`-D`): `IN_DT`, `OUT_DT`, `B_DT` element codes, `ES` bytes per gathered word
+/// (1, 2, 4, 8 or 16), `APPROX` (0 erf, 1 tanh) for GELU. Shapes travel in a `Dims` struct of
 /// up to 8 dimensions.
 ///
 /// CUDA C in `KernelSources/dense.cu`.
