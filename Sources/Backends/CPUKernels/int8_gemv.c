@@ -62,11 +62,13 @@ CK_AVX2 static void gemv_avx2(const ck_i8_gemm_args *a, int64_t n0, int64_t n1) 
                         acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(p, ones));
                     }
                 }
-                const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+                const __m256i h =
+                    _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
                 __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
                 if (vlen < len) {
                     int32_t rest[GROUP];
-                    for (int c = 0; c < GROUP; c++) rest[c] = dot_portable(xr + p0 + vlen, wr[c] + p0 + vlen, len - vlen);
+                    for (int c = 0; c < GROUP; c++)
+                        rest[c] = dot_portable(xr + p0 + vlen, wr[c] + p0 + vlen, len - vlen);
                     sums = _mm_add_epi32(sums, _mm_loadu_si128((const __m128i *)rest));
                 }
                 const __m128 sw = _mm_setr_ps(swr[0][j], swr[1][j], swr[2][j], swr[3][j]);
