@@ -1,8 +1,9 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 import PackageDescription
 
-// C kernels are compiled with optimisation even in debug builds: the test suite runs them on
-// real shapes, and -O0 SIMD code is two orders of magnitude slower than what users get.
+// C kernels are compiled with optimisation even in debug builds: at -O0 a debug program on real shapes
+// runs them several times slower (NOTES.md, "Versioned dependency"). SwiftPM accepts unsafeFlags in a
+// version-based dependency from tools-version 6.2 on (.ci/run builds such a client).
 let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
 
 let package = Package(
@@ -32,5 +33,13 @@ let package = Package(
         .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear"], path: "Sources/qlinear"),
         .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear", "QLConformance"],
                     path: "Tests/QuantizedLinearTests"),
+        // The README's Swift code blocks, each verbatim as one program (ReadmeTests checks and runs them).
+        .executableTarget(name: "ReadmeUsage", dependencies: ["QuantizedLinear"], path: "Examples/ReadmeUsage"),
+        .executableTarget(name: "ReadmeLayout", dependencies: ["QuantizedLinear"], path: "Examples/ReadmeLayout"),
+        .executableTarget(name: "ReadmeCheckpoints", dependencies: ["QuantizedLinear"],
+                          path: "Examples/ReadmeCheckpoints"),
+        .testTarget(name: "QLinearCLITests",
+                    dependencies: ["qlinear", "QuantizedLinear", "ReadmeUsage", "ReadmeLayout", "ReadmeCheckpoints"],
+                    path: "Tests/QLinearCLITests"),
     ]
 )

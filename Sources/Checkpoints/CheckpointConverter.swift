@@ -96,15 +96,17 @@ public struct ConversionReport: Sendable {
 /// over the whole tensor, `/ 448`), so that the patched weights stay in range when the LoRA is merged
 /// later. The codes are those of the base weight under that scale.
 public enum CheckpointConverter {
-    /// Converts `input` into `output` (which may be the same path).
+    /// Converts `input` into `output`, which must not be `input` or one of the LoRA files (compared as
+    /// files: device and inode, so another spelling or a link of the same file is caught too).
     /// - Parameter progress: called after each tensor is written.
     /// - Returns: what was quantized, skipped and matched, with per-layer error.
-    /// - Throws: ``TensorError`` naming the file and tensor: a bad input or LoRA file, a LoRA whose shapes do
-    ///   not fit its layer, a weight with NaN or infinity, a write failure. Nothing is written at `output`
-    ///   then.
+    /// - Throws: ``TensorError`` naming the file and tensor: `output` being an input, a bad input or LoRA
+    ///   file, a LoRA whose shapes do not fit its layer, a weight with NaN or infinity, a write failure.
+    ///   Nothing is written at `output` then.
     @discardableResult
     public static func convert(input: String, output: String, options: ConversionOptions = ConversionOptions(),
                                progress: ((ConversionProgress) -> Void)? = nil) throws -> ConversionReport {
+        try OutputPath.requireDistinct(output, from: [input] + options.loraPaths)
         let reader = try ComfyCheckpointReader(path: input)
         let file = reader.file
         var report = ConversionReport()

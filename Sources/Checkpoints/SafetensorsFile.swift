@@ -153,9 +153,22 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// Calls `body` with the raw little-endian bytes of tensor `name`, straight from the mapping.
+    ///
+    /// When `body` throws and the file has meanwhile shrunk (another process truncated it while it was
+    /// mapped, so the bytes were unreadable), the error says so instead of `body`'s.
+    /// - Throws: ``TensorError/Code/io`` for a file truncated while being read; otherwise `body`'s error.
     public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let entry = try requireEntry(name)
-        return try mapping.withBytes(in: fileRange(of: entry), body)
+        do {
+            return try mapping.withBytes(in: fileRange(of: entry), body)
+        } catch {
+            if let now = mapping.currentByteCount(), now < mapping.byteCount {
+                throw TensorError(.io, "\(path) was truncated while being read (\(now) bytes now, "
+                    + "\(mapping.byteCount) when opened), at tensor `\(name)`; do not change an input while it "
+                    + "is converted, then run again", underlying: "\(error)")
+            }
+            throw error
+        }
     }
 
     /// Hands the pages of tensor `name` back to the kernel (they are re-read from disk if used again).

@@ -16,6 +16,12 @@ import QLTensor
 /// on any error, or when the writer is dropped unfinished, the temporary file is removed and nothing
 /// appears at `path`.
 ///
+/// Only a regular file is ever replaced: a `path` that is a directory, FIFO, device node or socket,
+/// or a symbolic link to one, is refused; a link to a regular file is written through (its target is
+/// replaced). The temporary is registered with ``TemporaryFileCleanup`` (removed on SIGINT/SIGTERM
+/// where the program installed its handlers) and named so that the next writer of the same `path`
+/// removes one that a killed run left behind (``TemporaryOutputName``).
+///
 /// The header is compact JSON: `__metadata__` first (keys sorted), then the tensors in declared
 /// order, each `{"dtype":...,"shape":[...],"data_offsets":[begin,end]}`; it is padded with spaces so
 /// the data section starts on a 64-byte boundary (a multiple of the 8 the format asks for), which lets
@@ -50,7 +56,11 @@ public final class SafetensorsWriter {
     public let declarations: [Declaration]
     /// Bytes of the whole file once finished.
     public let totalByteCount: Int
+    /// The file `path` names: `path`, or the target of a symbolic link at `path`.
+    private let destination: String
     private let temporaryPath: String
+    /// Where ``TemporaryFileCleanup`` holds `temporaryPath`, if it had room.
+    private var cleanupSlot: Int?
     private var descriptor: Int32
     private var nextIndex = 0
     private var finished = false
@@ -63,15 +73,19 @@ public final class SafetensorsWriter {
         declarations = tensors
         let header = try Self.header(tensors, metadata: metadata)
         totalByteCount = 8 + header.count + tensors.reduce(0) { $0 + $1.byteCount }
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var generator = SystemRandomNumberGenerator()
-        temporaryPath = directory + "/." + url.lastPathComponent + "." + String(generator.next() as UInt64, radix: 36)
-            + ".tmp"
+        destination = try OutputPath.destination(for: path)
+        TemporaryOutputName.removeStale(for: destination)
+        temporaryPath = TemporaryOutputName.make(for: destination)
+        cleanupSlot = TemporaryFileCleanup.register(temporaryPath)
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            if let cleanupSlot { TemporaryFileCleanup.unregister(cleanupSlot) }
+            cleanupSlot = nil
+            finished = true
+            let directory = URL(fileURLWithPath: destination).deletingLastPathComponent().path
             throw TensorError(.io, "\(path): cannot create a temporary file in \(directory); check that the "
-                + "directory exists and is writable", underlying: String(cString: strerror(errno)))
+                + "directory exists and is writable", underlying: reason)
         }
         do {
             var length = UInt64(header.count).littleEndian
@@ -146,12 +160,24 @@ public final class SafetensorsWriter {
             throw TensorError(.io, "\(path): flushing the file failed; nothing was written", underlying: reason)
         }
         descriptor = -1
-        guard rename(temporaryPath, path) == 0 else {
+        do {
+            // Checked again: what is at `path` may have changed while the file was written.
+            guard try OutputPath.destination(for: path) == destination else {
+                throw TensorError(.io, "\(path) changed while it was written (now a link elsewhere); nothing "
+                    + "was written")
+            }
+        } catch {
+            abandon()
+            throw error
+        }
+        guard rename(temporaryPath, destination) == 0 else {
             let reason = String(cString: strerror(errno))
             abandon()
             throw TensorError(.io, "\(path): renaming the finished file into place failed", underlying: reason)
         }
         finished = true
+        if let cleanupSlot { TemporaryFileCleanup.unregister(cleanupSlot) }
+        cleanupSlot = nil
     }
 
     /// Stops writing and removes the temporary file; `path` is left as it was.
@@ -162,6 +188,8 @@ public final class SafetensorsWriter {
             descriptor = -1
         }
         unlink(temporaryPath)
+        if let cleanupSlot { TemporaryFileCleanup.unregister(cleanupSlot) }
+        cleanupSlot = nil
         finished = true
     }
 
@@ -171,8 +199,15 @@ public final class SafetensorsWriter {
             let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 && errno == EINTR { continue }
             guard written > 0 else {
+                let reason = String(cString: strerror(errno))
+                if written < 0 && errno == EFAULT {
+                    // write(2) could not read the source bytes: a mapped input shrank under them.
+                    throw TensorError(.io, "\(path): the bytes to write could not be read (the memory behind "
+                        + "them is gone: an input file truncated or replaced while being read); nothing was "
+                        + "written to \(path)", underlying: reason)
+                }
                 throw TensorError(.io, "\(path): writing failed (is the disk full?); nothing was written to \(path)",
-                                  underlying: String(cString: strerror(errno)))
+                                  underlying: reason)
             }
             offset += written
         }
