@@ -179,7 +179,7 @@ enum Benchmark {
     static func parseCounts(_ text: String) throws -> [Int] {
         let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw TensorError(.invalidArgument, "bench: --m expects positive integers separated by commas "
+            throw TensorError(.invalidArgument, "expects positive integers separated by commas "
                 + "(e.g. --m 1,64,1024), got `\(text)`")
         }
         return values.map { $0! }
@@ -190,7 +190,7 @@ enum Benchmark {
         try text.split(separator: ",").map { item in
             let sides = item.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard sides.count == 2, let n = sides[0], let k = sides[1], n > 0, k > 0 else {
-                throw TensorError(.invalidArgument, "bench: --shapes expects N x K pairs separated by commas "
+                throw TensorError(.invalidArgument, "expects N x K pairs separated by commas "
                     + "(e.g. --shapes 3072x3072,14336x3072), got `\(item)`")
             }
             return Shape(name: "\(n)x\(k)", n: n, k: k)
