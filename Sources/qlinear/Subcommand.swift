@@ -35,7 +35,8 @@ struct Subcommand: Sendable {
 
     /// Every subcommand, in the order `qlinear --help` lists them; the first is the default.
     static let all: [Subcommand] = [Demo.command, Benchmark.command, BenchmarkCUDA.command, Convert.command,
-                                    Inspect.command, Export.command, Synthesize.command]
+                                    Inspect.command, Export.command, Synthesize.command, Embed.command,
+                                    BenchmarkEmbed.command]
 
     /// The subcommand called `name`.
     /// - Throws: ``TensorError/Code/invalidArgument`` naming the nearest known command.

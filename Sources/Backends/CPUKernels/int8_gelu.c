@@ -4,7 +4,8 @@
 
 // Fused dequantize -> gelu -> round to the original dtype -> requantize, one 1 x B block at a
 // time in an L1-resident buffer. Contraction is off so every float operation rounds exactly as the
-// plain-Swift definition (GeluApproximation.apply, then BlockWiseINT8Reference.quantize) does.
+// plain-Swift definition (GeluApproximation.apply, which ck_gelu_scalar computes, then
+// BlockWiseINT8Reference.quantize) does.
 #pragma STDC FP_CONTRACT OFF
 
 static float ck_round_to_dtype(float v, int dtype) {
@@ -16,11 +17,6 @@ static float ck_round_to_dtype(float v, int dtype) {
         memcpy(&v, &bits, 4);
     }
     return v;
-}
-
-static float ck_gelu(float x, int tanh_form) {
-    if (tanh_form) return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
 void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, int64_t block, int tanh_form,
@@ -36,7 +32,7 @@ void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, i
             const float scale_in = s[r * blocks + j];
             float amax = 0.0f;
             for (int64_t i = 0; i < length; i++) {
-                float v = ck_round_to_dtype(ck_gelu((float)in[i] * scale_in, tanh_form), round_dtype);
+                float v = ck_round_to_dtype(ck_gelu_scalar((float)in[i] * scale_in, tanh_form), round_dtype);
                 buffer[i] = v;
                 float a = fabsf(v);
                 amax = a > amax ? a : amax;

@@ -179,4 +179,6 @@ void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, i
                                 int round_dtype, int toward_zero, int64_t row_begin, int64_t row_end,
                                 int8_t *q_out, float *s_out);
 
+#include "CKernelsDense.h"
+
 #endif
