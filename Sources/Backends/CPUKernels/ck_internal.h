@@ -138,7 +138,7 @@ typedef void (*ck_row_decoder)(const void *context, int64_t col, int64_t c0, int
 
 /// Portable GEMV for few rows: y[r, col] = (sum_c x[r, c] w[col, c]) * post + bias[col] for
 /// columns [n0, n1), every weight row decoded 512 values at a time into a buffer and used for all
-/// m rows (int8_gemv.c). The AVX2 GEMVs decode in registers instead.
+/// m rows (int8_gemv_weight_only.c). The AVX2 GEMVs decode in registers instead.
 void ck_gemv_decoded_portable(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
                               float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0,
                               int64_t n1);
