@@ -10,6 +10,8 @@ let package = Package(
     name: "QuantizedLinear",
     products: [
         .library(name: "QuantizedLinear", targets: ["QuantizedLinear"]),
+        .library(name: "QLNN", targets: ["QLNN"]),
+        .library(name: "QLModels", targets: ["QLModels"]),
         // The checks every layout x backend must pass, for users' own layouts' tests too.
         .library(name: "QLConformance", targets: ["QLConformance"]),
         .executable(name: "qlinear", targets: ["qlinear"]),
@@ -20,6 +22,7 @@ let package = Package(
         .target(name: "QLQuantized", dependencies: ["QLTensor"], path: "Sources/QuantizedTensor"),
         .target(name: "QLLayouts", dependencies: ["QLQuantized"], path: "Sources/Layouts"),
         .target(name: "QLCheckpoints", dependencies: ["QLLayouts", "QLCPU"], path: "Sources/Checkpoints"),
+        .target(name: "QLTokenizers", dependencies: ["QLTensor"], path: "Sources/Tokenizers"),
         // Backends: one home each, found by QLTensor at first use of their device kind.
         .target(name: "CQLKernels", path: "Sources/Backends/CPUKernels", cSettings: kernelFlags),
         .target(name: "QLCPU", dependencies: ["QLTensor", "CQLKernels"], path: "Sources/Backends/CPU"),
@@ -27,12 +30,18 @@ let package = Package(
         .target(name: "QLCUDA", dependencies: ["QLTensor"], path: "Sources/Backends/CUDA",
                 resources: [.copy("KernelSources")]),
         // What users import.
-        .target(name: "QuantizedLinear", dependencies: ["QLLayouts", "QLCheckpoints", "QLCPU", "QLCUDA"],
+        .target(name: "QuantizedLinear", dependencies: ["QLLayouts", "QLCheckpoints", "QLCPU", "QLCUDA",
+                                                        "QLTokenizers"],
                 path: "Sources/Ops"),
         .target(name: "QLConformance", dependencies: ["QuantizedLinear"], path: "Sources/Conformance"),
-        .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear"], path: "Sources/qlinear"),
+        // Model authors' layers, and the example models built with them.
+        .target(name: "QLNN", dependencies: ["QuantizedLinear"], path: "Sources/NN"),
+        .target(name: "QLModels", dependencies: ["QLNN"], path: "Sources/Models"),
+        .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear", "QLNN", "QLModels"],
+                          path: "Sources/qlinear"),
         .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear", "QLConformance"],
                     path: "Tests/QuantizedLinearTests"),
+        .testTarget(name: "ModelTests", dependencies: ["QLModels"], path: "Tests/ModelTests"),
         // The README's Swift code blocks, each verbatim as one program (ReadmeTests checks and runs them).
         .executableTarget(name: "ReadmeUsage", dependencies: ["QuantizedLinear"], path: "Examples/ReadmeUsage"),
         .executableTarget(name: "ReadmeLayout", dependencies: ["QuantizedLinear"], path: "Examples/ReadmeLayout"),

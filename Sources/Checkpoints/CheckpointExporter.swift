@@ -23,8 +23,8 @@ public enum CheckpointExporter {
         }
         try OutputPath.requireDistinct(output, from: [input])
         let reader = try ComfyCheckpointReader(path: input, options: ComfyLoadOptions(originalDType: dtype))
-        let dropped = Set(reader.formats.keys.map { $0 + ComfyKeys.inputScale })
-        let names = reader.names.filter { !dropped.contains($0) }
+        let dropped = Set(reader.formats.keys.map { TensorName($0.string + ComfyKeys.inputScale) })
+        let names = reader.names.filter { !dropped.contains(TensorName($0)) }
         let declarations = try names.map { name -> SafetensorsWriter.Declaration in
             let entry = try reader.file.requireEntry(name)
             let isQuantized = reader.quantizedLayer(ofWeight: name) != nil

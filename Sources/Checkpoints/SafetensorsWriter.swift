@@ -46,7 +46,9 @@ public final class SafetensorsWriter {
             self.shape = shape
         }
 
-        public var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+        /// Bytes of the tensor's data (`elements * bits / 8`); 0 for a declaration whose size does not
+        /// exist (overflow, a partial last byte), which ``SafetensorsWriter/header(_:metadata:)`` refuses.
+        public var byteCount: Int { dtype.byteCount(shape: shape) ?? 0 }
     }
 
     /// The data section starts on a multiple of this many bytes.
@@ -113,7 +115,7 @@ public final class SafetensorsWriter {
                     + "\(declarations.count) declared tensors are written)")
             }
             let declaration = declarations[nextIndex]
-            guard declaration.name == name else {
+            guard TensorName(declaration.name) == TensorName(name) else {
                 throw TensorError(.invalidArgument, "\(path): tensor `\(name)` written where "
                     + "`\(declaration.name)` is next; write tensors in the declared order")
             }
@@ -132,7 +134,7 @@ public final class SafetensorsWriter {
     /// Writes the next declared tensor from a CPU tensor of the declared dtype and shape.
     public func write(_ name: String, tensor: Tensor) throws {
         let expected = nextIndex < declarations.count ? declarations[nextIndex] : nil
-        if let expected, expected.name == name,
+        if let expected, TensorName(expected.name) == TensorName(name),
            SafetensorsDType(tensor.dtype) != expected.dtype || tensor.shape != expected.shape {
             abandon()
             throw TensorError(.shapeMismatch, "\(path): tensor `\(name)` is declared \(expected.dtype) "
@@ -216,9 +218,10 @@ public final class SafetensorsWriter {
     // MARK: Header
 
     /// The header JSON (padded), exactly as written after the 8-byte length.
-    /// - Throws: ``TensorError/Code/invalidArgument`` for duplicate or reserved names or negative dimensions.
+    /// - Throws: ``TensorError/Code/invalidArgument`` for duplicate (byte for byte) or reserved names, negative
+    ///   dimensions, or a size that overflows or is not whole bytes.
     public static func header(_ tensors: [Declaration], metadata: [String: String]) throws -> [UInt8] {
-        var names = Set<String>()
+        var names = Set<TensorName>()
         var parts: [String] = []
         if !metadata.isEmpty {
             let fields = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
@@ -226,13 +229,17 @@ public final class SafetensorsWriter {
         }
         var offset = 0
         for tensor in tensors {
-            guard tensor.name != "__metadata__", names.insert(tensor.name).inserted else {
+            guard TensorName(tensor.name) != "__metadata__", names.insert(TensorName(tensor.name)).inserted else {
                 throw TensorError(.invalidArgument, "tensor name `\(tensor.name)` is reserved or used twice")
             }
             guard tensor.shape.allSatisfy({ $0 >= 0 }) else {
                 throw TensorError(.invalidArgument, "tensor `\(tensor.name)` has a negative dimension: \(tensor.shape)")
             }
-            let end = offset + tensor.byteCount
+            guard let byteCount = tensor.dtype.byteCount(shape: tensor.shape),
+                  case (let end, false) = offset.addingReportingOverflow(byteCount) else {
+                throw TensorError(.invalidArgument, "tensor `\(tensor.name)`: \(tensor.dtype) x \(tensor.shape) has no "
+                    + "size in whole bytes below Int.max")
+            }
             parts.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":["
                 + tensor.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(end)]}")
             offset = end

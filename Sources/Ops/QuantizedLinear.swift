@@ -4,6 +4,7 @@
 @_exported import QLLayouts
 @_exported import QLQuantized
 @_exported import QLTensor
+@_exported import QLTokenizers
 
 // The public ops. Each accepts dense or quantized tensors in any position and returns what the
 // handler for the operands' layout returns (dense, or quantized where that is the point); with no

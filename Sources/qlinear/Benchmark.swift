@@ -25,6 +25,10 @@ enum Benchmark {
         options: [
             .flag("quick", "two shapes, fewer repetitions (a smoke run)"),
             .text("json", placeholder: "FILE", "also write every measurement as JSON to FILE"),
+            .text("m", placeholder: "LIST", validate: { _ = try parseCounts($0) },
+                  "the M values to time, comma-separated (default: the large M, then 1)"),
+            .text("shapes", placeholder: "LIST", validate: { _ = try parseShapes($0) },
+                  "N x K shapes instead of the WAN2.2 layers, comma-separated (e.g. 3072x3072,14336x3072)"),
             .integer("rows", placeholder: "M", default: 1024, in: 1...65_536, "the large M"),
             .integer("repeats", placeholder: "R", in: 1...1000,
                      "timed repetitions at the large M (default 5, 2 with --quick; 4x as many at M = 1)"),
@@ -121,9 +125,10 @@ enum Benchmark {
         let (readBandwidth, copyBandwidth) = try measureBandwidth(quick: quick)
         print(String(format: "memory bandwidth (1 GB buffers): read %.1f GB/s, copy %.1f GB/s (read + write)",
                      readBandwidth / 1e9, copyBandwidth / 1e9))
-        let chosen = quick ? [shapes[1], shapes[5]] : shapes
+        let chosen = try arguments.string("shapes").map(parseShapes) ?? (quick ? [shapes[1], shapes[5]] : shapes)
+        let mValues = try arguments.string("m").map(parseCounts) ?? [largeM, 1]
         var measurements: [Measurement] = []
-        for m in [largeM, 1] {
+        for m in mValues {
             print("")
             print("M = \(m)" + (m == 1 ? " (weights rotate among copies > 1 GB: streaming from memory)" : ""))
             print(pad("layer", 16) + pad("N x K", 13) + pad("path", 26) + pad("median", 11) + pad("GFLOP/s", 9)
@@ -167,6 +172,28 @@ enum Benchmark {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: file))
             print("wrote \(file)")
+        }
+    }
+
+    /// `1,64,1024` -> [1, 64, 1024].
+    static func parseCounts(_ text: String) throws -> [Int] {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw TensorError(.invalidArgument, "expects positive integers separated by commas "
+                + "(e.g. --m 1,64,1024), got `\(text)`")
+        }
+        return values.map { $0! }
+    }
+
+    /// `3072x3072,14336x3072` -> shapes named by their N x K.
+    static func parseShapes(_ text: String) throws -> [Shape] {
+        try text.split(separator: ",").map { item in
+            let sides = item.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard sides.count == 2, let n = sides[0], let k = sides[1], n > 0, k > 0 else {
+                throw TensorError(.invalidArgument, "expects N x K pairs separated by commas "
+                    + "(e.g. --shapes 3072x3072,14336x3072), got `\(item)`")
+            }
+            return Shape(name: "\(n)x\(k)", n: n, k: k)
         }
     }
 

@@ -54,11 +54,11 @@ enum Inspect {
             reader.file.entry(layer + ComfyKeys.comfyQuant) != nil ? "per layer" : "in header"
         }
         if let layer = reader.quantizedLayer(ofWeight: name) {
-            return "\(reader.formats[layer]!) (declared \(perLayer(layer)))"
+            return "\(reader.formats[TensorName(layer)]!) (declared \(perLayer(layer)))"
         }
         for (suffix, role) in [(ComfyKeys.weightScale, "weight scale"), (ComfyKeys.comfyQuant, "declaration"),
                                (ComfyKeys.inputScale, "input scale")] where name.hasSuffix(suffix) {
-            if reader.formats[String(name.dropLast(suffix.count))] != nil { return role }
+            if reader.formats[TensorName(String(name.dropLast(suffix.count)))] != nil { return role }
         }
         return ""
     }

@@ -34,8 +34,9 @@ struct Subcommand: Sendable {
     }
 
     /// Every subcommand, in the order `qlinear --help` lists them; the first is the default.
-    static let all: [Subcommand] = [Demo.command, Benchmark.command, BenchmarkCUDA.command, Convert.command,
-                                    Inspect.command, Export.command, Synthesize.command]
+    static let all: [Subcommand] = [Demo.command, Benchmark.command, BenchmarkConcurrency.command,
+                                    BenchmarkCUDA.command, Convert.command, Inspect.command, Export.command,
+                                    Synthesize.command, Embed.command, BenchmarkEmbed.command]
 
     /// The subcommand called `name`.
     /// - Throws: ``TensorError/Code/invalidArgument`` naming the nearest known command.

@@ -21,6 +21,8 @@ struct BinaryUsageTests {
                "usage: qlinear synthesize"),
               (["export", "a", "b", "--dtype", "f8"], "--dtype must be one of", "usage: qlinear export"),
               (["bench", "--rows", "-5"], "--rows must be", "usage: qlinear bench"),
+              (["bench", "--m", "64,0"], "expects positive integers separated by commas", "usage: qlinear bench"),
+              (["bench", "--shapes", "3072x"], "expects N x K pairs separated by commas", "usage: qlinear bench"),
               (["bench-cuda", "--devce", "1"], "did you mean `--device`?", "usage: qlinear bench-cuda"),
               (["inspect", "a", "--verbose"], "unknown option `--verbose`", "usage: qlinear inspect"),
               (["convrt", "a", "b"], "unknown command `convrt`; did you mean `convert`?", "commands:"),

@@ -140,7 +140,7 @@ struct ParserTests {
             #expect(Subcommand.usage.contains("  \(command.name) "))
         }
         #expect(Subcommand.all.first(where: { $0.name == "convert" })!.help
-            .contains("--block-size B          INT8 block (group) size (1 to 16777216, default 128)"))
+            .contains("--block-size B          INT8 block (group) size (1 to 65536, default 128)"))
     }
 
     @Test("a mistyped command names the nearest one")

@@ -75,9 +75,11 @@ struct CPUKernelFP8Tests {
         }
     }
 
+    /// Decode shapes (M <= 16) and GEMM shapes: odd N and K, batch dims, N past a 64-column panel
+    /// (ragged last panel), K past a 256-deep chunk with a tail under 8, M past a 96-row chunk.
     static let linearShapes: [([Int], Int)] = [
         ([1, 300], 45), ([3, 129], 70), ([2, 7, 99], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
-        ([2, 2, 2, 50], 19),
+        ([2, 2, 2, 50], 19), ([33, 1030], 130), ([100, 264], 40),
     ]
 
     @Test("W8A8 linear matches the reference for every output dtype, with and without bias")

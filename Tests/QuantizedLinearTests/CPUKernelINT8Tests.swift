@@ -134,10 +134,12 @@ struct CPUKernelINT8Tests {
         }
     }
 
-    /// (input shape, N): decode shapes (M <= 16: GEMV) and GEMM shapes, odd N and K, batch dims.
+    /// (input shape, N): decode shapes (M <= 16: GEMV) and GEMM shapes, odd N and K, batch dims;
+    /// M = 17..64 (the small GEMM range), M past one AMX tile pair (33, 70), N past one 64-column panel
+    /// with a ragged last panel (130, 200), K over one 512-deep chunk (1030), M over a 96-row chunk (100).
     static let linearShapes: [([Int], Int)] = [
         ([1, 300], 45), ([3, 129], 70), ([2, 7, 100], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
-        ([2, 150], 130),
+        ([2, 150], 130), ([64, 64], 16), ([33, 1030], 200), ([70, 130], 67), ([100, 264], 40),
     ]
 
     @Test("W8A8 linear matches the reference for every output dtype, with and without bias",
@@ -151,20 +153,83 @@ struct CPUKernelINT8Tests {
         }
     }
 
+    // The AVX-VNNI, AVX-512 VNNI and AMX kernels are compiled everywhere but run only where the CPU
+    // (and, for AMX, the OS) allows; each test is skipped elsewhere (this Zen 3 dev machine has none).
+
+    @Test("W8A8 linear runs the AVX-VNNI kernel like the reference",
+          .enabled(if: CPUKernelPath.avxvnni.isSupported, "skipped: this CPU has no AVX-VNNI"),
+          arguments: blockSizes)
+    func w8a8OnAVXVNNI(blockSize: Int) throws {
+        try checkW8A8(forcing: .avxvnni, blockSize: blockSize)
+    }
+
     @Test("W8A8 linear runs the AVX-512 VNNI kernel like the reference",
-          .enabled(if: CPUKernelPath.avx512vnni.isSupported,
-                   // Skipped on CPUs without AVX-512 VNNI (this Zen 3 dev machine): the vpdpbusd kernel
-                   // is compiled everywhere but can only run where the CPU has the instruction.
-                   "skipped: this CPU has no AVX-512 VNNI, so the vpdpbusd kernel cannot run here"),
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 VNNI"),
           arguments: blockSizes)
     func w8a8OnVNNI(blockSize: Int) throws {
-        try CPUKernelPath.withPath(.avx512vnni) {
+        try checkW8A8(forcing: .avx512vnni, blockSize: blockSize)
+    }
+
+    @Test("W8A8 linear runs the AMX kernel like the reference",
+          .enabled(if: CPUKernelPath.amx.isSupported,
+                   "skipped: this CPU has no AMX-INT8, or the OS refused tile data"),
+          arguments: blockSizes)
+    func w8a8OnAMX(blockSize: Int) throws {
+        try checkW8A8(forcing: .amx, blockSize: blockSize)
+    }
+
+    func checkW8A8(forcing path: CPUKernelPath, blockSize: Int) throws {
+        try CPUKernelPath.withPath(path) {
             try FallbackPolicy.withPolicy(.fail) {
                 for (index, (inputShape, n)) in Self.linearShapes.enumerated() {
                     try checkW8A8(inputShape: inputShape, n: n, blockSize: blockSize, seed: UInt64(900 + index),
-                                  rounding: .nearestEven, path: .avx512vnni)
+                                  rounding: .nearestEven, path: path)
                 }
             }
+        }
+    }
+
+    /// Codes at +-127 everywhere (signs in runs, so that many adjacent pairs multiply to +16129 and
+    /// pair sums reach 2 x 127 x 127 = 32258, the int16 limit of the vpmaddubsw step, and signs
+    /// that mix): every block sum must be exact. The expected value is the contract's arithmetic on
+    /// exact integer block sums, `acc += Float(S) * (sx * sw)` in increasing j, bias last, so the
+    /// kernels must equal it bit for bit. A saturating int16 step (u8 = q + 128 times s8) would give
+    /// sums off by thousands.
+    @Test("W8A8 block sums stay exact with every code at +-127 (no int16 saturation)",
+          arguments: [(32, 20, 96), (128, 3, 1030), (256, 40, 512), (64, 1, 64)])
+    func w8a8ExtremeCodesAreExact(blockSize: Int, m: Int, k: Int) throws {
+        let n = 70
+        let xValues = (0..<(m * k)).map { index -> Float in (index / 3 + index / k) % 2 == 0 ? 1 : -1 }
+        let wValues = (0..<(n * k)).map { index -> Float in (index / 5 + index / k) % 3 == 0 ? -1 : 1 }
+        let weightLayout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
+        let w = try QuantizedTensor.fromFloat(try Tensor(wValues, shape: [n, k]), layout: weightLayout)
+        let qx = try QuantizedTensor.fromFloat(try Tensor(xValues, shape: [m, k]),
+                                               layout: try BlockWiseINT8Layout.activation(blockSize: blockSize))
+        let xCodes = try qx.data.elements(as: Int8.self), wCodes = try w.data.elements(as: Int8.self)
+        #expect(xCodes.allSatisfy { abs(Int($0)) == 127 } && wCodes.allSatisfy { abs(Int($0)) == 127 })
+        let sx = try qx.scale.floats(), sw = try w.scale.floats()
+        let bias = try Tensor.randomNormal([n], seed: 77)
+        let biasValues = try bias.floats()
+        let kBlocks = (k + blockSize - 1) / blockSize
+        var expected = [Float](repeating: 0, count: m * n)
+        for row in 0..<m {
+            for column in 0..<n {
+                var total: Float = 0
+                for j in 0..<kBlocks {
+                    var sum = 0
+                    for p in j * blockSize..<min(k, (j + 1) * blockSize) {
+                        sum += Int(xCodes[row * k + p]) * Int(wCodes[column * k + p])
+                    }
+                    let scale = sx[row * kBlocks + j] * sw[(column / weightLayout.blockRows) * kBlocks + j]
+                    let term = Float(sum) * scale
+                    total = total + term
+                }
+                expected[row * n + column] = total + biasValues[column]
+            }
+        }
+        try CPUKernelCheck.onEveryPath { path in
+            let y = try linear(qx, w, bias: bias).dequantized().floats()
+            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(path) B=\(blockSize) M=\(m) K=\(k)")
         }
     }
 

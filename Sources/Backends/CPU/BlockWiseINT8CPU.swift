@@ -18,7 +18,7 @@ enum BlockWiseINT8CPU {
         try QuantizationInput.check(tensor, layout: layoutName)
         let geometry = MatrixGeometry(tensor.shape)
         let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
-        let rowBlocks = (rows + blocks.rows - 1) / blocks.rows
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, blocks.rows)
         // The kernel writes every code (zeros for all-zero blocks) and every scale.
         let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .int8)
         let scales = try Tensor(uninitializedShape: blocks.scaleShape(for: tensor.shape), dtype: .float32)
@@ -76,6 +76,15 @@ enum BlockWiseINT8CPU {
                                                roundCode, towardZero, Int64(range.lowerBound),
                                                Int64(range.upperBound), codesOut, scalesOut)
                 }
+            }
+        }
+        // The kernel marks a block that met a NaN or infinity with scale NaN; like quantizing that
+        // tensor with fromFloat, this is an error, never a silent zero.
+        try scales.withUnsafeFloats { values in
+            if let index = values.firstIndex(where: { $0.isNaN }) {
+                throw TensorError(.nonFiniteValue, "gelu on a block-wise INT8 tensor: block \(index) of the result "
+                    + "holds NaN or infinity (is the input's scale \(try source.scales.floats()[index])?); "
+                    + "quantizing it would write garbage. Check the input's scales for NaN/infinity")
             }
         }
         return INT8Parts(codes: codes, scales: scales)
@@ -147,14 +156,14 @@ enum BlockWiseINT8CPU {
         if args.m <= decodeRows {
             withUnsafePointer(to: args) { pointer in
                 CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
-                    ck_i8_gemv(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code)
+                    ck_i8_gemv_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code)
                 }
             }
             return
         }
         var rows: Int64 = 0
         var rowBytes: Int64 = 0
-        ck_i8_packed_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
+        ck_i8_gemm_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
         let kBlocks = (args.k + args.bk - 1) / args.bk
         let packed = UnsafeMutableRawPointer.allocate(byteCount: max(Int(rows * rowBytes), 1), alignment: 64)
         let packedScales = UnsafeMutablePointer<Float>.allocate(capacity: max(Int(rows * kBlocks), 1))
@@ -164,16 +173,16 @@ enum BlockWiseINT8CPU {
         }
         if path != .portable {
             CPUKernels.parallelRanges(count: Int(rows), minimumPerThread: 16) { range in
-                ck_i8_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code, Int64(range.lowerBound),
-                                      Int64(range.upperBound), packed, packedScales)
+                ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code,
+                                           Int64(range.lowerBound), Int64(range.upperBound), packed, packedScales)
             }
             args.apack = UnsafeRawPointer(packed)
             args.sxpack = UnsafePointer(packedScales)
         }
         let failed = KernelFlag()
         withUnsafePointer(to: args) { pointer in
-            CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_column_granule(path.code))) { range in
-                if ck_i8_gemm(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+            CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_granule(path.code))) { range in
+                if ck_i8_gemm_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
                     failed.set()
                 }
             }
@@ -184,8 +193,8 @@ enum BlockWiseINT8CPU {
     }
 
     /// Weight-only: `y = x (q * s)^T + b` with a float input `(M, K)`. GEMV kernels for decode
-    /// shapes; otherwise the weight is dequantized panel by panel into OpenBLAS's sgemm. Neither
-    /// holds a float copy of the whole weight.
+    /// shapes; otherwise our FMA GEMM, which decodes the weight into cache-sized float panels as it
+    /// goes (`ck_decoded_gemm`). Neither holds a float copy of the whole weight.
     /// - Returns: `(M, N)` in the input's dtype.
     static func linearWeightOnly(_ input: Tensor, weight: INT8Parts, blocks: INT8Blocks, bias: Tensor?) throws
         -> Tensor {
@@ -197,7 +206,7 @@ enum BlockWiseINT8CPU {
             try input.withUnsafeFloats { x in
                 try weight.codes.withUnsafeContiguousBytes { wq in
                     try weight.scales.withUnsafeContiguousBytes { sw in
-                        CPUKernels.withOptionalFloats(bias) { biasPointer in
+                        try CPUKernels.withOptionalFloats(bias) { biasPointer in
                             let w = wq.baseAddress!.assumingMemoryBound(to: Int8.self)
                             let s = sw.baseAddress!.assumingMemoryBound(to: Float.self)
                             let (bn, bk) = (Int64(blocks.rows), Int64(blocks.columns))
@@ -209,11 +218,11 @@ enum BlockWiseINT8CPU {
                                 }
                                 return
                             }
-                            CPUKernels.panelGEMM(x: x.baseAddress!, m: m, n: n, k: k, alpha: 1, bias: biasPointer,
-                                                 output: out, outputCode: outputCode, path: path) { rows, panel in
-                                _ = ck_i8_dequantize(w, s, Int64(n), Int64(k), bn, bk, Int64(rows.lowerBound),
-                                                     Int64(rows.upperBound), panel, Int32(CK_OUT_F32), path.code)
-                            }
+                            var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_INT8), codes: w, scales: s,
+                                                           scale: 1, bn: bn, bk: bk)
+                            try CPUKernels.decodedGEMM(x: x.baseAddress!, m: m, n: n, k: k, weight: &weight,
+                                                       alpha: 1, bias: biasPointer, output: out,
+                                                       outputCode: outputCode, path: path)
                         }
                     }
                 }

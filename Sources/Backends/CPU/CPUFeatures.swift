@@ -11,6 +11,9 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
     public let avx512vl: Bool
     public let avx512vnni: Bool
     public let avxvnni: Bool
+    /// AMX-TILE and AMX-INT8 in CPUID with tile state enabled by the OS (XCR0); the process must
+    /// still be granted tile data (``CPUKernelPath/amx`` asks for it).
+    public let amxInt8: Bool
 
     public static let current = CPUFeatures(bits: ck_cpu_features())
 
@@ -24,12 +27,14 @@ public struct CPUFeatures: Sendable, CustomStringConvertible {
         avx512vl = has(CK_CPU_AVX512VL)
         avx512vnni = has(CK_CPU_AVX512VNNI)
         avxvnni = has(CK_CPU_AVXVNNI)
+        amxInt8 = has(CK_CPU_AMXINT8)
     }
 
     public var description: String {
         let names: [(Bool, String)] = [(avx2, "avx2"), (fma, "fma"), (f16c, "f16c"), (avx512f, "avx512f"),
                                        (avx512bw, "avx512bw"), (avx512vl, "avx512vl"),
-                                       (avx512vnni, "avx512vnni"), (avxvnni, "avxvnni")]
+                                       (avx512vnni, "avx512vnni"), (avxvnni, "avxvnni"),
+                                       (amxInt8, "amx_int8")]
         let present = names.filter(\.0).map(\.1)
         return present.isEmpty ? "none" : present.joined(separator: " ")
     }

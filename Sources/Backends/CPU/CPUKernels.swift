@@ -5,16 +5,22 @@ import QLTensor
 /// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
 /// every path the CPU supports in turn).
 ///
-/// The compute-bound INT8 GEMM has one version per path. Memory-bound kernels (quantize,
-/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the AVX-512 path runs the
-/// AVX2 one, since they are limited by memory bandwidth, not by vector width.
+/// The compute-bound INT8 W8A8 GEMM has one version per path. Memory-bound kernels (quantize,
+/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run
+/// the AVX2 one, since they are limited by memory bandwidth, not by vector width.
 public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Plain C; any CPU.
     case portable
-    /// AVX2 + FMA + F16C: int16 `vpmaddwd` for INT8 dot products, FMA for float.
+    /// AVX2 + FMA + F16C: the INT8 GEMM multiplies with `vpmaddubsw` and the sign trick (exact),
+    /// FMA for float.
     case avx2
-    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` (u8 x s8 into int32) for the INT8 GEMM.
+    /// AVX2 + AVX-VNNI: `vpdpbusd` on ymm (u8 x s8 into int32) for the INT8 GEMM.
+    case avxvnni
+    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm for the INT8 GEMM.
     case avx512vnni
+    /// AMX-INT8: `tdpbssd` tiles for the INT8 GEMM (AVX-512 VNNI for the rest); needs the OS's
+    /// permission for tile data, asked for once per process.
+    case amx
 
     /// Whether this CPU can run the path.
     public var isSupported: Bool {
@@ -22,10 +28,16 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
         switch self {
         case .portable: return true
         case .avx2: return cpu.avx2 && cpu.fma && cpu.f16c
+        case .avxvnni: return CPUKernelPath.avx2.isSupported && cpu.avxvnni
         case .avx512vnni: return CPUKernelPath.avx2.isSupported && cpu.avx512f && cpu.avx512bw && cpu.avx512vl
             && cpu.avx512vnni
+        case .amx: return CPUKernelPath.avx512vnni.isSupported && cpu.amxInt8 && CPUKernelPath.amxPermitted
         }
     }
+
+    /// Whether the OS granted this process AMX tile data (Linux `arch_prctl(ARCH_REQ_XCOMP_PERM)`),
+    /// asked once, only on CPUs with AMX-INT8.
+    static let amxPermitted: Bool = CPUFeatures.current.amxInt8 && ck_amx_request_permission() == 1
 
     /// Every path this CPU runs, slowest first.
     public static var supported: [CPUKernelPath] { allCases.filter(\.isSupported) }
@@ -53,7 +65,9 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
         switch self {
         case .portable: Int32(CK_PATH_PORTABLE)
         case .avx2: Int32(CK_PATH_AVX2)
+        case .avxvnni: Int32(CK_PATH_AVXVNNI)
         case .avx512vnni: Int32(CK_PATH_AVX512VNNI)
+        case .amx: Int32(CK_PATH_AMX)
         }
     }
 
@@ -65,27 +79,56 @@ package enum CPUKernels {
     /// Worker threads for the kernels: one per active core.
     package static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel (Dispatch's
-    /// `concurrentPerform` over the cores). Each range starts at a multiple of `granule` and holds
-    /// at least `minimumPerThread` units where possible; smaller work runs on the calling thread.
+    /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel on as many cores as
+    /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers).
+    /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
+    /// possible; small work runs on the calling thread (still holding a slot). Called from inside
+    /// another region, it runs on the current thread.
     package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
                                       _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let units = (count + granule - 1) / granule
-        // Four ranges per core: a worker that wakes late takes fewer of them instead of leaving
-        // the last half of the work to one core.
-        let parts = min(threadCount * 4, units, max(1, count / max(minimumPerThread, 1)))
-        if parts <= 1 {
+        if ComputeSlots.isInsideRegion {
             body(0..<count)
             return
         }
+        let units = (count + granule - 1) / granule
+        let wanted = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
+        let slots = ComputeSlots.shared
+        let granted = slots.acquire(upTo: wanted)
+        defer { slots.release(granted) }
+        if granted <= 1 {
+            ComputeSlots.markingRegion { body(0..<count) }
+            return
+        }
+        // Four ranges per granted core: a worker that wakes late takes fewer of them instead of
+        // leaving the last half of the work to one core.
+        let parts = min(granted * 4, units)
         // The ranges are disjoint and `concurrentPerform` returns only when all are done, so the
         // non-Sendable body (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let start = min(count, units * part / parts * granule)
-            let end = min(count, units * (part + 1) / parts * granule)
-            if start < end { work(start..<end) }
+        let next = PartCounter()
+        DispatchQueue.concurrentPerform(iterations: granted) { _ in
+            ComputeSlots.markingRegion {
+                while let part = next.take(below: parts) {
+                    let start = min(count, units * part / parts * granule)
+                    let end = min(count, units * (part + 1) / parts * granule)
+                    if start < end { work(start..<end) }
+                }
+            }
+        }
+    }
+
+    /// Hands out part numbers 0, 1, 2, ... to the workers of one parallel region.
+    private final class PartCounter: @unchecked Sendable {
+        private var next = 0
+        private let lock = NSLock()
+
+        func take(below limit: Int) -> Int? {
+            lock.withLock {
+                guard next < limit else { return nil }
+                next += 1
+                return next - 1
+            }
         }
     }
 
@@ -101,48 +144,28 @@ package enum CPUKernels {
 }
 
 extension CPUKernels {
-    /// Rows of weight decoded per OpenBLAS call in `panelGEMM`:
-    /// a panel of about 8 MB stays in L3 while OpenBLAS streams it; each call re-packs the whole
-    /// input, so at least 256 rows (K = 14336: 14.7 MB; 144 rows ran 25% slower than sgemm).
-    static func panelRows(n: Int, k: Int) -> Int {
-        let rows = (8 << 20) / max(4 * k, 1) / 16 * 16
-        return min(n, max(rows, 256))
-    }
-
-    /// `y = alpha (x W^T) + bias` for a weight that exists only in a compact form: `decodePanel`
-    /// writes float32 rows of W (a range of output columns) into a buffer of a few megabytes, and
-    /// OpenBLAS's sgemm multiplies each panel as soon as it is decoded, so the float weight is
-    /// never materialised whole.
+    /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
+    /// our FMA GEMM decodes each 64-column panel of W, 256 K values at a time, into a cache-sized
+    /// float buffer (exactly the dequantized values) and multiplies the input in place; output
+    /// columns split across the cores. The float weight is never materialised.
     /// - Parameters:
     ///   - x: `m x k` float32, row-major.
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
-    ///   - decodePanel: writes rows `range` of W (each `k` floats) to the pointer; called from
-    ///     several threads on disjoint ranges.
-    package static func panelGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int, alpha: Float,
-                                 bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
-                                 path: CPUKernelPath,
-                                 decodePanel: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
-        guard m > 0, n > 0 else { return }
-        let rows = panelRows(n: n, k: k)
-        let panel = UnsafeMutablePointer<Float>.allocate(capacity: rows * max(k, 1))
-        defer { panel.deallocate() }
-        let writesFloat = outputCode == Int32(CK_OUT_F32)
-        let accumulator = writesFloat ? output.assumingMemoryBound(to: Float.self)
-            : UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-        defer { if !writesFloat { accumulator.deallocate() } }
-        for start in stride(from: 0, to: n, by: rows) {
-            let count = min(rows, n - start)
-            parallelRanges(count: count, minimumPerThread: 16) { range in
-                decodePanel(start + range.lowerBound..<start + range.upperBound, panel + range.lowerBound * k)
+    /// - Throws: ``TensorError/Code/backendFailure`` when a thread cannot allocate its buffers.
+    package static func decodedGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int,
+                                    weight: UnsafePointer<ck_decoded_weight>, alpha: Float,
+                                    bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
+                                    path: CPUKernelPath) throws {
+        let failed = KernelFlag()
+        parallelRanges(count: n, granule: 16) { range in
+            if ck_decoded_gemm(x, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,
+                               Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+                failed.set()
             }
-            OpenBLAS.shared.gemmNT(m: m, n: count, k: k, a: x, lda: k, b: panel, ldb: k, c: accumulator + start,
-                                   ldc: n)
         }
-        if alpha != 1 || bias != nil || !writesFloat {
-            parallelRanges(count: m, minimumPerThread: 8) { range in
-                ck_gemm_epilogue(accumulator, Int64(n), alpha, bias, output, outputCode, Int64(range.lowerBound),
-                                 Int64(range.upperBound), path.code)
-            }
+        if failed.isSet {
+            throw TensorError(.backendFailure, "float GEMM on a decoded weight: could not allocate its panel buffers "
+                + "(out of memory)")
         }
     }
 

@@ -4,8 +4,8 @@ import QLTensor
 
 /// The per-tensor FP8 CPU kernels (C, in CQLKernels) behind ``CPUBackend``'s kernel contract.
 /// Quantize and dequantize are bit-identical to the layout's reference (`FP8Reference` in
-/// QLLayouts); the GEMMs decode e4m3 to float32 (exact) panel by panel and equal the reference up
-/// to summation order.
+/// QLLayouts); the GEMMs decode e4m3 to float32 (exact) into cache-sized panels of our FMA GEMM
+/// and equal the reference up to summation order.
 enum FP8CPU {
     /// Quantizes a CPU float tensor: a parallel amax pass (which also finds NaN and infinity), then
     /// a parallel encode pass; `fixedScale` replaces the dynamic `amax / 448`.
@@ -65,7 +65,7 @@ enum FP8CPU {
         return try LinearOutput.make(shape: [m, n], dtype: outputDType, m: m, n: n, k: k, bias: bias) {
             out, outputCode in
             try weightCodes.withUnsafeContiguousBytes { wq in
-                CPUKernels.withOptionalFloats(bias) { biasPointer in
+                try CPUKernels.withOptionalFloats(bias) { biasPointer in
                     let w = wq.baseAddress!.assumingMemoryBound(to: UInt8.self)
                     if m <= BlockWiseINT8CPU.decodeRows {
                         CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
@@ -74,10 +74,10 @@ enum FP8CPU {
                         }
                         return
                     }
-                    CPUKernels.panelGEMM(x: x.baseAddress!, m: m, n: n, k: k, alpha: post, bias: biasPointer,
-                                         output: out, outputCode: outputCode, path: path) { rows, panel in
-                        ck_fp8_decode(w + rows.lowerBound * k, Int64(rows.count * k), weightScale, panel, path.code)
-                    }
+                    var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_E4M3), codes: w, scales: nil,
+                                                   scale: weightScale, bn: 1, bk: 1)
+                    try CPUKernels.decodedGEMM(x: x.baseAddress!, m: m, n: n, k: k, weight: &weight, alpha: post,
+                                               bias: biasPointer, output: out, outputCode: outputCode, path: path)
                 }
             }
         }

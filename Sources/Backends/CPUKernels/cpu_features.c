@@ -26,6 +26,8 @@ uint32_t ck_cpu_features(void) {
     if (zmm && ((b >> 30) & 1)) bits |= CK_CPU_AVX512BW;
     if (zmm && ((b >> 31) & 1)) bits |= CK_CPU_AVX512VL;
     if (zmm && ((c >> 11) & 1)) bits |= CK_CPU_AVX512VNNI;
+    // AMX: AMX-TILE (EDX bit 24) and AMX-INT8 (bit 25), tile config and data state (XCR0 bits 17, 18).
+    if (((d >> 24) & 1) && ((d >> 25) & 1) && (xcr0 & 0x60000) == 0x60000) bits |= CK_CPU_AMXINT8;
     __cpuid_count(7, 1, a, b, c, d);
     if (ymm && ((a >> 4) & 1)) bits |= CK_CPU_AVXVNNI;
     return bits;

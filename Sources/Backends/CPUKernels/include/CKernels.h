@@ -15,6 +15,7 @@ enum {
     CK_CPU_AVX512VL = 1 << 5,
     CK_CPU_AVX512VNNI = 1 << 6,
     CK_CPU_AVXVNNI = 1 << 7,
+    CK_CPU_AMXINT8 = 1 << 8, ///< AMX-TILE + AMX-INT8 in CPUID and tile state enabled in XCR0
 };
 
 /// Feature bits of this CPU, from CPUID and XGETBV (0 on non-x86 machines).
@@ -35,7 +36,14 @@ enum {
     CK_PATH_PORTABLE = 0,   ///< plain C, any CPU
     CK_PATH_AVX2 = 1,       ///< AVX2 + FMA + F16C
     CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd); memory-bound kernels use AVX2 here
+    CK_PATH_AVXVNNI = 3,    ///< AVX2 + AVX-VNNI (vpdpbusd on ymm) for the INT8 GEMM
+    CK_PATH_AMX = 4,        ///< AMX-INT8 (tdpbssd) for the INT8 GEMM, AVX-512 VNNI elsewhere
 };
+
+/// Asks the OS for this process's permission to use AMX tile data (Linux arch_prctl
+/// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). Returns 1 when AMX-INT8 can run, 0 otherwise (no
+/// AMX in CPUID or XCR0, or the kernel refused). Idempotent; call before any CK_PATH_AMX kernel.
+int ck_amx_request_permission(void);
 
 /// Output element types the kernels write directly.
 enum {
@@ -68,7 +76,7 @@ typedef struct {
     int64_t bn;             ///< weight block rows
     const int8_t *x;        ///< activation codes, m x k (portable path and GEMV)
     const float *sx;        ///< activation scales, m x ceil(k/bk)
-    const void *apack;      ///< packed activation (ck_i8_pack_activation), for the AVX2 and VNNI GEMMs
+    const void *apack;      ///< packed activation (ck_i8_gemm_pack_activation), for the SIMD GEMMs
     const float *sxpack;    ///< activation scales padded to the packed row count
     const int8_t *w;        ///< weight codes, n x k
     const float *sw;        ///< weight scales, ceil(n/bn) x ceil(k/bk)
@@ -77,29 +85,40 @@ typedef struct {
     int out_dtype;          ///< CK_OUT_*
 } ck_i8_gemm_args;
 
-/// Rows of the packed activation (m rounded up to the micro-kernel's row count) and bytes per row.
-void ck_i8_packed_activation_size(int64_t m, int64_t k, int64_t bk, int path, int64_t *rows,
-                                  int64_t *row_bytes);
+/// Packed activation of the W8A8 GEMM (ck_i8_gemm_run) for `path`: rows (m rounded up to the
+/// micro-tile's rows) and bytes per row (each K block padded with zero codes to the path's group:
+/// 4 bytes, 64 for AMX).
+void ck_i8_gemm_activation_size(int64_t m, int64_t k, int64_t bk, int path, int64_t *rows, int64_t *row_bytes);
 
-/// Packs rows [row0, row1) of the packed activation for the GEMM of `path` (AVX2: int16 pairs;
-/// VNNI: u8 = q + 128 in quads; each K block padded to the group), and copies their scales into
-/// `sxpack` (padded rows, m and beyond, get zeros).
-void ck_i8_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
-                           int64_t row0, int64_t row1, void *apack, float *sxpack);
+/// Packs rows [row0, row1) of the activation for ck_i8_gemm_run: codes as int8 (AVX2, AMX) or as
+/// u8 = q + 128 (AVX-VNNI, AVX-512 VNNI), each K block padded; their scales into `sxpack`
+/// (m x ceil(k/bk) rows padded with zeros).
+void ck_i8_gemm_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
+                                int64_t row0, int64_t row1, void *apack, float *sxpack);
 
-/// The multiple of which each thread's column range [n0, n1) must start (the micro-kernel width).
-int64_t ck_i8_gemm_column_granule(int path);
+/// The multiple of which each thread's column range [n0, n1) of ck_i8_gemm_run must start.
+int64_t ck_i8_gemm_granule(int path);
 
-/// W8A8 GEMM for output columns [n0, n1). Packs the weight panel by panel into a buffer of cache
-/// size; never copies the whole weight. Returns 0, or -1 when a buffer cannot be allocated.
-int ck_i8_gemm(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
+/// W8A8 GEMM for output columns [n0, n1), any M (args->apack and args->sxpack packed by
+/// ck_i8_gemm_pack_activation; the portable path reads args->x and args->sx instead). The weight
+/// is packed panel by panel (a panel of the thread's columns, a chunk of whole K blocks) into
+/// buffers of cache size: AVX2 stores w and |w| for the sign trick (vpsignb moves w's sign onto
+/// the activation, vpmaddubsw multiplies |w| x (+-x): every pair sum is at most 2 x 127 x 127 =
+/// 32258 in magnitude, so the int16 step never saturates), the VNNI paths w and sum_k w per column
+/// and block. Block sums are exact int32; the output follows CONTRACTS.md. Returns 0, or -1 when
+/// a buffer cannot be allocated.
+int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
-/// W8A8 for few rows (decode): streams each weight row once for all m rows, columns [n0, n1).
-void ck_i8_gemv(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
+/// W8A8 for few rows (decode), output columns [n0, n1): reads args->x, args->sx and the weight
+/// directly (no packing); each weight row is streamed once for all m rows, four rows at a time,
+/// with exact int32 block sums (AVX2: the vpmaddubsw sign trick) and the arithmetic of
+/// ck_i8_gemm_run.
+void ck_i8_gemv_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
-/// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x;
-/// AVX2 converts the codes in registers (sum_j sw_j sum_{k in j} x q), the portable path decodes
-/// 512 values at a time into a buffer; never the whole weight. Columns [n0, n1).
+/// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x,
+/// each weight dequantized (q * s, float32) before it multiplies x; AVX2 converts the codes in
+/// registers, the portable path decodes 512 values at a time into a buffer; never the whole weight.
+/// Columns [n0, n1).
 void ck_i8_gemv_weight_only(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw, int64_t n,
                             int64_t bn, int64_t bk, const float *bias, void *out, int out_dtype, int64_t n0,
                             int64_t n1, int path);
@@ -117,11 +136,33 @@ void ck_fp8_decode(const uint8_t *q, int64_t n, float scale, float *out, int pat
 /// out = float(q) * scale, written as out_dtype. Returns 0, or -1 for an unknown out_dtype.
 int ck_fp8_dequantize(const uint8_t *q, int64_t n, float scale, void *out, int out_dtype, int path);
 
-/// FP8 weight for few rows: y[m,n] = (sum_k x[m,k] float(qw[n,k]) * wscale) * post + bias[n].
+/// FP8 weight for few rows: y[m,n] = (sum_k x[m,k] (float(qw[n,k]) * wscale)) * post + bias[n].
 /// Weight-only passes wscale = sw, post = 1 (the weight as dequantized); W8A8 passes the decoded
 /// input codes, wscale = 1, post = sx * sw (FP8 x FP8 products are exact in float32).
 void ck_fp8_gemv(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post, int64_t n,
                  const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
+
+/// Kinds of compact weight the decoded-panel float GEMM reads.
+enum {
+    CK_WEIGHT_INT8 = 0, ///< block-wise INT8 codes, value = q * scales[n / bn, k / bk]
+    CK_WEIGHT_E4M3 = 1, ///< per-tensor e4m3 codes, value = float(q) * scale
+};
+
+/// A weight as its codes, for ck_decoded_gemm.
+typedef struct {
+    int kind;             ///< CK_WEIGHT_*
+    const void *codes;    ///< n x k codes, row-major
+    const float *scales;  ///< INT8: the ceil(n/bn) x ceil(k/bk) block scales; else unused
+    float scale;          ///< e4m3: the per-tensor scale (1 for the raw code values)
+    int64_t bn, bk;       ///< INT8 block shape
+} ck_decoded_weight;
+
+/// y = (x W^T) * alpha + bias for output columns [n0, n1) of an m x n output (out_dtype), x m x k
+/// float32 row-major, W decoded from its codes into cache-sized float panels as the GEMM goes:
+/// each element is exactly its dequantized value (INT8 q * s, e4m3 float(q) * scale), products
+/// and sums in float32 (FMA). Returns 0, or -1 when a buffer cannot be allocated.
+int ck_decoded_gemm(const float *x, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
+                    const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
 
 /// Epilogue of a float GEMM: out[r, c] = acc[r, c] * alpha + bias[c] for rows [row0, row1) of a
 /// rows x cols matrix, written as out_dtype (out may alias acc when out_dtype is CK_OUT_F32).
@@ -133,10 +174,14 @@ void ck_gemm_epilogue(const float *acc, int64_t cols, float alpha, const float *
 
 /// Fused gelu on a block-wise INT8 activation (1 x `block` blocks, rows of `cols`), rows
 /// [row_begin, row_end): y = gelu(q * s) (erf form, or tanh form when `tanh_form`), rounded to
-/// `round_dtype` (CK_OUT_*), re-quantized with scale = amax / 127 and q = clamp(round(y / scale))
-/// (nearest-even, or toward zero when `toward_zero`), exactly as the plain-Swift definition.
+/// `round_dtype` (CK_OUT_*), re-quantized with the INT8 scale of amax (amax / 127, one step lower
+/// where 127 * scale would overflow) and q = clamp(round(y / scale)) (nearest-even, or toward zero
+/// when `toward_zero`), exactly as the plain-Swift definition. A block holding a NaN or infinity
+/// gets scale NaN and codes 0 (the caller reports it).
 void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, int64_t block, int tanh_form,
                                 int round_dtype, int toward_zero, int64_t row_begin, int64_t row_end,
                                 int8_t *q_out, float *s_out);
+
+#include "CKernelsDense.h"
 
 #endif

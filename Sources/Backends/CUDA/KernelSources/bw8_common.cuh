@@ -1,7 +1,7 @@
 // Block-wise INT8 W8A8 linear kernels (tensor cores) and the activation quantizer.
 //
 // # Math
-// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k]*qw[n,k]) * sx[m,j] * sw[n/Bn, j] + bias[n]`,
+// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k]*qw[n,k]) * (sx[m,j] * sw[n/Bn, j]) + bias[n]`,
 // inner sums exact in int32, outer sum in float32, written straight to the output dtype.
 // Activation quantization per row m and K block j: `scale = amax/127` (IEEE division, 0 for an all-zero
 // block), `q = clamp(round(x/scale), -127, 127)` with `__fdiv_rn`, round to nearest even (mode 0) or
@@ -219,7 +219,7 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec16(
 #pragma unroll
     for (int i = 0; i < 16; i++) abits = max(abits, __float_as_uint(v[i]) & 0x7fffffffu);
     for (int off = G >> 1; off > 0; off >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, off));
-    const float scale = abits != 0 ? __fdiv_rn(__uint_as_float(abits), 127.0f) : 0.0f;
+    const float scale = abits != 0 ? i8_scale(__uint_as_float(abits)) : 0.0f;
     if (inb) {
       int n[16];
       if (scale >= 1.0e-30f) {
@@ -257,7 +257,7 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_generic(
   for (int k = kb + lane; k < ke; k += 32)
     abits = max(abits, __float_as_uint(bq_load_elem(x, base + k, in_dtype)) & 0x7fffffffu);
   for (int off = 16; off > 0; off >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, off));
-  const float scale = abits != 0 ? __fdiv_rn(__uint_as_float(abits), 127.0f) : 0.0f;
+  const float scale = abits != 0 ? i8_scale(__uint_as_float(abits)) : 0.0f;
   for (int k = kb + lane; k < ke; k += 32)
     q[base + k] = (signed char)bq_quant1(bq_load_elem(x, base + k, in_dtype), scale, round_mode);
   if (lane == 0) s[row * KB + j] = scale;

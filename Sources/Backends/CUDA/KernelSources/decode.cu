@@ -69,7 +69,7 @@ __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) 
             abits = max(abits, __float_as_uint(load_f<X_DT>(x, (i64)m * K + k0 + e)) & 0x7fffffffu);
         #pragma unroll
         for (int o = 16; o > 0; o >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, o));
-        const float scale = abits != 0 ? __fdiv_rn(__uint_as_float(abits), 127.0f) : 0.0f;
+        const float scale = abits != 0 ? i8_scale(__uint_as_float(abits)) : 0.0f;
         if (lane == 0) xs[blk] = scale;
         for (int e = lane; e < len; e += 32) {
             float t = 0.0f;

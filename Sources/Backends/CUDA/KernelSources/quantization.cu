@@ -120,7 +120,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
         }
         amax = warp_abs_max(amax, G);
         if (bad && flag) atomicOr(flag, 1u);
-        const float scale = __fdiv_rn(amax, 127.0f);
+        const float scale = i8_scale(amax);
         const float r = reciprocal(scale);
         if (valid && sub == 0) scales[block] = scale;
         #pragma unroll
@@ -164,7 +164,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_blocks(
         __syncthreads();
         amax = 0.0f;
         for (int k = 0; k < (int)(blockDim.x >> 5); ++k) amax = abs_max(amax, partial[k]);
-        const float scale = __fdiv_rn(amax, 127.0f);
+        const float scale = i8_scale(amax);
         const float r = reciprocal(scale);
         if (threadIdx.x == 0) scales[block] = scale;
         for (i64 e = threadIdx.x; e < h * w; e += blockDim.x) {
