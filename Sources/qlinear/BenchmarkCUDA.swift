@@ -27,7 +27,8 @@ enum BenchmarkCUDA {
         options: [
             .flag("quick", "5B layers and blocks only, 2 rounds of 3 repeats (a smoke run)"),
             .integer("device", default: 0, in: 0...255, "the CUDA device ordinal"),
-            .integer("repeats", placeholder: "R", in: 1...1000, "timed repetitions per round (default 5, 3 with --quick)"),
+            .integer("repeats", placeholder: "R", in: 1...1000,
+                     "timed repetitions per round (default 5, 3 with --quick)"),
             .integer("rounds", in: 1...100, "interleaved rounds per path (default 3, 2 with --quick)"),
             .integer("block-size", placeholder: "B", default: 128, in: 1...16_384, "INT8 block size"),
             .text("only", placeholder: "LIST", default: "linear,blocks,kernels", validate: validateSections,
@@ -70,8 +71,8 @@ enum BenchmarkCUDA {
     @Sendable static func validateSections(_ text: String) throws {
         let chosen = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         if let unknown = chosen.first(where: { !sections.contains($0) }) {
-            throw TensorError(.invalidArgument, "--only takes a comma-separated list of \(sections.joined(separator: ", "))"
-                + "; got `\(unknown)`")
+            throw TensorError(.invalidArgument, "--only takes a comma-separated list of "
+                + "\(sections.joined(separator: ", ")); got `\(unknown)`")
         }
     }
 
