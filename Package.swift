@@ -8,19 +8,27 @@ let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
 let package = Package(
     name: "QuantizedLinear",
     products: [
-        .library(name: "Ops", targets: ["Ops"]),
+        .library(name: "QuantizedLinear", targets: ["QuantizedLinear"]),
         .executable(name: "qlinear", targets: ["qlinear"]),
     ],
     targets: [
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: kernelFlags),
-        .target(name: "Tensors", dependencies: ["CKernels"], path: "Sources/Tensor"),
-        .target(name: "QuantizedTensors", dependencies: ["Tensors"], path: "Sources/QuantizedTensor"),
-        .target(name: "CUDA", dependencies: ["Tensors"], path: "Sources/CUDA"),
-        .target(name: "Layouts", dependencies: ["QuantizedTensors", "CKernels", "CUDA"], path: "Sources/Layouts"),
-        .target(name: "Checkpoints", dependencies: ["Layouts"], path: "Sources/Checkpoints"),
-        .target(name: "QLTokenizers", dependencies: ["Tensors"], path: "Sources/Tokenizers"),
-        .target(name: "Ops", dependencies: ["Layouts", "Checkpoints", "QLTokenizers"], path: "Sources/Ops"),
-        .executableTarget(name: "qlinear", dependencies: ["Ops"], path: "Sources/qlinear"),
-        .testTarget(name: "OpsTests", dependencies: ["Ops"], path: "Tests/OpsTests"),
+        // Core: tensors, and the contracts backends implement (DeviceBackend, QuantizedKernels).
+        .target(name: "QLTensor", path: "Sources/Tensor"),
+        .target(name: "QLQuantized", dependencies: ["QLTensor"], path: "Sources/QuantizedTensor"),
+        .target(name: "QLLayouts", dependencies: ["QLQuantized"], path: "Sources/Layouts"),
+        .target(name: "QLCheckpoints", dependencies: ["QLLayouts", "QLCPU"], path: "Sources/Checkpoints"),
+        // Backends: one home each, found by QLTensor at first use of their device kind.
+        .target(name: "CQLKernels", path: "Sources/Backends/CPUKernels", cSettings: kernelFlags),
+        .target(name: "QLCPU", dependencies: ["QLTensor", "CQLKernels"], path: "Sources/Backends/CPU"),
+        .target(name: "QLCUDA", dependencies: ["QLTensor"], path: "Sources/Backends/CUDA"),
+        // Model support: BERT WordPiece tokenizer.
+        .target(name: "QLTokenizers", dependencies: ["QLTensor"], path: "Sources/Tokenizers"),
+        // What users import.
+        .target(name: "QuantizedLinear", dependencies: ["QLLayouts", "QLCheckpoints", "QLCPU", "QLCUDA",
+                                                       "QLTokenizers"],
+                path: "Sources/Ops"),
+        .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear"], path: "Sources/qlinear"),
+        .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear"],
+                    path: "Tests/QuantizedLinearTests"),
     ]
 )

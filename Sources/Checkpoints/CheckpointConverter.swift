@@ -1,7 +1,7 @@
 import Foundation
-import Layouts
-import QuantizedTensors
-import Tensors
+import QLLayouts
+import QLQuantized
+import QLTensor
 
 /// What ``CheckpointConverter/convert(input:output:options:progress:)`` quantizes, and how.
 public struct ConversionOptions: Sendable {

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Errors about a checkpoint's content, each naming the file and, where there is one, the tensor.
 enum CheckpointError {

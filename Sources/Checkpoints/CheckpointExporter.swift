@@ -1,6 +1,6 @@
 import Foundation
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// Turns a quantized ComfyUI checkpoint back into a float one.
 public enum CheckpointExporter {

@@ -1,7 +1,7 @@
 import Foundation
-import Layouts
-import QuantizedTensors
-import Tensors
+import QLLayouts
+import QLQuantized
+import QLTensor
 
 /// A model's tensors by state-dict key, quantized layers as ``QuantizedTensor``s: what a ComfyUI
 /// checkpoint holds, in memory.

@@ -1,7 +1,7 @@
 import Foundation
-import Layouts
-import QuantizedTensors
-import Tensors
+import QLLayouts
+import QLQuantized
+import QLTensor
 
 /// How quantized layers are turned into ``QuantizedTensor``s on loading.
 public struct ComfyLoadOptions: Sendable, Hashable {

@@ -1,7 +1,7 @@
 import Foundation
-import Layouts
-import QuantizedTensors
-import Tensors
+import QLLayouts
+import QLQuantized
+import QLTensor
 
 /// A layer's quantization format as ComfyUI names it in a checkpoint.
 ///

@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// A pattern on layer names: a glob by default, a regular expression when written `re:EXPR` or `/EXPR/`.
 ///

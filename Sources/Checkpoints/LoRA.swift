@@ -1,5 +1,6 @@
 import Foundation
-import Tensors
+import QLTensor
+import QLCPU
 
 /// The low-rank updates in one LoRA file, found by key name.
 ///

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Tensors
+import QLTensor
 
 /// A whole file mapped read-only into memory: the one type in this module that holds raw pointers
 /// into a checkpoint.

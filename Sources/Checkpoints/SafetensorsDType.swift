@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// The element types a safetensors header can name, as spelled in its `dtype` field.
 ///

@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// A safetensors file opened for reading, memory-mapped.
 ///

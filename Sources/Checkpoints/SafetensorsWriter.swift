@@ -6,7 +6,7 @@ import Darwin
 private let systemWrite = Darwin.write
 #endif
 import Foundation
-import Tensors
+import QLTensor
 
 /// Writes a safetensors file tensor by tensor, never holding the whole file in memory.
 ///

@@ -1,42 +1,72 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 extension BlockWiseINT8Layout {
+    /// One handler per op, for tensors on every device kind: each checks the operands and runs the
+    /// kernel of their device's backend (`QuantizedKernels`); a kernel that declines makes the
+    /// handler decline, and the registry's fallback runs (observably).
     public static func registerHandlers(in registry: LayoutRegistry) {
-        registerCUDAHandlers(in: registry)
-        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel(backend: .cpu) { tensor, layout in
+        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel { tensor, layout in
             guard let layout = layout as? Self else { return nil }
-            return try BlockWiseINT8CPU.quantize(tensor, layout: layout)
-        })
-        registry.register(.linear, for: Self.self, OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt { try linearCPU(call) }
-        })
-        registry.register(.gelu, for: Self.self, OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt {
-                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                if let fused = try BlockWiseINT8CPU.gelu(q, layout: layout,
-                                                         approximation: call.attributes.geluApproximation) {
-                    return .quantized(fused)
-                }
-                // Weight-blocked (or oversized-block) tensors: the same function in three passes.
-                let x = try q.dequantize(to: .float32)
-                let y = try DenseOps.gelu(x, approximation: call.attributes.geluApproximation)
-                let requantized = try QuantizedTensor.fromFloat(y.converted(to: q.originalDType), layout: layout)
-                return .quantized(requantized)
+            try QuantizationInput.check(tensor, layout: Self.name)
+            guard tensor.rank >= 1 else {
+                throw TensorError(.shapeMismatch, "block-wise INT8 needs a tensor of rank >= 1, got a scalar")
+            }
+            do {
+                return try layout.quantized(.dense(tensor), shape: tensor.shape, originalDType: tensor.dtype,
+                                            checkFinite: true)
+            } catch is Declined {
+                return nil  // the layout's own quantize serves it
             }
         })
-        registry.register(.transpose, for: Self.self, OpHandler(backend: .cpu) { call in
+        registry.register(.dequantize, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt {
+                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                return .dense(try DeviceBackends.kernels(for: q.device).dequantizeINT8(
+                    codes: q.data, scales: q.scale, blocks: layout.blocks,
+                    to: call.attributes.outputDType ?? q.originalDType).orDecline())
+            }
+        })
+        registry.register(.gelu, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt {
+                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                guard q.rank >= 1 else { throw Declined("a scalar has no blocks") }
+                // Dequantize, gelu, round to the original dtype, re-quantize with the same blocks.
+                return .quantized(try layout.quantized(
+                    .int8(INT8Parts(codes: q.data, scales: q.scale)), shape: q.shape, originalDType: q.originalDType,
+                    transform: .gelu(call.attributes.geluApproximation), checkFinite: false))
+            }
+        })
+        registry.register(.transpose, for: Self.self, OpHandler { call in
+            // Codes and scale grid swap as views; kernels make them contiguous when they read them.
             try HandlerResult.attempt { .quantized(try transpose(call)) }
         })
-        registry.register(.dequantize, for: Self.self, OpHandler(backend: .cpu) { call in
+        registry.register(.weightUpdate, for: Self.self, OpHandler { call in
             try HandlerResult.attempt {
-                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let dtype = call.attributes.outputDType ?? q.originalDType
-                return .dense(try BlockWiseINT8CPU.dequantize(q, layout: layout, to: dtype)
-                    ?? layout.dequantize(q, to: dtype))
+                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                let delta = try UnaryOperand.delta(call, weight: weight)
+                // Re-quantized with the weight's own block shape, so it stays a valid GEMM weight.
+                return .quantized(try layout.quantized(
+                    .int8(INT8Parts(codes: weight.data, scales: weight.scale)), shape: weight.shape,
+                    originalDType: weight.originalDType,
+                    transform: .addDelta(delta, strength: call.attributes.deltaStrength), checkFinite: true))
             }
         })
-        registry.register(.weightUpdate, for: Self.self, UnaryOperand.weightUpdateHandler(Self.self))
+        registry.register(.linear, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt { try linear(call) }
+        })
+    }
+
+    /// `transform(source)` quantized with this layout by the kernel of the source's device; the
+    /// transformed values are rounded to `originalDType` first, as a float op would give them.
+    /// - Throws: ``Declined`` when the backend's kernel declines.
+    func quantized(_ source: QuantizationSource, shape: [Int], originalDType: DType,
+                   transform: QuantizationTransform = .none, checkFinite: Bool) throws -> QuantizedTensor {
+        let parts = try DeviceBackends.kernels(for: source.primary.device).quantizeINT8(
+            source, shape: shape, blocks: blocks, transform: transform, roundTo: originalDType,
+            checkFinite: checkFinite).orDecline()
+        return QuantizedTensor(unchecked: self, data: parts.codes, scale: parts.scales, shape: shape,
+                               originalDType: originalDType)
     }
 
     /// `q` if it can be this weight's W8A8 input: block-wise INT8 with 1 x Bk blocks along K, Bk
@@ -51,24 +81,35 @@ extension BlockWiseINT8Layout {
     }
 
     /// Linear with a block-wise INT8 weight: W8A8 when the input is (or is made) INT8 with 1 x Bk
-    /// blocks, or weight-only (float input, dequantized weight) when the user asks for it; both on
-    /// the CPU kernels of ``BlockWiseINT8CPU``.
-    static func linearCPU(_ call: OpCall) throws -> AnyTensor {
+    /// blocks, or weight-only (float input, dequantized weight) when the user asks for it. A dense
+    /// input quantized here need not be checked for NaN/infinity: such rows come out non-finite,
+    /// as in a float linear.
+    static func linear(_ call: OpCall) throws -> AnyTensor {
         let operands = try LinearOperands<Self>(call)
         let layout = operands.weightLayout
+        let kernels = try DeviceBackends.kernels(for: operands.weight.device)
+        let weight = INT8Parts(codes: operands.weight.data, scales: operands.weight.scale)
+        let (m, k) = (operands.m, operands.k)
         let quantizedInput: QuantizedTensor
         switch operands.input {
         case .quantized(let q):
             quantizedInput = try layout.checkedGEMMInput(q)
         case .dense(let x):
             if operands.options.floatInput == .dequantizeWeight {
-                return try operands.output(BlockWiseINT8CPU.linearWeightOnly(x, operands))
+                let y = try kernels.linearINT8WeightOnly(input: x.reshaped([m, k]), weight: weight,
+                                                         weightBlocks: layout.blocks, bias: operands.bias)
+                return try operands.output(y.orDecline().reshaped(operands.outputShape))
             }
             let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
-            quantizedInput = try QuantizedTensor.fromFloat(x, layout: activation)
+            quantizedInput = try activation.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
+                                                      checkFinite: false)
         }
-        return try operands.output(BlockWiseINT8CPU.linearW8A8(codes: quantizedInput.data,
-                                                               scales: quantizedInput.scale, operands))
+        let kBlocks = (k + layout.blockColumns - 1) / layout.blockColumns
+        let y = try kernels.linearINT8(
+            inputCodes: quantizedInput.data.reshaped([m, k]), inputScales: quantizedInput.scale.reshaped([m, kBlocks]),
+            weight: weight, weightBlocks: layout.blocks, bias: operands.bias, outputDType: operands.input.floatDType,
+            fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
+        return try operands.output(y.orDecline().reshaped(operands.outputShape))
     }
 
     /// Exact transpose: codes and the scale grid swap the same axes; swapping the last two axes

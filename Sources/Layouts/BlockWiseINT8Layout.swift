@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// DeepSeek-style block-wise INT8: one float32 scale per block of the last two dimensions.
 ///
@@ -54,22 +54,11 @@ public struct BlockWiseINT8Layout: QuantizedLayout, Hashable {
         "BlockWiseINT8Layout(block: \(blockRows)x\(blockColumns), rounding: \(rounding.rawValue))"
     }
 
-    /// The shape of the scale grid for a tensor of `shape`.
-    public func scaleShape(for shape: [Int]) -> [Int] {
-        guard let columns = shape.last else { return [] }
-        let columnBlocks = (columns + blockColumns - 1) / blockColumns
-        guard shape.count >= 2 else { return [columnBlocks] }
-        let rows = shape[shape.count - 2]
-        return Array(shape.dropLast(2)) + [(rows + blockRows - 1) / blockRows, columnBlocks]
-    }
+    /// The block shape and rounding, as the backends' kernels take them.
+    package var blocks: INT8Blocks { INT8Blocks(rows: blockRows, columns: blockColumns, rounding: rounding) }
 
-    /// The tensor viewed as `batches` matrices of `rows x columns` (a rank-1 tensor is one row).
-    static func matrixGeometry(_ shape: [Int]) -> (batches: Int, rows: Int, columns: Int) {
-        let columns = shape.last ?? 1
-        let rows = shape.count >= 2 ? shape[shape.count - 2] : 1
-        let batches = shape.count >= 2 ? shape.dropLast(2).reduce(1, *) : 1
-        return (batches, rows, columns)
-    }
+    /// The shape of the scale grid for a tensor of `shape`.
+    public func scaleShape(for shape: [Int]) -> [Int] { blocks.scaleShape(for: shape) }
 
     public func quantize(_ tensor: Tensor) throws -> QuantizedTensor {
         try QuantizationInput.check(tensor, layout: Self.name)
@@ -106,23 +95,6 @@ public struct BlockWiseINT8Layout: QuantizedLayout, Hashable {
         guard scale.shape == expected else {
             throw TensorError(.shapeMismatch, "block-wise INT8 scales have shape \(scale.shape); a tensor \(shape) "
                 + "with \(blockRows)x\(blockColumns) blocks needs \(expected)")
-        }
-    }
-}
-
-/// Checks shared by every quantizer: float dtype, finite values.
-public enum QuantizationInput {
-    public static func check(_ tensor: Tensor, layout: String) throws {
-        guard tensor.dtype.isFloatingPoint else {
-            throw TensorError(.unsupportedDType, "\(layout) quantizes float tensors; got \(tensor.dtype)")
-        }
-    }
-
-    /// Throws for the first NaN or infinity, naming its position.
-    public static func checkFinite(_ values: UnsafeBufferPointer<Float>, shape: [Int], layout: String) throws {
-        for (index, value) in values.enumerated() where !value.isFinite {
-            throw TensorError(.nonFiniteValue, "\(layout): element \(index) of a tensor \(shape) is \(value); "
-                + "quantizing it would write garbage. Remove NaN/infinity (check for overflow upstream) first")
         }
     }
 }

@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// The plain-Swift definition of block-wise INT8: the oracle for every fast path and the code
 /// the handlers fall back on where no kernel applies.
@@ -15,7 +15,8 @@ public enum BlockWiseINT8Reference {
     public static func quantize(_ values: UnsafeBufferPointer<Float>, shape: [Int], layout: BlockWiseINT8Layout)
         throws -> (codes: [Int8], scales: [Float]) {
         try QuantizationInput.checkFinite(values, shape: shape, layout: BlockWiseINT8Layout.name)
-        let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(shape)
+        let geometry = MatrixGeometry(shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
         let (br, bc) = (layout.blockRows, layout.blockColumns)
         let rowBlocks = (rows + br - 1) / br
         let columnBlocks = (columns + bc - 1) / bc
@@ -47,7 +48,8 @@ public enum BlockWiseINT8Reference {
     /// `q * scale` of each element's block.
     public static func dequantize(_ codes: [Int8], scales: [Float], shape: [Int], layout: BlockWiseINT8Layout)
         -> [Float] {
-        let (batches, rows, columns) = BlockWiseINT8Layout.matrixGeometry(shape)
+        let geometry = MatrixGeometry(shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
         let rowBlocks = (rows + layout.blockRows - 1) / layout.blockRows
         let columnBlocks = (columns + layout.blockColumns - 1) / layout.blockColumns
         var values = [Float](repeating: 0, count: codes.count)

@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// A handler's reason to pass a call on to the next handler or the fallback.
 struct Declined: Error {
@@ -73,16 +73,8 @@ struct LinearOperands<L: QuantizedLayout> {
         self.options = call.attributes.linear
     }
 
-    /// The bias as float32 values, if any.
-    func biasValues() throws -> [Float]? { try bias?.floats() }
-
-    /// Wraps the float32 result rows in the output tensor: the input's float dtype, or quantized
-    /// with the requested output layout.
-    func output(_ values: [Float]) throws -> AnyTensor {
-        let y = try Tensor(values, shape: outputShape, dtype: input.floatDType).to(input.device)
-        return try output(y)
-    }
-
+    /// The result `y` (of ``outputShape``): dense in the input's float dtype, or quantized with the
+    /// requested output layout.
     func output(_ y: Tensor) throws -> AnyTensor {
         if let layout = options.outputLayout { return .quantized(try QuantizedTensor.fromFloat(y, layout: layout)) }
         return .dense(y)
@@ -110,9 +102,8 @@ enum UnaryOperand {
         return (q, layout)
     }
 
-    /// The dense delta of a weight update, checked against the weight's shape, and against its device
-    /// when `onWeightDevice` (device kernels read the delta in place; the CPU path copies it to the host).
-    static func delta(_ call: OpCall, weight: QuantizedTensor, onWeightDevice: Bool = false) throws -> Tensor {
+    /// The dense delta of a weight update, checked against the weight's shape and device.
+    static func delta(_ call: OpCall, weight: QuantizedTensor) throws -> Tensor {
         guard let delta = try call.operand(1)?.dequantized() else {
             throw TensorError(.invalidArgument, "weight update needs a delta")
         }
@@ -120,31 +111,20 @@ enum UnaryOperand {
             throw TensorError(.shapeMismatch, "weight update: delta \(delta.shape) does not match weight "
                 + "\(weight.shape); a LoRA delta is up (N x r) times down (r x K)")
         }
-        guard !onWeightDevice || delta.device == weight.device else {
+        guard delta.device == weight.device else {
             throw TensorError(.deviceMismatch, "weight update: the delta is on \(delta.device), the weight on "
                 + "\(weight.device); move the delta with `.to(_:)`")
         }
         return delta
     }
+}
 
-    /// The CPU weight-update handler of layout `L`: `W + strength * delta`, re-quantized with the
-    /// weight's own layout (for block-wise INT8, its own block shape, so it stays a GEMM weight).
-    static func weightUpdateHandler<L: QuantizedLayout>(_ layout: L.Type) -> OpHandler {
-        OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt {
-                let (weight, layout) = try quantized(call, as: L.self)
-                let delta = try self.delta(call, weight: weight)
-                let merged = try updated(weight, delta: delta, strength: call.attributes.deltaStrength)
-                return .quantized(try QuantizedTensor.fromFloat(merged, layout: layout))
-            }
+extension KernelResult {
+    /// The kernel's result, or ``Declined`` with its reason (the handler then declines).
+    func orDecline() throws -> Value {
+        switch self {
+        case .done(let value): return value
+        case .declined(let reason): throw Declined(reason)
         }
-    }
-
-    /// `weight + strength * delta` in float32.
-    static func updated(_ weight: QuantizedTensor, delta: Tensor, strength: Float) throws -> Tensor {
-        let base = try weight.dequantize(to: .float32).floats()
-        let change = try delta.floats()
-        let sum = zip(base, change).map { $0 + strength * $1 }
-        return try Tensor(sum, shape: weight.shape, dtype: weight.originalDType).to(weight.device)
     }
 }

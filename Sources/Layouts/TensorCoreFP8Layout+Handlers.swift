@@ -1,36 +1,65 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 extension TensorCoreFP8Layout {
+    /// One handler per op, for tensors on every device kind: each checks the operands and runs the
+    /// kernel of their device's backend (`QuantizedKernels`); a kernel that declines makes the
+    /// handler decline, and the registry's fallback runs (observably).
     public static func registerHandlers(in registry: LayoutRegistry) {
-        registerCUDAHandlers(in: registry)
-        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel(backend: .cpu) { tensor, layout in
+        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel { tensor, layout in
             guard let layout = layout as? Self else { return nil }
-            return try FP8CPU.quantize(tensor, layout: layout)
+            try QuantizationInput.check(tensor, layout: Self.name)
+            do {
+                return try layout.quantized(.dense(tensor), shape: tensor.shape, originalDType: tensor.dtype,
+                                            checkFinite: true)
+            } catch is Declined {
+                return nil  // the layout's own quantize serves it
+            }
         })
-        registry.register(.linear, for: Self.self, OpHandler(backend: .cpu) { call in
-            try HandlerResult.attempt { try linearCPU(call) }
-        })
-        registry.register(.gelu, for: Self.self, OpHandler(backend: .cpu) { call in
+        registry.register(.dequantize, for: Self.self, OpHandler { call in
             try HandlerResult.attempt {
                 let (q, _) = try UnaryOperand.quantized(call, as: Self.self)
-                let x = try q.dequantize(to: .float32)
-                let y = try DenseOps.gelu(x, approximation: call.attributes.geluApproximation)
-                // The output range differs from the input's, so the scale is chosen afresh.
-                return .quantized(try QuantizedTensor.fromFloat(y.converted(to: q.originalDType), layout: Self.dynamic))
+                return .dense(try DeviceBackends.kernels(for: q.device).dequantizeFP8(
+                    codes: q.data, scale: q.scale, to: call.attributes.outputDType ?? q.originalDType).orDecline())
             }
         })
-        registry.register(.transpose, for: Self.self, OpHandler(backend: .cpu) { call in
+        registry.register(.gelu, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt {
+                let (q, _) = try UnaryOperand.quantized(call, as: Self.self)
+                // The output range differs from the input's, so the scale is chosen afresh.
+                return .quantized(try Self.dynamic.quantized(
+                    .fp8(FP8Parts(codes: q.data, scale: q.scale)), shape: q.shape, originalDType: q.originalDType,
+                    transform: .gelu(call.attributes.geluApproximation), checkFinite: false))
+            }
+        })
+        registry.register(.transpose, for: Self.self, OpHandler { call in
             try HandlerResult.attempt { .quantized(try transpose(call)) }
         })
-        registry.register(.dequantize, for: Self.self, OpHandler(backend: .cpu) { call in
+        registry.register(.weightUpdate, for: Self.self, OpHandler { call in
             try HandlerResult.attempt {
-                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let dtype = call.attributes.outputDType ?? q.originalDType
-                return .dense(try FP8CPU.dequantize(q, to: dtype) ?? layout.dequantize(q, to: dtype))
+                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
+                let delta = try UnaryOperand.delta(call, weight: weight)
+                return .quantized(try layout.quantized(
+                    .fp8(FP8Parts(codes: weight.data, scale: weight.scale)), shape: weight.shape,
+                    originalDType: weight.originalDType,
+                    transform: .addDelta(delta, strength: call.attributes.deltaStrength), checkFinite: true))
             }
         })
-        registry.register(.weightUpdate, for: Self.self, UnaryOperand.weightUpdateHandler(Self.self))
+        registry.register(.linear, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt { try linear(call) }
+        })
+    }
+
+    /// `transform(source)` quantized with this layout by the kernel of the source's device; the
+    /// transformed values are rounded to `originalDType` first, as a float op would give them.
+    /// - Throws: ``Declined`` when the backend's kernel declines.
+    func quantized(_ source: QuantizationSource, shape: [Int], originalDType: DType,
+                   transform: QuantizationTransform = .none, checkFinite: Bool) throws -> QuantizedTensor {
+        let parts = try DeviceBackends.kernels(for: source.primary.device).quantizeFP8(
+            source, fixedScale: fixedScale, transform: transform, roundTo: originalDType,
+            checkFinite: checkFinite).orDecline()
+        return QuantizedTensor(unchecked: self, data: parts.codes, scale: parts.scale, shape: shape,
+                               originalDType: originalDType)
     }
 
     /// Exact transpose: the codes swap axes (a view); the per-tensor scale is unchanged.
@@ -42,11 +71,13 @@ extension TensorCoreFP8Layout {
                                originalDType: q.originalDType)
     }
 
-    /// Linear with an FP8 weight: FP8 x FP8 when the input is (or is made) FP8, or the weight
-    /// dequantized on the fly for weight-only; both on the CPU kernels of ``FP8CPU``.
-    static func linearCPU(_ call: OpCall) throws -> AnyTensor {
+    /// Linear with an FP8 weight: FP8 x FP8 when the input is (or is made) FP8 with a dynamic
+    /// scale (a dense input is not checked for NaN, like any float linear), or weight-only on request.
+    static func linear(_ call: OpCall) throws -> AnyTensor {
         let operands = try LinearOperands<Self>(call)
-        let weightScale = try operands.weight.scale.floats()[0]
+        let kernels = try DeviceBackends.kernels(for: operands.weight.device)
+        let weight = FP8Parts(codes: operands.weight.data, scale: operands.weight.scale)
+        let (m, k) = (operands.m, operands.k)
         let quantizedInput: QuantizedTensor
         switch operands.input {
         case .quantized(let q):
@@ -54,18 +85,16 @@ extension TensorCoreFP8Layout {
             quantizedInput = q
         case .dense(let x):
             if operands.options.floatInput == .dequantizeWeight {
-                let y = try x.withUnsafeFloats { try FP8CPU.linear($0, weightScale: weightScale, post: 1, operands) }
-                return try operands.output(y)
+                let y = try kernels.linearFP8WeightOnly(input: x.reshaped([m, k]), weight: weight, bias: operands.bias)
+                return try operands.output(y.orDecline().reshaped(operands.outputShape))
             }
-            quantizedInput = try QuantizedTensor.fromFloat(x, layout: Self.dynamic)
+            quantizedInput = try Self.dynamic.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
+                                                        checkFinite: false)
         }
-        // Products of two e4m3 values are exact in float32, so decoding both and multiplying in
-        // float32 is the FP8 x FP8 product; the scales apply once, after the sum.
-        let inputScale = try quantizedInput.scale.floats()[0]
-        let x = try FP8CPU.decoded(quantizedInput.data)
-        let y = try x.withUnsafeBufferPointer {
-            try FP8CPU.linear($0, weightScale: 1, post: inputScale * weightScale, operands)
-        }
-        return try operands.output(y)
+        let input = FP8Parts(codes: try quantizedInput.data.reshaped([m, k]), scale: quantizedInput.scale)
+        let y = try kernels.linearFP8(input: input, weight: weight, bias: operands.bias,
+                                      outputDType: operands.input.floatDType,
+                                      fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
+        return try operands.output(y.orDecline().reshaped(operands.outputShape))
     }
 }

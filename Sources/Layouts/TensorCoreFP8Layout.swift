@@ -1,5 +1,5 @@
-import QuantizedTensors
-import Tensors
+import QLQuantized
+import QLTensor
 
 /// Per-tensor scaled float8 e4m3fn, as the FP8 tensor cores consume it.
 ///

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// A dense or a quantized tensor: what ops take and return.
 public enum AnyTensor: Sendable {

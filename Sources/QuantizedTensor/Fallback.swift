@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// What happens when an op on a quantized tensor has no native handler that accepts it.
 public enum FallbackPolicy: String, Sendable, CaseIterable {
@@ -29,7 +29,8 @@ public enum FallbackPolicy: String, Sendable, CaseIterable {
     }
 }
 
-/// One fallback: which op, for which layout, and why no handler took it.
+/// One fallback: which op, for which layout, and why: no handler took it (the operands are then
+/// dequantized and the dense op runs), or a backend kernel ran a fallback path of its own.
 public struct FallbackEvent: Hashable, Sendable, CustomStringConvertible {
     public let op: Op
     public let layout: String
@@ -86,11 +87,14 @@ public final class FallbackStatistics: @unchecked Sendable {
     }
 
     /// Applies the policy to a fallback that is about to happen: counts it, warns, or throws.
-    func record(_ event: FallbackEvent) throws {
+    /// The dispatcher calls it for its dequantize-and-run fallback; a handler calls it before running
+    /// a fallback path of its own.
+    /// - Throws: ``TensorError/Code/fallbackForbidden`` under the `fail` policy.
+    public func record(_ event: FallbackEvent) throws {
         let policy = FallbackPolicy.current
         if policy == .fail {
-            throw TensorError(.fallbackForbidden, "\(event.op.rawValue) on \(event.layout) would fall back to "
-                + "dequantize-and-run (\(event.reason)); the fallback policy is `fail`. Use a supported "
+            throw TensorError(.fallbackForbidden, "\(event.op.rawValue) on \(event.layout) would fall back "
+                + "(\(event.reason)); the fallback policy is `fail`. Use a supported "
                 + "combination, or allow the fallback with FallbackPolicy.withPolicy(.dequantize)")
         }
         let firstTime = lock.withLock { () -> Bool in
@@ -101,5 +105,13 @@ public final class FallbackStatistics: @unchecked Sendable {
         if policy == .warnOnce && firstTime {
             FileHandle.standardError.write(Data("warning: fallback: \(event)\n".utf8))
         }
+    }
+}
+
+extension FallbackStatistics {
+    /// The reporter handed to backend kernels for one call of `op` on `layout`: each report is
+    /// recorded as a fallback event with the kernel's reason.
+    package func kernelFallback(op: Op, layout: String) -> KernelFallback {
+        KernelFallback { [self] reason in try record(FallbackEvent(op: op, layout: layout, reason: reason)) }
     }
 }

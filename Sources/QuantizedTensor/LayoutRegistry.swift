@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 /// Handlers keyed by (op, layout name), and the dispatcher that routes op calls through them.
 ///
@@ -11,7 +11,8 @@ import Tensors
 /// 3. otherwise the fallback: subject to ``FallbackPolicy``, counted in ``FallbackStatistics``,
 ///    every quantized operand is dequantized and the dense op runs.
 /// ``Op/dequantize`` with no handler uses the layout's own ``QuantizedLayout/dequantize(_:to:)``,
-/// which is the definition of the layout, not a fallback.
+/// which is the definition of the layout, not a fallback; in place of a handler that declined, the
+/// same call is a fallback (recorded under the policy).
 public final class LayoutRegistry: @unchecked Sendable {
     public static let shared = LayoutRegistry()
 
@@ -25,13 +26,22 @@ public final class LayoutRegistry: @unchecked Sendable {
     private var layouts: [String: any QuantizedLayout.Type] = [:]
     private var quantizers: [String: [QuantizeKernel]] = [:]
 
-    /// A backend implementation of a layout's quantization (the plain one is the layout's own).
+    /// A fast implementation of a layout's quantization (the plain one is the layout's own), for
+    /// tensors on the device kinds it serves; it returns `nil` to decline a tensor.
     public struct QuantizeKernel: Sendable {
-        public let backend: DeviceKind
+        public let backends: Set<DeviceKind>
         public let body: @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?
+
+        /// A quantizer for tensors on `backend`'s devices only.
         public init(backend: DeviceKind,
                     _ body: @escaping @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?) {
-            self.backend = backend
+            self.init(backends: [backend], body)
+        }
+
+        /// A quantizer for tensors on any of `backends` (every kind by default).
+        public init(backends: Set<DeviceKind> = Set(DeviceKind.allCases),
+                    _ body: @escaping @Sendable (Tensor, any QuantizedLayout) throws -> QuantizedTensor?) {
+            self.backends = backends
             self.body = body
         }
     }
@@ -68,9 +78,11 @@ public final class LayoutRegistry: @unchecked Sendable {
         lock.withLock { layouts[name] }
     }
 
-    /// The device kinds with a native handler for (op, layout), empty when only the fallback exists.
+    /// The device kinds with a native handler for (op, layout), in ``DeviceKind`` order; empty when
+    /// only the fallback exists.
     public func nativeBackends(for op: Op, layout: String) -> [DeviceKind] {
-        lock.withLock { handlers[Key(op: op, layout: layout)]?.map(\.backend) ?? [] }
+        let served = lock.withLock { Set((handlers[Key(op: op, layout: layout)] ?? []).flatMap(\.backends)) }
+        return DeviceKind.allCases.filter(served.contains)
     }
 
     /// A table of every op against every registered layout: the backends with a native handler,
@@ -99,7 +111,7 @@ public final class LayoutRegistry: @unchecked Sendable {
     /// Quantizes with a registered backend kernel for the tensor's device, else the layout's own.
     func quantize(_ tensor: Tensor, layout: any QuantizedLayout) throws -> QuantizedTensor {
         let kernels = lock.withLock { quantizers[layout.name] ?? [] }
-        for kernel in kernels where kernel.backend == tensor.device.kind {
+        for kernel in kernels where kernel.backends.contains(tensor.device.kind) {
             if let result = try kernel.body(tensor, layout) { return result }
         }
         return try layout.quantize(tensor)
@@ -115,29 +127,35 @@ public final class LayoutRegistry: @unchecked Sendable {
         if call.op.isGenericUtility { return try runGenericUtility(call) }
 
         var reasons: [String] = []
+        var handlerDeclined = false
         var triedLayouts: Set<String> = []
         let kind = call.device.kind
         for q in quantizedOperands where triedLayouts.insert(q.layout.name).inserted {
             let candidates = lock.withLock { handlers[Key(op: call.op, layout: q.layout.name)] ?? [] }
-            for handler in candidates where handler.backend == kind {
+            for handler in candidates where handler.backends.contains(kind) {
                 switch try handler.body(call) {
                 case .done(let result): return result
-                case .declined(let reason): reasons.append(reason)
+                case .declined(let reason):
+                    reasons.append(reason)
+                    handlerDeclined = true
                 }
             }
             if candidates.isEmpty {
                 reasons.append("no native handler")
-            } else if !candidates.contains(where: { $0.backend == kind }) {
+            } else if !candidates.contains(where: { $0.backends.contains(kind) }) {
                 reasons.append("no handler for \(kind.rawValue) tensors")
             }
         }
         let primary = quantizedOperands[0]
+        let event = FallbackEvent(op: call.op, layout: primary.layout.name, reason: reasons.joined(separator: "; "))
         if call.op == .dequantize {
+            // The layout's own dequantize is its definition; it is a fallback only in place of a
+            // handler that declined (a kernel that does not write the dtype asked for, say).
+            if handlerDeclined { try FallbackStatistics.shared.record(event) }
             return .dense(try primary.layout.dequantize(primary,
                                                         to: call.attributes.outputDType ?? primary.originalDType))
         }
-        try FallbackStatistics.shared.record(
-            FallbackEvent(op: call.op, layout: primary.layout.name, reason: reasons.joined(separator: "; ")))
+        try FallbackStatistics.shared.record(event)
         var dense = call
         dense.operands = try call.operands.map { operand in
             try operand.map { .dense(try $0.dequantized()) }

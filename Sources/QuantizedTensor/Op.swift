@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// The closed set of ops the dispatcher routes.
 public enum Op: String, Sendable, Hashable, CaseIterable {
@@ -97,14 +97,25 @@ public enum HandlerResult: Sendable {
     case declined(String)
 }
 
-/// A native implementation of one op for one layout on one backend.
+/// A native implementation of one op for one layout, on the device kinds it serves.
+///
+/// The built-in layouts register one handler per op for every device kind: the handler checks the
+/// operands and asks the backend of their device for the kernel (`DeviceBackends.kernels(for:)`).
+/// A handler written for one kind only (a custom layout's CPU code, say) names that kind.
 public struct OpHandler: Sendable {
-    /// The device kind whose tensors this handler computes on.
-    public let backend: DeviceKind
+    /// The device kinds whose tensors this handler computes on.
+    public let backends: Set<DeviceKind>
     public let body: @Sendable (OpCall) throws -> HandlerResult
 
+    /// A handler for tensors on `backend`'s devices only.
     public init(backend: DeviceKind, _ body: @escaping @Sendable (OpCall) throws -> HandlerResult) {
-        self.backend = backend
+        self.init(backends: [backend], body)
+    }
+
+    /// A handler for tensors on any of `backends` (every kind by default).
+    public init(backends: Set<DeviceKind> = Set(DeviceKind.allCases),
+                _ body: @escaping @Sendable (OpCall) throws -> HandlerResult) {
+        self.backends = backends
         self.body = body
     }
 }

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// A way of storing a float tensor as quantized codes plus scales.
 ///

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// A tensor stored as quantized codes and scales, standing wherever a tensor can stand.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The dense (unquantized) ops, on whichever device holds the operands.
+/// The dense (unquantized) ops, on whichever device holds the operands: each checks its operands
+/// and runs on the ``DeviceBackend`` of their device.
 ///
 /// Float16, bfloat16 and float8 operands are computed in float32 and the result is written in
 /// the first operand's dtype. These are also what the quantized fallback runs after dequantizing.
@@ -33,28 +34,7 @@ public enum DenseOps {
             }
         }
         try sameDevice([input, weight] + (bias.map { [$0] } ?? []), op: "linear")
-        if input.device != .cpu {
-            return try DeviceBackends.backend(for: input.device).linear(input, weight, bias: bias)
-        }
-        let m = input.count / max(k, 1)
-        let outShape = Array(input.shape.dropLast()) + [n]
-        var output = [Float](repeating: 0, count: m * n)
-        try input.withUnsafeFloats { x in
-            try weight.withUnsafeFloats { w in
-                output.withUnsafeMutableBufferPointer { y in
-                    if k == 0 { return }
-                    OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
-                                           c: y.baseAddress!, ldc: n)
-                }
-            }
-        }
-        if let bias {
-            let b = try bias.floats()
-            output.withUnsafeMutableBufferPointer { y in
-                for row in 0..<m { for column in 0..<n { y[row * n + column] += b[column] } }
-            }
-        }
-        return try Tensor(output, shape: outShape, dtype: input.dtype)
+        return try DeviceBackends.backend(for: input.device).linear(input, weight, bias: bias)
     }
 
     /// Matrix product `a @ b` with batch dimensions: `(..., M, K) @ (..., K, N)`; a 2-D `b` is
@@ -65,9 +45,7 @@ public enum DenseOps {
         guard a.rank >= 2, b.rank >= 2 else {
             throw TensorError(.shapeMismatch, "matmul needs operands of rank >= 2, got \(a.shape) and \(b.shape)")
         }
-        let (m, k) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
-        let (kb, n) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
-        guard k == kb else {
+        guard a.shape[a.rank - 1] == b.shape[b.rank - 2] else {
             throw TensorError(.shapeMismatch, "matmul: inner dimensions differ, \(a.shape) @ \(b.shape)")
         }
         let batchA = Array(a.shape.dropLast(2))
@@ -77,63 +55,22 @@ public enum DenseOps {
                 + "use equal batch dimensions or a 2-D right operand")
         }
         try sameDevice([a, b], op: "matmul")
-        if a.device != .cpu { return try DeviceBackends.backend(for: a.device).matmul(a, b) }
-        let batches = batchA.reduce(1, *)
-        var output = [Float](repeating: 0, count: batches * m * n)
-        try a.withUnsafeFloats { x in
-            try b.withUnsafeFloats { y in
-                output.withUnsafeMutableBufferPointer { out in
-                    for batch in 0..<batches where k > 0 {
-                        let bOffset = b.rank == 2 ? 0 : batch * k * n
-                        OpenBLAS.shared.gemmNN(m: m, n: n, k: k, a: x.baseAddress! + batch * m * k,
-                                               b: y.baseAddress! + bOffset, c: out.baseAddress! + batch * m * n)
-                    }
-                }
-            }
-        }
-        return try Tensor(output, shape: batchA + [m, n], dtype: a.dtype)
+        return try DeviceBackends.backend(for: a.device).matmul(a, b)
     }
 
     /// Elementwise GELU in the chosen form; same shape and dtype as `x`.
     public static func gelu(_ x: Tensor, approximation: GeluApproximation = .none) throws -> Tensor {
         try checkFloat(x, "gelu input")
-        if x.device != .cpu { return try DeviceBackends.backend(for: x.device).gelu(x, approximation: approximation) }
-        var values = try x.floats()
-        for i in values.indices { values[i] = approximation.apply(values[i]) }
-        return try Tensor(values, shape: x.shape, dtype: x.dtype)
+        return try DeviceBackends.backend(for: x.device).gelu(x, approximation: approximation)
     }
 
     /// Elementwise `a + b` with NumPy broadcasting; the result has `a`'s dtype.
     public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         try checkFloat(a, "add lhs")
         try checkFloat(b, "add rhs")
-        let shape = try broadcastShape(a.shape, b.shape)
+        _ = try broadcastShape(a.shape, b.shape)
         try sameDevice([a, b], op: "add")
-        if a.device != .cpu { return try DeviceBackends.backend(for: a.device).add(a, b) }
-        let x = try a.floats()
-        let y = try b.floats()
-        let strideA = broadcastStrides(a.shape, to: shape)
-        let strideB = broadcastStrides(b.shape, to: shape)
-        let count = shape.reduce(1, *)
-        var output = [Float](repeating: 0, count: count)
-        var index = [Int](repeating: 0, count: shape.count)
-        for flat in 0..<count {
-            var offsetA = 0
-            var offsetB = 0
-            for axis in index.indices {
-                offsetA += index[axis] * strideA[axis]
-                offsetB += index[axis] * strideB[axis]
-            }
-            output[flat] = x[offsetA] + y[offsetB]
-            var axis = shape.count - 1
-            while axis >= 0 {
-                index[axis] += 1
-                if index[axis] < shape[axis] { break }
-                index[axis] = 0
-                axis -= 1
-            }
-        }
-        return try Tensor(output, shape: shape, dtype: a.dtype)
+        return try DeviceBackends.backend(for: a.device).add(a, b)
     }
 
     /// The broadcast result shape of two shapes, NumPy rules.
@@ -149,7 +86,7 @@ public enum DenseOps {
     }
 
     /// Contiguous strides of `shape`, right-aligned to `target`, with 0 on broadcast dimensions.
-    static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    package static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
         let own = Tensor.contiguousStrides(for: shape)
         let pad = target.count - shape.count
         return target.indices.map { axis in

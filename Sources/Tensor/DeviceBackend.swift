@@ -1,11 +1,23 @@
 import Foundation
 
-/// What a non-CPU backend provides so that dense tensors can live and compute on its devices.
+/// The dense ops of one device kind: what ``DenseOps`` runs once it has checked the operands.
 ///
-/// The CPU is built in; the CUDA backend registers itself through ``DeviceBackends/register(_:)``.
-/// Every method receives tensors already on one of the backend's devices.
+/// The CPU backend (module `QLCPU`) and the CUDA backend (module `QLCUDA`) implement it; a backend
+/// module is found the first time a tensor of its kind needs it (``DeviceBackends``), so nothing
+/// has to be registered by hand. Every method receives operands that ``DenseOps`` has checked
+/// (float dtypes, matching shapes, one device of this backend's kind).
 public protocol DeviceBackend: AnyObject, Sendable {
     var kind: DeviceKind { get }
+    /// `x W^T + b` for float tensors; the output has the input's dtype.
+    func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor?) throws -> Tensor
+    func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    func gelu(_ x: Tensor, approximation: GeluApproximation) throws -> Tensor
+    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor
+}
+
+/// Memory on a device other than the host, provided by that device's backend (host memory is
+/// built into ``TensorStorage``).
+public protocol DeviceMemory: DeviceBackend {
     func allocate(byteCount: Int, on device: Device) throws -> any DeviceAllocation
     func allocateZeroed(byteCount: Int, on device: Device) throws -> any DeviceAllocation
     func copyFromHost(_ source: UnsafeRawPointer, byteCount: Int, into allocation: any DeviceAllocation) throws
@@ -14,29 +26,71 @@ public protocol DeviceBackend: AnyObject, Sendable {
     func clone(_ tensor: Tensor) throws -> Tensor
     func contiguous(_ tensor: Tensor) throws -> Tensor
     func convert(_ tensor: Tensor, to dtype: DType) throws -> Tensor
-    /// `x W^T + b` for float tensors; the output has the input's dtype.
-    func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor?) throws -> Tensor
-    func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor
-    func gelu(_ x: Tensor, approximation: GeluApproximation) throws -> Tensor
-    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor
 }
 
-/// The registered non-CPU backends, by device kind.
+/// The backend of each device kind: one registered with ``register(_:)``, else the backend module
+/// linked into the program (found through ``BackendModule``, once per kind).
 public enum DeviceBackends {
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var backends: [DeviceKind: any DeviceBackend] = [:]
+    nonisolated(unsafe) private static var registered: [DeviceKind: any DeviceBackend] = [:]
 
-    /// Makes `backend` serve every device of its kind (replacing an earlier one).
-    public static func register(_ backend: any DeviceBackend) {
-        lock.withLock { backends[backend.kind] = backend }
-    }
-
-    public static func backend(for device: Device) throws -> any DeviceBackend {
-        let found = lock.withLock { backends[device.kind] }
-        guard let found else {
-            throw TensorError(.deviceUnavailable, "no backend is registered for \(device); "
-                + "the CUDA backend registers itself when the Ops module is first used on a machine with CUDA")
+    /// The backend module linked for each kind, looked up once.
+    private static let linked: [DeviceKind: any DeviceBackend] = {
+        var found: [DeviceKind: any DeviceBackend] = [:]
+        for kind in DeviceKind.allCases {
+            if let module = BackendSlot.type(for: kind) as? any BackendModule.Type { found[kind] = module.backend }
         }
         return found
+    }()
+
+    /// Makes `backend` serve every device of its kind, in place of the linked backend module.
+    public static func register(_ backend: any DeviceBackend) {
+        lock.withLock { registered[backend.kind] = backend }
+    }
+
+    /// The backend serving `device`.
+    /// - Throws: ``TensorError/Code/deviceUnavailable`` when no backend module for its kind is linked.
+    public static func backend(for device: Device) throws -> any DeviceBackend {
+        let found = lock.withLock { registered[device.kind] } ?? linked[device.kind]
+        guard let found else {
+            throw TensorError(.deviceUnavailable, "no backend for \(device) is linked into this program; depend "
+                + "on the `QuantizedLinear` product, which links the CPU (QLCPU) and CUDA (QLCUDA) backends")
+        }
+        return found
+    }
+
+    /// The memory functions of `device`'s backend (not the host's: host memory is built in).
+    public static func memory(for device: Device) throws -> any DeviceMemory {
+        guard let memory = try backend(for: device) as? any DeviceMemory else {
+            throw TensorError(.unsupportedOperation, "the \(device.kind.rawValue) backend manages no device memory")
+        }
+        return memory
+    }
+
+    /// The quantized kernels of `device`'s backend (the kernel contract the layouts call).
+    package static func kernels(for device: Device) throws -> any QuantizedKernels {
+        guard let kernels = try backend(for: device) as? any QuantizedKernels else {
+            throw TensorError(.unsupportedOperation, "the \(device.kind.rawValue) backend has no quantized kernels")
+        }
+        return kernels
+    }
+}
+
+/// What a backend module declares so that ``DeviceBackends`` finds it without a registration call:
+/// it conforms its kind's ``BackendSlot`` type, e.g. `extension BackendSlot.CPU: BackendModule`.
+package protocol BackendModule {
+    static var backend: any DeviceBackend { get }
+}
+
+/// One marker type per device kind, for the backend modules' ``BackendModule`` conformances.
+package enum BackendSlot {
+    package enum CPU {}
+    package enum CUDA {}
+
+    static func type(for kind: DeviceKind) -> Any.Type {
+        switch kind {
+        case .cpu: CPU.self
+        case .cuda: CUDA.self
+        }
     }
 }

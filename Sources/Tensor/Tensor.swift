@@ -31,7 +31,7 @@ public struct Tensor: @unchecked Sendable {
         if device == .cpu {
             storage = TensorStorage(hostByteCount: bytes)
         } else {
-            storage = TensorStorage(allocation: try DeviceBackends.backend(for: device).allocateZeroed(
+            storage = TensorStorage(allocation: try DeviceBackends.memory(for: device).allocateZeroed(
                 byteCount: bytes, on: device))
         }
         self.init(storage: storage, dtype: dtype, shape: shape)
@@ -138,7 +138,7 @@ public struct Tensor: @unchecked Sendable {
     /// A contiguous tensor with the same elements: `self` when already contiguous, else a copy.
     public func contiguous() throws -> Tensor {
         if isContiguous { return self }
-        if device != .cpu { return try DeviceBackends.backend(for: device).contiguous(self) }
+        if device != .cpu { return try DeviceBackends.memory(for: device).contiguous(self) }
         var result = try Tensor(zeros: shape, dtype: dtype)
         let elementSize = dtype.byteSize
         let destination = result.storage.hostPointer
@@ -212,7 +212,7 @@ public struct Tensor: @unchecked Sendable {
     /// The same values in another dtype (a copy; `self` when the dtype already matches).
     public func converted(to target: DType) throws -> Tensor {
         if target == dtype { return self }
-        if device != .cpu { return try DeviceBackends.backend(for: device).convert(self, to: target) }
+        if device != .cpu { return try DeviceBackends.memory(for: device).convert(self, to: target) }
         let result = try Tensor(zeros: shape, dtype: target)
         try withUnsafeFloats { floats in
             ElementConversion.fromFloat(floats.baseAddress!, result.storage.hostPointer, target, count: count)
@@ -227,12 +227,12 @@ public struct Tensor: @unchecked Sendable {
         let bytes = dense.count * dtype.byteSize
         if target == .cpu {
             let result = try Tensor(zeros: shape, dtype: dtype)
-            try DeviceBackends.backend(for: device)
+            try DeviceBackends.memory(for: device)
                 .copyToHost(dense, into: result.storage.hostPointer, byteCount: bytes)
             return result
         }
         if device == .cpu {
-            let backend = try DeviceBackends.backend(for: target)
+            let backend = try DeviceBackends.memory(for: target)
             let allocation = try backend.allocate(byteCount: bytes, on: target)
             try backend.copyFromHost(UnsafeRawPointer(dense.storage.hostPointer + dense.offset * dtype.byteSize),
                                      byteCount: bytes, into: allocation)
@@ -243,7 +243,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// A fresh contiguous copy on the same device.
     public static func copying(_ tensor: Tensor) throws -> Tensor {
-        if tensor.device != .cpu { return try DeviceBackends.backend(for: tensor.device).clone(tensor) }
+        if tensor.device != .cpu { return try DeviceBackends.memory(for: tensor.device).clone(tensor) }
         let result = try Tensor(zeros: tensor.shape, dtype: tensor.dtype)
         try tensor.withUnsafeContiguousBytes {
             result.storage.hostPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count)

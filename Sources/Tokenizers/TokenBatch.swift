@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Token ids of several texts, padded to the longest, with the attention mask BERT takes.
 ///

@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// Greedy longest-match-first subword splitting of one word (Hugging Face `tokenizers`' `WordPiece` model).
 ///

@@ -1,5 +1,5 @@
 import Foundation
-import Tensors
+import QLTensor
 
 extension WordPieceTokenizer {
     /// The tokenizer of a sentence-transformers / Hugging Face BERT model directory.

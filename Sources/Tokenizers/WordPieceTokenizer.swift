@@ -1,4 +1,4 @@
-import Tensors
+import QLTensor
 
 /// BERT's uncased WordPiece tokenizer: the token ids Hugging Face `tokenizers` gives for a model's
 /// `tokenizer.json` (`BertNormalizer` + `BertPreTokenizer` + `WordPiece` + `[CLS] ... [SEP]`), id for id.

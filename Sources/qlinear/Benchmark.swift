@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 #if canImport(Glibc)
 import Glibc
 #endif

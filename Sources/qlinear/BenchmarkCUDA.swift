@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// `qlinear bench-cuda`: the SPEC section 6 WAN2.2 layers on a CUDA GPU, every path side by side in
 /// one run, timed with CUDA events (median).

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// `qlinear synthesize`: a synthetic float checkpoint to try and benchmark the converter on.
 enum Synthesize {

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// `qlinear convert`: a float checkpoint in, a ComfyUI-format quantized checkpoint out.
 enum Convert {

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// The default job: quantize WAN-shaped layers with both layouts and compare with float32.
 enum Demo {

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// `qlinear export`: a quantized checkpoint back to float.
 enum Export {

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// `qlinear inspect`: what a checkpoint holds.
 enum Inspect {

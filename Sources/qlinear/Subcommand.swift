@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 /// One subcommand of `qlinear`.
 struct Subcommand: Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import Ops
+import QuantizedLinear
 
 // qlinear: the project's command-line tool. With no arguments it runs the demo on built-in data.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Correctness and speed harness for the block-wise INT8 kernels in
-Sources/CUDA/Kernels/BlockwiseINT8GEMM.swift.
+Sources/Backends/CUDA/Kernels/BlockwiseINT8GEMM.swift.
 
 It extracts the CUDA source from the Swift file (between //@@BEGIN name and //@@END name), compiles it
 with NVRTC through ctypes and launches through the driver API (cuModuleLoadData / cuLaunchKernel /
@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def find_swift(path):
     for p in [path, os.path.join(HERE, 'BlockwiseINT8GEMM.swift'),
-              os.path.join(HERE, '..', '..', 'Sources', 'CUDA', 'Kernels', 'BlockwiseINT8GEMM.swift')]:
+              os.path.join(HERE, '..', '..', 'Sources', 'Backends', 'CUDA', 'Kernels', 'BlockwiseINT8GEMM.swift')]:
         if p and os.path.exists(p):
             return p
     raise SystemExit('BlockwiseINT8GEMM.swift not found')

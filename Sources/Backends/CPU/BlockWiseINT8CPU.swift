@@ -1,0 +1,247 @@
+import CQLKernels
+import Foundation
+import QLTensor
+
+/// The block-wise INT8 CPU kernels (C, in CQLKernels) behind ``CPUBackend``'s kernel contract.
+/// Every entry point checks sizes and passes contiguous buffers; raw pointers stay here.
+/// The layout's reference (`BlockWiseINT8Reference` in QLLayouts) defines the results: quantize and
+/// dequantize are bit-identical to it, the GEMMs equal it up to float32 summation order.
+enum BlockWiseINT8CPU {
+    /// Inputs with at most this many rows run the weight-streaming GEMV kernels (decode shapes),
+    /// which read each weight row once for all rows and need no packing.
+    static let decodeRows = 16
+
+    /// Quantizes a CPU float tensor of rank >= 1 with the vectorised kernel, bands of block rows in
+    /// parallel.
+    /// - Throws: ``TensorError/Code/nonFiniteValue`` for NaN or infinity (the reference's message).
+    static func quantize(_ tensor: Tensor, blocks: INT8Blocks) throws -> INT8Parts {
+        try QuantizationInput.check(tensor, layout: layoutName)
+        let geometry = MatrixGeometry(tensor.shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
+        let rowBlocks = (rows + blocks.rows - 1) / blocks.rows
+        // The kernel writes every code (zeros for all-zero blocks) and every scale.
+        let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .int8)
+        let scales = try Tensor(uninitializedShape: blocks.scaleShape(for: tensor.shape), dtype: .float32)
+        let path = CPUKernelPath.current.code
+        let rounding: Int32 = blocks.rounding == .towardZero ? 1 : 0
+        let nonFinite = KernelFlag()
+        try tensor.withUnsafeFloats { x in
+            guard let base = x.baseAddress, !x.isEmpty else { return }
+            let q = codes.storage.hostPointer.assumingMemoryBound(to: Int8.self)
+            let s = scales.storage.hostPointer.assumingMemoryBound(to: Float.self)
+            let bandElements = blocks.rows * max(columns, 1)
+            CPUKernels.parallelRanges(count: batches * rowBlocks, minimumPerThread: max(1, 32768 / bandElements)) {
+                range in
+                let status = ck_i8_quantize(base, Int64(rows), Int64(columns), Int64(blocks.rows),
+                                            Int64(blocks.columns), rounding, Int64(range.lowerBound),
+                                            Int64(range.upperBound), q, s, path)
+                if status != 0 { nonFinite.set() }
+            }
+            if nonFinite.isSet {
+                try QuantizationInput.checkFinite(x, shape: tensor.shape, layout: layoutName)
+            }
+        }
+        return INT8Parts(codes: codes, scales: scales)
+    }
+
+    /// The name errors give the layout.
+    static let layoutName = "BlockWiseINT8Layout"
+
+    /// Fused gelu on an activation (1 x B blocks): each block is dequantized, passed through gelu,
+    /// rounded to `roundTo` and re-quantized in one pass over L1-resident data, rows in parallel;
+    /// bit-identical to dequantize, ``DenseOps/gelu(_:approximation:)``, quantize.
+    /// Returns `nil` for tensors it does not take (other blockings, blocks over `CK_GELU_MAX_BLOCK`,
+    /// a `roundTo` it does not write), which ``CPUBackend`` then serves in three passes.
+    static func gelu(_ source: INT8Parts, shape: [Int], blocks: INT8Blocks, roundTo: DType,
+                     approximation: GeluApproximation) throws -> INT8Parts? {
+        guard blocks.alongRows, blocks.columns <= Int(CK_GELU_MAX_BLOCK),
+              let roundCode = CPUKernels.outputCode(roundTo) else { return nil }
+        let columns = shape.last ?? 1
+        let rows = source.codes.count / max(columns, 1)
+        // The kernel writes every code and every scale.
+        let codes = try Tensor(uninitializedShape: shape, dtype: .int8)
+        let scales = try Tensor(uninitializedShape: source.scales.shape, dtype: .float32)
+        let tanhForm: Int32 = approximation == .tanh ? 1 : 0
+        let towardZero: Int32 = blocks.rounding == .towardZero ? 1 : 0
+        try source.codes.withUnsafeContiguousBytes { input in
+            try source.scales.withUnsafeContiguousBytes { inputScales in
+                guard let input = input.baseAddress, let inputScales = inputScales.baseAddress, rows > 0, columns > 0
+                else { return }
+                let codesIn = input.assumingMemoryBound(to: Int8.self)
+                let scalesIn = inputScales.assumingMemoryBound(to: Float.self)
+                let codesOut = codes.storage.hostPointer.assumingMemoryBound(to: Int8.self)
+                let scalesOut = scales.storage.hostPointer.assumingMemoryBound(to: Float.self)
+                CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / columns)) { range in
+                    ck_i8_gelu_requantize_rows(codesIn, scalesIn, Int64(columns), Int64(blocks.columns), tanhForm,
+                                               roundCode, towardZero, Int64(range.lowerBound),
+                                               Int64(range.upperBound), codesOut, scalesOut)
+                }
+            }
+        }
+        return INT8Parts(codes: codes, scales: scales)
+    }
+
+    /// `q * scale` of each element's block, written straight in `dtype` (float32, float16 or
+    /// bfloat16; `nil` for other dtypes), rows in parallel.
+    static func dequantize(_ source: INT8Parts, blocks: INT8Blocks, to dtype: DType) throws -> Tensor? {
+        guard let outputCode = CPUKernels.outputCode(dtype) else { return nil }
+        let shape = source.codes.shape
+        let geometry = MatrixGeometry(shape)
+        let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
+        // The kernel writes every element, so the buffer is not zero-filled first.
+        let result = try Tensor(uninitializedShape: shape, dtype: dtype)
+        let path = CPUKernelPath.current.code
+        try source.codes.withUnsafeContiguousBytes { codes in
+            try source.scales.withUnsafeContiguousBytes { scales in
+                guard let codes = codes.baseAddress, let scales = scales.baseAddress, source.codes.count > 0
+                else { return }
+                let out = result.storage.hostPointer
+                CPUKernels.parallelRanges(count: batches * rows, minimumPerThread: max(1, 65536 / max(columns, 1))) {
+                    range in
+                    _ = ck_i8_dequantize(codes.assumingMemoryBound(to: Int8.self),
+                                         scales.assumingMemoryBound(to: Float.self), Int64(rows), Int64(columns),
+                                         Int64(blocks.rows), Int64(blocks.columns), Int64(range.lowerBound),
+                                         Int64(range.upperBound), out + range.lowerBound * columns * dtype.byteSize,
+                                         outputCode, path)
+                }
+            }
+        }
+        return result
+    }
+
+    /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n/Bn,j]) + b[n]`
+    /// with activation codes `(M, K)` in 1 x Bk blocks. GEMV kernels for decode shapes, else the
+    /// packed GEMM of the current path, columns split across cores.
+    /// - Returns: `(M, N)` in `outputDType`.
+    static func linearW8A8(inputCodes: Tensor, inputScales: Tensor, weight: INT8Parts, blocks: INT8Blocks,
+                           bias: Tensor?, outputDType: DType) throws -> Tensor {
+        let (m, k, n) = (inputCodes.shape[0], inputCodes.shape[1], weight.codes.shape[0])
+        let bias = try bias?.floats()
+        return try LinearOutput.make(shape: [m, n], dtype: outputDType, m: m, n: n, k: k, bias: bias) {
+            out, outputCode in
+            try inputCodes.withUnsafeContiguousBytes { xq in
+                try inputScales.withUnsafeContiguousBytes { sx in
+                    try weight.codes.withUnsafeContiguousBytes { wq in
+                        try weight.scales.withUnsafeContiguousBytes { sw in
+                            try CPUKernels.withOptionalFloats(bias) { biasPointer in
+                                let args = ck_i8_gemm_args(
+                                    m: Int64(m), n: Int64(n), k: Int64(k), bk: Int64(blocks.columns),
+                                    bn: Int64(blocks.rows), x: xq.baseAddress?.assumingMemoryBound(to: Int8.self),
+                                    sx: sx.baseAddress?.assumingMemoryBound(to: Float.self), apack: nil, sxpack: nil,
+                                    w: wq.baseAddress?.assumingMemoryBound(to: Int8.self),
+                                    sw: sw.baseAddress?.assumingMemoryBound(to: Float.self), bias: biasPointer,
+                                    out: out, out_dtype: outputCode)
+                                try gemm(args, path: CPUKernelPath.current)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the W8A8 kernels on checked operands (m, n, k > 0).
+    private static func gemm(_ args: ck_i8_gemm_args, path: CPUKernelPath) throws {
+        var args = args
+        let n = Int(args.n)
+        if args.m <= decodeRows {
+            withUnsafePointer(to: args) { pointer in
+                CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
+                    ck_i8_gemv(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code)
+                }
+            }
+            return
+        }
+        var rows: Int64 = 0
+        var rowBytes: Int64 = 0
+        ck_i8_packed_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
+        let kBlocks = (args.k + args.bk - 1) / args.bk
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: max(Int(rows * rowBytes), 1), alignment: 64)
+        let packedScales = UnsafeMutablePointer<Float>.allocate(capacity: max(Int(rows * kBlocks), 1))
+        defer {
+            packed.deallocate()
+            packedScales.deallocate()
+        }
+        if path != .portable {
+            CPUKernels.parallelRanges(count: Int(rows), minimumPerThread: 16) { range in
+                ck_i8_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code, Int64(range.lowerBound),
+                                      Int64(range.upperBound), packed, packedScales)
+            }
+            args.apack = UnsafeRawPointer(packed)
+            args.sxpack = UnsafePointer(packedScales)
+        }
+        let failed = KernelFlag()
+        withUnsafePointer(to: args) { pointer in
+            CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_column_granule(path.code))) { range in
+                if ck_i8_gemm(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+                    failed.set()
+                }
+            }
+        }
+        if failed.isSet {
+            throw TensorError(.backendFailure, "INT8 GEMM: could not allocate its packing buffers (out of memory)")
+        }
+    }
+
+    /// Weight-only: `y = x (q * s)^T + b` with a float input `(M, K)`. GEMV kernels for decode
+    /// shapes; otherwise the weight is dequantized panel by panel into OpenBLAS's sgemm. Neither
+    /// holds a float copy of the whole weight.
+    /// - Returns: `(M, N)` in the input's dtype.
+    static func linearWeightOnly(_ input: Tensor, weight: INT8Parts, blocks: INT8Blocks, bias: Tensor?) throws
+        -> Tensor {
+        let (m, k, n) = (input.shape[0], input.shape[1], weight.codes.shape[0])
+        let bias = try bias?.floats()
+        let path = CPUKernelPath.current
+        return try LinearOutput.make(shape: [m, n], dtype: input.dtype, m: m, n: n, k: k, bias: bias) {
+            out, outputCode in
+            try input.withUnsafeFloats { x in
+                try weight.codes.withUnsafeContiguousBytes { wq in
+                    try weight.scales.withUnsafeContiguousBytes { sw in
+                        CPUKernels.withOptionalFloats(bias) { biasPointer in
+                            let w = wq.baseAddress!.assumingMemoryBound(to: Int8.self)
+                            let s = sw.baseAddress!.assumingMemoryBound(to: Float.self)
+                            let (bn, bk) = (Int64(blocks.rows), Int64(blocks.columns))
+                            if m <= decodeRows {
+                                CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
+                                    ck_i8_gemv_weight_only(x.baseAddress, Int64(m), Int64(k), w, s, Int64(n), bn, bk,
+                                                           biasPointer, out, outputCode, Int64(range.lowerBound),
+                                                           Int64(range.upperBound), path.code)
+                                }
+                                return
+                            }
+                            CPUKernels.panelGEMM(x: x.baseAddress!, m: m, n: n, k: k, alpha: 1, bias: biasPointer,
+                                                 output: out, outputCode: outputCode, path: path) { rows, panel in
+                                _ = ck_i8_dequantize(w, s, Int64(n), Int64(k), bn, bk, Int64(rows.lowerBound),
+                                                     Int64(rows.upperBound), panel, Int32(CK_OUT_F32), path.code)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output buffer of the CPU linear kernels of both layouts.
+enum LinearOutput {
+    static func make(shape: [Int], dtype: DType, m: Int, n: Int, k: Int, bias: [Float]?,
+                     _ body: (UnsafeMutableRawPointer, Int32) throws -> Void) throws -> Tensor {
+        guard m > 0, n > 0, k > 0 else {
+            let row = bias ?? [Float](repeating: 0, count: n)
+            let values = (0..<m).flatMap { _ in row }
+            return try Tensor(values, shape: shape, dtype: dtype)
+        }
+        let direct = CPUKernels.outputCode(dtype)
+        let result = try Tensor(zeros: shape, dtype: direct == nil ? .float32 : dtype)
+        try body(result.storage.hostPointer, direct ?? Int32(CK_OUT_F32))
+        return direct == nil ? try result.converted(to: dtype) : result
+    }
+}
+
+/// A flag that kernel workers raise (a non-finite value met, an allocation that failed).
+final class KernelFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raised = false
+    func set() { lock.withLock { raised = true } }
+    var isSet: Bool { lock.withLock { raised } }
+}

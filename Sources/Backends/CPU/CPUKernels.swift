@@ -1,0 +1,176 @@
+import CQLKernels
+import Foundation
+import QLTensor
+
+/// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
+/// every path the CPU supports in turn).
+///
+/// The compute-bound INT8 GEMM has one version per path. Memory-bound kernels (quantize,
+/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the AVX-512 path runs the
+/// AVX2 one, since they are limited by memory bandwidth, not by vector width.
+public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// Plain C; any CPU.
+    case portable
+    /// AVX2 + FMA + F16C: int16 `vpmaddwd` for INT8 dot products, FMA for float.
+    case avx2
+    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` (u8 x s8 into int32) for the INT8 GEMM.
+    case avx512vnni
+
+    /// Whether this CPU can run the path.
+    public var isSupported: Bool {
+        let cpu = CPUFeatures.current
+        switch self {
+        case .portable: return true
+        case .avx2: return cpu.avx2 && cpu.fma && cpu.f16c
+        case .avx512vnni: return CPUKernelPath.avx2.isSupported && cpu.avx512f && cpu.avx512bw && cpu.avx512vl
+            && cpu.avx512vnni
+        }
+    }
+
+    /// Every path this CPU runs, slowest first.
+    public static var supported: [CPUKernelPath] { allCases.filter(\.isSupported) }
+
+    /// The fastest path this CPU runs.
+    public static let best: CPUKernelPath = supported.last ?? .portable
+
+    /// The path in force for this task: the innermost ``withPath(_:_:)``, else ``best``.
+    public static var current: CPUKernelPath { forced ?? best }
+
+    @TaskLocal static var forced: CPUKernelPath?
+
+    /// Runs `body` with the kernels forced onto `path`, for this task and the tasks it creates.
+    /// - Throws: ``TensorError/Code/unsupportedOperation`` when this CPU cannot run `path`.
+    public static func withPath<R>(_ path: CPUKernelPath, _ body: () throws -> R) throws -> R {
+        guard path.isSupported else {
+            throw TensorError(.unsupportedOperation, "the \(path) CPU kernels need CPU features this machine lacks "
+                + "(it has: \(CPUFeatures.current)); use one of \(supported.map(\.rawValue))")
+        }
+        return try $forced.withValue(path, operation: body)
+    }
+
+    /// The C kernels' code for the path (`CK_PATH_*`).
+    package var code: Int32 {
+        switch self {
+        case .portable: Int32(CK_PATH_PORTABLE)
+        case .avx2: Int32(CK_PATH_AVX2)
+        case .avx512vnni: Int32(CK_PATH_AVX512VNNI)
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Threading and output-type helpers shared by the quantized CPU kernels' wrappers.
+package enum CPUKernels {
+    /// Worker threads for the kernels: one per active core.
+    package static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel (Dispatch's
+    /// `concurrentPerform` over the cores). Each range starts at a multiple of `granule` and holds
+    /// at least `minimumPerThread` units where possible; smaller work runs on the calling thread.
+    package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
+                                      _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let units = (count + granule - 1) / granule
+        // Four ranges per core: a worker that wakes late takes fewer of them instead of leaving
+        // the last half of the work to one core.
+        let parts = min(threadCount * 4, units, max(1, count / max(minimumPerThread, 1)))
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        // The ranges are disjoint and `concurrentPerform` returns only when all are done, so the
+        // non-Sendable body (it captures raw pointers) is safe to share with the workers.
+        nonisolated(unsafe) let work = body
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let start = min(count, units * part / parts * granule)
+            let end = min(count, units * (part + 1) / parts * granule)
+            if start < end { work(start..<end) }
+        }
+    }
+
+    /// The kernels' output code (`CK_OUT_*`) for `dtype`, or `nil` when they do not write it.
+    package static func outputCode(_ dtype: DType) -> Int32? {
+        switch dtype {
+        case .float32: Int32(CK_OUT_F32)
+        case .float16: Int32(CK_OUT_F16)
+        case .bfloat16: Int32(CK_OUT_BF16)
+        default: nil
+        }
+    }
+}
+
+extension CPUKernels {
+    /// Rows of weight decoded per OpenBLAS call in `panelGEMM`:
+    /// a panel of about 8 MB stays in L3 while OpenBLAS streams it; each call re-packs the whole
+    /// input, so at least 256 rows (K = 14336: 14.7 MB; 144 rows ran 25% slower than sgemm).
+    static func panelRows(n: Int, k: Int) -> Int {
+        let rows = (8 << 20) / max(4 * k, 1) / 16 * 16
+        return min(n, max(rows, 256))
+    }
+
+    /// `y = alpha (x W^T) + bias` for a weight that exists only in a compact form: `decodePanel`
+    /// writes float32 rows of W (a range of output columns) into a buffer of a few megabytes, and
+    /// OpenBLAS's sgemm multiplies each panel as soon as it is decoded, so the float weight is
+    /// never materialised whole.
+    /// - Parameters:
+    ///   - x: `m x k` float32, row-major.
+    ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
+    ///   - decodePanel: writes rows `range` of W (each `k` floats) to the pointer; called from
+    ///     several threads on disjoint ranges.
+    package static func panelGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int, alpha: Float,
+                                 bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
+                                 path: CPUKernelPath,
+                                 decodePanel: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        guard m > 0, n > 0 else { return }
+        let rows = panelRows(n: n, k: k)
+        let panel = UnsafeMutablePointer<Float>.allocate(capacity: rows * max(k, 1))
+        defer { panel.deallocate() }
+        let writesFloat = outputCode == Int32(CK_OUT_F32)
+        let accumulator = writesFloat ? output.assumingMemoryBound(to: Float.self)
+            : UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+        defer { if !writesFloat { accumulator.deallocate() } }
+        for start in stride(from: 0, to: n, by: rows) {
+            let count = min(rows, n - start)
+            parallelRanges(count: count, minimumPerThread: 16) { range in
+                decodePanel(start + range.lowerBound..<start + range.upperBound, panel + range.lowerBound * k)
+            }
+            OpenBLAS.shared.gemmNT(m: m, n: count, k: k, a: x, lda: k, b: panel, ldb: k, c: accumulator + start,
+                                   ldc: n)
+        }
+        if alpha != 1 || bias != nil || !writesFloat {
+            parallelRanges(count: m, minimumPerThread: 8) { range in
+                ck_gemm_epilogue(accumulator, Int64(n), alpha, bias, output, outputCode, Int64(range.lowerBound),
+                                 Int64(range.upperBound), path.code)
+            }
+        }
+    }
+
+    /// Calls `body` with a pointer to `values`, or `nil` when there are none.
+    package static func withOptionalFloats<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R)
+        rethrows -> R {
+        guard let values else { return try body(nil) }
+        return try values.withUnsafeBufferPointer { try body($0.baseAddress) }
+    }
+}
+
+extension CPUKernels {
+    /// `max |v|` over `values`, read in parallel with the vectorised kernel (at memory bandwidth),
+    /// and whether a NaN or an infinity was met (the maximum is then meaningless).
+    package static func maxMagnitude(_ values: UnsafeBufferPointer<Float>) -> (amax: Float, nonFinite: Bool) {
+        guard let base = values.baseAddress, !values.isEmpty else { return (0, false) }
+        let path = CPUKernelPath.current.code
+        let lock = NSLock()
+        var amax: Float = 0
+        var nonFinite = false
+        parallelRanges(count: values.count, granule: 16, minimumPerThread: 1 << 16) { range in
+            var partial: Float = 0
+            let bad = ck_fp8_amax(base + range.lowerBound, Int64(range.count), &partial, path) != 0
+            lock.withLock {
+                amax = max(amax, partial)
+                nonFinite = nonFinite || bad
+            }
+        }
+        return (amax, nonFinite)
+    }
+}

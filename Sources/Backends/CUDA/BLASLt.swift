@@ -1,0 +1,236 @@
+import Foundation
+import QLTensor
+
+/// cuBLASLt, resolved from `libcublasLt.so*` with `dlsym`: the dense GEMMs (bf16, f16, f32) and
+/// the per-tensor-scaled FP8 GEMM on the FP8 tensor cores.
+///
+/// Enum values are those of `cublasLt.h` / `library_types.h` (stable since CUDA 11.4).
+struct BLASLt: @unchecked Sendable {
+    typealias Status = Int32
+    typealias Handle = OpaquePointer
+
+    /// `cudaDataType_t`.
+    enum DataType: Int32 {
+        case float32 = 0
+        case float16 = 2
+        case int8 = 3
+        case int32 = 10
+        case bfloat16 = 14
+        case float8E4M3 = 28
+
+        init?(_ dtype: DType) {
+            switch dtype {
+            case .float32: self = .float32
+            case .float16: self = .float16
+            case .bfloat16: self = .bfloat16
+            case .float8E4M3FN: self = .float8E4M3
+            case .int8: self = .int8
+            case .int32: self = .int32
+            case .uint8: return nil
+            }
+        }
+    }
+
+    static let computeFloat32: Int32 = 68  // CUBLAS_COMPUTE_32F
+    static let opN: Int32 = 0
+    static let opT: Int32 = 1
+    enum DescriptorAttribute: Int32 {
+        case transA = 3, transB = 4, epilogue = 7, biasPointer = 8, aScalePointer = 17, bScalePointer = 18
+        case biasDataType = 26
+    }
+    static let epilogueBias: Int32 = 4
+    static let preferenceMaxWorkspace: Int32 = 1
+    /// `CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES`.
+    static let preferenceMinimumAlignments: [Int32] = [5, 6, 7, 8]
+    /// `sizeof(cublasLtMatmulHeuristicResult_t)`: algo (64) + workspaceSize (8) + state (4) +
+    /// wavesCount (4) + reserved (16).
+    static let heuristicResultSize = 96
+
+    let library: DynamicLibrary
+    let create: @convention(c) (UnsafeMutablePointer<Handle?>) -> Status
+    let descriptorCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, Int32) -> Status
+    let descriptorSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
+    let descriptorDestroy: @convention(c) (OpaquePointer?) -> Status
+    let layoutCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, UInt64, UInt64, Int64) -> Status
+    let layoutDestroy: @convention(c) (OpaquePointer?) -> Status
+    let preferenceCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
+    let preferenceSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
+    let preferenceDestroy: @convention(c) (OpaquePointer?) -> Status
+    let heuristic: @convention(c) (Handle?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                   OpaquePointer?, OpaquePointer?, Int32, UnsafeMutableRawPointer,
+                                   UnsafeMutablePointer<Int32>) -> Status
+    let matmul: @convention(c) (Handle?, OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64,
+                                OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?,
+                                UnsafeRawPointer?, UInt64, Int, OpaquePointer?) -> Status
+    let statusString: @convention(c) (Status) -> UnsafePointer<CChar>?
+
+    /// Opens cuBLASLt: `QLINEAR_CUBLASLT` if set, else the usual names and CUDA library directories.
+    init() throws {
+        var failures: [String] = []
+        let explicit = ProcessInfo.processInfo.environment["QLINEAR_CUBLASLT"].map { [$0] } ?? []
+        let names = explicit + ["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"]
+        guard let library = DynamicLibrary.open(names: names, prefix: "libcublasLt",
+                                                directories: DynamicLibrary.cudaLibraryDirectories,
+                                                failures: &failures) else {
+            throw TensorError(.deviceUnavailable, "cuBLASLt (libcublasLt.so) was not found; install the CUDA "
+                + "toolkit's cuBLAS (or set QLINEAR_CUBLASLT to its path)", underlying: failures.joined(separator: "\n"))
+        }
+        self.library = library
+        create = try library.function("cublasLtCreate")
+        descriptorCreate = try library.function("cublasLtMatmulDescCreate")
+        descriptorSetAttribute = try library.function("cublasLtMatmulDescSetAttribute")
+        descriptorDestroy = try library.function("cublasLtMatmulDescDestroy")
+        layoutCreate = try library.function("cublasLtMatrixLayoutCreate")
+        layoutDestroy = try library.function("cublasLtMatrixLayoutDestroy")
+        preferenceCreate = try library.function("cublasLtMatmulPreferenceCreate")
+        preferenceSetAttribute = try library.function("cublasLtMatmulPreferenceSetAttribute")
+        preferenceDestroy = try library.function("cublasLtMatmulPreferenceDestroy")
+        heuristic = try library.function("cublasLtMatmulAlgoGetHeuristic")
+        matmul = try library.function("cublasLtMatmul")
+        statusString = try library.function("cublasLtGetStatusString")
+    }
+
+    /// Throws unless `status` is `CUBLAS_STATUS_SUCCESS`, with cuBLASLt's own text.
+    func check(_ status: Status, _ what: @autoclosure () -> String) throws {
+        guard status != 0 else { return }
+        let text = statusString(status).map { String(cString: $0) } ?? "cublasStatus_t \(status)"
+        throw TensorError(.backendFailure, "cuBLASLt call failed: \(what())", underlying: text)
+    }
+}
+
+/// One column-major GEMM as cuBLASLt sees it: `D (m x n) = alpha * op(A) op(B) (+ bias[row])`.
+///
+/// Row-major callers use the identity `(x W^T)^T = W x^T`: a row-major `y (M, N) = x (M, K) W^T`
+/// is the column-major `D (N x M) = op_T(W as K x N) * (x as K x M)`, the "TN" layout that the FP8
+/// tensor cores require.
+struct GEMMDescription: Hashable {
+    var m: Int
+    var n: Int
+    var k: Int
+    var transposeA: Bool
+    var transposeB: Bool
+    var lda: Int
+    var ldb: Int
+    var ldd: Int
+    var typeA: BLASLt.DataType
+    var typeB: BLASLt.DataType
+    var typeD: BLASLt.DataType
+    /// The bias type when a bias is fused in the epilogue, else `nil`.
+    var biasType: BLASLt.DataType?
+    var scaled: Bool
+    /// The largest power of two (at most 256) dividing every operand address: the heuristic may
+    /// only pick kernels whose vector accesses that alignment allows. ``BLASLtContext/run`` sets it.
+    var alignment = 256
+}
+
+/// The cuBLASLt state of one device: handle, workspace, and the algorithm chosen per GEMM shape.
+final class BLASLtContext: @unchecked Sendable {
+    static let workspaceBytes = 32 << 20
+    let blas: BLASLt
+    let device: CUDADevice
+    private let handle: BLASLt.Handle
+    private let workspace: CUDAAllocation
+    private let lock = NSLock()
+    /// The heuristic's first choice per description (the 64-byte algo and its workspace size).
+    private var algorithms: [GEMMDescription: (algo: [UInt8], workspace: Int)] = [:]
+    /// Serialises whole matmuls: one may queue several kernels that share the workspace (split-K),
+    /// and another thread's kernels must not land between them.
+    private let enqueueLock = NSLock()
+
+    init(device: CUDADevice) throws {
+        self.device = device
+        blas = try device.runtime.blas()
+        try device.makeCurrent()
+        var handle: BLASLt.Handle?
+        try blas.check(blas.create(&handle), "cublasLtCreate")
+        self.handle = handle!
+        workspace = try device.allocate(byteCount: BLASLtContext.workspaceBytes)
+    }
+
+    /// Queues `D = op(A) op(B) * alpha (+ bias)` with optional per-tensor scales of A and B (device
+    /// pointers to float32, for FP8).
+    /// - Throws: ``TensorError/Code/unsupportedOperation`` when cuBLASLt has no algorithm for the
+    ///   description (for FP8: unaligned sizes), ``TensorError/Code/backendFailure`` otherwise.
+    func run(_ description: GEMMDescription, a: GPU, b: GPU, d: GPU, bias: GPU? = nil, aScale: GPU? = nil,
+             bScale: GPU? = nil, alpha: Float = 1) throws {
+        var description = description
+        let addresses = [a.address, b.address, d.address] + (bias.map { [$0.address] } ?? [])
+        description.alignment = addresses.map { address in
+            address == 0 ? 256 : min(256, 1 << address.trailingZeroBitCount)
+        }.min() ?? 256
+        try device.makeCurrent()
+        var descriptor: OpaquePointer?
+        try blas.check(blas.descriptorCreate(&descriptor, BLASLt.computeFloat32, BLASLt.DataType.float32.rawValue),
+                       "cublasLtMatmulDescCreate")
+        defer { _ = blas.descriptorDestroy(descriptor) }
+        func set<T: BitwiseCopyable>(_ attribute: BLASLt.DescriptorAttribute, _ value: T) throws {
+            var value = value
+            try blas.check(blas.descriptorSetAttribute(descriptor, attribute.rawValue, &value, MemoryLayout<T>.size),
+                           "cublasLtMatmulDescSetAttribute(\(attribute))")
+        }
+        try set(.transA, description.transposeA ? BLASLt.opT : BLASLt.opN)
+        try set(.transB, description.transposeB ? BLASLt.opT : BLASLt.opN)
+        if let bias, let biasType = description.biasType {
+            try set(.epilogue, BLASLt.epilogueBias)
+            try set(.biasPointer, bias.address)
+            try set(.biasDataType, biasType.rawValue)
+        }
+        if let aScale { try set(.aScalePointer, aScale.address) }
+        if let bScale { try set(.bScalePointer, bScale.address) }
+
+        func layout(_ type: BLASLt.DataType, rows: Int, columns: Int, ld: Int) throws -> OpaquePointer? {
+            var result: OpaquePointer?
+            try blas.check(blas.layoutCreate(&result, type.rawValue, UInt64(rows), UInt64(columns), Int64(ld)),
+                           "cublasLtMatrixLayoutCreate")
+            return result
+        }
+        let (m, n, k) = (description.m, description.n, description.k)
+        let layoutA = try layout(description.typeA, rows: description.transposeA ? k : m,
+                                 columns: description.transposeA ? m : k, ld: description.lda)
+        defer { _ = blas.layoutDestroy(layoutA) }
+        let layoutB = try layout(description.typeB, rows: description.transposeB ? n : k,
+                                 columns: description.transposeB ? k : n, ld: description.ldb)
+        defer { _ = blas.layoutDestroy(layoutB) }
+        let layoutD = try layout(description.typeD, rows: m, columns: n, ld: description.ldd)
+        defer { _ = blas.layoutDestroy(layoutD) }
+
+        let chosen = try lock.withLock { () throws -> (algo: [UInt8], workspace: Int) in
+            if let known = algorithms[description] { return known }
+            var preference: OpaquePointer?
+            try blas.check(blas.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
+            defer { _ = blas.preferenceDestroy(preference) }
+            var limit = UInt64(BLASLtContext.workspaceBytes)
+            try blas.check(blas.preferenceSetAttribute(preference, BLASLt.preferenceMaxWorkspace, &limit, 8),
+                           "cublasLtMatmulPreferenceSetAttribute")
+            var alignment = UInt32(description.alignment)
+            for attribute in BLASLt.preferenceMinimumAlignments {
+                try blas.check(blas.preferenceSetAttribute(preference, attribute, &alignment, 4),
+                               "cublasLtMatmulPreferenceSetAttribute(alignment)")
+            }
+            var result = [UInt8](repeating: 0, count: BLASLt.heuristicResultSize)
+            var found: Int32 = 0
+            let status = result.withUnsafeMutableBytes {
+                blas.heuristic(handle, descriptor, layoutA, layoutB, layoutD, layoutD, preference, 1,
+                               $0.baseAddress!, &found)
+            }
+            guard status == 0, found > 0 else {
+                let text = blas.statusString(status).map { String(cString: $0) } ?? "\(status)"
+                throw TensorError(.unsupportedOperation, "cuBLASLt has no algorithm for \(description)",
+                                  underlying: text)
+            }
+            let workspace = result.withUnsafeBytes { $0.load(fromByteOffset: 64, as: Int.self) }
+            let chosen = (Array(result[0..<64]), workspace)
+            algorithms[description] = chosen
+            return chosen
+        }
+        var alphaValue = alpha
+        var beta: Float = 0
+        let status = enqueueLock.withLock { chosen.algo.withUnsafeBytes { algo in
+            blas.matmul(handle, descriptor, &alphaValue, a.address, layoutA, b.address, layoutB, &beta, d.address, layoutD,
+                        d.address, layoutD,
+                        algo.baseAddress, workspace.address, min(chosen.workspace, BLASLtContext.workspaceBytes),
+                        device.stream)
+        } }
+        try blas.check(status, "cublasLtMatmul(\(description))")
+    }
+}

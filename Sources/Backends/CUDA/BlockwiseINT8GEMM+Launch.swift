@@ -1,0 +1,94 @@
+import Foundation
+import QLTensor
+
+/// Launches the tensor-core block-wise INT8 kernels of ``BlockwiseINT8GEMMKernels`` (written to the
+/// launch contract documented there), choosing by declared capability before launching:
+///
+/// | kernel | when |
+/// |---|---|
+/// | `bw8_gemv` | M <= 16, K % 16 == 0, B % 16 == 0 |
+/// | `bw8_gemm_wgmma_pp_b128` | sm_90, weight blocks 128 x 128, K % 16 == 0 (the pipelined one) |
+/// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
+/// | `bw8_gemm_mma` | sm_80+, K % 16 == 0, B % 32 == 0 |
+///
+/// and otherwise the reason none fits, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
+/// float32, float16 or bfloat16.
+enum BlockwiseINT8GEMM {
+    static let portable = KernelSource(name: "bw8_portable", text: BlockwiseINT8GEMMKernels.portableProgram,
+                                       contractsMultiplyAdd: true)
+    static let hopper = KernelSource(name: "bw8_hopper", text: BlockwiseINT8GEMMKernels.hopperProgram,
+                                     needsArchSpecific: true, contractsMultiplyAdd: true)
+
+    enum Plan: Equatable {
+        case gemv
+        case wgmma(entry: String)
+        case mma
+    }
+
+    /// Why none of the tensor-core kernels takes a problem.
+    struct Unsupported: Error {
+        let reason: String
+    }
+
+    /// The kernel for this problem, or why none of the tensor-core kernels declares support.
+    static func plan(m: Int, k: Int, blockRows: Int, blockColumns: Int, output: DType,
+                     device: CUDADevice) -> Result<Plan, Unsupported> {
+        guard [.float32, .float16, .bfloat16].contains(output) else {
+            return .failure(Unsupported(reason: "output \(output) is not float32, float16 or bfloat16"))
+        }
+        guard k % 16 == 0 else { return .failure(Unsupported(reason: "K = \(k) is not a multiple of 16")) }
+        guard device.capability >= 80 else {
+            return .failure(Unsupported(reason: "compute capability \(device.capability) is below 8.0"))
+        }
+        let b = blockColumns
+        if m <= 16 && b % 16 == 0 { return .success(.gemv) }
+        if device.capability == 90, blockRows == b, device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
+           device.driver.tensorMapEncodeTiled != nil {
+            if b == 128 { return .success(.wgmma(entry: "bw8_gemm_wgmma_pp_b128")) }
+            if b % 128 == 0 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b128")) }
+            if b == 64 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b64")) }
+            if b == 32 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b32")) }
+        }
+        if b % 32 == 0 && device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes {
+            return .success(.mma)
+        }
+        return .failure(Unsupported(reason: "M = \(m) with \(blockRows)x\(b) weight blocks: the GEMV needs M <= 16 "
+            + "and B % 16 == 0, the MMA kernel B % 32 == 0 and \(BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes) "
+            + "bytes of shared memory per block"))
+    }
+
+    /// `y (M, N) = W8A8(qx, sx, qw, sw) + bias` with the planned kernel.
+    static func launch(_ plan: Plan, x: GPU, sx: GPU, w: GPU, sw: GPU, bias: Tensor?, y: GPU, m: Int, n: Int, k: Int,
+                       blockRows: Int, blockColumns: Int, output: DType) throws {
+        let device = x.device
+        let biasCode: Int32 = bias.map { Int32($0.dtype.kernelCode) } ?? -1
+        let tail: [KernelArgument] = [sx.argument, sw.argument,
+                                      try bias.map { try GPU($0).argument } ?? .null, y.argument,
+                                      .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k))]
+        switch plan {
+        case .gemv, .mma:
+            let entry = plan == .gemv ? "bw8_gemv" : "bw8_gemm_mma"
+            let function = try device.function(portable, entry: entry)
+            let shared = plan == .mma ? BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes : 0
+            if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
+            let grid = plan == .gemv ? ((n + 7) / 8, 1, 1) : ((n + 127) / 128, (m + 127) / 128, 1)
+            try device.launch(function, grid: grid, block: (256, 1, 1), sharedMemory: shared, [
+                x.argument, sx.argument, w.argument, sw.argument,
+                try bias.map { try GPU($0).argument } ?? .null, y.argument,
+                .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(blockColumns)),
+                .int32(Int32(blockRows)), .int32(biasCode), .int32(Int32(output.kernelCode))])
+        case .wgmma(let entry):
+            let function = try device.function(hopper, entry: entry)
+            let shared = BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes
+            try device.setDynamicSharedMemory(function, bytes: shared)
+            let tile = BlockwiseINT8GEMMKernels.tileM
+            let mapA = try device.tensorMap2D(int8: x.address, rows: m, columns: k, boxRows: tile, boxColumns: 128)
+            let mapB = try device.tensorMap2D(int8: w.address, rows: n, columns: k, boxRows: tile, boxColumns: 128)
+            let tiles = ((m + tile - 1) / tile) * ((n + BlockwiseINT8GEMMKernels.tileN - 1) / BlockwiseINT8GEMMKernels.tileN)
+            try device.launch(function, grid: (min(tiles, device.multiprocessorCount), 1, 1),
+                              block: (BlockwiseINT8GEMMKernels.wgmmaThreads, 1, 1), sharedMemory: shared,
+                              [.bytes(mapA), .bytes(mapB)] + tail
+                                + [.int32(Int32(blockColumns)), .int32(biasCode), .int32(Int32(output.kernelCode))])
+        }
+    }
+}

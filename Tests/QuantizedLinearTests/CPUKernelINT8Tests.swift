@@ -1,0 +1,253 @@
+import QuantizedLinear
+import Testing
+
+/// Shared checks of the CPU kernel tests: every kernel against its layout's reference.
+enum CPUKernelCheck {
+    /// ||a - b|| / ||b|| in float64.
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count, "compared arrays differ in length")
+        var difference = 0.0
+        var norm = 0.0
+        for (x, y) in zip(a, b) {
+            difference += (Double(x) - Double(y)) * (Double(x) - Double(y))
+            norm += Double(y) * Double(y)
+        }
+        return norm == 0 ? difference.squareRoot() : (difference / norm).squareRoot()
+    }
+
+    /// The raw bytes of a tensor's elements.
+    static func bytes(_ tensor: Tensor) throws -> [UInt8] {
+        try tensor.withUnsafeContiguousBytes { Array($0) }
+    }
+
+    /// Gaussian values with a different magnitude in every group of 5 columns, so blocks get
+    /// different scales, and a few exact zeros.
+    static func values(_ shape: [Int], seed: UInt64) throws -> [Float] {
+        var values = try Tensor.randomNormal(shape, seed: seed).floats()
+        let columns = shape.last ?? 1
+        for index in values.indices {
+            let column = index % max(columns, 1)
+            values[index] *= Float(1 << (column / 5 % 7)) / 8
+            if index % 97 == 13 { values[index] = 0 }
+        }
+        return values
+    }
+
+    /// Tolerance of a linear output written in `dtype` against the float32 reference.
+    static func tolerance(_ dtype: DType) -> Double {
+        switch dtype {
+        case .float16: 1e-3
+        case .bfloat16: 6e-3
+        default: 1e-6
+        }
+    }
+
+    /// Runs `body` with every CPU kernel path this machine supports forced in turn, under the
+    /// `fail` fallback policy so that a silent fallback cannot pass.
+    static func onEveryPath(_ body: (CPUKernelPath) throws -> Void) throws {
+        for path in CPUKernelPath.supported {
+            try CPUKernelPath.withPath(path) { try FallbackPolicy.withPolicy(.fail) { try body(path) } }
+        }
+    }
+}
+
+@Suite("CPU kernels: block-wise INT8")
+struct CPUKernelINT8Tests {
+    static let blockSizes = [32, 48, 64, 128, 256, 7]
+
+    @Test("quantize is bit-identical to the reference", arguments: blockSizes)
+    func quantizeMatchesReference(blockSize: Int) throws {
+        let shapes: [[Int]] = [[7], [1, 300], [3, 130], [17, 257], [2, 3, 129], [130, 97]]
+        try CPUKernelCheck.onEveryPath { path in
+            for (index, shape) in shapes.enumerated() {
+                let values = try CPUKernelCheck.values(shape, seed: UInt64(100 + index))
+                for rounding in Rounding.allCases {
+                    for layout in [try BlockWiseINT8Layout.weight(blockSize: blockSize, rounding: rounding),
+                                   try BlockWiseINT8Layout.activation(blockSize: blockSize, rounding: rounding),
+                                   try BlockWiseINT8Layout(blockRows: 3, blockColumns: blockSize, rounding: rounding)] {
+                        let q = try QuantizedTensor.fromFloat(try Tensor(values, shape: shape), layout: layout)
+                        let expected = try values.withUnsafeBufferPointer {
+                            try BlockWiseINT8Reference.quantize($0, shape: shape, layout: layout)
+                        }
+                        #expect(try q.data.elements(as: Int8.self) == expected.codes, "\(path) \(shape) \(layout)")
+                        #expect(try q.scale.floats().map(\.bitPattern) == expected.scales.map(\.bitPattern),
+                                "\(path) \(shape) \(layout)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("quantize rounds ties to even, or toward zero, like the reference")
+    func quantizeTies() throws {
+        // amax 127 gives scale 1, so every x / scale is exactly a tie between two codes.
+        let values: [Float] = [127, 2.5, -3.5, 0.5, -0.5, 1.5, 126.5, -126.5] + (0..<24).map { Float($0) - 11.5 }
+        try CPUKernelCheck.onEveryPath { path in
+            for rounding in Rounding.allCases {
+                let layout = try BlockWiseINT8Layout.activation(blockSize: 32, rounding: rounding)
+                let q = try QuantizedTensor.fromFloat(try Tensor(values, shape: [1, 32]), layout: layout)
+                let expected = try values.withUnsafeBufferPointer {
+                    try BlockWiseINT8Reference.quantize($0, shape: [1, 32], layout: layout)
+                }
+                #expect(try q.data.elements(as: Int8.self) == expected.codes, "\(path) \(rounding)")
+            }
+        }
+    }
+
+    @Test("quantize of an all-zero block gives scale 0 and zero codes; NaN and infinity are refused")
+    func quantizeEdgeValues() throws {
+        try CPUKernelCheck.onEveryPath { path in
+            var values = [Float](repeating: 0, count: 64) + (0..<64).map { Float($0) / 10 + 0.1 }
+            let q = try QuantizedTensor.fromFloat(try Tensor(values, shape: [1, 128]),
+                                                  layout: try BlockWiseINT8Layout.activation(blockSize: 64))
+            #expect(try q.scale.floats()[0] == 0, "\(path)")
+            #expect(try q.data.elements(as: Int8.self).prefix(64).allSatisfy { $0 == 0 }, "\(path)")
+            for bad in [Float.nan, .infinity, -.infinity] {
+                values[100] = bad
+                #expect(throws: TensorError.self) {
+                    _ = try QuantizedTensor.fromFloat(try Tensor(values, shape: [2, 64]),
+                                                      layout: try BlockWiseINT8Layout.weight(blockSize: 32))
+                }
+            }
+        }
+    }
+
+    @Test("dequantize is bit-identical to the reference in float32, float16 and bfloat16", arguments: blockSizes)
+    func dequantizeMatchesReference(blockSize: Int) throws {
+        let shapes: [[Int]] = [[5], [3, 130], [2, 33, 70], [129, 257]]
+        try CPUKernelCheck.onEveryPath { path in
+            for (index, shape) in shapes.enumerated() {
+                let values = try CPUKernelCheck.values(shape, seed: UInt64(200 + index))
+                let layout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
+                let q = try QuantizedTensor.fromFloat(try Tensor(values, shape: shape), layout: layout)
+                let reference = BlockWiseINT8Reference.dequantize(try q.data.elements(as: Int8.self),
+                                                                  scales: try q.scale.floats(), shape: shape,
+                                                                  layout: layout)
+                for dtype in [DType.float32, .float16, .bfloat16] {
+                    let fast = try q.dequantize(to: dtype)
+                    #expect(fast.dtype == dtype)
+                    #expect(try CPUKernelCheck.bytes(fast)
+                        == CPUKernelCheck.bytes(try Tensor(reference, shape: shape, dtype: dtype)),
+                        "\(path) \(shape) \(dtype)")
+                }
+            }
+        }
+    }
+
+    /// (input shape, N): decode shapes (M <= 16: GEMV) and GEMM shapes, odd N and K, batch dims.
+    static let linearShapes: [([Int], Int)] = [
+        ([1, 300], 45), ([3, 129], 70), ([2, 7, 100], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
+        ([2, 150], 130),
+    ]
+
+    @Test("W8A8 linear matches the reference for every output dtype, with and without bias",
+          arguments: blockSizes)
+    func w8a8MatchesReference(blockSize: Int) throws {
+        try CPUKernelCheck.onEveryPath { path in
+            for (index, (inputShape, n)) in Self.linearShapes.enumerated() {
+                try checkW8A8(inputShape: inputShape, n: n, blockSize: blockSize, seed: UInt64(300 + index * 7),
+                              rounding: index % 2 == 0 ? .nearestEven : .towardZero, path: path)
+            }
+        }
+    }
+
+    @Test("W8A8 linear runs the AVX-512 VNNI kernel like the reference",
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported,
+                   // Skipped on CPUs without AVX-512 VNNI (this Zen 3 dev machine): the vpdpbusd kernel
+                   // is compiled everywhere but can only run where the CPU has the instruction.
+                   "skipped: this CPU has no AVX-512 VNNI, so the vpdpbusd kernel cannot run here"),
+          arguments: blockSizes)
+    func w8a8OnVNNI(blockSize: Int) throws {
+        try CPUKernelPath.withPath(.avx512vnni) {
+            try FallbackPolicy.withPolicy(.fail) {
+                for (index, (inputShape, n)) in Self.linearShapes.enumerated() {
+                    try checkW8A8(inputShape: inputShape, n: n, blockSize: blockSize, seed: UInt64(900 + index),
+                                  rounding: .nearestEven, path: .avx512vnni)
+                }
+            }
+        }
+    }
+
+    func checkW8A8(inputShape: [Int], n: Int, blockSize: Int, seed: UInt64, rounding: Rounding,
+                   path: CPUKernelPath) throws {
+        let k = inputShape.last!
+        let m = inputShape.dropLast().reduce(1, *)
+        let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+        let weightLayout = try BlockWiseINT8Layout(blockRows: blockSize == 7 ? 5 : blockSize,
+                                                   blockColumns: blockSize, rounding: rounding)
+        let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
+                                                         shape: [n, k]), layout: weightLayout)
+        let bias = try Tensor.randomNormal([n], seed: seed + 2)
+        let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize,
+                                                                                           rounding: rounding))
+        for withBias in [false, true] {
+            let expected = BlockWiseINT8Reference.linear(
+                inputCodes: try qx.data.elements(as: Int8.self), inputScales: try qx.scale.floats(), m: m, k: k,
+                weightCodes: try w.data.elements(as: Int8.self), weightScales: try w.scale.floats(), n: n,
+                weightBlockRows: weightLayout.blockRows, blockColumns: blockSize,
+                bias: withBias ? try bias.floats() : nil)
+            for dtype in [DType.float32, .float16, .bfloat16] {
+                let input = try x.converted(to: dtype)
+                // A quantized input and a float input quantized on the fly take the same kernel.
+                let fromQuantized = try linear(qx, w, bias: withBias ? bias : nil).dequantized()
+                #expect(fromQuantized.shape == Array(inputShape.dropLast()) + [n])
+                #expect(CPUKernelCheck.relativeError(try fromQuantized.floats(), expected) <= 1e-6,
+                        "\(path) \(inputShape) N=\(n) B=\(blockSize) bias=\(withBias)")
+                if dtype != .float32 {
+                    let y = try linear(input, w, bias: withBias ? bias : nil).dequantized()
+                    #expect(y.dtype == dtype)
+                    // The input rounded to 16 bits quantizes differently: compare with its own reference.
+                    let qInput = try QuantizedTensor.fromFloat(input, layout: try BlockWiseINT8Layout.activation(
+                        blockSize: blockSize, rounding: rounding))
+                    let reference = BlockWiseINT8Reference.linear(
+                        inputCodes: try qInput.data.elements(as: Int8.self), inputScales: try qInput.scale.floats(),
+                        m: m, k: k, weightCodes: try w.data.elements(as: Int8.self),
+                        weightScales: try w.scale.floats(), n: n, weightBlockRows: weightLayout.blockRows,
+                        blockColumns: blockSize, bias: withBias ? try bias.floats() : nil)
+                    #expect(CPUKernelCheck.relativeError(try y.floats(), reference)
+                        <= CPUKernelCheck.tolerance(dtype), "\(path) \(inputShape) N=\(n) B=\(blockSize) \(dtype)")
+                }
+            }
+        }
+    }
+
+    @Test("weight-only linear matches dequantize-then-float32", arguments: blockSizes)
+    func weightOnlyMatchesReference(blockSize: Int) throws {
+        try CPUKernelCheck.onEveryPath { path in
+            for (index, (inputShape, n)) in Self.linearShapes.enumerated() {
+                let k = inputShape.last!
+                let seed = UInt64(500 + index * 5)
+                let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+                let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
+                                                                 shape: [n, k]),
+                                                      layout: try BlockWiseINT8Layout.weight(blockSize: blockSize))
+                let bias = try Tensor.randomNormal([n], seed: seed + 2)
+                let dense = try Tensor(BlockWiseINT8Reference.dequantize(
+                    try w.data.elements(as: Int8.self), scales: try w.scale.floats(), shape: [n, k],
+                    layout: try BlockWiseINT8Layout.weight(blockSize: blockSize)), shape: [n, k])
+                for withBias in [false, true] {
+                    let expected = try DenseOps.linear(x, dense, bias: withBias ? bias : nil).floats()
+                    for dtype in [DType.float32, .float16, .bfloat16] {
+                        let y = try linear(try x.converted(to: dtype), w, bias: withBias ? bias : nil,
+                                           options: LinearOptions(floatInput: .dequantizeWeight)).dequantized()
+                        #expect(y.dtype == dtype)
+                        let reference = dtype == .float32 ? expected
+                            : try DenseOps.linear(try x.converted(to: dtype), dense, bias: withBias ? bias : nil)
+                                .floats()
+                        #expect(CPUKernelCheck.relativeError(try y.floats(), reference)
+                            <= CPUKernelCheck.tolerance(dtype), "\(path) \(inputShape) N=\(n) B=\(blockSize) \(dtype)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("forcing a path the CPU lacks is an error that names the CPU's features")
+    func unsupportedPathIsRefused() throws {
+        for path in CPUKernelPath.allCases where !path.isSupported {
+            #expect(throws: TensorError.self) { try CPUKernelPath.withPath(path) {} }
+        }
+        #expect(CPUKernelPath.supported.contains(.portable))
+        #expect(CPUKernelPath.current == CPUKernelPath.best)
+    }
+}
