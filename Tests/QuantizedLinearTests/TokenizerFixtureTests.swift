@@ -130,3 +130,15 @@ import Testing
         #expect(mismatched.isEmpty, "blocks (first code point, hex) that differ from tokenizers: \(mismatched)")
     }
 }
+
+/// The README's tokenizer lines, as written there.
+@Suite struct TokenizerReadmeTests {
+    @Test(.enabled(if: MiniLMModel.shouldRun, MiniLMModel.skipComment))
+    func readmeExample() throws {
+        let tokenizer = try WordPieceTokenizer(modelDirectory: try MiniLMModel.requireDirectory())
+        #expect(tokenizer.encode("Hello, world!") == [101, 7592, 1010, 2088, 999, 102])
+        let batch = try tokenizer.batch(["Hello, world!", "A longer second sentence."])
+        #expect(batch.ids.shape == [2, 7] && batch.attentionMask.shape == [2, 7])
+        #expect(batch.lengths == [6, 7])
+    }
+}
