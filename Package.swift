@@ -9,6 +9,8 @@ let package = Package(
     name: "QuantizedLinear",
     products: [
         .library(name: "QuantizedLinear", targets: ["QuantizedLinear"]),
+        // The checks every layout x backend must pass, for users' own layouts' tests too.
+        .library(name: "QLConformance", targets: ["QLConformance"]),
         .executable(name: "qlinear", targets: ["qlinear"]),
     ],
     targets: [
@@ -20,15 +22,18 @@ let package = Package(
         // Backends: one home each, found by QLTensor at first use of their device kind.
         .target(name: "CQLKernels", path: "Sources/Backends/CPUKernels", cSettings: kernelFlags),
         .target(name: "QLCPU", dependencies: ["QLTensor", "CQLKernels"], path: "Sources/Backends/CPU"),
-        .target(name: "QLCUDA", dependencies: ["QLTensor"], path: "Sources/Backends/CUDA"),
+        // CUDA C (.cu/.cuh) is a resource, compiled at run time by NVRTC.
+        .target(name: "QLCUDA", dependencies: ["QLTensor"], path: "Sources/Backends/CUDA",
+                resources: [.copy("KernelSources")]),
         // Model support: BERT WordPiece tokenizer.
         .target(name: "QLTokenizers", dependencies: ["QLTensor"], path: "Sources/Tokenizers"),
         // What users import.
         .target(name: "QuantizedLinear", dependencies: ["QLLayouts", "QLCheckpoints", "QLCPU", "QLCUDA",
                                                        "QLTokenizers"],
                 path: "Sources/Ops"),
+        .target(name: "QLConformance", dependencies: ["QuantizedLinear"], path: "Sources/Conformance"),
         .executableTarget(name: "qlinear", dependencies: ["QuantizedLinear"], path: "Sources/qlinear"),
-        .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear"],
+        .testTarget(name: "QuantizedLinearTests", dependencies: ["QuantizedLinear", "QLConformance"],
                     path: "Tests/QuantizedLinearTests"),
     ]
 )

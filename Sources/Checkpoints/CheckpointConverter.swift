@@ -259,78 +259,28 @@ public enum CheckpointConverter {
                 let q = try QuantizedTensor.fromFloat(weight, layout: layout)
                 return (q, try relativeError(of: q, format: format, against: weight.floats()))
             }
+            // The maxima of the base and of every patched copy, so one scale grid serves them all.
+            guard let scaled = layout as? any MaximumScaledLayout else {
+                throw TensorError(.unsupportedOperation, "\(layout) has no scales from maxima to share with LoRA patches")
+            }
             let base = try weight.floats()
-            var amax = try base.withUnsafeBufferPointer { try blockAmax(of: $0, shape: entry.shape, format: format) }
+            var amax = try base.withUnsafeBufferPointer { try scaled.blockMaxima(of: $0, shape: entry.shape) }
             for patch in patches {
                 // The patched weight is built in the delta's own buffer: one layer-sized float buffer per LoRA.
                 var patched = try patch.lora.delta(patch.update, strength: options.loraStrength,
                                                    layer: layerName(entry.name), weightShape: entry.shape)
                 let patchAmax = try patched.withUnsafeMutableElements(as: Float.self) { values in
                     for index in values.indices { values[index] += base[index] }
-                    return try blockAmax(of: UnsafeBufferPointer(values), shape: entry.shape, format: format)
+                    return try scaled.blockMaxima(of: UnsafeBufferPointer(values), shape: entry.shape)
                 }
                 for index in amax.indices { amax[index] = max(amax[index], patchAmax[index]) }
             }
-            let q = try quantize(base, shape: entry.shape, dtype: weight.dtype, amax: amax, format: format,
-                                 layout: layout)
+            let q = try base.withUnsafeBufferPointer {
+                try scaled.quantize($0, shape: entry.shape, maxima: amax, originalDType: weight.dtype)
+            }
             return (q, try relativeError(of: q, format: format, against: base))
         } catch {
             throw CheckpointError.wrapping(error, path, tensor: entry.name)
-        }
-    }
-
-    /// `amax(|x|)` per block (INT8) or of the whole tensor (FP8); throws for NaN or infinity.
-    static func blockAmax(of values: UnsafeBufferPointer<Float>, shape: [Int], format: ComfyQuantFormat) throws
-        -> [Float] {
-        try QuantizationInput.checkFinite(values, shape: shape, layout: format.name)
-        switch format {
-        case .float8E4M3FN:
-            return [values.reduce(0) { max($0, abs($1)) }]
-        case .int8Blockwise(let groupSize):
-            let (rows, columns) = (shape[0], shape[1])
-            let columnBlocks = (columns + groupSize - 1) / groupSize
-            var amax = [Float](repeating: 0, count: (rows + groupSize - 1) / groupSize * columnBlocks)
-            for row in 0..<rows {
-                let blockRow = row / groupSize * columnBlocks
-                for block in 0..<columnBlocks {
-                    var m = amax[blockRow + block]
-                    for column in block * groupSize..<min(columns, (block + 1) * groupSize) {
-                        m = max(m, abs(values[row * columns + column]))
-                    }
-                    amax[blockRow + block] = m
-                }
-            }
-            return amax
-        }
-    }
-
-    /// Codes of `values` under the scales `amax / 127` (INT8 blocks) or `amax / 448` (FP8), exactly as the
-    /// layouts compute them from their own amax.
-    static func quantize(_ values: [Float], shape: [Int], dtype: DType, amax: [Float], format: ComfyQuantFormat,
-                         layout: any QuantizedLayout) throws -> QuantizedTensor {
-        switch format {
-        case .float8E4M3FN:
-            let scale = amax[0] > 0 ? amax[0] / Float8E4M3FN.greatestFiniteMagnitude : 1
-            let (codes, _) = try values.withUnsafeBufferPointer {
-                try FP8Reference.quantize($0, shape: shape, fixedScale: scale)
-            }
-            return try QuantizedTensor(layout: layout, data: Tensor(elements: codes, shape: shape),
-                                       scale: Tensor([scale], shape: []), shape: shape, originalDType: dtype)
-        case .int8Blockwise(let groupSize):
-            let int8 = layout as! BlockWiseINT8Layout
-            let scales = amax.map { $0 / 127 }
-            let columns = shape[1]
-            let columnBlocks = (columns + groupSize - 1) / groupSize
-            var codes = [Int8](repeating: 0, count: values.count)
-            for index in values.indices {
-                let scale = scales[index / columns / groupSize * columnBlocks + index % columns / groupSize]
-                if scale > 0 {
-                    codes[index] = BlockWiseINT8Reference.code(values[index], scale: scale, rounding: int8.rounding)
-                }
-            }
-            return try QuantizedTensor(layout: layout, data: Tensor(elements: codes, shape: shape),
-                                       scale: Tensor(scales, shape: format.scaleShape(forWeight: shape)),
-                                       shape: shape, originalDType: dtype)
         }
     }
 

@@ -1,24 +1,10 @@
 import QLQuantized
 import QLTensor
 
-extension BlockWiseINT8Layout {
-    /// One handler per op, for tensors on every device kind: each checks the operands and runs the
-    /// kernel of their device's backend (`QuantizedKernels`); a kernel that declines makes the
-    /// handler decline, and the registry's fallback runs (observably).
+extension BlockWiseINT8Layout: KernelQuantizedLayout {
+    /// The shared kernel handlers (``KernelQuantizedLayout``) and dequantize with these blocks.
     public static func registerHandlers(in registry: LayoutRegistry) {
-        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel { tensor, layout in
-            guard let layout = layout as? Self else { return nil }
-            try QuantizationInput.check(tensor, layout: Self.name)
-            guard tensor.rank >= 1 else {
-                throw TensorError(.shapeMismatch, "block-wise INT8 needs a tensor of rank >= 1, got a scalar")
-            }
-            do {
-                return try layout.quantized(.dense(tensor), shape: tensor.shape, originalDType: tensor.dtype,
-                                            checkFinite: true)
-            } catch is Declined {
-                return nil  // the layout's own quantize serves it
-            }
-        })
+        registerKernelHandlers(in: registry)
         registry.register(.dequantize, for: Self.self, OpHandler { call in
             try HandlerResult.attempt {
                 let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
@@ -27,47 +13,24 @@ extension BlockWiseINT8Layout {
                     to: call.attributes.outputDType ?? q.originalDType).orDecline())
             }
         })
-        registry.register(.gelu, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt {
-                let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                guard q.rank >= 1 else { throw Declined("a scalar has no blocks") }
-                // Dequantize, gelu, round to the original dtype, re-quantize with the same blocks.
-                return .quantized(try layout.quantized(
-                    .int8(INT8Parts(codes: q.data, scales: q.scale)), shape: q.shape, originalDType: q.originalDType,
-                    transform: .gelu(call.attributes.geluApproximation), checkFinite: false))
-            }
-        })
-        registry.register(.transpose, for: Self.self, OpHandler { call in
-            // Codes and scale grid swap as views; kernels make them contiguous when they read them.
-            try HandlerResult.attempt { .quantized(try transpose(call)) }
-        })
-        registry.register(.weightUpdate, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt {
-                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let delta = try UnaryOperand.delta(call, weight: weight)
-                // Re-quantized with the weight's own block shape, so it stays a valid GEMM weight.
-                return .quantized(try layout.quantized(
-                    .int8(INT8Parts(codes: weight.data, scales: weight.scale)), shape: weight.shape,
-                    originalDType: weight.originalDType,
-                    transform: .addDelta(delta, strength: call.attributes.deltaStrength), checkFinite: true))
-            }
-        })
-        registry.register(.linear, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt { try linear(call) }
-        })
     }
 
-    /// `transform(source)` quantized with this layout by the kernel of the source's device; the
-    /// transformed values are rounded to `originalDType` first, as a float op would give them.
-    /// - Throws: ``Declined`` when the backend's kernel declines.
     func quantized(_ source: QuantizationSource, shape: [Int], originalDType: DType,
                    transform: QuantizationTransform = .none, checkFinite: Bool) throws -> QuantizedTensor {
+        guard !shape.isEmpty else { throw Declined("a scalar has no blocks") }
         let parts = try DeviceBackends.kernels(for: source.primary.device).quantizeINT8(
             source, shape: shape, blocks: blocks, transform: transform, roundTo: originalDType,
             checkFinite: checkFinite).orDecline()
         return QuantizedTensor(unchecked: self, data: parts.codes, scale: parts.scales, shape: shape,
                                originalDType: originalDType)
     }
+
+    static func source(of q: QuantizedTensor) -> QuantizationSource {
+        .int8(INT8Parts(codes: q.data, scales: q.scale))
+    }
+
+    /// Gelu re-quantizes with the input's own blocks.
+    var geluLayout: Self { self }
 
     /// `q` if it can be this weight's W8A8 input: block-wise INT8 with 1 x Bk blocks along K, Bk
     /// the weight's own; declined otherwise (the fallback then handles it).

@@ -1,21 +1,10 @@
 import QLQuantized
 import QLTensor
 
-extension TensorCoreFP8Layout {
-    /// One handler per op, for tensors on every device kind: each checks the operands and runs the
-    /// kernel of their device's backend (`QuantizedKernels`); a kernel that declines makes the
-    /// handler decline, and the registry's fallback runs (observably).
+extension TensorCoreFP8Layout: KernelQuantizedLayout {
+    /// The shared kernel handlers (``KernelQuantizedLayout``) and dequantize with the per-tensor scale.
     public static func registerHandlers(in registry: LayoutRegistry) {
-        registry.registerQuantizer(for: Self.self, LayoutRegistry.QuantizeKernel { tensor, layout in
-            guard let layout = layout as? Self else { return nil }
-            try QuantizationInput.check(tensor, layout: Self.name)
-            do {
-                return try layout.quantized(.dense(tensor), shape: tensor.shape, originalDType: tensor.dtype,
-                                            checkFinite: true)
-            } catch is Declined {
-                return nil  // the layout's own quantize serves it
-            }
-        })
+        registerKernelHandlers(in: registry)
         registry.register(.dequantize, for: Self.self, OpHandler { call in
             try HandlerResult.attempt {
                 let (q, _) = try UnaryOperand.quantized(call, as: Self.self)
@@ -23,36 +12,8 @@ extension TensorCoreFP8Layout {
                     codes: q.data, scale: q.scale, to: call.attributes.outputDType ?? q.originalDType).orDecline())
             }
         })
-        registry.register(.gelu, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt {
-                let (q, _) = try UnaryOperand.quantized(call, as: Self.self)
-                // The output range differs from the input's, so the scale is chosen afresh.
-                return .quantized(try Self.dynamic.quantized(
-                    .fp8(FP8Parts(codes: q.data, scale: q.scale)), shape: q.shape, originalDType: q.originalDType,
-                    transform: .gelu(call.attributes.geluApproximation), checkFinite: false))
-            }
-        })
-        registry.register(.transpose, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt { .quantized(try transpose(call)) }
-        })
-        registry.register(.weightUpdate, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt {
-                let (weight, layout) = try UnaryOperand.quantized(call, as: Self.self)
-                let delta = try UnaryOperand.delta(call, weight: weight)
-                return .quantized(try layout.quantized(
-                    .fp8(FP8Parts(codes: weight.data, scale: weight.scale)), shape: weight.shape,
-                    originalDType: weight.originalDType,
-                    transform: .addDelta(delta, strength: call.attributes.deltaStrength), checkFinite: true))
-            }
-        })
-        registry.register(.linear, for: Self.self, OpHandler { call in
-            try HandlerResult.attempt { try linear(call) }
-        })
     }
 
-    /// `transform(source)` quantized with this layout by the kernel of the source's device; the
-    /// transformed values are rounded to `originalDType` first, as a float op would give them.
-    /// - Throws: ``Declined`` when the backend's kernel declines.
     func quantized(_ source: QuantizationSource, shape: [Int], originalDType: DType,
                    transform: QuantizationTransform = .none, checkFinite: Bool) throws -> QuantizedTensor {
         let parts = try DeviceBackends.kernels(for: source.primary.device).quantizeFP8(
@@ -61,6 +22,13 @@ extension TensorCoreFP8Layout {
         return QuantizedTensor(unchecked: self, data: parts.codes, scale: parts.scale, shape: shape,
                                originalDType: originalDType)
     }
+
+    static func source(of q: QuantizedTensor) -> QuantizationSource {
+        .fp8(FP8Parts(codes: q.data, scale: q.scale))
+    }
+
+    /// The output range differs from the input's, so gelu's scale is chosen afresh.
+    var geluLayout: Self { Self.dynamic }
 
     /// Exact transpose: the codes swap axes (a view); the per-tensor scale is unchanged.
     static func transpose(_ call: OpCall) throws -> QuantizedTensor {

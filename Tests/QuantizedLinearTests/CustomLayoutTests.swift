@@ -1,3 +1,4 @@
+import QLConformance
 import QuantizedLinear
 import Testing
 
@@ -97,5 +98,14 @@ struct CustomLayoutTests {
         let linearLine = try #require(report.split(separator: "\n").first { $0.hasPrefix("linear") })
         #expect(report.contains("PerRowINT8Layout"))
         #expect(linearLine.contains("native(cpu)"))
+    }
+
+    /// The conformance suite a user runs for their own layout: its round trip, then linear (with a
+    /// bias, which its handler declines), gelu, weight update, transpose and matmul, all fallbacks
+    /// here, each recorded and stopped by `fail`.
+    @Test func perRowLayoutPassesTheConformanceSuite() {
+        let report = LayoutConformance(weightLayout: PerRowINT8Layout(), device: .cpu,
+                                       tolerance: .init(roundTrip: 1.5e-2, linear: 2.5e-2, gelu: 3e-2)).run()
+        #expect(report.isPassing, "\(report)")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import QLConformance
 import QuantizedLinear
 
 /// Shared helpers of the test suite: data generators, a float64 reference, error measures.
@@ -70,18 +71,11 @@ enum Reference64 {
     }
 }
 
-/// `||a - b|| / ||b||`; 0 when both are zero, infinity when `a` has a non-finite value.
+/// `||a - b|| / ||b||`; 0 when both are zero, infinity when `a` has a non-finite value (the
+/// conformance suite's measure).
 func relativeError(_ a: [Float], _ b: [Double]) -> Double {
     precondition(a.count == b.count, "compared arrays differ in length: \(a.count) vs \(b.count)")
-    var difference = 0.0
-    var norm = 0.0
-    for (x, y) in zip(a, b) {
-        guard x.isFinite else { return .infinity }
-        difference += (Double(x) - y) * (Double(x) - y)
-        norm += y * y
-    }
-    if norm == 0 { return difference == 0 ? 0 : .infinity }
-    return (difference / norm).squareRoot()
+    return LayoutConformance.relativeError(a, b)
 }
 
 func relativeError(_ a: [Float], _ b: [Float]) -> Double { relativeError(a, b.map(Double.init)) }

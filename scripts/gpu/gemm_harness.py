@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
 """Correctness and speed harness for the block-wise INT8 kernels in
-Sources/Backends/CUDA/Kernels/BlockwiseINT8GEMM.swift.
+Sources/Backends/CUDA/KernelSources (bw8_portable.cu, bw8_hopper.cu and their headers bw8_common.cuh,
+prelude.cuh).
 
-It extracts the CUDA source from the Swift file (between //@@BEGIN name and //@@END name), compiles it
-with NVRTC through ctypes and launches through the driver API (cuModuleLoadData / cuLaunchKernel /
-cuTensorMapEncodeTiled), exactly like the Swift backend. PyTorch provides memory, streams, events and
-the references.
+It reads the same files the Swift backend embeds as resources, compiles them with NVRTC through ctypes
+(the .cuh files passed as named headers, with the backend's options) and launches through the driver
+API (cuModuleLoadData / cuLaunchKernel / cuTensorMapEncodeTiled), exactly like the Swift backend.
+PyTorch provides memory, streams, events and the references.
 
   python3 gemm_harness.py --compile-only      # no GPU needed: compile + ptxas report if ptxas is found
   python3 gemm_harness.py --fill-cache        # no GPU needed: NVRTC cubins for sm_90 / sm_90a into cubin_cache/
   python3 gemm_harness.py --check             # correctness (quantizer, mma, gemv, wgmma)
   python3 gemm_harness.py --bench             # WAN shapes vs torch bf16 linear and torch._scaled_mm
-Options: --swift PATH, --skip-wgmma, --only-wgmma, --quick
+Options: --sources DIR (the KernelSources folder), --skip-wgmma, --only-wgmma, --quick
 
-On the lent H100: copy this file, BlockwiseINT8GEMM.swift and cubin_cache/ into /work/main/.gpu/gemm, carry
+On the lent GPU: copy this file, the KernelSources folder and cubin_cache/ into /work/main/.gpu/gemm, carry
 ".gpu/gemm", and run e.g.
   cd .gpu/gemm && python3 gemm_harness.py --check --skip-wgmma && python3 gemm_harness.py --check --only-wgmma \
     && python3 gemm_harness.py --bench
@@ -25,19 +26,33 @@ import argparse, ctypes, glob, os, re, sys, time, statistics
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def find_swift(path):
-    for p in [path, os.path.join(HERE, 'BlockwiseINT8GEMM.swift'),
-              os.path.join(HERE, '..', '..', 'Sources', 'Backends', 'CUDA', 'Kernels', 'BlockwiseINT8GEMM.swift')]:
-        if p and os.path.exists(p):
+def find_sources(path):
+    for p in [path, os.path.join(HERE, 'KernelSources'),
+              os.path.join(HERE, '..', '..', 'Sources', 'Backends', 'CUDA', 'KernelSources')]:
+        if p and os.path.exists(os.path.join(p, 'bw8_portable.cu')):
             return p
-    raise SystemExit('BlockwiseINT8GEMM.swift not found')
+    raise SystemExit('KernelSources (bw8_portable.cu) not found; pass --sources DIR')
 
 
-def extract(swift_text, name):
-    m = re.search(r'//@@BEGIN %s\n(.*?)//@@END %s\n' % (name, name), swift_text, re.S)
-    if not m:
-        raise SystemExit('marker %s not found' % name)
-    return m.group(1)
+class Program:
+    """A .cu file of KernelSources with every .cuh header beside it, as the backend passes them to NVRTC."""
+
+    def __init__(self, folder, name):
+        self.name = name + '.cu'
+        self.text = open(os.path.join(folder, self.name)).read()
+        self.headers = [(h, open(os.path.join(folder, h)).read())
+                        for h in sorted(os.listdir(folder)) if h.endswith('.cuh')]
+
+    def key(self):
+        return self.text + ''.join('\0' + n + '\n' + t for n, t in self.headers)
+
+
+def programs(folder):
+    return Program(folder, 'bw8_portable'), Program(folder, 'bw8_hopper')
+
+
+# The backend's NVRTC options (NVRTC.compile); the GEMM programs allow multiply-add contraction.
+BACKEND_OPTIONS = ['-std=c++17', '--device-as-default-execution-space']
 
 
 # ------------------------------------------------------------------------------------------ NVRTC
@@ -71,7 +86,10 @@ def load_nvrtc():
 def nvrtc_compile(src, opts, want_cubin=True):
     lib, path = load_nvrtc()
     prog = ctypes.c_void_p()
-    r = lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), b'bw8.cu', 0, None, None)
+    n_headers = len(src.headers)
+    texts = (ctypes.c_char_p * max(n_headers, 1))(*[t.encode() for _, t in src.headers])
+    names = (ctypes.c_char_p * max(n_headers, 1))(*[n.encode() for n, _ in src.headers])
+    r = lib.nvrtcCreateProgram(ctypes.byref(prog), src.text.encode(), src.name.encode(), n_headers, texts, names)
     assert r == 0, 'nvrtcCreateProgram %d' % r
     arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
     t0 = time.time()
@@ -100,7 +118,7 @@ def cached_cubin(src, opts):
     """Compile with NVRTC, or load a cubin compiled earlier by this same function (cache keyed by source+options;
     `--compile-only --arch-cache sm_90` fills it on a machine without a GPU)."""
     import hashlib
-    key = hashlib.sha1((src + '|' + ' '.join(opts)).encode()).hexdigest()[:16]
+    key = hashlib.sha1((src.key() + '|' + ' '.join(opts)).encode()).hexdigest()[:16]
     d = os.path.join(HERE, 'cubin_cache')
     f = os.path.join(d, key + '.cubin')
     if os.path.exists(f):
@@ -206,17 +224,16 @@ MMA_SMEM = 131072
 
 
 class Kernels:
-    def __init__(self, swift_path, want_hopper=True):
+    def __init__(self, sources, want_hopper=True):
         import torch
         self.torch = torch
-        txt = open(swift_path).read()
-        common, portable, hopper = extract(txt, 'common'), extract(txt, 'portable'), extract(txt, 'hopper')
+        portable, hopper = programs(sources)
         cc = torch.cuda.get_device_capability()
         self.sms = torch.cuda.get_device_properties(0).multi_processor_count
         self.drv = Driver()
         arch = 'sm_%d%d' % cc
         t0 = time.time()
-        p = cached_cubin(common + portable, ['--gpu-architecture=' + arch, '-std=c++17'])
+        p = cached_cubin(portable, ['--gpu-architecture=' + arch] + BACKEND_OPTIONS)
         print('NVRTC portable (%s): %.1fs lib=%s %s' % (arch, p['secs'], p['lib'], p['log'].strip()[:500]))
         mp = self.drv.load(p['cubin'])
         self.f_qvec = self.drv.func(mp, 'bw8_quantize_rows_vec16')
@@ -225,7 +242,7 @@ class Kernels:
         self.f_gemv = self.drv.func(mp, 'bw8_gemv')
         self.hopper = want_hopper and cc == (9, 0)
         if self.hopper:
-            h = cached_cubin(common + hopper, ['--gpu-architecture=sm_90a', '-std=c++17'])
+            h = cached_cubin(hopper, ['--gpu-architecture=sm_90a'] + BACKEND_OPTIONS)
             print('NVRTC hopper (sm_90a): %.1fs %s' % (h['secs'], h['log'].strip()[:500]))
             mh = self.drv.load(h['cubin'])
             self.f_wg = {128: self.drv.func(mh, 'bw8_gemm_wgmma_b128', WG_SMEM),
@@ -641,7 +658,7 @@ def run_bench(K_, args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--swift', default=None)
+    ap.add_argument('--sources', default=None)
     ap.add_argument('--compile-only', action='store_true')
     ap.add_argument('--check', action='store_true')
     ap.add_argument('--bench', action='store_true')
@@ -650,19 +667,16 @@ def main():
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--fill-cache', action='store_true')
     args = ap.parse_args()
-    sp = find_swift(args.swift)
+    sp = find_sources(args.sources)
+    portable, hopper = programs(sp)
     if args.fill_cache:
-        txt = open(sp).read()
-        common, portable, hopper = extract(txt, 'common'), extract(txt, 'portable'), extract(txt, 'hopper')
-        for src, arch in [(common + portable, 'sm_90'), (common + hopper, 'sm_90a')]:
-            o = cached_cubin(src, ['--gpu-architecture=' + arch, '-std=c++17'])
+        for src, arch in [(portable, 'sm_90'), (hopper, 'sm_90a')]:
+            o = cached_cubin(src, ['--gpu-architecture=' + arch] + BACKEND_OPTIONS)
             print(arch, 'cubin', len(o['cubin']), o['lib'])
         return
     if args.compile_only:
-        txt = open(sp).read()
-        common, portable, hopper = extract(txt, 'common'), extract(txt, 'portable'), extract(txt, 'hopper')
-        for name, src, arch, pa in [('portable', common + portable, 'sm_80', 'sm_90a'), ('hopper', common + hopper, 'compute_90a', 'sm_90a')]:
-            o = nvrtc_compile(src, ['--gpu-architecture=' + arch, '-std=c++17'], want_cubin=False)
+        for name, src, arch, pa in [('portable', portable, 'sm_80', 'sm_90a'), ('hopper', hopper, 'compute_90a', 'sm_90a')]:
+            o = nvrtc_compile(src, ['--gpu-architecture=' + arch] + BACKEND_OPTIONS, want_cubin=False)
             print('%s: NVRTC ok in %.1fs, PTX %d bytes %s' % (name, o['secs'], len(o['ptx']), o['log'].strip()[:1000]))
             print(ptxas_report(o['ptx'], pa))
         return

@@ -5,7 +5,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gemm_harness as H
 M, N, K = [int(v) for v in (sys.argv[1:4] if len(sys.argv) > 3 else (16384, 3072, 3072))]
 torch.zeros(1, device='cuda')
-K_ = H.Kernels(H.find_swift(None))
+K_ = H.Kernels(H.find_sources(None))
 B = 128
 x = torch.randn(M, K, device='cuda', dtype=torch.bfloat16)
 w = (torch.randn(N, K, device='cuda') * 0.02).to(torch.bfloat16)

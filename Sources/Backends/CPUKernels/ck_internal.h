@@ -118,12 +118,16 @@ static inline uint8_t ck_e4m3_code(float v) {
     return sign | (uint8_t)((rounded >> 20) - 960);
 }
 
+/// out[i] = float(q[i]) * scale for i < n, on `path` (int8_dequantize.c): the one INT8 decode the
+/// dequantize kernel and the weight-only GEMV share.
+void ck_i8_dequant_segment(const int8_t *q, int64_t n, float scale, float *out, int path);
+
 /// Decodes columns [c0, c0 + len) of weight row `col` into floats.
 typedef void (*ck_row_decoder)(const void *context, int64_t col, int64_t c0, int64_t len, float *out, int path);
 
 /// Portable GEMV for few rows: y[r, col] = (sum_c x[r, c] w[col, c]) * post + bias[col] for
 /// columns [n0, n1), every weight row decoded 512 values at a time into a buffer and used for all
-/// m rows (int8_blockwise.c). The AVX2 GEMVs decode in registers instead.
+/// m rows (int8_gemv.c). The AVX2 GEMVs decode in registers instead.
 void ck_gemv_decoded_portable(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
                               float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0,
                               int64_t n1);

@@ -39,6 +39,9 @@ struct BLASLt: @unchecked Sendable {
         case biasDataType = 26
     }
     static let epilogueBias: Int32 = 4
+    /// `CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT` (int32_t) and `..._STRIDED_BATCH_OFFSET` (int64_t, in elements).
+    static let layoutBatchCount: Int32 = 5
+    static let layoutBatchStride: Int32 = 6
     static let preferenceMaxWorkspace: Int32 = 1
     /// `CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES`.
     static let preferenceMinimumAlignments: [Int32] = [5, 6, 7, 8]
@@ -53,6 +56,7 @@ struct BLASLt: @unchecked Sendable {
     let descriptorDestroy: @convention(c) (OpaquePointer?) -> Status
     let layoutCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, UInt64, UInt64, Int64) -> Status
     let layoutDestroy: @convention(c) (OpaquePointer?) -> Status
+    let layoutSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
     let preferenceCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
     let preferenceSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
     let preferenceDestroy: @convention(c) (OpaquePointer?) -> Status
@@ -82,6 +86,7 @@ struct BLASLt: @unchecked Sendable {
         descriptorDestroy = try library.function("cublasLtMatmulDescDestroy")
         layoutCreate = try library.function("cublasLtMatrixLayoutCreate")
         layoutDestroy = try library.function("cublasLtMatrixLayoutDestroy")
+        layoutSetAttribute = try library.function("cublasLtMatrixLayoutSetAttribute")
         preferenceCreate = try library.function("cublasLtMatmulPreferenceCreate")
         preferenceSetAttribute = try library.function("cublasLtMatmulPreferenceSetAttribute")
         preferenceDestroy = try library.function("cublasLtMatmulPreferenceDestroy")
@@ -98,7 +103,8 @@ struct BLASLt: @unchecked Sendable {
     }
 }
 
-/// One column-major GEMM as cuBLASLt sees it: `D (m x n) = alpha * op(A) op(B) (+ bias[row])`.
+/// One column-major GEMM as cuBLASLt sees it: `D (m x n) = alpha * op(A) op(B) (+ bias[row])`, or
+/// `batchCount` of them with matrix `i` of each operand `i * stride` elements after its first.
 ///
 /// Row-major callers use the identity `(x W^T)^T = W x^T`: a row-major `y (M, N) = x (M, K) W^T`
 /// is the column-major `D (N x M) = op_T(W as K x N) * (x as K x M)`, the "TN" layout that the FP8
@@ -121,6 +127,11 @@ struct GEMMDescription: Hashable {
     /// The largest power of two (at most 256) dividing every operand address: the heuristic may
     /// only pick kernels whose vector accesses that alignment allows. ``BLASLtContext/run`` sets it.
     var alignment = 256
+    /// Strided batch: how many GEMMs, and the distance in elements between consecutive matrices.
+    var batchCount = 1
+    var strideA = 0
+    var strideB = 0
+    var strideD = 0
 }
 
 /// The cuBLASLt state of one device: handle, workspace, and the algorithm chosen per GEMM shape.
@@ -178,20 +189,36 @@ final class BLASLtContext: @unchecked Sendable {
         if let aScale { try set(.aScalePointer, aScale.address) }
         if let bScale { try set(.bScalePointer, bScale.address) }
 
-        func layout(_ type: BLASLt.DataType, rows: Int, columns: Int, ld: Int) throws -> OpaquePointer? {
+        func layout(_ type: BLASLt.DataType, rows: Int, columns: Int, ld: Int, stride: Int) throws
+            -> OpaquePointer? {
             var result: OpaquePointer?
             try blas.check(blas.layoutCreate(&result, type.rawValue, UInt64(rows), UInt64(columns), Int64(ld)),
                            "cublasLtMatrixLayoutCreate")
+            guard description.batchCount > 1 else { return result }
+            var count = Int32(description.batchCount)
+            var offset = Int64(stride)
+            do {
+                try blas.check(blas.layoutSetAttribute(result, BLASLt.layoutBatchCount, &count, 4),
+                               "cublasLtMatrixLayoutSetAttribute(BATCH_COUNT = \(count))")
+                try blas.check(blas.layoutSetAttribute(result, BLASLt.layoutBatchStride, &offset, 8),
+                               "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET = \(offset))")
+            } catch {
+                _ = blas.layoutDestroy(result)
+                throw error
+            }
             return result
         }
         let (m, n, k) = (description.m, description.n, description.k)
         let layoutA = try layout(description.typeA, rows: description.transposeA ? k : m,
-                                 columns: description.transposeA ? m : k, ld: description.lda)
+                                 columns: description.transposeA ? m : k, ld: description.lda,
+                                 stride: description.strideA)
         defer { _ = blas.layoutDestroy(layoutA) }
         let layoutB = try layout(description.typeB, rows: description.transposeB ? n : k,
-                                 columns: description.transposeB ? k : n, ld: description.ldb)
+                                 columns: description.transposeB ? k : n, ld: description.ldb,
+                                 stride: description.strideB)
         defer { _ = blas.layoutDestroy(layoutB) }
-        let layoutD = try layout(description.typeD, rows: m, columns: n, ld: description.ldd)
+        let layoutD = try layout(description.typeD, rows: m, columns: n, ld: description.ldd,
+                                 stride: description.strideD)
         defer { _ = blas.layoutDestroy(layoutD) }
 
         let chosen = try lock.withLock { () throws -> (algo: [UInt8], workspace: Int) in

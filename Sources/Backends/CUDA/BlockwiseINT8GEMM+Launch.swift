@@ -14,10 +14,8 @@ import QLTensor
 /// and otherwise the reason none fits, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
 /// float32, float16 or bfloat16.
 enum BlockwiseINT8GEMM {
-    static let portable = KernelSource(name: "bw8_portable", text: BlockwiseINT8GEMMKernels.portableProgram,
-                                       contractsMultiplyAdd: true)
-    static let hopper = KernelSource(name: "bw8_hopper", text: BlockwiseINT8GEMMKernels.hopperProgram,
-                                     needsArchSpecific: true, contractsMultiplyAdd: true)
+    static let portable = KernelSource(file: "bw8_portable", contractsMultiplyAdd: true)
+    static let hopper = KernelSource(file: "bw8_hopper", needsArchSpecific: true, contractsMultiplyAdd: true)
 
     enum Plan: Equatable {
         case gemv
@@ -42,7 +40,8 @@ enum BlockwiseINT8GEMM {
         }
         let b = blockColumns
         if m <= 16 && b % 16 == 0 { return .success(.gemv) }
-        if device.capability == 90, blockRows == b, device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
+        if device.capability == 90, blockRows == b,
+           device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
             if b == 128 { return .success(.wgmma(entry: "bw8_gemm_wgmma_pp_b128")) }
             if b % 128 == 0 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b128")) }

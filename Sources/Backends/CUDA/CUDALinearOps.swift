@@ -63,7 +63,7 @@ package enum CUDALinearOps {
     /// Weight-only INT8: `y = x (q_w * s_w)^T + b` with a float input; a fused GEMV for M <= 8, else
     /// the weight dequantized into the input's float type and cuBLASLt.
     package static func blockwiseWeightOnly(input: Tensor, weightCodes: Tensor, weightScales: Tensor,
-                                           weightBlockRows: Int, blockColumns: Int, bias: Tensor?) throws -> Tensor {
+                                            weightBlockRows: Int, blockColumns: Int, bias: Tensor?) throws -> Tensor {
         let (m, k) = (input.shape[0], input.shape[1])
         if m <= gemvMaxRows {
             return try gemv(input: input, weightCodes: weightCodes, weightScales: weightScales, fp8: false,

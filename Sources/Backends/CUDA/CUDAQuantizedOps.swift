@@ -19,9 +19,9 @@ package enum CUDAQuantizedOps {
     /// - Returns: int8 codes of `shape` and float32 scales of `scaleShape`, on the source's device.
     /// - Throws: ``TensorError/Code/nonFiniteValue``, or a CUDA error.
     package static func quantizeBlockwise(_ source: QuantizationSource, shape: [Int], scaleShape: [Int],
-                                         blockRows: Int, blockColumns: Int, towardZero: Bool,
-                                         transform: QuantizationTransform = .none,
-                                         roundTo: DType = .float32, checkFinite: Bool) throws -> (codes: Tensor, scales: Tensor) {
+                                          blockRows: Int, blockColumns: Int, towardZero: Bool,
+                                          transform: QuantizationTransform = .none, roundTo: DType = .float32,
+                                          checkFinite: Bool) throws -> (codes: Tensor, scales: Tensor) {
         let geometry = MatrixGeometry(shape)
         let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
         let input = try prepared(source, transform: transform)
@@ -67,7 +67,7 @@ package enum CUDAQuantizedOps {
 
     /// `q * scale` of each element's block, in `dtype`.
     package static func dequantizeBlockwise(codes: Tensor, scales: Tensor, blockRows: Int, blockColumns: Int,
-                                           to dtype: DType) throws -> Tensor {
+                                            to dtype: DType) throws -> Tensor {
         let q = try GPU(try codes.contiguous())
         let s = try GPU(try scales.contiguous())
         let geometry = MatrixGeometry(codes.shape)
@@ -94,8 +94,8 @@ package enum CUDAQuantizedOps {
     /// - Returns: codes of the source's shape and a scalar float32 scale tensor.
     /// - Throws: ``TensorError/Code/nonFiniteValue`` when `checkFinite` and a value is NaN or infinite.
     package static func quantizeFP8(_ source: QuantizationSource, fixedScale: Float?,
-                                   transform: QuantizationTransform = .none,
-                                   roundTo: DType = .float32, checkFinite: Bool) throws -> (codes: Tensor, scale: Tensor) {
+                                    transform: QuantizationTransform = .none, roundTo: DType = .float32,
+                                    checkFinite: Bool) throws -> (codes: Tensor, scale: Tensor) {
         let input = try prepared(source, transform: transform)
         let device = input.main.device
         let shape = source.primary.shape

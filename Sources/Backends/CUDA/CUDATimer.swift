@@ -7,7 +7,7 @@ package enum CUDATimer {
     /// Runs `body` `warmup` times untimed, then `repeats` times between event pairs.
     /// - Returns: each timed run's milliseconds, in order.
     package static func measure(on device: Device, warmup: Int = 3, repeats: Int = 10,
-                               _ body: () throws -> Void) throws -> [Double] {
+                                _ body: () throws -> Void) throws -> [Double] {
         let gpu = try CUDABackend.cudaDevice(device)
         let driver = gpu.driver
         try gpu.makeCurrent()
@@ -46,7 +46,7 @@ extension CUDABackend {
     /// A tensor of normal samples made on the device (a counter-based hash and Box-Muller), for
     /// benchmarks whose inputs are too large to draw on the host.
     package static func randomNormal(_ shape: [Int], standardDeviation: Float = 1, dtype: DType = .float32,
-                                    seed: UInt64, on device: Device) throws -> Tensor {
+                                     seed: UInt64, on device: Device) throws -> Tensor {
         let gpu = try cudaDevice(device)
         let result = try GPU.empty(shape, dtype, on: gpu)
         let count = result.count

@@ -54,13 +54,26 @@ struct NVRTC: @unchecked Sendable {
         return (Int(major), Int(minor))
     }
 
-    /// Compiles `source` to a cubin for `architecture` (e.g. `sm_90a`).
+    /// Compiles `source` (with the headers it includes, passed by name) to a cubin for
+    /// `architecture` (e.g. `sm_90a`).
     /// - Returns: the cubin bytes.
     /// - Throws: ``TensorError/Code/backendFailure`` with the compile log in `underlying`.
-    func compile(_ source: String, name: String, architecture: String, options: [String]) throws -> [UInt8] {
+    func compile(_ source: KernelProgram, name: String, architecture: String, options: [String]) throws -> [UInt8] {
         var program: Program?
-        try check(source.withCString { text in name.withCString { createProgram(&program, text, $0, 0, nil, nil) } },
-                  "creating program \(name)", log: nil)
+        let headerTexts = source.headers.map { strdup($0.text) }
+        let headerNames = source.headers.map { strdup($0.name) }
+        defer { (headerTexts + headerNames).forEach { free($0) } }
+        let created = source.text.withCString { text in
+            name.withCString { name in
+                headerTexts.map { UnsafePointer($0) }.withUnsafeBufferPointer { texts in
+                    headerNames.map { UnsafePointer($0) }.withUnsafeBufferPointer { names in
+                        createProgram(&program, text, name, Int32(source.headers.count), texts.baseAddress,
+                                      names.baseAddress)
+                    }
+                }
+            }
+        }
+        try check(created, "creating program \(name)", log: nil)
         defer { _ = destroyProgram(&program) }
         let allOptions = ["--gpu-architecture=\(architecture)", "-std=c++17", "--device-as-default-execution-space"]
             + options

@@ -1,13 +1,11 @@
-import QLTensor
-
-/// CUDA C shared by every kernel source: element types and their exact conversions.
-///
-/// Kernels are self-contained (no CUDA headers), so NVRTC needs no include path. Element types are
-/// chosen at compile time with `-D` codes (``DType/kernelCode``); conversions round like the CPU
-/// code: bfloat16 and float16 round to nearest even, float8 e4m3fn rounds to nearest even and
-/// saturates to +-448 (bit for bit the encoder of ``Float8E4M3FN``), integers truncate and saturate.
-enum KernelPrelude {
-    static let text = #"""
+// CUDA C shared by every kernel of the CUDA backend: element types and their exact conversions.
+//
+// Kernels include this header and no CUDA header, so NVRTC needs no include path (the backend passes
+// this file as a named header). Element types are chosen at compile time with `-D` codes (DType.kernelCode
+// in Swift); conversions round like the CPU code: bfloat16 and float16 round to nearest even, float8 e4m3fn
+// rounds to nearest even and saturates to +-448 (bit for bit the encoder of Float8E4M3FN), integers truncate
+// and saturate.
+#pragma once
 typedef unsigned char u8;
 typedef signed char i8;
 typedef unsigned short u16;
@@ -156,20 +154,3 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-"""#
-}
-
-extension DType {
-    /// The element-type code that kernels are compiled with (`DT_F32` ... in ``KernelPrelude``).
-    var kernelCode: Int {
-        switch self {
-        case .float32: 0
-        case .float16: 1
-        case .bfloat16: 2
-        case .float8E4M3FN: 3
-        case .int8: 4
-        case .uint8: 5
-        case .int32: 6
-        }
-    }
-}

@@ -1,0 +1,180 @@
+// Decode shapes (M <= 16): the W8A8 GEMV, and the weight-only GEMV that decodes weight rows
+// on the fly (shared with FP8 through ck_gemv_decoded_portable).
+#include "ck_internal.h"
+#include <float.h>
+
+// MARK: - Decode shapes
+
+static int32_t dot_i8_portable(const int8_t *x, const int8_t *w, int64_t n) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < n; i++) s += (int32_t)x[i] * (int32_t)w[i];
+    return s;
+}
+
+#if CK_X86
+CK_AVX2 static int32_t dot_i8_avx2(const int8_t *x, const int8_t *w, int64_t n) {
+    __m256i acc = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + i)));
+        __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, wv));
+    }
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    return _mm_cvtsi128_si32(h) + dot_i8_portable(x + i, w + i, n - i);
+}
+#endif
+
+void ck_i8_gemv(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int path) {
+    const int64_t k = a->k, bk = a->bk, kb = ck_ceil_div(k, bk);
+    for (int64_t col = n0; col < n1; col++) {
+        const int8_t *wr = a->w + col * k;
+        const float *swr = a->sw + (col / a->bn) * kb;
+        // The weight row is read from memory for the first input row and from L1 after that.
+        for (int64_t r = 0; r < a->m; r++) {
+            const int8_t *xr = a->x + r * k;
+            float total = 0;
+            for (int64_t j = 0; j < kb; j++) {
+                const int64_t p0 = j * bk, len = k - p0 < bk ? k - p0 : bk;
+#if CK_X86
+                const int32_t sum = path != CK_PATH_PORTABLE ? dot_i8_avx2(xr + p0, wr + p0, len)
+                                                             : dot_i8_portable(xr + p0, wr + p0, len);
+#else
+                const int32_t sum = dot_i8_portable(xr + p0, wr + p0, len);
+#endif
+                total += (float)sum * a->sx[r * kb + j] * swr[j];
+            }
+            store_one(a->out, a->out_dtype, r * a->n + col, total + (a->bias ? a->bias[col] : 0.0f));
+        }
+    }
+    (void)path;
+}
+
+enum { GEMV_CHUNK = 512, GEMV_ROWS = 16 };
+
+static float dot_f32_portable(const float *x, const float *w, int64_t n) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i] * w[i];
+    return s;
+}
+
+void ck_gemv_decoded_portable(const float *x, int64_t m, int64_t k, ck_row_decoder decode, const void *context,
+                              float post, int64_t n, const float *bias, void *out, int out_dtype, int64_t n0,
+                              int64_t n1) {
+    float w[GEMV_CHUNK];
+    for (int64_t col = n0; col < n1; col++) {
+        for (int64_t r0 = 0; r0 < m; r0 += GEMV_ROWS) {
+            const int64_t rn = m - r0 < GEMV_ROWS ? m - r0 : GEMV_ROWS;
+            float acc[GEMV_ROWS] = {0};
+            for (int64_t c0 = 0; c0 < k; c0 += GEMV_CHUNK) {
+                const int64_t len = k - c0 < GEMV_CHUNK ? k - c0 : GEMV_CHUNK;
+                decode(context, col, c0, len, w, CK_PATH_PORTABLE);
+                for (int64_t r = 0; r < rn; r++) acc[r] += dot_f32_portable(x + (r0 + r) * k + c0, w, len);
+            }
+            for (int64_t r = 0; r < rn; r++)
+                store_one(out, out_dtype, (r0 + r) * n + col, acc[r] * post + (bias ? bias[col] : 0.0f));
+        }
+    }
+}
+
+typedef struct {
+    const int8_t *w;
+    const float *sw;
+    int64_t k, bk, bn;
+} i8_row_source;
+
+/// The weight as dequantized: float(q) * scale of its block (what dequantize() produces).
+static void i8_decode_row(const void *context, int64_t col, int64_t c0, int64_t len, float *out, int path) {
+    const i8_row_source *s = context;
+    const int64_t kb = ck_ceil_div(s->k, s->bk);
+    const int8_t *row = s->w + col * s->k;
+    const float *scales = s->sw + (col / s->bn) * kb;
+    for (int64_t c = c0; c < c0 + len;) {
+        const int64_t j = c / s->bk, end = (j + 1) * s->bk < c0 + len ? (j + 1) * s->bk : c0 + len;
+        ck_i8_dequant_segment(row + c, end - c, scales[j], out + (c - c0), path);
+        c = end;
+    }
+}
+
+#if CK_X86
+/// R input rows (1 to 4) of the weight-only GEMV for one weight row: the codes are converted to
+/// float in registers and used for every row (y = sum_j s_j sum_{k in j} x q), never stored.
+CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float *x, int64_t k, const int8_t *wr,
+                                                                     const float *swr, int64_t bk, float *y,
+                                                                     const int R) {
+    enum { U = 4 };  // independent accumulators per row (for R = 1), hiding FMA latency
+    const int64_t kb = ck_ceil_div(k, bk);
+    __m256 total[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float tail[4] = {0, 0, 0, 0};
+    for (int64_t j = 0; j < kb; j++) {
+        const int64_t p0 = j * bk, len = k - p0 < bk ? k - p0 : bk;
+        const int8_t *wb = wr + p0;
+        __m256 acc[4][U];
+        for (int r = 0; r < R; r++)
+            for (int u = 0; u < U; u++) acc[r][u] = _mm256_setzero_ps();
+        const int64_t step = R == 1 ? 32 : 16, vlen = len / step * step;
+        for (int64_t t = 0; t < vlen; t += step) {
+#pragma clang loop unroll(full)
+            for (int u = 0; u < (R == 1 ? 4 : 2); u++) {
+                const __m128i codes = _mm_loadl_epi64((const __m128i *)(wb + t + 8 * u));
+                const __m256 wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+#pragma clang loop unroll(full)
+                for (int r = 0; r < R; r++)
+                    acc[r][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + p0 + t + 8 * u), wv, acc[r][u]);
+            }
+        }
+        const __m256 s = _mm256_set1_ps(swr[j]);
+        for (int r = 0; r < R; r++) {
+            float rest = 0;
+            for (int64_t t = vlen; t < len; t++) rest += x[r * k + p0 + t] * (float)wb[t];
+            tail[r] += rest * swr[j];
+            const __m256 block =
+                _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
+            total[r] = _mm256_fmadd_ps(block, s, total[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(total[r]), _mm256_extractf128_ps(total[r], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+        y[r] = _mm_cvtss_f32(h) + tail[r];
+    }
+}
+
+CK_AVX2 static void i8_gemv_weight_only_avx2(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw,
+                                             int64_t n, int64_t bn, int64_t bk, const float *bias, void *out,
+                                             int out_dtype, int64_t n0, int64_t n1) {
+    const int64_t kb = ck_ceil_div(k, bk);
+    for (int64_t col = n0; col < n1; col++) {
+        const int8_t *wr = w + col * k;
+        const float *swr = sw + (col / bn) * kb;
+        for (int64_t r0 = 0; r0 < m; r0 += 4) {
+            float y[4];
+            const float *xr = x + r0 * k;
+            switch (m - r0 < 4 ? m - r0 : 4) {
+            case 1: i8_wo_rows(xr, k, wr, swr, bk, y, 1); break;
+            case 2: i8_wo_rows(xr, k, wr, swr, bk, y, 2); break;
+            case 3: i8_wo_rows(xr, k, wr, swr, bk, y, 3); break;
+            default: i8_wo_rows(xr, k, wr, swr, bk, y, 4); break;
+            }
+            for (int64_t r = r0; r < r0 + 4 && r < m; r++)
+                store_one(out, out_dtype, r * n + col, y[r - r0] + (bias ? bias[col] : 0.0f));
+        }
+    }
+}
+#endif
+
+void ck_i8_gemv_weight_only(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw, int64_t n,
+                            int64_t bn, int64_t bk, const float *bias, void *out, int out_dtype, int64_t n0,
+                            int64_t n1, int path) {
+#if CK_X86
+    if (path != CK_PATH_PORTABLE) {
+        i8_gemv_weight_only_avx2(x, m, k, w, sw, n, bn, bk, bias, out, out_dtype, n0, n1);
+        return;
+    }
+#endif
+    const i8_row_source source = {w, sw, k, bk, bn};
+    ck_gemv_decoded_portable(x, m, k, i8_decode_row, &source, 1.0f, n, bias, out, out_dtype, n0, n1);
+}

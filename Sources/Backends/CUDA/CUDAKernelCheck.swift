@@ -1,0 +1,91 @@
+import QLTensor
+
+/// Compiles the kernel sources without a GPU, so that a machine with only NVRTC (no driver) can
+/// check them: the variants the backend launches most, for one architecture.
+package enum CUDAKernelCheck {
+    /// Whether NVRTC can be loaded here (it needs no driver).
+    package static var isNVRTCAvailable: Bool { (try? NVRTC()) != nil }
+
+    /// Compiles a representative set of every kernel source's `-D` variants for `architecture`.
+    /// - Returns: how many variants compiled.
+    /// - Throws: ``TensorError/Code/backendFailure`` with NVRTC's log for the first that does not.
+    package static func compileAll(architecture: String = "sm_90") throws -> Int {
+        let nvrtc = try NVRTC()
+        var variants: [(KernelSource, [String: Int])] = []
+        for dtype in DType.allCases {
+            variants.append((DenseKernels.source, ["ES": dtype.byteSize]))
+            variants.append((DenseKernels.source, ["IN_DT": dtype.kernelCode, "OUT_DT": DType.bfloat16.kernelCode]))
+            variants.append((DenseKernels.source, ["IN_DT": dtype.kernelCode, "B_DT": dtype.kernelCode]))
+            variants.append((DenseKernels.source, ["IN_DT": dtype.kernelCode, "APPROX": 1]))
+            variants.append((DenseKernels.source, ["OUT_DT": dtype.kernelCode]))
+        }
+        for src in 0...1 {
+            for opk in 0...3 {
+                for (ept, lanes, chunks) in [(8, 16, 1), (4, 32, 2), (1, 4, 1)] {
+                    variants.append((QuantizationKernels.source, [
+                        "ROWS": 1, "SRC": src, "IN_DT": 2, "OPK": opk, "DELTA_DT": 0, "ROUND_DT": 2, "TOWARD_ZERO": 0,
+                        "EPT": ept, "G": lanes, "CPL": chunks, "BC": ept * lanes * chunks]))
+                }
+                variants.append((QuantizationKernels.source, [
+                    "BLOCKS": 1, "SRC": src, "IN_DT": 1, "OPK": opk, "DELTA_DT": 2, "ROUND_DT": 0, "TOWARD_ZERO": 1,
+                    "BR": 128, "BC": 100]))
+            }
+        }
+        for out in [DType.float32, .bfloat16, .float16, .float8E4M3FN] {
+            variants.append((QuantizationKernels.source, ["DEQUANT": 1, "SRC": 1, "OUT_DT": out.kernelCode, "EPT": 16,
+                                                          "BR": 128, "BC": 96, "TOWARD_ZERO": 0]))
+            variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 2, "OUT_DT": out.kernelCode, "EPT": 16,
+                                                          "OPK": 1, "ROUND_DT": out.kernelCode, "TOWARD_ZERO": 0]))
+            variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 0, "IN_DT": out.kernelCode, "EPT": 4,
+                                                          "TOWARD_ZERO": 0]))
+            variants.append((LinearKernels.source, ["W8A8": 1, "OUT_DT": out.kernelCode, "BIAS_DT": 2]))
+            for wq in 0...1 {
+                variants.append((LinearKernels.source, ["GEMV": 1, "X_DT": out.kernelCode, "OUT_DT": out.kernelCode,
+                                                        "WQ": wq, "MT": 2, "EPT": 16, "BR": 128, "BC": 128,
+                                                        "BIAS_DT": 0]))
+            }
+        }
+        variants += transformerVariants()
+        variants.append((BlockwiseINT8GEMM.portable, [:]))
+        variants.append((BlockwiseINT8GEMM.hopper, [:]))
+        for (source, defines) in variants {
+            let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
+            _ = try nvrtc.compile(try source.program(), name: source.name + ".cu",
+                                  architecture: source.needsArchSpecific ? "sm_90a" : architecture,
+                                  options: options + CUDADevice.compileOptions(source))
+        }
+        return variants.count
+    }
+
+    /// The transformer kernels: every entry in each dtype, with and without optional operands, in
+    /// scalar and vector widths and both row-group sizes; the gather with wide words.
+    static func transformerVariants() -> [(KernelSource, [String: Int])] {
+        var variants: [(KernelSource, [String: Int])] = []
+        for dtype in OperandChecks.floatTypes {
+            let code = dtype.kernelCode
+            for (vector, rowThreads) in [(1, 32), (16 / dtype.byteSize, 128), (2, 1024)] {
+                let row = ["IN_DT": code, "VEC": vector, "RT": rowThreads]
+                for (weight, bias) in [(code, DType.float32.kernelCode), (-1, -1)] {
+                    variants.append((NormalizationKernels.source,
+                                     row.merging(["LAYER_NORM": 1, "W_DT": weight, "B_DT": bias]) { $1 }))
+                }
+                for mask in [DType.float32.kernelCode, code, -1] {
+                    variants.append((NormalizationKernels.source, row.merging(["SOFTMAX": 1, "M_DT": mask]) { $1 }))
+                }
+                variants.append((NormalizationKernels.source, row.merging(["L2_NORMALIZE": 1]) { $1 }))
+                for mask in [DType.int32.kernelCode, code] {
+                    variants.append((TokenKernels.source, ["MEAN_POOL": 1, "IN_DT": code, "M_DT": mask,
+                                                           "VEC": vector]))
+                }
+                variants.append((ElementwiseKernels.source, ["SCALE": 1, "IN_DT": code, "VEC": vector]))
+                variants.append((ElementwiseKernels.source, ["MULTIPLY": 1, "IN_DT": code,
+                                                             "B_DT": DType.float32.kernelCode, "VEC": vector]))
+            }
+        }
+        for word in [1, 2, 4, 8, 16] {
+            variants.append((TokenKernels.source, ["EMBEDDING": 1, "WB": word]))
+            variants.append((DenseKernels.source, ["ES": word]))
+        }
+        return variants
+    }
+}
