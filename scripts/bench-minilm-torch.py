@@ -10,9 +10,9 @@ device carry limit, written by scripts/minilm-half-copy.py):
     python3 scripts/bench-minilm-torch.py --device cuda --dtype bf16 --batch-size 256 \
         --model .models/all-MiniLM-L6-v2-fp16 --json bench-torch-gpu.json
 
-Each (variant, sentence set) runs in a fresh subprocess, so its peak resident memory (ru_maxrss) is its own; the memory after
-importing torch and loading nothing is reported too (`baseline_rss_mib`). Each set is encoded once to warm up,
-then `--runs` times; the median and the spread of those runs are reported. Uses sentence-transformers when it
+Each (variant, sentence set) runs in a fresh subprocess, so its peak resident memory (ru_maxrss) is its own;
+the memory after importing torch and loading nothing is reported too (`baseline_rss_mib`). Each set is
+encoded once to warm up, then `--runs` times; the median and the spread of those runs are reported. Uses sentence-transformers when it
 is installed, else transformers' BertModel (+ the model's tokenizer.json) with the same mean pooling and L2
 normalization. Offline: the model is read from --model, nothing is downloaded.
 """
