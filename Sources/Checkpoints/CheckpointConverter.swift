@@ -96,15 +96,20 @@ public struct ConversionReport: Sendable {
 /// over the whole tensor, `/ 448`), so that the patched weights stay in range when the LoRA is merged
 /// later. The codes are those of the base weight under that scale.
 public enum CheckpointConverter {
-    /// Converts `input` into `output` (which may be the same path).
+    /// Converts `input` into `output`, which must not be `input` or one of the LoRA files (compared as
+    /// files: device and inode, so another spelling or a link of the same file is caught too).
     /// - Parameter progress: called after each tensor is written.
     /// - Returns: what was quantized, skipped and matched, with per-layer error.
-    /// - Throws: ``TensorError`` naming the file and tensor: a bad input or LoRA file, a LoRA whose shapes do
-    ///   not fit its layer, a weight with NaN or infinity, a write failure. Nothing is written at `output`
-    ///   then.
+    /// - Throws: ``TensorError`` naming the file and tensor: `output` being an input, a bad input or LoRA
+    ///   file, a LoRA whose shapes do not fit its layer, a weight with NaN or infinity, a write failure.
+    ///   Nothing is written at `output` then.
     @discardableResult
     public static func convert(input: String, output: String, options: ConversionOptions = ConversionOptions(),
                                progress: ((ConversionProgress) -> Void)? = nil) throws -> ConversionReport {
+        try OutputPath.requireDistinct(output, from: [input] + options.loraPaths)
+        // The target layout is built before anything is read or written, so bad options (a block size past
+        // the layout's limit) fail up front with the layout's own error.
+        _ = try options.format.layout(rounding: options.rounding)
         let reader = try ComfyCheckpointReader(path: input)
         let file = reader.file
         var report = ConversionReport()
@@ -114,7 +119,7 @@ public enum CheckpointConverter {
 
         var declarations: [SafetensorsWriter.Declaration] = []
         for entry in file.entries {
-            if let format = plan.formats[entry.name] {
+            if let format = plan.formats[TensorName(entry.name)] {
                 declarations += layerTensors(entry, format: format, options: options).declarations
             } else {
                 declarations.append(.init(name: entry.name, dtype: entry.dtype, shape: entry.shape))
@@ -122,9 +127,9 @@ public enum CheckpointConverter {
         }
         var metadata = file.metadata
         if options.declaration == .header {
-            let existing = reader.formats.sorted { $0.key < $1.key }.map { (layer: $0.key, format: $0.value) }
+            let existing = reader.formats.sorted { $0.key < $1.key }.map { (layer: $0.key.string, format: $0.value) }
             let added = file.entries.compactMap { entry in
-                plan.formats[entry.name].map { (layer: layerName(entry.name), format: $0) }
+                plan.formats[TensorName(entry.name)].map { (layer: layerName(entry.name), format: $0) }
             }
             metadata[ComfyKeys.quantizationMetadata] = ComfyKeys.quantizationMetadata(existing + added)
         }
@@ -133,14 +138,14 @@ public enum CheckpointConverter {
             var bytesDone = 0
             let bytesTotal = file.entries.reduce(0) { $0 + $1.byteCount }
             for (index, entry) in file.entries.enumerated() {
-                if let format = plan.formats[entry.name] {
+                if let format = plan.formats[TensorName(entry.name)] {
                     let layer = layerName(entry.name)
                     let (q, error) = try quantize(entry, in: reader, format: format, options: options,
-                                                  patches: patches[layer] ?? [])
+                                                  patches: patches[TensorName(layer)] ?? [])
                     try layerTensors(entry, format: format, options: options).write(q, to: writer)
                     report.quantized.append(.init(layer: layer, shape: entry.shape, inputDType: entry.dtype,
                                                   format: format, relativeError: error,
-                                                  loraCount: patches[layer]?.count ?? 0))
+                                                  loraCount: patches[TensorName(layer)]?.count ?? 0))
                 } else {
                     try file.withRawBytes(of: entry.name) { try writer.write(entry.name, bytes: $0) }
                     report.copiedTensors += 1
@@ -165,9 +170,9 @@ public enum CheckpointConverter {
 
     struct Plan {
         /// Weight tensor name -> format, for the weights to quantize.
-        var formats: [String: ComfyQuantFormat] = [:]
+        var formats: [TensorName: ComfyQuantFormat] = [:]
         /// Layer name -> weight shape, for every `L.weight` of the model (quantized or not).
-        var weightShapes: [String: [Int]] = [:]
+        var weightShapes: [TensorName: [Int]] = [:]
     }
 
     static func layerName(_ weightName: String) -> String { String(weightName.dropLast(ComfyKeys.weight.count)) }
@@ -184,9 +189,9 @@ public enum CheckpointConverter {
         let file = reader.file
         for entry in file.entries where entry.name.hasSuffix(ComfyKeys.weight) {
             let layer = layerName(entry.name)
-            plan.weightShapes[layer] = entry.shape
+            plan.weightShapes[TensorName(layer)] = entry.shape
             let reason: String?
-            if reader.formats[layer] != nil || file.entry(layer + ComfyKeys.weightScale) != nil {
+            if reader.formats[TensorName(layer)] != nil || file.entry(layer + ComfyKeys.weightScale) != nil {
                 reason = "already quantized (has \(layer + ComfyKeys.weightScale))"
             } else if ![.float32, .float16, .bfloat16].contains(entry.dtype) {
                 reason = "not a float tensor (\(entry.dtype))"
@@ -204,7 +209,7 @@ public enum CheckpointConverter {
             if let reason {
                 report.skipped.append(.init(name: entry.name, reason: reason))
             } else {
-                plan.formats[entry.name] = options.format
+                plan.formats[TensorName(entry.name)] = options.format
             }
         }
         return plan
@@ -219,10 +224,10 @@ public enum CheckpointConverter {
     /// Opens the LoRA files, matches their layers to the model's and checks every shape before anything
     /// is written.
     static func loraPatches(plan: Plan, reader: ComfyCheckpointReader, options: ConversionOptions,
-                            report: inout ConversionReport) throws -> [String: [Patch]] {
+                            report: inout ConversionReport) throws -> [TensorName: [Patch]] {
         guard !options.loraPaths.isEmpty else { return [:] }
-        let matcher = LoRALayerMatcher(layers: Array(plan.weightShapes.keys))
-        var patches: [String: [Patch]] = [:]
+        let matcher = LoRALayerMatcher(layers: plan.weightShapes.keys.map(\.string))
+        var patches: [TensorName: [Patch]] = [:]
         for path in options.loraPaths {
             let lora = try LoRAFile(path: path)
             guard !lora.updates.isEmpty else {
@@ -235,12 +240,12 @@ public enum CheckpointConverter {
                     report.unmatchedLoRALayers.append("\(path): \(update.key)")
                     continue
                 }
-                guard plan.formats[layer + ComfyKeys.weight] != nil else {
+                guard plan.formats[TensorName(layer + ComfyKeys.weight)] != nil else {
                     report.loraLayersOnUnquantizedLayers.append("\(path): \(update.key) -> \(layer)")
                     continue
                 }
-                try lora.checkFits(update, layer: layer, weightShape: plan.weightShapes[layer]!)
-                patches[layer, default: []].append(Patch(lora: lora, update: update))
+                try lora.checkFits(update, layer: layer, weightShape: plan.weightShapes[TensorName(layer)]!)
+                patches[TensorName(layer), default: []].append(Patch(lora: lora, update: update))
             }
         }
         return patches
@@ -297,7 +302,7 @@ public enum CheckpointConverter {
                 let restored: Float
                 switch format {
                 case .int8Blockwise(let groupSize):
-                    let columnBlocks = (columns + groupSize - 1) / groupSize
+                    let columnBlocks = ShapeArithmetic.ceilDiv(columns, groupSize)
                     let scale = scales[index / columns / groupSize * columnBlocks + index % columns / groupSize]
                     restored = Float(Int8(bitPattern: codes[index])) * scale
                 case .float8E4M3FN:

@@ -12,17 +12,19 @@ public enum CheckpointExporter {
     ///   - dtype: a float dtype: float32, float16 or bfloat16.
     ///   - progress: called after each tensor with (tensors done, tensors in all, current name).
     /// - Returns: the number of layers dequantized.
-    /// - Throws: ``TensorError`` naming the file and tensor for a bad checkpoint or a failed write; nothing
-    ///   is written at `output` then.
+    /// - Throws: ``TensorError`` naming the file and tensor for a bad checkpoint or a failed write, and
+    ///   ``TensorError/Code/invalidArgument`` when `output` is `input` (the same file, however spelled);
+    ///   nothing is written at `output` then.
     @discardableResult
     public static func export(input: String, output: String, dtype: DType = .bfloat16,
                               progress: ((Int, Int, String) -> Void)? = nil) throws -> Int {
         guard [.float32, .float16, .bfloat16].contains(dtype) else {
             throw TensorError(.unsupportedDType, "export writes float32, float16 or bfloat16, not \(dtype)")
         }
+        try OutputPath.requireDistinct(output, from: [input])
         let reader = try ComfyCheckpointReader(path: input, options: ComfyLoadOptions(originalDType: dtype))
-        let dropped = Set(reader.formats.keys.map { $0 + ComfyKeys.inputScale })
-        let names = reader.names.filter { !dropped.contains($0) }
+        let dropped = Set(reader.formats.keys.map { TensorName($0.string + ComfyKeys.inputScale) })
+        let names = reader.names.filter { !dropped.contains(TensorName($0)) }
         let declarations = try names.map { name -> SafetensorsWriter.Declaration in
             let entry = try reader.file.requireEntry(name)
             let isQuantized = reader.quantizedLayer(ofWeight: name) != nil

@@ -19,7 +19,8 @@ import QLTensor
 public struct ComfyCheckpoint: Sendable {
     /// Keys in order (file order when loaded, insertion order after).
     public private(set) var names: [String] = []
-    public private(set) var tensors: [String: AnyTensor] = [:]
+    /// The tensors by name, byte for byte (``TensorName``): `café` in NFC and in NFD are two tensors.
+    private var tensors: [TensorName: AnyTensor] = [:]
     /// Header metadata to write (string values; `_quantization_metadata` is generated, not kept here).
     public var metadata: [String: String]
     /// Tensors of the loaded file left out because the library has no tensors of their dtype (only with
@@ -49,18 +50,19 @@ public struct ComfyCheckpoint: Sendable {
 
     /// The tensor at `name`; setting a new name appends it, setting `nil` removes it.
     public subscript(name: String) -> AnyTensor? {
-        get { tensors[name] }
+        get { tensors[TensorName(name)] }
         set {
-            if newValue != nil && tensors[name] == nil { names.append(name) }
-            if newValue == nil && tensors[name] != nil { names.removeAll { $0 == name } }
-            tensors[name] = newValue
+            let key = TensorName(name)
+            if newValue != nil && tensors[key] == nil { names.append(name) }
+            if newValue == nil && tensors[key] != nil { names.removeAll { TensorName($0) == key } }
+            tensors[key] = newValue
         }
     }
 
     /// Quantized layers (names without `.weight`) and their formats, in order.
     public var quantizedLayers: [(layer: String, format: ComfyQuantFormat)] {
         names.compactMap { name in
-            guard name.hasSuffix(ComfyKeys.weight), let q = tensors[name]?.quantizedTensor,
+            guard name.hasSuffix(ComfyKeys.weight), let q = self[name]?.quantizedTensor,
                   let format = ComfyQuantFormat(layout: q.layout) else { return nil }
             return (String(name.dropLast(ComfyKeys.weight.count)), format)
         }
@@ -79,7 +81,7 @@ public struct ComfyCheckpoint: Sendable {
         var payloads: [(name: String, write: (SafetensorsWriter) throws -> Void)] = []
         var layers: [(layer: String, format: ComfyQuantFormat)] = []
         for name in names {
-            switch tensors[name]! {
+            switch self[name]! {
             case .dense(let tensor):
                 declarations.append(.init(name: name, dtype: SafetensorsDType(tensor.dtype), shape: tensor.shape))
                 payloads.append((name, { try $0.write(name, tensor: tensor) }))

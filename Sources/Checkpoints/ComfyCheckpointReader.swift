@@ -34,7 +34,9 @@ public struct ComfyLoadOptions: Sendable, Hashable {
 public struct ComfyCheckpointReader: Sendable {
     public let file: SafetensorsFile
     /// Quantized layers by layer name (`L`, without `.weight`).
-    public let formats: [String: ComfyQuantFormat]
+    /// Keys compare byte for byte (``TensorName``): names that differ only in Unicode normalisation are
+    /// different layers, as in the file.
+    public let formats: [TensorName: ComfyQuantFormat]
     /// The state-dict keys, in file order, without the folded-in scale and declaration tensors.
     public let names: [String]
     /// Header metadata without `_quantization_metadata` (which ``formats`` replaces).
@@ -53,36 +55,37 @@ public struct ComfyCheckpointReader: Sendable {
         self.file = file
         self.options = options
         let path = file.path
-        var formats: [String: ComfyQuantFormat] = [:]
+        var formats: [TensorName: ComfyQuantFormat] = [:]
         if let text = file.metadata[ComfyKeys.quantizationMetadata] {
             let tensor = "__metadata__.\(ComfyKeys.quantizationMetadata)"
-            guard let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)),
-                  let object = json as? [String: Any], let layers = object["layers"] as? [String: Any] else {
+            let json = Array(text.utf8).withUnsafeBytes { try? HeaderJSON.parse($0) }
+            guard case .object(let members)? = json,
+                  case .object(let layers)? = members.first(where: { $0.key == "layers" })?.value else {
                 throw CheckpointError.format(path, tensor: tensor, "not a JSON object with a \"layers\" object, like "
                     + "{\"format_version\": \"1.0\", \"layers\": {\"L\": {\"format\": \"float8_e4m3fn\"}}}")
             }
             for (layer, declaration) in layers {
-                formats[layer] = try ComfyQuantFormat(declaration: declaration, path: path,
+                formats[TensorName(layer)] = try ComfyQuantFormat(declaration: declaration, path: path,
                                                       tensor: tensor + ".\(layer)")
             }
         }
         for entry in file.entries where entry.name.hasSuffix(ComfyKeys.comfyQuant) {
             let layer = String(entry.name.dropLast(ComfyKeys.comfyQuant.count))
             let format = try Self.parseComfyQuant(entry, in: file)
-            if let other = formats[layer], other != format {
+            if let other = formats[TensorName(layer)], other != format {
                 throw CheckpointError.format(path, tensor: entry.name, "declares \(format) but "
                     + "`\(ComfyKeys.quantizationMetadata)` declares \(other) for layer `\(layer)`; remove one")
             }
-            formats[layer] = format
+            formats[TensorName(layer)] = format
         }
-        var folded = Set<String>()
+        var folded = Set<TensorName>()
         for (layer, format) in formats {
-            try Self.validate(layer: layer, format: format, in: file)
-            folded.insert(layer + ComfyKeys.weightScale)
-            folded.insert(layer + ComfyKeys.comfyQuant)
+            try Self.validate(layer: layer.string, format: format, in: file)
+            folded.insert(TensorName(layer.string + ComfyKeys.weightScale))
+            folded.insert(TensorName(layer.string + ComfyKeys.comfyQuant))
         }
         self.formats = formats
-        names = file.entries.map(\.name).filter { !folded.contains($0) }
+        names = file.entries.map(\.name).filter { !folded.contains(TensorName($0)) }
         metadata = file.metadata.filter { $0.key != ComfyKeys.quantizationMetadata }
     }
 
@@ -90,7 +93,7 @@ public struct ComfyCheckpointReader: Sendable {
     public func quantizedLayer(ofWeight name: String) -> String? {
         guard name.hasSuffix(ComfyKeys.weight) else { return nil }
         let layer = String(name.dropLast(ComfyKeys.weight.count))
-        return formats[layer] == nil ? nil : layer
+        return formats[TensorName(layer)] == nil ? nil : layer
     }
 
     /// The tensor behind state-dict key `name`: a ``QuantizedTensor`` for a quantized layer's weight, a
@@ -103,7 +106,7 @@ public struct ComfyCheckpointReader: Sendable {
     /// The quantized weight of `layer`: codes from `L.weight`, scales from `L.weight_scale` (as float32),
     /// dequantizing to exactly `q * scale`.
     public func quantizedWeight(layer: String) throws -> QuantizedTensor {
-        guard let format = formats[layer] else {
+        guard let format = formats[TensorName(layer)] else {
             throw CheckpointError.format(file.path, tensor: layer + ComfyKeys.weight,
                                          "layer `\(layer)` is not quantized")
         }
@@ -131,7 +134,7 @@ public struct ComfyCheckpointReader: Sendable {
                 + "got \(entry.dtype) \(entry.shape)")
         }
         let data = try file.withRawBytes(of: entry.name) { Data($0) }
-        guard let json = try? JSONSerialization.jsonObject(with: data) else {
+        guard let json = data.withUnsafeBytes({ try? HeaderJSON.parse($0) }) else {
             throw CheckpointError.format(file.path, tensor: entry.name, "does not hold valid UTF-8 JSON "
                 + "(\(String(decoding: data.prefix(80), as: UTF8.self)))")
         }

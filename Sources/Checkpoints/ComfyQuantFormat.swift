@@ -19,8 +19,9 @@ public enum ComfyQuantFormat: Hashable, Sendable, CustomStringConvertible {
     /// ComfyUI's block size when a declaration leaves `group_size` out.
     public static let defaultGroupSize = 128
 
-    /// Larger group sizes in a file are refused as corrupt (block counts would overflow near `Int.max`).
-    public static let maximumGroupSize = 1 << 24
+    /// Larger group sizes are refused, in files and by the converter: the INT8 layout's own limit
+    /// (``BlockWiseINT8Layout/maximumBlockDimension``), so what the converter writes the reader reads.
+    public static let maximumGroupSize = BlockWiseINT8Layout.maximumBlockDimension
 
     /// The format names this library reads and writes.
     public static let supportedNames = ["int8_blockwise", "float8_e4m3fn"]
@@ -52,7 +53,7 @@ public enum ComfyQuantFormat: Hashable, Sendable, CustomStringConvertible {
     /// The shape `L.weight_scale` must have for a weight of `shape`.
     public func scaleShape(forWeight shape: [Int]) -> [Int] {
         switch self {
-        case .int8Blockwise(let groupSize): shape.map { ($0 + groupSize - 1) / groupSize }
+        case .int8Blockwise(let groupSize): shape.map { ShapeArithmetic.ceilDiv($0, groupSize) }
         case .float8E4M3FN: []
         }
     }
@@ -88,21 +89,21 @@ public enum ComfyQuantFormat: Hashable, Sendable, CustomStringConvertible {
     /// Parses one layer's declaration (`{"format": ..., "group_size": ...}`; other keys are ignored).
     /// - Throws: ``TensorError/Code/checkpointFormat`` naming `path` and `tensor` for a missing or
     ///   unknown format or a group size that is not a positive integer.
-    init(declaration value: Any, path: String, tensor: String) throws {
-        guard let fields = value as? [String: Any] else {
+    init(declaration value: HeaderJSON, path: String, tensor: String) throws {
+        guard case .object(let members) = value else {
             throw CheckpointError.format(path, tensor: tensor, "the quantization declaration must be a JSON object "
                 + "like {\"format\": \"int8_blockwise\", \"group_size\": 128}")
         }
-        guard let name = fields["format"] as? String else {
+        func field(_ key: String) -> HeaderJSON? { members.first { $0.key.utf8.elementsEqual(key.utf8) }?.value }
+        guard case .string(let name)? = field("format") else {
             throw CheckpointError.format(path, tensor: tensor, "the quantization declaration has no \"format\" string")
         }
         switch name {
         case "int8_blockwise":
             var groupSize = Self.defaultGroupSize
-            if let value = fields["group_size"] {
-                guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-                      let size = value as? Int, size > 0, size <= Self.maximumGroupSize else {
-                    throw CheckpointError.format(path, tensor: tensor, "group_size \(value) is not an integer in "
+            if let value = field("group_size") {
+                guard case .integer(let size) = value, size > 0, size <= Self.maximumGroupSize else {
+                    throw CheckpointError.format(path, tensor: tensor, "group_size \(value.written) is not an integer in "
                         + "1...\(Self.maximumGroupSize)")
                 }
                 groupSize = size

@@ -14,30 +14,39 @@ import QLTensor
 /// this object, and tensors that borrow it keep it alive through their storage's owner.
 ///
 /// The file must not be truncated by another process while it is mapped (the kernel would signal
-/// SIGBUS on access); checkpoints are written through a rename, which never truncates a mapped file.
+/// SIGBUS on access, or fail a `write(2)` from the mapping with `EFAULT`); checkpoints are written
+/// through a rename, which never truncates a mapped file. ``currentByteCount()`` tells whether it was.
 final class MappedFile: @unchecked Sendable {
     let path: String
     let byteCount: Int
     /// `nil` for an empty file (nothing to map).
     private let base: UnsafeMutableRawPointer?
+    /// Kept open to ask the file's size later (``currentByteCount()``).
+    private let descriptor: Int32
 
     /// Maps `path` read-only.
+    ///
+    /// The file is opened with `O_NONBLOCK` and checked with `fstat` before anything is read, so a
+    /// FIFO or device is refused at once instead of blocking the open until a writer comes.
     /// - Throws: ``TensorError/Code/io`` when the file cannot be opened, is not a regular file, or cannot
     ///   be mapped; the system's words are in `underlying`.
     init(path: String) throws {
         self.path = path
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard descriptor >= 0 else {
             throw TensorError(.io, "\(path): cannot open the file for reading; check the path and permissions",
                               underlying: String(cString: strerror(errno)))
         }
-        defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else {
-            throw TensorError(.io, "\(path): cannot read the file's size", underlying: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw TensorError(.io, "\(path): cannot read the file's size", underlying: reason)
         }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw TensorError(.io, "\(path): not a regular file; pass a .safetensors file")
+            close(descriptor)
+            throw TensorError(.io, "\(path): \(OutputPath.describe(status.st_mode)), not a regular file; pass a "
+                + ".safetensors file")
         }
         byteCount = Int(status.st_size)
         guard byteCount > 0 else {
@@ -46,14 +55,23 @@ final class MappedFile: @unchecked Sendable {
         }
         guard let mapped = mmap(nil, byteCount, PROT_READ, MAP_PRIVATE, descriptor, 0),
               mapped != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw TensorError(.io, "\(path): cannot memory-map \(byteCount) bytes",
-                              underlying: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw TensorError(.io, "\(path): cannot memory-map \(byteCount) bytes", underlying: reason)
         }
         base = mapped
     }
 
     deinit {
         if let base { munmap(base, byteCount) }
+        close(descriptor)
+    }
+
+    /// The mapped file's size now (it is `byteCount` unless someone truncated or extended it), or `nil`
+    /// when it cannot be read.
+    func currentByteCount() -> Int? {
+        var status = stat()
+        return fstat(descriptor, &status) == 0 ? Int(status.st_size) : nil
     }
 
     /// Calls `body` with the bytes in `range` (which the caller has checked lies inside the file).

@@ -11,7 +11,8 @@ import QLTensor
 /// Opening reads and checks only the header; tensor bytes are read from the mapping when asked for,
 /// so a model larger than RAM can be processed tensor by tensor (call ``releasePages(of:)`` after each
 /// to keep the resident set small). Everything a header claims is checked before it is trusted: the
-/// header length against the file size, the JSON, each dtype, each shape, that each tensor's byte
+/// header length against the file size and the data's end, the JSON (parsed byte-exact, duplicate keys
+/// refused: ``HeaderJSON``), each dtype, each shape, that each tensor's byte
 /// count is its dtype size times its element count, and that offsets lie inside the data section and
 /// do not overlap.
 ///
@@ -48,13 +49,16 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Bytes in the JSON header (without the 8-byte length).
     public let headerByteCount: Int
     private let mapping: MappedFile
-    private let index: [String: Int]
+    private let index: [TensorName: Int]
 
     /// Opens and validates `path`.
     /// - Throws: ``TensorError/Code/io`` when the file cannot be read, ``TensorError/Code/checkpointFormat``
-    ///   when the header is truncated, lies about its length, is not valid JSON, or describes a tensor
-    ///   with an unknown dtype, a bad shape, a size that does not match, or offsets outside the data or
-    ///   overlapping another tensor. The message names the file and the tensor.
+    ///   when the header is truncated, lies about its length, is not valid JSON, repeats a key (byte for
+    ///   byte), or describes a tensor with an unknown dtype, a bad shape, a size that does not match, or
+    ///   offsets outside the data or overlapping another tensor, or when bytes follow the last tensor
+    ///   (the data section must end exactly where the last tensor ends, as the official reader requires:
+    ///   that is what pins the header length, so a shifted read cannot happen). The message names the
+    ///   file and the tensor.
     public init(path: String) throws {
         self.path = path
         mapping = try MappedFile(path: path)
@@ -77,36 +81,41 @@ public final class SafetensorsFile: @unchecked Sendable {
         headerByteCount = Int(declared)
         let dataStart = 8 + headerByteCount
         let dataSize = fileSize - dataStart
-        let headerData = mapping.withBytes(in: 8..<dataStart) { Data($0) }
-        let json: Any
+        let json: HeaderJSON
         do {
-            json = try JSONSerialization.jsonObject(with: headerData)
-        } catch {
-            throw CheckpointError.format(path, "the header is not valid JSON (\(error.localizedDescription)); "
-                + "the file is corrupt or not a safetensors file")
+            json = try mapping.withBytes(in: 8..<dataStart) { try HeaderJSON.parse($0) }
+        } catch let error as HeaderJSON.ParseError {
+            throw CheckpointError.format(path, "the header is not valid JSON at byte \(8 + error.offset) of the file "
+                + "(\(error.problem)); the file is corrupt or not a safetensors file")
         }
-        guard let object = json as? [String: Any] else {
+        guard case .object(let members) = json else {
             throw CheckpointError.format(path, "the header is JSON but not an object of tensors")
         }
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
-        for (name, value) in object {
-            if name == "__metadata__" {
+        for (name, value) in members {
+            if name.utf8.elementsEqual("__metadata__".utf8) {
                 metadata = try Self.parseMetadata(value, path: path)
                 continue
             }
             entries.append(try Self.parseEntry(name, value, dataSize: dataSize, path: path))
         }
-        entries.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, $0.name)
-            < ($1.dataRange.lowerBound, $1.dataRange.upperBound, $1.name) }
+        entries.sort { ($0.dataRange.lowerBound, $0.dataRange.upperBound, TensorName($0.name))
+            < ($1.dataRange.lowerBound, $1.dataRange.upperBound, TensorName($1.name)) }
         for (previous, next) in zip(entries, entries.dropFirst())
         where next.dataRange.lowerBound < previous.dataRange.upperBound {
             throw CheckpointError.format(path, tensor: next.name, "its data \(Self.describe(next.dataRange)) overlaps "
                 + "tensor `\(previous.name)` \(Self.describe(previous.dataRange)); the header's offsets are corrupt")
         }
+        let dataEnd = entries.map(\.dataRange.upperBound).max() ?? 0
+        guard dataEnd == dataSize else {
+            throw CheckpointError.format(path, "the tensors' data ends at byte \(dataEnd) of the data section but "
+                + "\(dataSize) bytes follow the \(headerByteCount)-byte header; the header length is wrong (every "
+                + "tensor would be read shifted) or bytes were appended: the file is corrupt")
+        }
         self.entries = entries
         self.metadata = metadata
-        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { (TensorName($1.name), $0) })
     }
 
     /// Size of the whole file in bytes.
@@ -114,7 +123,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// The entry called `name`, if any.
     public func entry(_ name: String) -> Entry? {
-        index[name].map { entries[$0] }
+        index[TensorName(name)].map { entries[$0] }
     }
 
     /// The entry called `name`.
@@ -139,9 +148,14 @@ public final class SafetensorsFile: @unchecked Sendable {
                 + SafetensorsDType.allCases.filter { $0.tensorDType != nil }.map(\.rawValue).joined(separator: " ")
                 + "); skip it (ComfyLoadOptions.skipUnsupportedDTypes) or convert the file, which copies it unchanged")
         }
+        do {
+            try ShapeArithmetic.validate(entry.shape, elementSize: dtype.byteSize)
+        } catch {
+            throw CheckpointError.wrapping(error, path, tensor: name)
+        }
         let range = fileRange(of: entry)
         if let storage = mapping.borrowedStorage(for: range, alignment: 64) {
-            return Tensor(storage: storage, dtype: dtype, shape: entry.shape)
+            return try Tensor(storage: storage, dtype: dtype, shape: entry.shape)
         }
         let tensor = try Tensor(zeros: entry.shape, dtype: dtype)
         mapping.withBytes(in: range) { source in
@@ -153,9 +167,22 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// Calls `body` with the raw little-endian bytes of tensor `name`, straight from the mapping.
+    ///
+    /// When `body` throws and the file has meanwhile shrunk (another process truncated it while it was
+    /// mapped, so the bytes were unreadable), the error says so instead of `body`'s.
+    /// - Throws: ``TensorError/Code/io`` for a file truncated while being read; otherwise `body`'s error.
     public func withRawBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let entry = try requireEntry(name)
-        return try mapping.withBytes(in: fileRange(of: entry), body)
+        do {
+            return try mapping.withBytes(in: fileRange(of: entry), body)
+        } catch {
+            if let now = mapping.currentByteCount(), now < mapping.byteCount {
+                throw TensorError(.io, "\(path) was truncated while being read (\(now) bytes now, "
+                    + "\(mapping.byteCount) when opened), at tensor `\(name)`; do not change an input while it "
+                    + "is converted, then run again", underlying: "\(error)")
+            }
+            throw error
+        }
     }
 
     /// Hands the pages of tensor `name` back to the kernel (they are re-read from disk if used again).
@@ -172,48 +199,55 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     // MARK: Header parsing
 
-    private static func parseMetadata(_ value: Any, path: String) throws -> [String: String] {
-        guard let dictionary = value as? [String: Any] else {
-            throw format(path, "`__metadata__` must be an object of strings, got \(typeName(value))")
+    private static func parseMetadata(_ value: HeaderJSON, path: String) throws -> [String: String] {
+        if value == .null { return [:] }
+        guard case .object(let members) = value else {
+            throw format(path, "`__metadata__` must be an object of strings, got \(value.kind)")
         }
         var result: [String: String] = [:]
-        for (key, item) in dictionary {
-            guard let text = item as? String else {
-                throw format(path, "`__metadata__` key `\(key)` must be a string, got \(typeName(item))")
+        for (key, item) in members {
+            guard case .string(let text) = item else {
+                throw format(path, "`__metadata__` key `\(key)` must be a string, got \(item.kind)")
+            }
+            guard result[key] == nil else {
+                throw format(path, "`__metadata__` has two keys `\(key)` in Unicode spellings that Swift strings "
+                    + "treat as equal (NFC and NFD); rename one")
             }
             result[key] = text
         }
         return result
     }
 
-    private static func parseEntry(_ name: String, _ value: Any, dataSize: Int, path: String) throws -> Entry {
-        guard let fields = value as? [String: Any] else {
-            throw format(path, tensor: name, "its header entry must be an object, got \(typeName(value))")
+    private static func parseEntry(_ name: String, _ value: HeaderJSON, dataSize: Int, path: String) throws
+        -> Entry {
+        guard case .object(let members) = value else {
+            throw format(path, tensor: name, "its header entry must be an object, got \(value.kind)")
         }
-        guard let dtypeName = fields["dtype"] as? String else {
+        func field(_ key: String) -> HeaderJSON? { members.first { $0.key.utf8.elementsEqual(key.utf8) }?.value }
+        guard case .string(let dtypeName)? = field("dtype") else {
             throw format(path, tensor: name, "its header entry has no `dtype` string")
         }
         guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
             throw format(path, tensor: name, "unknown dtype `\(dtypeName)` (safetensors dtypes: "
                 + SafetensorsDType.allCases.map(\.rawValue).joined(separator: " ") + ")")
         }
-        guard let shapeValues = fields["shape"] as? [Any] else {
+        guard case .array(let shapeValues)? = field("shape") else {
             throw format(path, tensor: name, "its header entry has no `shape` array")
         }
         var shape: [Int] = []
         var elements = 1
         for item in shapeValues {
-            guard let dimension = integer(item), dimension >= 0, dimension <= maximumDimension else {
-                throw format(path, tensor: name, "shape \(shapeValues) has an entry that is not an integer in "
-                    + "0...\(maximumDimension)")
+            guard case .integer(let dimension) = item, dimension >= 0, dimension <= maximumDimension else {
+                throw format(path, tensor: name, "shape has an entry that is not an integer in "
+                    + "0...\(maximumDimension) (written without fraction or exponent)")
             }
             let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
-            guard !overflow else { throw format(path, tensor: name, "shape \(shapeValues) overflows") }
+            guard !overflow else { throw format(path, tensor: name, "shape \(shape + [dimension]) overflows") }
             shape.append(dimension)
             elements = product
         }
-        guard let offsetValues = fields["data_offsets"] as? [Any], offsetValues.count == 2,
-              let begin = integer(offsetValues[0]), let end = integer(offsetValues[1]) else {
+        guard case .array(let offsetValues)? = field("data_offsets"), offsetValues.count == 2,
+              case .integer(let begin) = offsetValues[0], case .integer(let end) = offsetValues[1] else {
             throw format(path, tensor: name, "its header entry needs `data_offsets` as two integers [begin, end]")
         }
         guard begin >= 0, begin <= end else {
@@ -224,28 +258,15 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw format(path, tensor: name, "data_offsets [\(begin), \(end)] lie outside the data section of "
                 + "\(dataSize) bytes; the file is truncated or its header is corrupt")
         }
-        let (expected, overflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
-        guard !overflow, expected == end - begin else {
+        guard let expected = dtype.byteCount(elements: elements) else {
+            throw format(path, tensor: name, "\(dtype) x \(shape) is not a whole number of bytes (or over Int.max); "
+                + "a \(dtype.bitSize)-bit tensor must fill its last byte")
+        }
+        guard expected == end - begin else {
             throw format(path, tensor: name, "holds \(end - begin) bytes but \(dtype) x \(shape) needs "
-                + "\(overflow ? "more than Int.max" : String(expected)) bytes")
+                + "\(expected) bytes")
         }
         return Entry(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
-    }
-
-    /// A JSON integer (`1`, `1e3`), rejecting booleans, fractions and numbers past `Int`.
-    private static func integer(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
-        return value as? Int
-    }
-
-    private static func typeName(_ value: Any) -> String {
-        switch value {
-        case is String: "a string"
-        case is [Any]: "an array"
-        case is [String: Any]: "an object"
-        case is NSNull: "null"
-        default: "a number"
-        }
     }
 
     private static func describe(_ range: Range<Int>) -> String { "[\(range.lowerBound), \(range.upperBound))" }

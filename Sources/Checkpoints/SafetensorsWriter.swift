@@ -16,6 +16,12 @@ import QLTensor
 /// on any error, or when the writer is dropped unfinished, the temporary file is removed and nothing
 /// appears at `path`.
 ///
+/// Only a regular file is ever replaced: a `path` that is a directory, FIFO, device node or socket,
+/// or a symbolic link to one, is refused; a link to a regular file is written through (its target is
+/// replaced). The temporary is registered with ``TemporaryFileCleanup`` (removed on SIGINT/SIGTERM
+/// where the program installed its handlers) and named so that the next writer of the same `path`
+/// removes one that a killed run left behind (``TemporaryOutputName``).
+///
 /// The header is compact JSON: `__metadata__` first (keys sorted), then the tensors in declared
 /// order, each `{"dtype":...,"shape":[...],"data_offsets":[begin,end]}`; it is padded with spaces so
 /// the data section starts on a 64-byte boundary (a multiple of the 8 the format asks for), which lets
@@ -40,7 +46,9 @@ public final class SafetensorsWriter {
             self.shape = shape
         }
 
-        public var byteCount: Int { shape.reduce(1, *) * dtype.byteSize }
+        /// Bytes of the tensor's data (`elements * bits / 8`); 0 for a declaration whose size does not
+        /// exist (overflow, a partial last byte), which ``SafetensorsWriter/header(_:metadata:)`` refuses.
+        public var byteCount: Int { dtype.byteCount(shape: shape) ?? 0 }
     }
 
     /// The data section starts on a multiple of this many bytes.
@@ -50,7 +58,11 @@ public final class SafetensorsWriter {
     public let declarations: [Declaration]
     /// Bytes of the whole file once finished.
     public let totalByteCount: Int
+    /// The file `path` names: `path`, or the target of a symbolic link at `path`.
+    private let destination: String
     private let temporaryPath: String
+    /// Where ``TemporaryFileCleanup`` holds `temporaryPath`, if it had room.
+    private var cleanupSlot: Int?
     private var descriptor: Int32
     private var nextIndex = 0
     private var finished = false
@@ -63,15 +75,19 @@ public final class SafetensorsWriter {
         declarations = tensors
         let header = try Self.header(tensors, metadata: metadata)
         totalByteCount = 8 + header.count + tensors.reduce(0) { $0 + $1.byteCount }
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var generator = SystemRandomNumberGenerator()
-        temporaryPath = directory + "/." + url.lastPathComponent + "." + String(generator.next() as UInt64, radix: 36)
-            + ".tmp"
+        destination = try OutputPath.destination(for: path)
+        TemporaryOutputName.removeStale(for: destination)
+        temporaryPath = TemporaryOutputName.make(for: destination)
+        cleanupSlot = TemporaryFileCleanup.register(temporaryPath)
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            if let cleanupSlot { TemporaryFileCleanup.unregister(cleanupSlot) }
+            cleanupSlot = nil
+            finished = true
+            let directory = URL(fileURLWithPath: destination).deletingLastPathComponent().path
             throw TensorError(.io, "\(path): cannot create a temporary file in \(directory); check that the "
-                + "directory exists and is writable", underlying: String(cString: strerror(errno)))
+                + "directory exists and is writable", underlying: reason)
         }
         do {
             var length = UInt64(header.count).littleEndian
@@ -99,7 +115,7 @@ public final class SafetensorsWriter {
                     + "\(declarations.count) declared tensors are written)")
             }
             let declaration = declarations[nextIndex]
-            guard declaration.name == name else {
+            guard TensorName(declaration.name) == TensorName(name) else {
                 throw TensorError(.invalidArgument, "\(path): tensor `\(name)` written where "
                     + "`\(declaration.name)` is next; write tensors in the declared order")
             }
@@ -118,7 +134,7 @@ public final class SafetensorsWriter {
     /// Writes the next declared tensor from a CPU tensor of the declared dtype and shape.
     public func write(_ name: String, tensor: Tensor) throws {
         let expected = nextIndex < declarations.count ? declarations[nextIndex] : nil
-        if let expected, expected.name == name,
+        if let expected, TensorName(expected.name) == TensorName(name),
            SafetensorsDType(tensor.dtype) != expected.dtype || tensor.shape != expected.shape {
             abandon()
             throw TensorError(.shapeMismatch, "\(path): tensor `\(name)` is declared \(expected.dtype) "
@@ -146,12 +162,24 @@ public final class SafetensorsWriter {
             throw TensorError(.io, "\(path): flushing the file failed; nothing was written", underlying: reason)
         }
         descriptor = -1
-        guard rename(temporaryPath, path) == 0 else {
+        do {
+            // Checked again: what is at `path` may have changed while the file was written.
+            guard try OutputPath.destination(for: path) == destination else {
+                throw TensorError(.io, "\(path) changed while it was written (now a link elsewhere); nothing "
+                    + "was written")
+            }
+        } catch {
+            abandon()
+            throw error
+        }
+        guard rename(temporaryPath, destination) == 0 else {
             let reason = String(cString: strerror(errno))
             abandon()
             throw TensorError(.io, "\(path): renaming the finished file into place failed", underlying: reason)
         }
         finished = true
+        if let cleanupSlot { TemporaryFileCleanup.unregister(cleanupSlot) }
+        cleanupSlot = nil
     }
 
     /// Stops writing and removes the temporary file; `path` is left as it was.
@@ -162,6 +190,8 @@ public final class SafetensorsWriter {
             descriptor = -1
         }
         unlink(temporaryPath)
+        if let cleanupSlot { TemporaryFileCleanup.unregister(cleanupSlot) }
+        cleanupSlot = nil
         finished = true
     }
 
@@ -171,8 +201,15 @@ public final class SafetensorsWriter {
             let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 && errno == EINTR { continue }
             guard written > 0 else {
+                let reason = String(cString: strerror(errno))
+                if written < 0 && errno == EFAULT {
+                    // write(2) could not read the source bytes: a mapped input shrank under them.
+                    throw TensorError(.io, "\(path): the bytes to write could not be read (the memory behind "
+                        + "them is gone: an input file truncated or replaced while being read); nothing was "
+                        + "written to \(path)", underlying: reason)
+                }
                 throw TensorError(.io, "\(path): writing failed (is the disk full?); nothing was written to \(path)",
-                                  underlying: String(cString: strerror(errno)))
+                                  underlying: reason)
             }
             offset += written
         }
@@ -181,9 +218,10 @@ public final class SafetensorsWriter {
     // MARK: Header
 
     /// The header JSON (padded), exactly as written after the 8-byte length.
-    /// - Throws: ``TensorError/Code/invalidArgument`` for duplicate or reserved names or negative dimensions.
+    /// - Throws: ``TensorError/Code/invalidArgument`` for duplicate (byte for byte) or reserved names, negative
+    ///   dimensions, or a size that overflows or is not whole bytes.
     public static func header(_ tensors: [Declaration], metadata: [String: String]) throws -> [UInt8] {
-        var names = Set<String>()
+        var names = Set<TensorName>()
         var parts: [String] = []
         if !metadata.isEmpty {
             let fields = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
@@ -191,13 +229,17 @@ public final class SafetensorsWriter {
         }
         var offset = 0
         for tensor in tensors {
-            guard tensor.name != "__metadata__", names.insert(tensor.name).inserted else {
+            guard TensorName(tensor.name) != "__metadata__", names.insert(TensorName(tensor.name)).inserted else {
                 throw TensorError(.invalidArgument, "tensor name `\(tensor.name)` is reserved or used twice")
             }
             guard tensor.shape.allSatisfy({ $0 >= 0 }) else {
                 throw TensorError(.invalidArgument, "tensor `\(tensor.name)` has a negative dimension: \(tensor.shape)")
             }
-            let end = offset + tensor.byteCount
+            guard let byteCount = tensor.dtype.byteCount(shape: tensor.shape),
+                  case (let end, false) = offset.addingReportingOverflow(byteCount) else {
+                throw TensorError(.invalidArgument, "tensor `\(tensor.name)`: \(tensor.dtype) x \(tensor.shape) has no "
+                    + "size in whole bytes below Int.max")
+            }
             parts.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":["
                 + tensor.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(end)]}")
             offset = end

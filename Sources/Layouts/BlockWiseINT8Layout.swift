@@ -20,11 +20,19 @@ public struct BlockWiseINT8Layout: QuantizedLayout, Hashable {
     public let blockColumns: Int
     public let rounding: Rounding
 
-    /// - Throws: ``TensorError/Code/invalidBlockSize`` when a block dimension is not positive.
+    /// The largest block dimension, 2^16 = 65536. It keeps every block's int32 sum exact in the W8A8
+    /// GEMMs: `127 * 127 * 65536 < 2^31`, and `255 * 127 * 65536 < 2^31` for the VNNI kernel's unsigned
+    /// trick (a block along K of 2^24 could wrap). Checkpoint readers refuse larger `group_size`s with
+    /// the same limit, so nothing this library writes is refused by its own reader.
+    public static let maximumBlockDimension = 1 << 16
+
+    /// - Throws: ``TensorError/Code/invalidBlockSize`` when a block dimension is not in
+    ///   `1...maximumBlockDimension`.
     public init(blockRows: Int, blockColumns: Int, rounding: Rounding = .nearestEven) throws {
-        guard blockRows > 0, blockColumns > 0 else {
-            throw TensorError(.invalidBlockSize, "block shape \(blockRows) x \(blockColumns) is not positive; "
-                + "use a block size of at least 1 (128 is the usual choice)")
+        let limit = Self.maximumBlockDimension
+        guard (1...limit).contains(blockRows), (1...limit).contains(blockColumns) else {
+            throw TensorError(.invalidBlockSize, "block shape \(blockRows) x \(blockColumns) is outside 1...\(limit) "
+                + "per dimension; use a block size of at least 1 and at most \(limit) (128 is the usual choice)")
         }
         self.blockRows = blockRows
         self.blockColumns = blockColumns

@@ -10,6 +10,16 @@ public enum BlockWiseINT8Reference {
         Int8(min(max(rounding.apply(value / scale), -127), 127))
     }
 
+    /// The scale of a block whose largest magnitude is `amax`: `amax / 127`, except where
+    /// `127 * (amax / 127)` overflows (amax within about an ulp of `Float.greatestFiniteMagnitude`),
+    /// where it is one float step lower, so that every code dequantizes finite (`|q * scale| <= 127 *
+    /// scale < infinity`). Bit-identical to `amax / 127` for every other amax.
+    @inline(__always)
+    public static func scale(forAmax amax: Float) -> Float {
+        let scale = amax / 127
+        return (scale * 127).isFinite ? scale : scale.nextDown
+    }
+
     /// Codes (same order as `values`) and scales (row-major over the scale grid).
     /// - Throws: ``TensorError/Code/nonFiniteValue`` for NaN or infinity.
     public static func quantize(_ values: UnsafeBufferPointer<Float>, shape: [Int], layout: BlockWiseINT8Layout)
@@ -18,8 +28,8 @@ public enum BlockWiseINT8Reference {
         let geometry = MatrixGeometry(shape)
         let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
         let (br, bc) = (layout.blockRows, layout.blockColumns)
-        let rowBlocks = (rows + br - 1) / br
-        let columnBlocks = (columns + bc - 1) / bc
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, br)
+        let columnBlocks = ShapeArithmetic.ceilDiv(columns, bc)
         var codes = [Int8](repeating: 0, count: values.count)
         var scales = [Float](repeating: 0, count: batches * rowBlocks * columnBlocks)
         for batch in 0..<batches {
@@ -30,7 +40,7 @@ public enum BlockWiseINT8Reference {
                     let columnRange = cb * bc..<min(columns, (cb + 1) * bc)
                     var amax: Float = 0
                     for r in rowRange { for c in columnRange { amax = max(amax, abs(values[base + r * columns + c])) } }
-                    let scale = amax / 127
+                    let scale = scale(forAmax: amax)
                     scales[(batch * rowBlocks + rb) * columnBlocks + cb] = scale
                     guard scale > 0 else { continue }
                     for r in rowRange {
@@ -50,8 +60,8 @@ public enum BlockWiseINT8Reference {
         -> [Float] {
         let geometry = MatrixGeometry(shape)
         let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
-        let rowBlocks = (rows + layout.blockRows - 1) / layout.blockRows
-        let columnBlocks = (columns + layout.blockColumns - 1) / layout.blockColumns
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, layout.blockRows)
+        let columnBlocks = ShapeArithmetic.ceilDiv(columns, layout.blockColumns)
         var values = [Float](repeating: 0, count: codes.count)
         for batch in 0..<batches {
             for r in 0..<rows {
@@ -66,7 +76,7 @@ public enum BlockWiseINT8Reference {
     }
 
     /// W8A8 linear:
-    /// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n / Bn, j] + b[n]`,
+    /// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n / Bn, j]) + b[n]`,
     /// inner sums exact in int32, outer sum in float32.
     /// - Parameters:
     ///   - input: codes `(M, K)` and scales `(M, ceil(K / Bk))`.
@@ -74,7 +84,7 @@ public enum BlockWiseINT8Reference {
     public static func linear(inputCodes qx: [Int8], inputScales sx: [Float], m: Int, k: Int,
                               weightCodes qw: [Int8], weightScales sw: [Float], n: Int,
                               weightBlockRows bn: Int, blockColumns bk: Int, bias: [Float]?) -> [Float] {
-        let kBlocks = (k + bk - 1) / bk
+        let kBlocks = ShapeArithmetic.ceilDiv(k, bk)
         var y = [Float](repeating: 0, count: m * n)
         for row in 0..<m {
             for column in 0..<n {
@@ -84,7 +94,9 @@ public enum BlockWiseINT8Reference {
                     for p in j * bk..<min(k, (j + 1) * bk) {
                         sum &+= Int32(qx[row * k + p]) * Int32(qw[column * k + p])
                     }
-                    total += Float(sum) * sx[row * kBlocks + j] * sw[(column / bn) * kBlocks + j]
+                    // The scales are multiplied first (NOTES.md, numerics): `(float(sum) * sx) * sw`
+                    // overflows for large inputs whose result is finite.
+                    total += Float(sum) * (sx[row * kBlocks + j] * sw[(column / bn) * kBlocks + j])
                 }
                 y[row * n + column] = total + (bias?[column] ?? 0)
             }

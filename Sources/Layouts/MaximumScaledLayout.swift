@@ -23,8 +23,8 @@ extension BlockWiseINT8Layout: MaximumScaledLayout {
         try QuantizationInput.checkFinite(values, shape: shape, layout: Self.name)
         let geometry = MatrixGeometry(shape)
         let (rows, columns) = (geometry.rows, geometry.columns)
-        let rowBlocks = (rows + blockRows - 1) / blockRows
-        let columnBlocks = (columns + blockColumns - 1) / blockColumns
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, blockRows)
+        let columnBlocks = ShapeArithmetic.ceilDiv(columns, blockColumns)
         var amax = [Float](repeating: 0, count: geometry.batches * rowBlocks * columnBlocks)
         for batch in 0..<geometry.batches {
             for row in 0..<rows {
@@ -46,9 +46,9 @@ extension BlockWiseINT8Layout: MaximumScaledLayout {
         throws -> QuantizedTensor {
         let geometry = MatrixGeometry(shape)
         let (rows, columns) = (geometry.rows, geometry.columns)
-        let rowBlocks = (rows + blockRows - 1) / blockRows
-        let columnBlocks = (columns + blockColumns - 1) / blockColumns
-        let scales = maxima.map { $0 / 127 }
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, blockRows)
+        let columnBlocks = ShapeArithmetic.ceilDiv(columns, blockColumns)
+        let scales = maxima.map(BlockWiseINT8Reference.scale(forAmax:))
         var codes = [Int8](repeating: 0, count: values.count)
         for index in values.indices {
             let (matrix, offset) = index.quotientAndRemainder(dividingBy: max(rows * columns, 1))

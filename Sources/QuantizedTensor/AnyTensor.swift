@@ -45,6 +45,15 @@ public enum AnyTensor: Sendable {
         }
     }
 
+    /// The dense tensor, or an error saying the op returned a quantized one (ops whose result is
+    /// dense by definition use this, so a handler that returned a quantized tensor is not hidden).
+    public func requireDense() throws -> Tensor {
+        guard case .dense(let t) = self else {
+            throw TensorError(.unsupportedOperation, "expected a dense result, got a quantized tensor \(shape)")
+        }
+        return t
+    }
+
     /// The quantized tensor, or an error saying the op returned a dense one.
     public func requireQuantized() throws -> QuantizedTensor {
         guard case .quantized(let q) = self else {

@@ -216,6 +216,24 @@ public final class LayoutRegistry: @unchecked Sendable {
             }
             let scaled = try Tensor(try delta.floats().map { $0 * attributes.deltaStrength }, shape: delta.shape)
             return .dense(try DenseOps.add(weight, scaled.to(weight.device)))
+        case .layerNorm:
+            return .dense(try DenseOps.layerNorm(try dense(0, "input"), weight: try call.operand(1)?.dequantized(),
+                                                 bias: try call.operand(2)?.dequantized(), epsilon: attributes.epsilon))
+        case .softmax:
+            return .dense(try DenseOps.softmax(try dense(0, "input"), additiveMask: try call.operand(1)?.dequantized()))
+        case .embedding:
+            return .dense(try DenseOps.embedding(try dense(0, "table"), indices: try dense(1, "indices")))
+        case .multiply:
+            return .dense(try DenseOps.multiply(try dense(0, "left operand"), try dense(1, "right operand")))
+        case .scaled:
+            return .dense(try DenseOps.scaled(try dense(0, "input"), by: attributes.factor))
+        case .batchedMatmul:
+            return .dense(try DenseOps.batchedMatmul(try dense(0, "left operand"), try dense(1, "right operand"),
+                                                     transposeB: attributes.transposeB))
+        case .maskedMeanPool:
+            return .dense(try DenseOps.maskedMeanPool(try dense(0, "input"), mask: try dense(1, "mask")))
+        case .l2Normalize:
+            return .dense(try DenseOps.l2Normalize(try dense(0, "input"), epsilon: attributes.epsilon))
         case .clone, .contiguous, .toDevice:
             return try runGenericUtility(call)
         }

@@ -16,6 +16,23 @@ public enum Op: String, Sendable, Hashable, CaseIterable {
     case dequantize
     /// `W + strength * delta`, re-quantized like `W` (a LoRA merge); operands: weight, delta.
     case weightUpdate
+    /// Layer norm over the last dimension; operands: x, optional weight, optional bias.
+    /// Attribute: ``OpAttributes/epsilon``.
+    case layerNorm
+    /// Softmax over the last dimension; operands: x, optional additive mask `(B, C)`.
+    case softmax
+    /// Rows of a table gathered by int32 indices; operands: table, indices.
+    case embedding
+    /// Elementwise `a * b`, `b` broadcast over `a`'s leading dimensions; operands: a, b.
+    case multiply
+    /// `x * factor`; operand: x. Attribute: ``OpAttributes/factor``.
+    case scaled
+    /// Batched `a @ b` (or `a @ b^T`); operands: a, b. Attribute: ``OpAttributes/transposeB``.
+    case batchedMatmul
+    /// Mean over the sequence positions a mask keeps; operands: x `(B, S, D)`, mask `(B, S)`.
+    case maskedMeanPool
+    /// `x / max(||x||, eps)` over the last dimension; operand: x. Attribute: ``OpAttributes/epsilon``.
+    case l2Normalize
     /// Generic utility: a copy sharing no storage.
     case clone
     /// Generic utility: contiguous components.
@@ -64,6 +81,12 @@ public struct OpAttributes: Sendable {
     public var deltaStrength: Float = 1
     /// For ``Op/toDevice``.
     public var targetDevice = Device.cpu
+    /// For ``Op/layerNorm`` and ``Op/l2Normalize``: the epsilon of the denominator.
+    public var epsilon: Float = 1e-12
+    /// For ``Op/scaled``: the factor.
+    public var factor: Float = 1
+    /// For ``Op/batchedMatmul``: whether the right operand is `(..., N, K)` and used transposed.
+    public var transposeB = false
 
     public init() {}
 }

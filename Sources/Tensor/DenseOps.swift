@@ -87,7 +87,7 @@ public enum DenseOps {
 
     /// Contiguous strides of `shape`, right-aligned to `target`, with 0 on broadcast dimensions.
     package static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
-        let own = Tensor.contiguousStrides(for: shape)
+        let own = ShapeArithmetic.rowMajorStrides(ofValid: shape)
         let pad = target.count - shape.count
         return target.indices.map { axis in
             axis < pad || shape[axis - pad] == 1 ? 0 : own[axis - pad]

@@ -97,10 +97,10 @@ package struct INT8Blocks: Hashable, Sendable {
     /// or `[ceil(C / columns)]` for rank 1.
     package func scaleShape(for shape: [Int]) -> [Int] {
         guard let columnCount = shape.last else { return [] }
-        let columnBlocks = (columnCount + columns - 1) / columns
+        let columnBlocks = ShapeArithmetic.ceilDiv(columnCount, columns)
         guard shape.count >= 2 else { return [columnBlocks] }
         let rowCount = shape[shape.count - 2]
-        return Array(shape.dropLast(2)) + [(rowCount + rows - 1) / rows, columnBlocks]
+        return Array(shape.dropLast(2)) + [ShapeArithmetic.ceilDiv(rowCount, rows), columnBlocks]
     }
 }
 

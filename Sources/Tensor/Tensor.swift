@@ -13,11 +13,14 @@ public struct Tensor: @unchecked Sendable {
     public private(set) var offset: Int
 
     /// A view over existing storage. The caller guarantees the view lies inside the storage.
-    public init(storage: TensorStorage, dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0) {
+    /// - Throws: ``TensorError/Code/invalidArgument`` for a shape no tensor can have (a negative dimension,
+    ///   or strides or a byte count past `Int.max`: ``ShapeArithmetic/validate(_:elementSize:)``).
+    public init(storage: TensorStorage, dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0) throws {
+        try ShapeArithmetic.validate(shape, elementSize: dtype.byteSize)
         self.storage = storage
         self.dtype = dtype
         self.shape = shape
-        self.strides = strides ?? Tensor.contiguousStrides(for: shape)
+        self.strides = strides ?? ShapeArithmetic.rowMajorStrides(ofValid: shape)
         self.offset = offset
     }
 
@@ -25,7 +28,7 @@ public struct Tensor: @unchecked Sendable {
     /// - Throws: ``TensorError/Code/invalidArgument`` for a negative dimension, or the backend's
     ///   error when `device` is not the CPU.
     public init(zeros shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws {
-        try Tensor.validate(shape: shape)
+        try ShapeArithmetic.validate(shape, elementSize: dtype.byteSize)
         let bytes = shape.reduce(1, *) * dtype.byteSize
         let storage: TensorStorage
         if device == .cpu {
@@ -34,21 +37,21 @@ public struct Tensor: @unchecked Sendable {
             storage = TensorStorage(allocation: try DeviceBackends.memory(for: device).allocateZeroed(
                 byteCount: bytes, on: device))
         }
-        self.init(storage: storage, dtype: dtype, shape: shape)
+        try self.init(storage: storage, dtype: dtype, shape: shape)
     }
 
     /// A CPU tensor whose elements are unspecified until written: for kernels in this package that
     /// write every element (it saves zero-filling the buffer).
     package init(uninitializedShape shape: [Int], dtype: DType) throws {
-        try Tensor.validate(shape: shape)
+        try ShapeArithmetic.validate(shape, elementSize: dtype.byteSize)
         let storage = TensorStorage(uninitializedHostByteCount: shape.reduce(1, *) * dtype.byteSize)
-        self.init(storage: storage, dtype: dtype, shape: shape)
+        try self.init(storage: storage, dtype: dtype, shape: shape)
     }
 
     /// A CPU tensor holding `values` converted to `dtype` (round to nearest even for float types).
     /// - Throws: ``TensorError/Code/shapeMismatch`` when `values.count` is not the product of `shape`.
     public init(_ values: [Float], shape: [Int], dtype: DType = .float32) throws {
-        try Tensor.validate(shape: shape)
+        try ShapeArithmetic.validate(shape, elementSize: dtype.byteSize)
         guard values.count == shape.reduce(1, *) else {
             throw TensorError(.shapeMismatch, "\(values.count) values cannot fill shape \(shape) "
                 + "(\(shape.reduce(1, *)) elements); pass exactly one value per element")
@@ -62,7 +65,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// A CPU tensor holding `elements` unchanged, with their type's dtype.
     public init<Element: TensorElement>(elements: [Element], shape: [Int]) throws {
-        try Tensor.validate(shape: shape)
+        try ShapeArithmetic.validate(shape, elementSize: Element.dtype.byteSize)
         guard elements.count == shape.reduce(1, *) else {
             throw TensorError(.shapeMismatch, "\(elements.count) elements cannot fill shape \(shape)")
         }
@@ -76,22 +79,12 @@ public struct Tensor: @unchecked Sendable {
     public var device: Device { storage.device }
 
     /// Whether the elements are laid out row-major without gaps.
-    public var isContiguous: Bool { strides == Tensor.contiguousStrides(for: shape) || count <= 1 }
+    public var isContiguous: Bool { strides == ShapeArithmetic.rowMajorStrides(ofValid: shape) || count <= 1 }
 
-    public static func contiguousStrides(for shape: [Int]) -> [Int] {
-        var strides = [Int](repeating: 1, count: shape.count)
-        var running = 1
-        for axis in shape.indices.reversed() {
-            strides[axis] = running
-            running *= max(shape[axis], 1)
-        }
-        return strides
-    }
-
-    static func validate(shape: [Int]) throws {
-        if let bad = shape.first(where: { $0 < 0 }) {
-            throw TensorError(.invalidArgument, "shape \(shape) has a negative dimension \(bad)")
-        }
+    /// Row-major strides of `shape` in elements.
+    /// - Throws: ``TensorError/Code/invalidArgument`` when they overflow (``ShapeArithmetic/validate(_:elementSize:)``).
+    public static func contiguousStrides(for shape: [Int]) throws -> [Int] {
+        try ShapeArithmetic.contiguousStrides(shape)
     }
 
     /// Resolves a possibly negative axis (`-1` is the last) and checks it.
@@ -119,19 +112,20 @@ public struct Tensor: @unchecked Sendable {
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         var resolved = newShape
         if let inferred = newShape.firstIndex(of: -1) {
-            let known = newShape.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
+            let known = try ShapeArithmetic.elementCount(
+                newShape.enumerated().filter { $0.offset != inferred }.map(\.element))
             guard known > 0 && count % known == 0 else {
                 throw TensorError(.shapeMismatch, "cannot reshape \(shape) to \(newShape)")
             }
             resolved[inferred] = count / known
         }
-        try Tensor.validate(shape: resolved)
+        try ShapeArithmetic.validate(resolved, elementSize: dtype.byteSize)
         guard resolved.reduce(1, *) == count else {
             throw TensorError(.shapeMismatch, "cannot reshape \(shape) (\(count) elements) to \(newShape)")
         }
         var view = isContiguous ? self : try contiguous()
         view.shape = resolved
-        view.strides = Tensor.contiguousStrides(for: resolved)
+        view.strides = ShapeArithmetic.rowMajorStrides(ofValid: resolved)
         return view
     }
 
@@ -236,7 +230,7 @@ public struct Tensor: @unchecked Sendable {
             let allocation = try backend.allocate(byteCount: bytes, on: target)
             try backend.copyFromHost(UnsafeRawPointer(dense.storage.hostPointer + dense.offset * dtype.byteSize),
                                      byteCount: bytes, into: allocation)
-            return Tensor(storage: TensorStorage(allocation: allocation), dtype: dtype, shape: shape)
+            return try Tensor(storage: TensorStorage(allocation: allocation), dtype: dtype, shape: shape)
         }
         return try dense.to(.cpu).to(target)
     }

@@ -10,9 +10,7 @@ enum Benchmark {
     static let command = Subcommand(
         name: "bench",
         summary: "time INT8/FP8 linear paths against float32 OpenBLAS on the WAN2.2 shapes (M = 1024 and 1)",
-        help: """
-            usage: qlinear bench [--quick] [--json FILE] [--rows M] [--repeats R]
-
+        discussion: """
             For each WAN2.2 layer of the reference PR (SPEC section 6: N and K of the model; M = 1024 and
             M = 1 on a CPU) times y = x W^T on: float32 OpenBLAS (sgemv at M = 1), the reference's CPU
             path (dequantize the whole INT8 weight, then float32 GEMM), our INT8 W8A8 (activation
@@ -23,12 +21,14 @@ enum Benchmark {
             At M = 1 every path rotates among weight copies of more than 1 GB together, so the weights
             stream from memory; the machine's read and copy bandwidth are measured in the same run,
             and so are quantize and dequantize.
-
-              --quick      two shapes, fewer repetitions (a smoke run)
-              --json FILE  also write every measurement as JSON
-              --rows M     the large M (default 1024)
-              --repeats R  timed repetitions at the large M (default 5; 4x as many at M = 1)
             """,
+        options: [
+            .flag("quick", "two shapes, fewer repetitions (a smoke run)"),
+            .text("json", placeholder: "FILE", "also write every measurement as JSON to FILE"),
+            .integer("rows", placeholder: "M", default: 1024, in: 1...65_536, "the large M"),
+            .integer("repeats", placeholder: "R", in: 1...1000,
+                     "timed repetitions at the large M (default 5, 2 with --quick; 4x as many at M = 1)"),
+        ],
         run: run)
 
     struct Shape {
@@ -104,10 +104,10 @@ enum Benchmark {
         _ = unsafeBitCast(symbol, to: Mallopt.self)(option, value)
     }
 
-    static func run(_ arguments: CommandArguments) throws {
+    static func run(_ arguments: ParsedArguments) throws {
         let quick = arguments.flag("quick")
-        let largeM = try arguments.int("rows", default: 1024)
-        let repeats = try arguments.int("repeats", default: quick ? 2 : 5)
+        let largeM = arguments.int("rows")
+        let repeats = arguments.int("repeats", default: quick ? 2 : 5)
         registerBuiltinLayouts()
         let machine = machineDescription()
         print("qlinear bench: y = x W^T; \(machine)")

@@ -7,19 +7,23 @@ enum BenchmarkCUDA {
     static let command = Subcommand(
         name: "bench-cuda",
         summary: "time bf16, INT8 W8A8, FP8 and weight-only linear layers on a CUDA GPU (WAN2.2 shapes)",
-        help: """
-            usage: qlinear bench-cuda [--quick] [--device N] [--repeats R] [--block-size B] [--json]
-
+        discussion: """
             For each WAN2.2 layer of SPEC section 6 (M = 54560, 1024 and 2), y = x W^T with random
             bf16 data made on the GPU: cuBLASLt bf16 (the baseline), our block-wise INT8 W8A8
             (activation quantization included), our FP8 through cuBLASLt (input quantization
             included), and at M = 2 the weight-only paths (rotating among 4 weight copies, 20 calls
-            per timing, so weights stream from memory and launch gaps are amortised). Reports the median time (CUDA events),
-            TFLOP/s (2 M N K / t), the ratio to bf16 measured in the same run and, at M = 2, the weight
-            bytes streamed per second. Then quantize/dequantize bandwidth against a measured
-            device-to-device copy. --quick runs the 5B layers only with fewer repeats; --json prints
-            one JSON object instead of tables.
+            per timing, so weights stream from memory and launch gaps are amortised). Reports the
+            median time (CUDA events), TFLOP/s (2 M N K / t), the ratio to bf16 measured in the same
+            run and, at M = 2, the weight bytes streamed per second. Then quantize/dequantize
+            bandwidth against a measured device-to-device copy.
             """,
+        options: [
+            .flag("quick", "the 5B layers only, with fewer repeats"),
+            .integer("device", default: 0, in: 0...255, "the CUDA device ordinal"),
+            .integer("repeats", placeholder: "R", in: 1...1000, "timed repetitions (default 10, 5 with --quick)"),
+            .integer("block-size", placeholder: "B", default: 128, in: 1...16_384, "INT8 block size"),
+            .flag("json", "print one JSON object instead of tables"),
+        ],
         run: run)
 
     struct Shape {
@@ -64,11 +68,11 @@ enum BenchmarkCUDA {
         let ratioToCopy: Double
     }
 
-    static func run(_ arguments: CommandArguments) throws {
+    static func run(_ arguments: ParsedArguments) throws {
         let quick = arguments.flag("quick")
-        let device = Device.cuda(try arguments.int("device", default: 0))
-        let repeats = try arguments.int("repeats", default: quick ? 5 : 10)
-        let blockSize = try arguments.int("block-size", default: 128)
+        let device = Device.cuda(arguments.int("device"))
+        let repeats = arguments.int("repeats", default: quick ? 5 : 10)
+        let blockSize = arguments.int("block-size")
         registerBuiltinLayouts()
         guard CUDABackend.isAvailable else {
             throw TensorError(.deviceUnavailable, "bench-cuda needs a CUDA GPU: \(CUDABackend.unavailableReason ?? "")")

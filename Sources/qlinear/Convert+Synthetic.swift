@@ -6,33 +6,40 @@ enum Synthesize {
     static let command = Subcommand(
         name: "synthesize",
         summary: "write a synthetic float checkpoint (Gaussian linear layers) for trying `convert`",
-        help: """
-            usage: qlinear synthesize OUT [--layers L] [--rows N] [--columns K] [--dtype bf16|f16|f32] [--seed S]
-
+        arguments: ["OUT"],
+        discussion: """
             Writes L blocks, each `blocks.i.linear.weight` (N x K, normal with std 1/sqrt(K)),
             `blocks.i.linear.bias` (N) and `blocks.i.norm.weight` (K), streaming one layer at a time.
-            Defaults: 8 layers of 3072 x 3072 bf16. 80 layers of 5120 x 5120 bf16 make a 4 GiB file.
+            80 layers of 5120 x 5120 bf16 make a 4 GiB file. N x K is at most 2^30 elements.
             """,
+        options: [
+            .integer("layers", placeholder: "L", default: 8, in: 1...100_000, "number of blocks"),
+            .integer("rows", default: 3072, in: 1...maximumDimension, "rows N of each weight"),
+            .integer("columns", placeholder: "K", default: 3072, in: 1...maximumDimension, "columns K of each weight"),
+            .choice("dtype", ["bf16", "f16", "f32"], default: "bf16", "the dtype of every tensor"),
+            .integer("seed", placeholder: "S", default: 1, in: 0...Int.max, "seed of the random values"),
+            .flag("progress", "draw the progress bar (plain lines) even when stderr is not a terminal"),
+        ],
+        validate: { arguments in
+            guard arguments.int("rows") * arguments.int("columns") <= maximumLayerElements else {
+                throw TensorError(.invalidArgument, "synthesize: --rows x --columns is "
+                    + "\(arguments.int("rows") * arguments.int("columns")) elements; at most \(maximumLayerElements) "
+                    + "(one layer is held in memory)")
+            }
+        },
         run: run)
 
-    static func run(_ arguments: CommandArguments) throws {
-        guard arguments.positional.count == 1 else {
-            throw TensorError(.invalidArgument, "synthesize needs OUT; see `qlinear synthesize --help`")
-        }
-        let layers = try arguments.int("layers", default: 8)
-        let rows = try arguments.int("rows", default: 3072)
-        let columns = try arguments.int("columns", default: 3072)
-        let seed = try arguments.int("seed", default: 1)
-        let dtype: DType
-        switch arguments.string("dtype") ?? "bf16" {
-        case "bf16": dtype = .bfloat16
-        case "f16": dtype = .float16
-        case "f32": dtype = .float32
-        case let other: throw TensorError(.invalidArgument, "synthesize: --dtype `\(other)` is not bf16, f16 or f32")
-        }
-        guard layers > 0, rows > 0, columns > 0 else {
-            throw TensorError(.invalidArgument, "synthesize: --layers, --rows and --columns must be positive")
-        }
+    /// The largest `--rows` and `--columns`.
+    static let maximumDimension = 1 << 20
+    /// The largest weight, N x K elements (4 GiB in f32), so one layer fits in memory.
+    static let maximumLayerElements = 1 << 30
+
+    static func run(_ arguments: ParsedArguments) throws {
+        let layers = arguments.int("layers")
+        let rows = arguments.int("rows")
+        let columns = arguments.int("columns")
+        let seed = arguments.int("seed")
+        let dtype: DType = ["f16": .float16, "f32": .float32][arguments.string("dtype")!] ?? .bfloat16
         let code = SafetensorsDType(dtype)
         var declarations: [SafetensorsWriter.Declaration] = []
         for layer in 0..<layers {

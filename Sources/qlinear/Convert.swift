@@ -6,35 +6,40 @@ enum Convert {
     static let command = Subcommand(
         name: "convert",
         summary: "quantize a float .safetensors checkpoint into ComfyUI's INT8 block-wise or FP8 format",
-        help: """
-            usage: qlinear convert IN OUT [options] [--progress]
-
+        arguments: ["IN", "OUT"],
+        discussion: """
             Quantizes every 2-D float (F32/F16/BF16) `L.weight` of IN into `L.weight` + `L.weight_scale`
             + `L.comfy_quant` and copies every other tensor unchanged. Streams tensor by tensor: memory
-            stays near a few times the largest layer. OUT appears only when the conversion succeeds.
-
-            options (put flags after IN and OUT):
-              --format F          int8_blockwise (default) or float8_e4m3fn
-              --block-size B      INT8 block (group) size, default 128
-              --rounding R        nearest (default, round half to even) or toward-zero (ComfyUI's reference)
-              --include P         quantize only layers matching P (repeatable); a glob on the layer name
-                                  (`blocks.*.attn.*`), or a regex written re:EXPR or /EXPR/
-              --exclude P         leave layers matching P dense (repeatable)
-              --min-elements N    leave weights with fewer than N elements dense (default 0)
-              --lora FILE         make the scales also cover base + S * LoRA delta (repeatable; kohya
-                                  lora_up/lora_down/alpha or PEFT lora_B/lora_A keys)
-              --lora-strength S   the strength S the LoRAs will be used at (default 1)
-              --declaration D     per-layer (default: L.comfy_quant tensors) or header
-                                  (`_quantization_metadata` in the header, older ComfyUI)
-              --progress          draw the progress bar even when stderr is not a terminal
+            stays near a few times the largest layer. OUT appears only when the conversion succeeds; it
+            must not be IN, and must be a regular file (or a new path).
             """,
+        options: [
+            .choice("format", ["int8_blockwise", "float8_e4m3fn"],
+                    aliases: ["int8": "int8_blockwise", "fp8": "float8_e4m3fn"], default: "int8_blockwise",
+                    "block-wise INT8 or per-tensor FP8"),
+            .integer("block-size", placeholder: "B", default: ComfyQuantFormat.defaultGroupSize,
+                     in: 1...ComfyQuantFormat.maximumGroupSize, "INT8 block (group) size"),
+            .choice("rounding", ["nearest", "toward-zero"],
+                    aliases: ["nearest-even": "nearest", "truncate": "toward-zero"], default: "nearest",
+                    "INT8 rounding: round half to even, or ComfyUI's reference truncation"),
+            .text("include", placeholder: "P", repeatable: true, validate: { _ = try LayerPattern($0) },
+                  "quantize only layers matching P: a glob on the layer name (`blocks.*.attn.*`), or a regex "
+                      + "written re:EXPR or /EXPR/"),
+            .text("exclude", placeholder: "P", repeatable: true, validate: { _ = try LayerPattern($0) },
+                  "leave layers matching P dense"),
+            .integer("min-elements", default: 0, in: 0...Int.max, "leave weights with fewer than N elements dense"),
+            .text("lora", placeholder: "FILE", repeatable: true,
+                  "make the scales also cover base + S * LoRA delta (kohya lora_up/lora_down/alpha or PEFT "
+                      + "lora_B/lora_A keys)"),
+            .number("lora-strength", placeholder: "S", default: 1, in: -1000...1000,
+                    "the strength S the LoRAs will be used at"),
+            .choice("declaration", ["per-layer", "header"], default: "per-layer",
+                    "per-layer L.comfy_quant tensors, or `_quantization_metadata` in the header (older ComfyUI)"),
+            .flag("progress", "draw the progress bar (plain lines) even when stderr is not a terminal"),
+        ],
         run: run)
 
-    static func run(_ arguments: CommandArguments) throws {
-        guard arguments.positional.count == 2 else {
-            throw TensorError(.invalidArgument, "convert needs IN and OUT, got \(arguments.positional); "
-                + "see `qlinear convert --help`")
-        }
+    static func run(_ arguments: ParsedArguments) throws {
         let options = try conversionOptions(arguments)
         let (input, output) = (arguments.positional[0], arguments.positional[1])
         let bar = ProgressBar(forced: arguments.flag("progress"))
@@ -56,40 +61,18 @@ enum Convert {
                      output: output)
     }
 
-    static func conversionOptions(_ arguments: CommandArguments) throws -> ConversionOptions {
+    /// The library's options from the parsed command line (every value already checked by the parser).
+    static func conversionOptions(_ arguments: ParsedArguments) throws -> ConversionOptions {
         var options = ConversionOptions()
-        let blockSize = try arguments.int("block-size", default: ComfyQuantFormat.defaultGroupSize)
-        switch arguments.string("format") ?? "int8_blockwise" {
-        case "int8_blockwise", "int8":
-            guard blockSize > 0 else {
-                throw TensorError(.invalidBlockSize, "convert: --block-size must be positive, got \(blockSize)")
-            }
-            options.format = .int8Blockwise(groupSize: blockSize)
-        case "float8_e4m3fn", "fp8":
-            options.format = .float8E4M3FN
-        case let other:
-            throw TensorError(.invalidArgument, "convert: --format `\(other)` is not int8_blockwise or float8_e4m3fn")
-        }
-        switch arguments.string("rounding") ?? "nearest" {
-        case "nearest", "nearest-even": options.rounding = .nearestEven
-        case "toward-zero", "truncate": options.rounding = .towardZero
-        case let other:
-            throw TensorError(.invalidArgument, "convert: --rounding `\(other)` is not nearest or toward-zero")
-        }
-        switch arguments.string("declaration") ?? "per-layer" {
-        case "per-layer": options.declaration = .perLayer
-        case "header": options.declaration = .header
-        case let other:
-            throw TensorError(.invalidArgument, "convert: --declaration `\(other)` is not per-layer or header")
-        }
+        options.format = arguments.string("format") == "float8_e4m3fn" ? .float8E4M3FN
+            : .int8Blockwise(groupSize: arguments.int("block-size"))
+        options.rounding = arguments.string("rounding") == "toward-zero" ? .towardZero : .nearestEven
+        options.declaration = arguments.string("declaration") == "header" ? .header : .perLayer
         options.include = try arguments.strings("include").map(LayerPattern.init)
         options.exclude = try arguments.strings("exclude").map(LayerPattern.init)
-        options.minimumElements = try arguments.int("min-elements", default: 0)
+        options.minimumElements = arguments.int("min-elements")
         options.loraPaths = arguments.strings("lora")
-        options.loraStrength = try arguments.float("lora-strength", default: 1)
-        guard options.loraStrength.isFinite else {
-            throw TensorError(.invalidArgument, "convert: --lora-strength must be a finite number")
-        }
+        options.loraStrength = Float(arguments.number("lora-strength"))
         return options
     }
 

@@ -6,15 +6,18 @@ enum Demo {
     static let command = Subcommand(
         name: "demo",
         summary: "quantize WAN2.2-shaped layers with both layouts; print error and time against float32",
-        help: """
-            usage: qlinear [demo] [--rows M] [--block-size B] [--repeats R]
-
-            Builds synthetic Gaussian weights and activations shaped like the WAN2.2 layers of the
-            reference PR (N and K as in the model, M scaled down for a CPU; default M = 64), quantizes
-            each weight with BlockWiseINT8Layout (block B, default 128) and TensorCoreFP8Layout, and
-            prints per layer and path the relative L2 error against the float32 linear and the median
-            time against the float32 linear (OpenBLAS).
+        discussion: """
+            The default command (`qlinear` alone runs it). Builds synthetic Gaussian weights and
+            activations shaped like the WAN2.2 layers of the reference PR (N and K as in the model, M
+            scaled down for a CPU), quantizes each weight with BlockWiseINT8Layout (block B) and
+            TensorCoreFP8Layout, and prints per layer and path the relative L2 error against the float32
+            linear and the median time against the float32 linear (OpenBLAS).
             """,
+        options: [
+            .integer("rows", placeholder: "M", default: 64, in: 1...16_384, "rows M of the activation"),
+            .integer("block-size", placeholder: "B", default: 128, in: 1...16_384, "INT8 block size"),
+            .integer("repeats", placeholder: "R", default: 3, in: 1...1000, "timed repetitions (the median is shown)"),
+        ],
         run: run)
 
     /// The WAN2.2 layers the demo runs: four of the benchmark's shapes, cheap enough for a default run.
@@ -22,10 +25,10 @@ enum Demo {
         ["5B attention", "5B MLP up", "5B MLP down", "14B attention"].contains($0.name)
     }
 
-    static func run(_ arguments: CommandArguments) throws {
-        let m = try arguments.int("rows", default: 64)
-        let blockSize = try arguments.int("block-size", default: 128)
-        let repeats = try arguments.int("repeats", default: 3)
+    static func run(_ arguments: ParsedArguments) throws {
+        let m = arguments.int("rows")
+        let blockSize = arguments.int("block-size")
+        let repeats = arguments.int("repeats")
         registerBuiltinLayouts()
         print("qlinear demo: y = x W^T with x (\(m), K), W (N, K); Gaussian data; \(OpenBLAS.shared.summary)")
         print("CPU: \(CPUFeatures.current)")

@@ -6,25 +6,23 @@ enum Export {
     static let command = Subcommand(
         name: "export",
         summary: "dequantize a quantized ComfyUI checkpoint back to a float .safetensors file",
-        help: """
-            usage: qlinear export IN OUT [--dtype bf16|f16|f32] [--progress]
-
-            Writes every quantized layer's weight as `q * scale` in the chosen dtype (default bf16) and
-            drops its weight_scale, comfy_quant and input_scale; every other tensor is copied unchanged.
+        arguments: ["IN", "OUT"],
+        discussion: """
+            Writes every quantized layer's weight as `q * scale` in the chosen dtype and drops its
+            weight_scale, comfy_quant and input_scale; every other tensor is copied unchanged. OUT
+            appears only when the export succeeds; it must not be IN, and must be a regular file (or a
+            new path).
             """,
+        options: [
+            .choice("dtype", ["bf16", "f16", "f32"],
+                    aliases: ["bfloat16": "bf16", "fp16": "f16", "float16": "f16", "fp32": "f32", "float32": "f32"],
+                    default: "bf16", "the float dtype of the dequantized weights"),
+            .flag("progress", "draw the progress bar (plain lines) even when stderr is not a terminal"),
+        ],
         run: run)
 
-    static func run(_ arguments: CommandArguments) throws {
-        guard arguments.positional.count == 2 else {
-            throw TensorError(.invalidArgument, "export needs IN and OUT; see `qlinear export --help`")
-        }
-        let dtype: DType
-        switch arguments.string("dtype") ?? "bf16" {
-        case "bf16", "bfloat16": dtype = .bfloat16
-        case "f16", "fp16", "float16": dtype = .float16
-        case "f32", "fp32", "float32": dtype = .float32
-        case let other: throw TensorError(.invalidArgument, "export: --dtype `\(other)` is not bf16, f16 or f32")
-        }
+    static func run(_ arguments: ParsedArguments) throws {
+        let dtype: DType = ["f16": .float16, "f32": .float32][arguments.string("dtype")!] ?? .bfloat16
         let bar = ProgressBar(forced: arguments.flag("progress"))
         let layers: Int
         do {

@@ -6,19 +6,17 @@ enum Inspect {
     static let command = Subcommand(
         name: "inspect",
         summary: "list a .safetensors checkpoint's tensors, dtypes, sizes, quantized layers and metadata",
-        help: """
-            usage: qlinear inspect FILE
-
+        arguments: ["FILE"],
+        discussion: """
             Prints the header metadata, then one line per tensor (name, dtype, shape, size, and for
             quantized layers their ComfyUI format, whether declared per layer or in the header), then
             totals by dtype and by format. Reads only the header and the small declaration tensors.
+            FILE must be a regular file (a FIFO or device is refused without waiting on it).
             """,
+        options: [],
         run: run)
 
-    static func run(_ arguments: CommandArguments) throws {
-        guard arguments.positional.count == 1 else {
-            throw TensorError(.invalidArgument, "inspect needs one FILE; see `qlinear inspect --help`")
-        }
+    static func run(_ arguments: ParsedArguments) throws {
         let reader = try ComfyCheckpointReader(path: arguments.positional[0])
         let file = reader.file
         print("\(file.path): \(ProgressBar.bytes(file.fileByteCount)), \(file.entries.count) tensors, "
@@ -56,11 +54,11 @@ enum Inspect {
             reader.file.entry(layer + ComfyKeys.comfyQuant) != nil ? "per layer" : "in header"
         }
         if let layer = reader.quantizedLayer(ofWeight: name) {
-            return "\(reader.formats[layer]!) (declared \(perLayer(layer)))"
+            return "\(reader.formats[TensorName(layer)]!) (declared \(perLayer(layer)))"
         }
         for (suffix, role) in [(ComfyKeys.weightScale, "weight scale"), (ComfyKeys.comfyQuant, "declaration"),
                                (ComfyKeys.inputScale, "input scale")] where name.hasSuffix(suffix) {
-            if reader.formats[String(name.dropLast(suffix.count))] != nil { return role }
+            if reader.formats[TensorName(String(name.dropLast(suffix.count)))] != nil { return role }
         }
         return ""
     }

@@ -7,7 +7,7 @@ struct BadInputTests {
     func badBlockSize(size: Int) {
         let error = #expect(throws: TensorError.self) { try BlockWiseINT8Layout.weight(blockSize: size) }
         #expect(error?.code == .invalidBlockSize)
-        #expect(error?.message.contains("not positive") == true)
+        #expect(error?.message.contains("outside 1...65536") == true)
         #expect(throws: TensorError.self) { try BlockWiseINT8Layout(blockRows: 1, blockColumns: size) }
     }
 

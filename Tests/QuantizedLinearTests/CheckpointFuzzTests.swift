@@ -5,7 +5,10 @@ import Testing
 /// Random corruptions of a valid ComfyUI checkpoint: every result must be a correct load or a clean
 /// ``TensorError``, never a crash, a hang, or a load that reads something other than the file's bytes.
 @Suite struct CheckpointFuzzTests {
-    static let iterations = 500
+    /// 500 files, or `QLINEAR_FUZZ_ITERATIONS` (the long run, see NOTES.md "Reliability").
+    static var iterations: Int {
+        ProcessInfo.processInfo.environment["QLINEAR_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 500
+    }
 
     @Test func mutatedFilesLoadCorrectlyOrFailCleanly() throws {
         let scratch = try CheckpointScratch()

@@ -18,7 +18,7 @@ enum BlockWiseINT8CPU {
         try QuantizationInput.check(tensor, layout: layoutName)
         let geometry = MatrixGeometry(tensor.shape)
         let (batches, rows, columns) = (geometry.batches, geometry.rows, geometry.columns)
-        let rowBlocks = (rows + blocks.rows - 1) / blocks.rows
+        let rowBlocks = ShapeArithmetic.ceilDiv(rows, blocks.rows)
         // The kernel writes every code (zeros for all-zero blocks) and every scale.
         let codes = try Tensor(uninitializedShape: tensor.shape, dtype: .int8)
         let scales = try Tensor(uninitializedShape: blocks.scaleShape(for: tensor.shape), dtype: .float32)
@@ -76,6 +76,15 @@ enum BlockWiseINT8CPU {
                                                roundCode, towardZero, Int64(range.lowerBound),
                                                Int64(range.upperBound), codesOut, scalesOut)
                 }
+            }
+        }
+        // The kernel marks a block that met a NaN or infinity with scale NaN; like quantizing that
+        // tensor with fromFloat, this is an error, never a silent zero.
+        try scales.withUnsafeFloats { values in
+            if let index = values.firstIndex(where: { $0.isNaN }) {
+                throw TensorError(.nonFiniteValue, "gelu on a block-wise INT8 tensor: block \(index) of the result "
+                    + "holds NaN or infinity (is the input's scale \(try source.scales.floats()[index])?); "
+                    + "quantizing it would write garbage. Check the input's scales for NaN/infinity")
             }
         }
         return INT8Parts(codes: codes, scales: scales)

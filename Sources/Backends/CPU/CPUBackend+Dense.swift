@@ -1,3 +1,4 @@
+import CQLKernels
 import QLTensor
 
 /// The dense ops on the CPU, on operands ``DenseOps`` has checked: GEMMs on OpenBLAS, float32
@@ -6,25 +7,8 @@ extension CPUBackend {
     package func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor?) throws -> Tensor {
         let k = input.shape[input.rank - 1]
         let n = weight.shape[0]
-        let m = input.count / max(k, 1)
-        let outShape = Array(input.shape.dropLast()) + [n]
-        var output = [Float](repeating: 0, count: m * n)
-        try input.withUnsafeFloats { x in
-            try weight.withUnsafeFloats { w in
-                output.withUnsafeMutableBufferPointer { y in
-                    if k == 0 { return }
-                    OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
-                                           c: y.baseAddress!, ldc: n)
-                }
-            }
-        }
-        if let bias {
-            let b = try bias.floats()
-            output.withUnsafeMutableBufferPointer { y in
-                for row in 0..<m { for column in 0..<n { y[row * n + column] += b[column] } }
-            }
-        }
-        return try Tensor(output, shape: outShape, dtype: input.dtype)
+        return try CPUDenseKernels.linear(input, weight, bias: bias, m: input.count / max(k, 1), n: n, k: k,
+                                          shape: Array(input.shape.dropLast()) + [n])
     }
 
     package func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
@@ -47,14 +31,25 @@ extension CPUBackend {
         return try Tensor(output, shape: batchA + [m, n], dtype: a.dtype)
     }
 
+    /// ``GeluApproximation/apply(_:)`` on every element: the vector kernel (float32 inside) for
+    /// float32/16/bfloat16, through float32 for float8.
     package func gelu(_ x: Tensor, approximation: GeluApproximation) throws -> Tensor {
-        var values = try x.floats()
-        for i in values.indices { values[i] = approximation.apply(values[i]) }
-        return try Tensor(values, shape: x.shape, dtype: x.dtype)
+        let op = Int32(approximation == .tanh ? CK_ELEMENTWISE_GELU_TANH : CK_ELEMENTWISE_GELU_ERF)
+        if CPUKernels.outputCode(x.dtype) != nil { return try CPUDenseKernels.elementwise(op, x, nil) }
+        return try CPUDenseKernels.elementwise(op, try CPUDenseKernels.float32Contiguous(x), nil).converted(to: x.dtype)
     }
 
     package func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         let shape = try DenseOps.broadcastShape(a.shape, b.shape)
+        // The common cases (residual connections, a row vector over a matrix) on the vector kernel.
+        if CPUKernels.outputCode(a.dtype) != nil {
+            if shape == a.shape && DenseOps.isSuffix(b.shape, of: a.shape) {
+                return try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_ADD), a, b)
+            }
+            if shape == b.shape && a.dtype == b.dtype && DenseOps.isSuffix(a.shape, of: b.shape) {
+                return try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_ADD), b, a)
+            }
+        }
         let x = try a.floats()
         let y = try b.floats()
         let strideA = DenseOps.broadcastStrides(a.shape, to: shape)

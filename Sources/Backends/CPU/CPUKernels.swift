@@ -65,27 +65,56 @@ package enum CPUKernels {
     /// Worker threads for the kernels: one per active core.
     package static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel (Dispatch's
-    /// `concurrentPerform` over the cores). Each range starts at a multiple of `granule` and holds
-    /// at least `minimumPerThread` units where possible; smaller work runs on the calling thread.
+    /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel on as many cores as
+    /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers).
+    /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
+    /// possible; small work runs on the calling thread (still holding a slot). Called from inside
+    /// another region, it runs on the current thread.
     package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
                                       _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let units = (count + granule - 1) / granule
-        // Four ranges per core: a worker that wakes late takes fewer of them instead of leaving
-        // the last half of the work to one core.
-        let parts = min(threadCount * 4, units, max(1, count / max(minimumPerThread, 1)))
-        if parts <= 1 {
+        if ComputeSlots.isInsideRegion {
             body(0..<count)
             return
         }
+        let units = (count + granule - 1) / granule
+        let wanted = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
+        let slots = ComputeSlots.shared
+        let granted = slots.acquire(upTo: wanted)
+        defer { slots.release(granted) }
+        if granted <= 1 {
+            ComputeSlots.markingRegion { body(0..<count) }
+            return
+        }
+        // Four ranges per granted core: a worker that wakes late takes fewer of them instead of
+        // leaving the last half of the work to one core.
+        let parts = min(granted * 4, units)
         // The ranges are disjoint and `concurrentPerform` returns only when all are done, so the
         // non-Sendable body (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let start = min(count, units * part / parts * granule)
-            let end = min(count, units * (part + 1) / parts * granule)
-            if start < end { work(start..<end) }
+        let next = PartCounter()
+        DispatchQueue.concurrentPerform(iterations: granted) { _ in
+            ComputeSlots.markingRegion {
+                while let part = next.take(below: parts) {
+                    let start = min(count, units * part / parts * granule)
+                    let end = min(count, units * (part + 1) / parts * granule)
+                    if start < end { work(start..<end) }
+                }
+            }
+        }
+    }
+
+    /// Hands out part numbers 0, 1, 2, ... to the workers of one parallel region.
+    private final class PartCounter: @unchecked Sendable {
+        private var next = 0
+        private let lock = NSLock()
+
+        func take(below limit: Int) -> Int? {
+            lock.withLock {
+                guard next < limit else { return nil }
+                next += 1
+                return next - 1
+            }
         }
     }
 

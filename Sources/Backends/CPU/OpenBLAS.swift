@@ -23,6 +23,7 @@ public final class OpenBLAS: @unchecked Sendable {
     ) -> Void
     typealias CorenameFunction = @convention(c) () -> UnsafePointer<CChar>?
     typealias ThreadCountFunction = @convention(c) () -> Int32
+    typealias SetThreadCountFunction = @convention(c) (Int32) -> Void
 
     /// The process-wide instance; loading happens on first use.
     public static let shared = OpenBLAS()
@@ -31,8 +32,10 @@ public final class OpenBLAS: @unchecked Sendable {
     let sgemv: SgemvFunction?
     /// The core type OpenBLAS reports, or `nil` when OpenBLAS is absent.
     public let coreName: String?
-    /// The threads OpenBLAS runs (`openblas_get_num_threads`: one per core unless the user set
-    /// `OPENBLAS_NUM_THREADS`); 1 when OpenBLAS is absent.
+    /// The threads OpenBLAS runs per call: always 1 once loaded (`openblas_set_num_threads(1)`). The GEMM
+    /// wrappers split the output columns over ``ComputeSlots`` themselves, so OpenBLAS's own pool never
+    /// runs beside our workers or another caller's (that oversubscribed the cores: 8 threads calling
+    /// `linear` took 15-20x longer than with one OpenBLAS thread).
     public let threadCount: Int
     /// Where the `OPENBLAS_CORETYPE` value came from.
     public let coreTypeSource: String
@@ -78,6 +81,7 @@ public final class OpenBLAS: @unchecked Sendable {
         }
         sgemm = symbol("cblas_sgemm", as: SgemmFunction.self)
         sgemv = symbol("cblas_sgemv", as: SgemvFunction.self)
+        symbol("openblas_set_num_threads", as: SetThreadCountFunction.self)?(1)
         threadCount = symbol("openblas_get_num_threads", as: ThreadCountFunction.self).map { Int($0()) } ?? 1
         coreName = symbol("openblas_get_corename", as: CorenameFunction.self).flatMap { $0() }.map {
             String(cString: $0)
@@ -98,32 +102,48 @@ public final class OpenBLAS: @unchecked Sendable {
     }
 
     /// `C = A B^T` (+ `beta C`) for row-major float32 matrices: A (m x k), B (n x k), C (m x n).
+    /// The columns of C are split over the cores ``ComputeSlots`` grants, one single-threaded OpenBLAS
+    /// call per part (each the same arithmetic as the whole, on its columns).
     package func gemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
                        ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0) {
         guard m > 0 && n > 0 else { return }
-        if let sgemm {
-            if m == 1, let sgemv {
-                // OpenBLAS's sgemm is several times slower than its sgemv for one row.
-                sgemv(101, 111, Int32(n), Int32(k), 1, b, Int32(ldb), a, 1, beta, c, 1)
+        CPUKernels.parallelRanges(count: n, granule: 16, minimumPerThread: Self.minimumColumns(m: m, k: k)) { part in
+            let (b, c, n) = (b + part.lowerBound * ldb, c + part.lowerBound, part.count)
+            if let sgemm {
+                if m == 1, let sgemv {
+                    // OpenBLAS's sgemm is several times slower than its sgemv for one row.
+                    sgemv(101, 111, Int32(n), Int32(k), 1, b, Int32(ldb), a, 1, beta, c, 1)
+                } else {
+                    sgemm(101, 111, 112, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c,
+                          Int32(ldc))
+                }
             } else {
-                sgemm(101, 111, 112, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+                ck_sgemm_nt_portable(Int64(m), Int64(n), Int64(k), 1, a, Int64(lda), b, Int64(ldb), beta, c,
+                                     Int64(ldc))
             }
-        } else {
-            ck_sgemm_nt_portable(Int64(m), Int64(n), Int64(k), 1, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         }
     }
 
-    /// `C = A B` for row-major float32 matrices: A (m x k), B (k x n), C (m x n).
+    /// Columns per part that keep a part worth a thread (about a million multiply-adds).
+    static func minimumColumns(m: Int, k: Int) -> Int { max(16, (1 << 20) / max(m * k, 1)) }
+
+    /// `C = A B` for row-major float32 matrices: A (m x k), B (k x n), C (m x n), columns split like
+    /// ``gemmNT(m:n:k:a:lda:b:ldb:c:ldc:beta:)``.
     package func gemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                        c: UnsafeMutablePointer<Float>) {
         guard m > 0 && n > 0 else { return }
-        if let sgemm {
-            sgemm(101, 111, 111, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, c, Int32(n))
-        } else {
-            // The portable kernel wants B^T; transposing costs one pass over B.
-            var transposedB = [Float](repeating: 0, count: k * n)
-            for row in 0..<k { for column in 0..<n { transposedB[column * k + row] = b[row * n + column] } }
-            ck_sgemm_nt_portable(Int64(m), Int64(n), Int64(k), 1, a, Int64(k), transposedB, Int64(k), 0, c, Int64(n))
+        let ldb = n
+        CPUKernels.parallelRanges(count: n, granule: 16, minimumPerThread: Self.minimumColumns(m: m, k: k)) { part in
+            let (b, c, width) = (b + part.lowerBound, c + part.lowerBound, part.count)
+            if let sgemm {
+                sgemm(101, 111, 111, Int32(m), Int32(width), Int32(k), 1, a, Int32(k), b, Int32(ldb), 0, c, Int32(ldb))
+            } else {
+                // The portable kernel wants B^T; transposing costs one pass over B's part.
+                var transposedB = [Float](repeating: 0, count: k * width)
+                for row in 0..<k { for column in 0..<width { transposedB[column * k + row] = b[row * ldb + column] } }
+                ck_sgemm_nt_portable(Int64(m), Int64(width), Int64(k), 1, a, Int64(k), transposedB, Int64(k), 0, c,
+                                     Int64(ldb))
+            }
         }
     }
 }

@@ -18,6 +18,17 @@
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 static inline int64_t ck_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// The INT8 block scale of a block with largest magnitude `amax` (NOTES.md, numerics): amax / 127,
+/// one float step lower when 127 * (amax / 127) would overflow (amax within an ulp or so of
+/// FLT_MAX), so that dequantizing the code 127 never gives infinity. Bit-identical to amax / 127
+/// for every other amax.
+static inline float ck_i8_scale(float amax) {
+    float scale = amax / 127.0f;
+    float top = scale * 127.0f;
+    if (top > 3.40282347e38f) scale = nextafterf(scale, 0.0f);
+    return scale;
+}
 static inline int64_t ck_round_up(int64_t a, int64_t b) { return ck_ceil_div(a, b) * b; }
 
 static inline void *ck_alloc(size_t bytes) {

@@ -77,9 +77,12 @@ CK_AVX2 static inline void e4m3_decode16_div256(const uint8_t *q, __m256 *lo, __
     *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
-/// R input rows (1 to 4) of the FP8 GEMV for one weight row, codes decoded in registers.
+/// R input rows (1 to 4) of the FP8 GEMV for one weight row, codes decoded in registers to the
+/// dequantized weight w = value * wscale (exactly what dequantize gives: value / 256 * 256 is exact,
+/// then one product), so y = sum_k x w (wscale = 1 for FP8 x FP8, whose scales apply after the sum).
 CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *x, int64_t k, const uint8_t *wr,
-                                                                   float *y, const int R) {
+                                                                   float wscale, float *y, const int R) {
+    const __m256 k256 = _mm256_set1_ps(256.0f), s = _mm256_set1_ps(wscale);
     __m256 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int u = 0; u < 4; u++) acc[r][u] = _mm256_setzero_ps();
@@ -89,6 +92,8 @@ CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *
         for (int u = 0; u < (R == 1 ? 2 : 1); u++) {
             __m256 w0, w1;
             e4m3_decode16_div256(wr + t + 16 * u, &w0, &w1);
+            w0 = _mm256_mul_ps(_mm256_mul_ps(w0, k256), s);
+            w1 = _mm256_mul_ps(_mm256_mul_ps(w1, k256), s);
 #pragma clang loop unroll(full)
             for (int r = 0; r < R; r++) {
                 acc[r][2 * u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + t + 16 * u), w0, acc[r][2 * u]);
@@ -98,13 +103,12 @@ CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *
     }
     for (int r = 0; r < R; r++) {
         float rest = 0;
-        for (int64_t t = vlen; t < k; t++) rest += x[r * k + t] * ck_e4m3_value(wr[t]);
+        for (int64_t t = vlen; t < k; t++) rest += x[r * k + t] * (ck_e4m3_value(wr[t]) * wscale);
         const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
         h = _mm_add_ps(h, _mm_movehl_ps(h, h));
         h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        // The vector sums hold products with value / 256: one exact * 256 restores them.
-        y[r] = _mm_cvtss_f32(h) * 256.0f + rest;
+        y[r] = _mm_cvtss_f32(h) + rest;
     }
 }
 
@@ -116,13 +120,13 @@ CK_AVX2 static void fp8_gemv_avx2(const float *x, int64_t m, int64_t k, const ui
             float y[4];
             const float *xr = x + r0 * k;
             switch (m - r0 < 4 ? m - r0 : 4) {
-            case 1: fp8_rows(xr, k, wr, y, 1); break;
-            case 2: fp8_rows(xr, k, wr, y, 2); break;
-            case 3: fp8_rows(xr, k, wr, y, 3); break;
-            default: fp8_rows(xr, k, wr, y, 4); break;
+            case 1: fp8_rows(xr, k, wr, wscale, y, 1); break;
+            case 2: fp8_rows(xr, k, wr, wscale, y, 2); break;
+            case 3: fp8_rows(xr, k, wr, wscale, y, 3); break;
+            default: fp8_rows(xr, k, wr, wscale, y, 4); break;
             }
             for (int64_t r = r0; r < r0 + 4 && r < m; r++)
-                store_one(out, out_dtype, r * n + col, y[r - r0] * wscale * post + (bias ? bias[col] : 0.0f));
+                store_one(out, out_dtype, r * n + col, y[r - r0] * post + (bias ? bias[col] : 0.0f));
         }
     }
 }

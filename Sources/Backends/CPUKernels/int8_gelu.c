@@ -1,10 +1,12 @@
 #include "CKernels.h"
+#include "ck_internal.h"
 #include <math.h>
 #include <string.h>
 
 // Fused dequantize -> gelu -> round to the original dtype -> requantize, one 1 x B block at a
 // time in an L1-resident buffer. Contraction is off so every float operation rounds exactly as the
-// plain-Swift definition (GeluApproximation.apply, then BlockWiseINT8Reference.quantize) does.
+// plain-Swift definition (GeluApproximation.apply, which ck_gelu_scalar computes, then
+// BlockWiseINT8Reference.quantize) does.
 #pragma STDC FP_CONTRACT OFF
 
 static float ck_round_to_dtype(float v, int dtype) {
@@ -16,11 +18,6 @@ static float ck_round_to_dtype(float v, int dtype) {
         memcpy(&v, &bits, 4);
     }
     return v;
-}
-
-static float ck_gelu(float x, int tanh_form) {
-    if (tanh_form) return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
 void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, int64_t block, int tanh_form,
@@ -35,13 +32,17 @@ void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, i
             const int8_t *in = q + r * cols + start;
             const float scale_in = s[r * blocks + j];
             float amax = 0.0f;
+            int finite = 1;
             for (int64_t i = 0; i < length; i++) {
-                float v = ck_round_to_dtype(ck_gelu((float)in[i] * scale_in, tanh_form), round_dtype);
+                float v = ck_round_to_dtype(ck_gelu_scalar((float)in[i] * scale_in, tanh_form), round_dtype);
                 buffer[i] = v;
                 float a = fabsf(v);
+                finite &= isfinite(v) ? 1 : 0;
                 amax = a > amax ? a : amax;
             }
-            const float scale = amax / 127.0f;
+            // A NaN or infinity (a NaN or infinite input scale) makes the block's scale NaN, never 0:
+            // the caller reports it; dequantizing gives NaN, not a silent zero.
+            const float scale = finite ? ck_i8_scale(amax) : NAN;
             s_out[r * blocks + j] = scale;
             int8_t *out = q_out + r * cols + start;
             if (!(scale > 0.0f)) {

@@ -44,7 +44,8 @@ static int gemm_portable(const ck_i8_gemm_args *a, int64_t n0, int64_t n1) {
                     const int64_t p1 = (j + 1) * bk < k ? (j + 1) * bk : k;
                     int32_t sum = 0;
                     for (int64_t p = j * bk; p < p1; p++) sum += (int32_t)xr[p] * (int32_t)wr[p];
-                    total += (float)sum * a->sx[r * kb + j] * a->sw[(col / a->bn) * kb + j];
+                    // The INT8 output rule (NOTES.md, numerics): float(sum) * (sx * sw), scales first.
+                    total += (float)sum * (a->sx[r * kb + j] * a->sw[(col / a->bn) * kb + j]);
                 }
                 tile[r * TILE + c] = total;
             }
@@ -83,8 +84,10 @@ CK_AVX2 static void ukernel_avx2(const int16_t *a, int64_t lda, const int16_t *w
         float *ci = c + i * ldc;
 #pragma clang loop unroll(full)
         for (int v = 0; v < V; v++) {
-            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][v]), si);
-            _mm256_storeu_ps(ci + 8 * v, _mm256_fmadd_ps(f, _mm256_loadu_ps(sw + 8 * v), _mm256_loadu_ps(ci + 8 * v)));
+            // c += float(sum) * (sx * sw): scales multiplied first, then one product, then one add.
+            const __m256 s = _mm256_mul_ps(si, _mm256_loadu_ps(sw + 8 * v));
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][v]), s);
+            _mm256_storeu_ps(ci + 8 * v, _mm256_add_ps(_mm256_loadu_ps(ci + 8 * v), f));
         }
     }
 }
@@ -170,10 +173,11 @@ CK_VNNI static void ukernel_vnni(const uint8_t *a, int64_t lda, const int8_t *w,
     for (int i = 0; i < VNNI_MR; i++) {
         const __m512 si = _mm512_set1_ps(sx[i * ldsx]);
         float *ci = c + i * ldc;
-        __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], corr0)), si);
-        __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], corr1)), si);
-        _mm512_storeu_ps(ci, _mm512_fmadd_ps(f0, s0, _mm512_loadu_ps(ci)));
-        _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(f1, s1, _mm512_loadu_ps(ci + 16)));
+        // c += float(sum) * (sx * sw): scales multiplied first, then one product, then one add.
+        __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][0], corr0)), _mm512_mul_ps(si, s0));
+        __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][1], corr1)), _mm512_mul_ps(si, s1));
+        _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), f0));
+        _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), f1));
     }
 }
 

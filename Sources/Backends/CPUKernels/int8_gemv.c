@@ -44,7 +44,7 @@ void ck_i8_gemv(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int path) {
 #else
                 const int32_t sum = dot_i8_portable(xr + p0, wr + p0, len);
 #endif
-                total += (float)sum * a->sx[r * kb + j] * swr[j];
+                total += (float)sum * (a->sx[r * kb + j] * swr[j]);   // scales first (NOTES.md, numerics)
             }
             store_one(a->out, a->out_dtype, r * a->n + col, total + (a->bias ? a->bias[col] : 0.0f));
         }
@@ -99,8 +99,9 @@ static void i8_decode_row(const void *context, int64_t col, int64_t c0, int64_t 
 }
 
 #if CK_X86
-/// R input rows (1 to 4) of the weight-only GEMV for one weight row: the codes are converted to
-/// float in registers and used for every row (y = sum_j s_j sum_{k in j} x q), never stored.
+/// R input rows (1 to 4) of the weight-only GEMV for one weight row: the codes are dequantized in
+/// registers (w = q * s, exactly dequantize's value) and used for every row (y = sum_k x w), never
+/// stored. Not `s * sum(x q)`: that overflows for large x where the true result is finite.
 CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float *x, int64_t k, const int8_t *wr,
                                                                      const float *swr, int64_t bk, float *y,
                                                                      const int R) {
@@ -111,6 +112,7 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
     for (int64_t j = 0; j < kb; j++) {
         const int64_t p0 = j * bk, len = k - p0 < bk ? k - p0 : bk;
         const int8_t *wb = wr + p0;
+        const __m256 s = _mm256_set1_ps(swr[j]);
         __m256 acc[4][U];
         for (int r = 0; r < R; r++)
             for (int u = 0; u < U; u++) acc[r][u] = _mm256_setzero_ps();
@@ -119,20 +121,17 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
 #pragma clang loop unroll(full)
             for (int u = 0; u < (R == 1 ? 4 : 2); u++) {
                 const __m128i codes = _mm_loadl_epi64((const __m128i *)(wb + t + 8 * u));
-                const __m256 wv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+                const __m256 wv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), s);
 #pragma clang loop unroll(full)
                 for (int r = 0; r < R; r++)
                     acc[r][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * k + p0 + t + 8 * u), wv, acc[r][u]);
             }
         }
-        const __m256 s = _mm256_set1_ps(swr[j]);
         for (int r = 0; r < R; r++) {
-            float rest = 0;
-            for (int64_t t = vlen; t < len; t++) rest += x[r * k + p0 + t] * (float)wb[t];
-            tail[r] += rest * swr[j];
+            for (int64_t t = vlen; t < len; t++) tail[r] += x[r * k + p0 + t] * ((float)wb[t] * swr[j]);
             const __m256 block =
                 _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
-            total[r] = _mm256_fmadd_ps(block, s, total[r]);
+            total[r] = _mm256_add_ps(total[r], block);
         }
     }
     for (int r = 0; r < R; r++) {

@@ -114,7 +114,7 @@ int ck_i8_quantize(const float *x, int64_t rows, int64_t cols, int64_t br, int64
                 float a = seg_amax(x + base + r * cols + c0, len, &bad, path);
                 amax = a > amax ? a : amax;
             }
-            const float scale = amax / 127.0f;
+            const float scale = ck_i8_scale(amax);
             scales[b * col_blocks + cb] = scale;
             for (int64_t r = r0; r < r1; r++) {
                 int8_t *dst = q + base + r * cols + c0;

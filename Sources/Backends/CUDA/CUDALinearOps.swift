@@ -14,7 +14,7 @@ package enum CUDALinearOps {
     /// costs more than a decode-shape kernel launch.
     static let forcesSIMTKernel = ProcessInfo.processInfo.environment["QLINEAR_INT8_GEMM"] == "simt"
 
-    /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n/Bn, j] + b[n]`.
+    /// W8A8: `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n/Bn, j]) + b[n]`.
     ///
     /// Inputs carry 1 x `blockColumns` blocks, the weight `weightBlockRows` x `blockColumns`. The
     /// tensor-core kernels run where they declare support (``BlockwiseINT8GEMM``); every other

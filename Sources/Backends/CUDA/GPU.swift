@@ -44,7 +44,7 @@ struct GPU {
     /// An uninitialised contiguous tensor on `device`.
     static func empty(_ shape: [Int], _ dtype: DType, on device: CUDADevice) throws -> Tensor {
         let allocation = try device.allocate(byteCount: shape.reduce(1, *) * dtype.byteSize)
-        return Tensor(storage: TensorStorage(allocation: allocation), dtype: dtype, shape: shape)
+        return try Tensor(storage: TensorStorage(allocation: allocation), dtype: dtype, shape: shape)
     }
 
     /// The dtype a dense GEMM runs in: the common one when both are bf16, f16 or f32, else float32.

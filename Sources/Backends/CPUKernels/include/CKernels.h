@@ -97,9 +97,10 @@ int ck_i8_gemm(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 /// W8A8 for few rows (decode): streams each weight row once for all m rows, columns [n0, n1).
 void ck_i8_gemv(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
-/// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x;
-/// AVX2 converts the codes in registers (sum_j sw_j sum_{k in j} x q), the portable path decodes
-/// 512 values at a time into a buffer; never the whole weight. Columns [n0, n1).
+/// Weight-only INT8 for few rows: y[m,n] = sum_k x[m,k] (qw[n,k] sw[n/bn,k/bk]) + bias[n], float x,
+/// each weight dequantized (q * s, float32) before it multiplies x; AVX2 converts the codes in
+/// registers, the portable path decodes 512 values at a time into a buffer; never the whole weight.
+/// Columns [n0, n1).
 void ck_i8_gemv_weight_only(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw, int64_t n,
                             int64_t bn, int64_t bk, const float *bias, void *out, int out_dtype, int64_t n0,
                             int64_t n1, int path);
@@ -117,7 +118,7 @@ void ck_fp8_decode(const uint8_t *q, int64_t n, float scale, float *out, int pat
 /// out = float(q) * scale, written as out_dtype. Returns 0, or -1 for an unknown out_dtype.
 int ck_fp8_dequantize(const uint8_t *q, int64_t n, float scale, void *out, int out_dtype, int path);
 
-/// FP8 weight for few rows: y[m,n] = (sum_k x[m,k] float(qw[n,k]) * wscale) * post + bias[n].
+/// FP8 weight for few rows: y[m,n] = (sum_k x[m,k] (float(qw[n,k]) * wscale)) * post + bias[n].
 /// Weight-only passes wscale = sw, post = 1 (the weight as dequantized); W8A8 passes the decoded
 /// input codes, wscale = 1, post = sx * sw (FP8 x FP8 products are exact in float32).
 void ck_fp8_gemv(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post, int64_t n,
@@ -133,10 +134,14 @@ void ck_gemm_epilogue(const float *acc, int64_t cols, float alpha, const float *
 
 /// Fused gelu on a block-wise INT8 activation (1 x `block` blocks, rows of `cols`), rows
 /// [row_begin, row_end): y = gelu(q * s) (erf form, or tanh form when `tanh_form`), rounded to
-/// `round_dtype` (CK_OUT_*), re-quantized with scale = amax / 127 and q = clamp(round(y / scale))
-/// (nearest-even, or toward zero when `toward_zero`), exactly as the plain-Swift definition.
+/// `round_dtype` (CK_OUT_*), re-quantized with the INT8 scale of amax (amax / 127, one step lower
+/// where 127 * scale would overflow) and q = clamp(round(y / scale)) (nearest-even, or toward zero
+/// when `toward_zero`), exactly as the plain-Swift definition. A block holding a NaN or infinity
+/// gets scale NaN and codes 0 (the caller reports it).
 void ck_i8_gelu_requantize_rows(const int8_t *q, const float *s, int64_t cols, int64_t block, int tanh_form,
                                 int round_dtype, int toward_zero, int64_t row_begin, int64_t row_end,
                                 int8_t *q_out, float *s_out);
+
+#include "CKernelsDense.h"
 
 #endif

@@ -1,7 +1,7 @@
 // Block-wise INT8 W8A8 linear kernels (tensor cores) and the activation quantizer.
 //
 // # Math
-// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k]*qw[n,k]) * sx[m,j] * sw[n/Bn, j] + bias[n]`,
+// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k]*qw[n,k]) * (sx[m,j] * sw[n/Bn, j]) + bias[n]`,
 // inner sums exact in int32, outer sum in float32, written straight to the output dtype.
 // Activation quantization per row m and K block j: `scale = amax/127` (IEEE division, 0 for an all-zero
 // block), `q = clamp(round(x/scale), -127, 127)` with `__fdiv_rn`, round to nearest even (mode 0) or
@@ -215,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec16(
 #pragma unroll
     for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(v[i]));
     for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
+    const float scale = amax > 0.0f ? i8_scale(amax) : 0.0f;
     if (inb) {
       int n[16];
       if (scale >= 1.0e-30f) {
@@ -252,7 +252,7 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_generic(
   float amax = 0.0f;
   for (int k = kb + lane; k < ke; k += 32) amax = fmaxf(amax, fabsf(bq_load_elem(x, base + k, in_dtype)));
   for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  const float scale = amax > 0.0f ? __fdiv_rn(amax, 127.0f) : 0.0f;
+  const float scale = amax > 0.0f ? i8_scale(amax) : 0.0f;
   for (int k = kb + lane; k < ke; k += 32)
     q[base + k] = (signed char)bq_quant1(bq_load_elem(x, base + k, in_dtype), scale, round_mode);
   if (lane == 0) s[row * KB + j] = scale;

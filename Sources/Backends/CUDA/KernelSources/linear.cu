@@ -1,7 +1,7 @@
 // block size and shape the tensor-core kernel does not, and the weight-only GEMV for decode shapes.
 //
 // `w8a8_simt` computes exactly the CPU reference's arithmetic:
-// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * sx[m,j] * sw[n/BRW, j] + b[n]`, the inner
+// `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n/BRW, j]) + b[n]`, the inner
 // sum in int32, the outer in float32 in block order with the same rounding (`__fmul_rn`,
 // `__fadd_rn`), written straight to `OUT_DT`. Grid (ceil(N/64), ceil(M/64)), 256 threads, each
 // computing 4 x 4 outputs; no dynamic shared memory; any compute capability >= 6.1.
@@ -71,7 +71,7 @@ extern "C" __global__ void __launch_bounds__(256) w8a8_simt(
             for (int q = 0; q < 4; ++q) {
                 const int n = n0 + tx * 4 + q;
                 if (n < N)
-                    acc[i][q] = __fadd_rn(acc[i][q], __fmul_rn(__fmul_rn((float)part[i][q], sxv), sw[(i64)(n / BRW) * KB + j]));
+                    acc[i][q] = __fadd_rn(acc[i][q], __fmul_rn((float)part[i][q], __fmul_rn(sxv, sw[(i64)(n / BRW) * KB + j])));
             }
         }
     }

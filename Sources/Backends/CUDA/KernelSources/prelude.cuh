@@ -140,6 +140,13 @@ template <int DT, int N> __device__ __forceinline__ void store_vec(void* p, i64 
 
 __device__ __forceinline__ bool is_finite(float v) { return fabsf(v) <= 3.402823466e38f; }
 
+// The INT8 block scale (NOTES.md, numerics): amax / 127, one float step lower where 127 * scale would
+// overflow, so the code 127 dequantizes finite; bit-identical to amax / 127 for every other amax.
+__device__ __forceinline__ float i8_scale(float amax) {
+    const float scale = __fdiv_rn(amax, 127.0f);
+    return __fmul_rn(scale, 127.0f) > 3.402823466e38f ? nextafterf(scale, 0.0f) : scale;
+}
+
 __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 __device__ __forceinline__ float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));

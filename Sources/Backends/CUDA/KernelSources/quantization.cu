@@ -102,7 +102,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
         }
         amax = warp_max(amax, G);
         if (bad && flag) atomicOr(flag, 1u);
-        const float scale = __fdiv_rn(amax, 127.0f);
+        const float scale = i8_scale(amax);
         if (valid && sub == 0) scales[block] = scale;
         #pragma unroll
         for (int j = 0; j < CPL; ++j) {
@@ -145,7 +145,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_blocks(
         __syncthreads();
         amax = 0.0f;
         for (int k = 0; k < (int)(blockDim.x >> 5); ++k) amax = fmaxf(amax, partial[k]);
-        const float scale = __fdiv_rn(amax, 127.0f);
+        const float scale = i8_scale(amax);
         if (threadIdx.x == 0) scales[block] = scale;
         for (i64 e = threadIdx.x; e < h * w; e += blockDim.x) {
             const i64 i = (b * R + r0 + e / w) * C + c0 + e % w;

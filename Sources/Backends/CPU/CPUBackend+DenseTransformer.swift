@@ -1,0 +1,49 @@
+import CQLKernels
+import QLTensor
+
+/// The transformer ops on the CPU (vectorised kernels of `dense_ops.c` on every core, OpenBLAS for the
+/// batched matmul), on operands ``DenseOps`` has checked.
+extension CPUBackend {
+    package func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float) throws -> Tensor {
+        try CPUDenseKernels.layerNorm(x, weight: try weight?.floats(), bias: try bias?.floats(), epsilon: epsilon)
+    }
+
+    package func softmax(_ x: Tensor, additiveMask: Tensor?) throws -> Tensor {
+        try CPUDenseKernels.softmax(x, mask: try additiveMask?.floats(), batches: x.shape[0])
+    }
+
+    package func embedding(_ table: Tensor, indices: Tensor) throws -> Tensor {
+        let ids = try indices.elements(as: Int32.self)
+        let rows = table.shape[0]
+        if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= rows }) {
+            throw TensorError(.invalidArgument, "embedding: index \(ids[bad]) at position \(bad) is outside the "
+                + "table's \(rows) rows (0..<\(rows)); check the token ids against the vocabulary size")
+        }
+        return try CPUDenseKernels.embedding(table, indices: ids, shape: indices.shape)
+    }
+
+    package func multiply(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_MULTIPLY), a, b)
+    }
+
+    package func scaled(_ x: Tensor, by factor: Float) throws -> Tensor {
+        try CPUDenseKernels.elementwise(Int32(CK_ELEMENTWISE_SCALE), x, nil, factor: factor)
+    }
+
+    package func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) throws -> Tensor {
+        let (m, k) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let n = transposeB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
+        let batchShape = Array(a.shape.dropLast(2))
+        return try CPUDenseKernels.batchedMatmul(a, b, transposeB: transposeB, batches: batchShape.reduce(1, *),
+                                                 m: m, n: n, k: k, shape: batchShape + [m, n])
+    }
+
+    package func maskedMeanPool(_ x: Tensor, mask: Tensor) throws -> Tensor {
+        try CPUDenseKernels.maskedMeanPool(x, mask: try mask.floats(), batches: x.shape[0], sequence: x.shape[1],
+                                           width: x.shape[2])
+    }
+
+    package func l2Normalize(_ x: Tensor, epsilon: Float) throws -> Tensor {
+        try CPUDenseKernels.l2Normalize(x, epsilon: epsilon)
+    }
+}

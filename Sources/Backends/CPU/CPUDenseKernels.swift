@@ -1,0 +1,259 @@
+import CQLKernels
+import Foundation
+import QLTensor
+
+/// The CPU side of the transformer ops: the C kernels of `dense_ops.c` (AVX2 or portable, by
+/// ``CPUKernelPath/current``) run over row or element ranges split across the cores. Operands are
+/// checked by ``DenseOps`` before they get here; raw pointers stay in this file.
+enum CPUDenseKernels {
+    /// Calls `body` with the contiguous elements of a CPU float32/float16/bfloat16 tensor and their
+    /// kernel type code (`CK_OUT_*`).
+    static func withElements<R>(_ tensor: Tensor, _ body: (UnsafeRawPointer, Int32) throws -> R) throws -> R {
+        guard let code = CPUKernels.outputCode(tensor.dtype) else {
+            throw TensorError(.unsupportedDType, "dense kernels take float32, float16 or bfloat16, not \(tensor.dtype)")
+        }
+        return try tensor.withUnsafeContiguousBytes { bytes in
+            // A tensor with no elements has no base address; the kernels then read nothing.
+            try body(bytes.baseAddress ?? UnsafeRawPointer(tensor.storage.hostPointer), code)
+        }
+    }
+
+    /// A fresh CPU tensor that `body` fills completely (given its bytes and type code).
+    static func output(_ shape: [Int], _ dtype: DType, _ body: (UnsafeMutableRawPointer, Int32) throws -> Void)
+        throws -> Tensor {
+        let result = try Tensor(uninitializedShape: shape, dtype: dtype)
+        guard let code = CPUKernels.outputCode(dtype) else {
+            throw TensorError(.unsupportedDType, "dense kernels write float32, float16 or bfloat16, not \(dtype)")
+        }
+        try body(result.storage.hostPointer, code)
+        return result
+    }
+
+    /// The values of a small operand (weights, masks, a broadcast factor) as float32.
+    static func floats(_ tensor: Tensor?) throws -> [Float]? { try tensor?.floats() }
+
+    /// Raised by workers whose row buffers could not be allocated.
+    private static func check(_ failed: KernelFlag, _ op: String) throws {
+        if failed.isSet {
+            throw TensorError(.backendFailure,
+                              "\(op): the CPU kernel could not allocate its row buffers (out of memory)")
+        }
+    }
+
+    static func layerNorm(_ x: Tensor, weight: [Float]?, bias: [Float]?, epsilon: Float) throws -> Tensor {
+        let columns = x.shape.last ?? 1
+        let rows = x.count / max(columns, 1)
+        let path = CPUKernelPath.current.code
+        let failed = KernelFlag()
+        let result = try withElements(x) { input, code in
+            try output(x.shape, x.dtype) { out, _ in
+                CPUKernels.withOptionalFloats(weight) { w in
+                    CPUKernels.withOptionalFloats(bias) { b in
+                        CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / max(columns, 1))) {
+                            range in
+                            if ck_layer_norm_rows(input, code, Int64(columns), w, b, epsilon, Int64(range.lowerBound),
+                                                  Int64(range.upperBound), out, path) != 0 { failed.set() }
+                        }
+                    }
+                }
+            }
+        }
+        try check(failed, "layerNorm")
+        return result
+    }
+
+    static func softmax(_ x: Tensor, mask: [Float]?, batches: Int) throws -> Tensor {
+        let columns = x.shape.last ?? 1
+        let rows = x.count / max(columns, 1)
+        let rowsPerBatch = max(1, rows / max(batches, 1))
+        let path = CPUKernelPath.current.code
+        let failed = KernelFlag()
+        let result = try withElements(x) { input, code in
+            try output(x.shape, x.dtype) { out, _ in
+                CPUKernels.withOptionalFloats(mask) { m in
+                    CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / max(columns, 1))) {
+                        range in
+                        if ck_softmax_rows(input, code, Int64(columns), m, Int64(rowsPerBatch), Int64(range.lowerBound),
+                                           Int64(range.upperBound), out, path) != 0 { failed.set() }
+                    }
+                }
+            }
+        }
+        try check(failed, "softmax")
+        return result
+    }
+
+    /// `op(a, b)` elementwise with `b` (float32, `b.count` values) repeated over `a`'s leading
+    /// dimensions, or `a * factor` / GELU when the op takes no `b`.
+    static func elementwise(_ op: Int32, _ a: Tensor, _ b: Tensor?, factor: Float = 1) throws -> Tensor {
+        let path = CPUKernelPath.current.code
+        return try withElements(a) { input, code in
+            try output(a.shape, a.dtype) { out, _ in
+                let run: (UnsafePointer<Float>?, Int) -> Void = { bValues, bCount in
+                    CPUKernels.parallelRanges(count: a.count, granule: 64, minimumPerThread: 32768) { range in
+                        ck_elementwise(op, input, bValues, Int64(bCount), factor, code, Int64(range.lowerBound),
+                                       Int64(range.upperBound), out, path)
+                    }
+                }
+                if let b {
+                    try b.withUnsafeFloats { run($0.baseAddress, $0.count) }
+                } else {
+                    run(nil, 1)
+                }
+            }
+        }
+    }
+
+    /// Rows of `table` gathered by `indices` (already checked to lie in `0..<V`).
+    static func embedding(_ table: Tensor, indices: [Int32], shape: [Int]) throws -> Tensor {
+        let width = table.shape[1]
+        let rowBytes = width * table.dtype.byteSize
+        let result = try Tensor(uninitializedShape: shape + [width], dtype: table.dtype)
+        try table.withUnsafeContiguousBytes { source in
+            guard let base = source.baseAddress, rowBytes > 0 else { return }
+            let out = result.storage.hostPointer
+            indices.withUnsafeBufferPointer { ids in
+                CPUKernels.parallelRanges(count: ids.count, minimumPerThread: max(1, 65536 / rowBytes)) { range in
+                    for i in range {
+                        (out + i * rowBytes).copyMemory(from: base + Int(ids[i]) * rowBytes, byteCount: rowBytes)
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// `a` ([batches, M, K]) times `b` ([batches, K, N], or [batches, N, K] when `transposeB`), each
+    /// batch one OpenBLAS sgemm on float32 copies of f16/bf16 operands.
+    static func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool, batches: Int, m: Int, n: Int, k: Int,
+                              shape: [Int]) throws -> Tensor {
+        let left = try float32Contiguous(a)
+        let right = try float32Contiguous(b)
+        let product = try Tensor(uninitializedShape: shape, dtype: .float32)
+        let out = product.storage.hostPointer.assumingMemoryBound(to: Float.self)
+        if m > 0 && n > 0 {
+            try left.withUnsafeFloats { x in
+                try right.withUnsafeFloats { y in
+                    guard let x = x.baseAddress, let y = y.baseAddress else { return }
+                    let gemm: (Int) -> Void = { batch in
+                        let c = out + batch * m * n
+                        if k == 0 {
+                            c.initialize(repeating: 0, count: m * n)
+                        } else if transposeB {
+                            OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x + batch * m * k, lda: k, b: y + batch * n * k,
+                                                   ldb: k, c: c, ldc: n)
+                        } else {
+                            OpenBLAS.shared.gemmNN(m: m, n: n, k: k, a: x + batch * m * k, b: y + batch * k * n, c: c)
+                        }
+                    }
+                    // OpenBLAS runs products under its threading threshold (m n k < 65536 x 4) on
+                    // the calling thread, so small ones go to the cores a batch each; larger ones
+                    // run one after another on OpenBLAS's own threads.
+                    if m * n * k < 262_144 && batches > 1 {
+                        CPUKernels.parallelRanges(count: batches) { range in range.forEach(gemm) }
+                    } else {
+                        (0..<batches).forEach(gemm)
+                    }
+                }
+            }
+        }
+        return try converted(product, to: a.dtype)
+    }
+
+    /// `x W^T + b` in float32 by OpenBLAS, the bias added by the vectorised epilogue, written as the input's
+    /// dtype. `input` is `(m, k)` in effect (leading dimensions flattened); `k` may be 0 (then y = b).
+    static func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor?, m: Int, n: Int, k: Int, shape: [Int])
+        throws -> Tensor {
+        let product = try Tensor(uninitializedShape: [m, n], dtype: .float32)
+        let out = product.storage.hostPointer.assumingMemoryBound(to: Float.self)
+        if k == 0 { out.initialize(repeating: 0, count: m * n) }
+        if k > 0 && m > 0 && n > 0 {
+            try float32Contiguous(input).withUnsafeFloats { x in
+                try float32Contiguous(weight).withUnsafeFloats { w in
+                    OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x.baseAddress!, lda: k, b: w.baseAddress!, ldb: k,
+                                           c: out, ldc: n)
+                }
+            }
+        }
+        if let bias {
+            let path = CPUKernelPath.current.code
+            try bias.withUnsafeFloats { b in
+                CPUKernels.parallelRanges(count: m, minimumPerThread: max(1, 16384 / max(n, 1))) { range in
+                    ck_gemm_epilogue(out, Int64(n), 1, b.baseAddress, out, Int32(CK_OUT_F32), Int64(range.lowerBound),
+                                     Int64(range.upperBound), path)
+                }
+            }
+        }
+        let result = CPUKernels.outputCode(input.dtype) == nil ? try product.converted(to: input.dtype)
+            : try converted(product, to: input.dtype)
+        return try result.reshaped(shape)
+    }
+
+    static func maskedMeanPool(_ x: Tensor, mask: [Float], batches: Int, sequence: Int, width: Int) throws
+        -> Tensor {
+        let pooled = try Tensor(uninitializedShape: [batches, width], dtype: .float32)
+        let path = CPUKernelPath.current.code
+        let failed = KernelFlag()
+        try withElements(x) { input, code in
+            let out = pooled.storage.hostPointer.assumingMemoryBound(to: Float.self)
+            mask.withUnsafeBufferPointer { m in
+                CPUKernels.parallelRanges(count: batches) { range in
+                    if ck_masked_mean_pool(input, code, m.baseAddress, Int64(sequence), Int64(width),
+                                           Int64(range.lowerBound), Int64(range.upperBound), out, path) != 0 {
+                        failed.set()
+                    }
+                }
+            }
+        }
+        try check(failed, "maskedMeanPool")
+        return try converted(pooled, to: x.dtype)
+    }
+
+    static func l2Normalize(_ x: Tensor, epsilon: Float) throws -> Tensor {
+        let columns = x.shape.last ?? 1
+        let rows = x.count / max(columns, 1)
+        let path = CPUKernelPath.current.code
+        let failed = KernelFlag()
+        let result = try withElements(x) { input, code in
+            try output(x.shape, x.dtype) { out, _ in
+                CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / max(columns, 1))) { range in
+                    if ck_l2_normalize_rows(input, code, Int64(columns), epsilon, Int64(range.lowerBound),
+                                            Int64(range.upperBound), out, path) != 0 { failed.set() }
+                }
+            }
+        }
+        try check(failed, "l2Normalize")
+        return result
+    }
+
+    /// A contiguous float32 CPU tensor written as `dtype` (float32, float16 or bfloat16) by the vector kernel.
+    static func converted(_ values: Tensor, to dtype: DType) throws -> Tensor {
+        if dtype == .float32 { return values }
+        let path = CPUKernelPath.current.code
+        return try output(values.shape, dtype) { out, code in
+            let source = values.storage.hostPointer.assumingMemoryBound(to: Float.self)
+            let size = dtype.byteSize
+            CPUKernels.parallelRanges(count: values.count, granule: 64, minimumPerThread: 65536) { range in
+                ck_dense_from_f32(source + range.lowerBound, out + range.lowerBound * size, code, Int64(range.count),
+                                  path)
+            }
+        }
+    }
+
+    /// The tensor as contiguous float32 (itself when it already is), converted with the vector kernel
+    /// (float8 through the element conversion).
+    static func float32Contiguous(_ tensor: Tensor) throws -> Tensor {
+        if tensor.dtype == .float32 { return try tensor.contiguous() }
+        if CPUKernels.outputCode(tensor.dtype) == nil { return try tensor.converted(to: .float32) }
+        let result = try Tensor(uninitializedShape: tensor.shape, dtype: .float32)
+        let path = CPUKernelPath.current.code
+        try withElements(tensor) { input, code in
+            let out = result.storage.hostPointer.assumingMemoryBound(to: Float.self)
+            let size = tensor.dtype.byteSize
+            CPUKernels.parallelRanges(count: tensor.count, granule: 64, minimumPerThread: 65536) { range in
+                ck_dense_to_f32(input + range.lowerBound * size, code, out + range.lowerBound, Int64(range.count), path)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,81 @@
+import QuantizedLinear
+
+/// What ``Module/quantizeLinears(layout:floatInput:include:exclude:)`` did, layer by layer.
+public struct QuantizationReport: Sendable, CustomStringConvertible {
+    /// A linear layer that was quantized.
+    public struct Layer: Sendable {
+        public let name: String
+        public let shape: [Int]
+        /// Layer bytes (weight and bias) before (dense weight) and after (codes + scales).
+        public let bytesBefore: Int
+        public let bytesAfter: Int
+    }
+
+    public let layout: String
+    public let floatInput: LinearOptions.FloatInputMode
+    public internal(set) var quantized: [Layer] = []
+    /// Linear layers left as they were, with the reason (not matched, excluded, already quantized).
+    public internal(set) var skipped: [(name: String, reason: String)] = []
+
+    public var description: String {
+        let before = quantized.map(\.bytesBefore).reduce(0, +)
+        let after = quantized.map(\.bytesAfter).reduce(0, +)
+        var lines = ["\(quantized.count) linear layers quantized with \(layout) (\(floatInput.rawValue)): "
+            + "\(before) -> \(after) bytes"]
+        lines += skipped.map { "  kept \($0.name): \($0.reason)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Module {
+    /// Quantizes the weights of the linear layers whose names match, like torchao's `quantize_` or
+    /// mlx-swift's `quantize(model:)`.
+    ///
+    /// ```swift
+    /// let report = try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128),
+    ///                                        include: [try LayerPattern("encoder.layer.*")])
+    /// print(report)   // 36 linear layers quantized with BlockWiseINT8Layout(...) ...
+    /// ```
+    /// Embedding tables and layer norms are never touched (they are not linear layers).
+    /// - Parameters:
+    ///   - layout: the weight layout (``BlockWiseINT8Layout/weight(blockSize:rounding:)``,
+    ///     ``TensorCoreFP8Layout/dynamic``, or one from another module).
+    ///   - floatInput: W8A8 (``LinearOptions/FloatInputMode/quantizeInput``) or weight-only
+    ///     (``LinearOptions/FloatInputMode/dequantizeWeight``), set on every matched layer, including
+    ///     ones the checkpoint already had quantized.
+    ///   - include: layer-name patterns (``LayerPattern``: globs, or `re:` regexes); empty means every linear.
+    ///   - exclude: patterns of layers to leave dense.
+    /// - Returns: the layers quantized and the ones kept, with the reason.
+    /// - Throws: the quantizer's errors (a non-finite weight), naming the layer.
+    @discardableResult
+    public mutating func quantizeLinears(layout: some QuantizedLayout,
+                                         floatInput: LinearOptions.FloatInputMode = .quantizeInput,
+                                         include: [LayerPattern] = [], exclude: [LayerPattern] = []) throws
+        -> QuantizationReport {
+        var report = QuantizationReport(layout: "\(layout)", floatInput: floatInput)
+        try updateLinears { name, layer in
+            if !include.isEmpty && !include.contains(where: { $0.matches(name) }) {
+                report.skipped.append((name, "matches no include pattern"))
+                return
+            }
+            if let pattern = exclude.first(where: { $0.matches(name) }) {
+                report.skipped.append((name, "excluded by `\(pattern)`"))
+                return
+            }
+            layer.floatInput = floatInput
+            if let existing = layer.weight.quantizedTensor {
+                report.skipped.append((name, "already quantized (\(existing.layout))"))
+                return
+            }
+            let before = layer.byteCount
+            do {
+                try layer.quantize(layout: layout, floatInput: floatInput)
+            } catch let error as TensorError {
+                throw TensorError(error.code, "layer `\(name)`: \(error.message)", underlying: error.underlying)
+            }
+            report.quantized.append(.init(name: name, shape: layer.weight.shape, bytesBefore: before,
+                                          bytesAfter: layer.byteCount))
+        }
+        return report
+    }
+}

@@ -1,0 +1,66 @@
+// The dense ops of a transformer, dispatched like the other ops: dense operands run the dense op
+// of their device; a quantized operand (no layout registers handlers for these) falls back to
+// dequantize-and-run under `FallbackPolicy`, counted and visible. Results are dense.
+
+/// Layer norm over the last dimension: `y = (x - mean) / sqrt(var + epsilon) * weight + bias`
+/// (biased variance), in the input's dtype.
+/// - Parameters:
+///   - x: `(..., D)`.
+///   - weight: `(D)` or `nil`; bias: `(D)` or `nil`.
+///   - epsilon: BERT uses 1e-12.
+/// - Throws: ``TensorError`` for mismatched shapes, dtypes or devices, or a forbidden fallback.
+public func layerNorm(_ x: some TensorOperand, weight: (any TensorOperand)?, bias: (any TensorOperand)?,
+                      epsilon: Float) throws -> Tensor {
+    var attributes = OpAttributes()
+    attributes.epsilon = epsilon
+    return try LayoutRegistry.shared.dispatch(
+        OpCall(.layerNorm, [x.anyTensor, weight?.anyTensor, bias?.anyTensor], attributes)).requireDense()
+}
+
+/// Softmax over the last dimension of `x` `(B, ..., C)`, with `additiveMask` `(B, C)` (float32) added
+/// to every row of `x[b]` first: BERT's attention mask, 0 for tokens and a large negative number for
+/// padding. Rows that are all -inf give zeros.
+public func softmax(_ x: some TensorOperand, additiveMask: (any TensorOperand)? = nil) throws -> Tensor {
+    return try LayoutRegistry.shared.dispatch(OpCall(.softmax, [x.anyTensor, additiveMask?.anyTensor])).requireDense()
+}
+
+/// Rows of `table` `(V, D)` gathered by int32 `indices` of any shape: `indices.shape + [D]`.
+/// - Throws: ``TensorError/Code/invalidArgument`` for an index outside `0..<V`.
+public func embedding(_ table: some TensorOperand, indices: Tensor) throws -> Tensor {
+    return try LayoutRegistry.shared.dispatch(OpCall(.embedding, [table.anyTensor, .dense(indices)])).requireDense()
+}
+
+/// Elementwise `a * b`; `b` has `a`'s shape or a suffix of it (broadcast over leading dimensions).
+public func multiply(_ a: some TensorOperand, _ b: some TensorOperand) throws -> Tensor {
+    return try LayoutRegistry.shared.dispatch(OpCall(.multiply, [a.anyTensor, b.anyTensor])).requireDense()
+}
+
+/// `x * factor`, elementwise.
+public func scaled(_ x: some TensorOperand, by factor: Float) throws -> Tensor {
+    var attributes = OpAttributes()
+    attributes.factor = factor
+    return try LayoutRegistry.shared.dispatch(OpCall(.scaled, [x.anyTensor], attributes)).requireDense()
+}
+
+/// `a (..., M, K) @ b (..., K, N)`, or `a @ b^T` with `b (..., N, K)` when `transposeB`; the batch
+/// dimensions must be equal. Attention: `Q K^T` with `transposeB: true`, then `P V`.
+public func batchedMatmul(_ a: some TensorOperand, _ b: some TensorOperand, transposeB: Bool = false) throws
+    -> Tensor {
+    var attributes = OpAttributes()
+    attributes.transposeB = transposeB
+    return try LayoutRegistry.shared.dispatch(OpCall(.batchedMatmul, [a.anyTensor, b.anyTensor], attributes))
+        .requireDense()
+}
+
+/// `y[b, d] = sum_s mask[b, s] x[b, s, d] / max(sum_s mask[b, s], 1e-9)` for `x` `(B, S, D)` and a
+/// 0/1 mask `(B, S)` (int32 or float): the mean over the tokens, padding left out.
+public func maskedMeanPool(_ x: some TensorOperand, mask: Tensor) throws -> Tensor {
+    return try LayoutRegistry.shared.dispatch(OpCall(.maskedMeanPool, [x.anyTensor, .dense(mask)])).requireDense()
+}
+
+/// `x / max(||x||_2, epsilon)` over the last dimension (sentence-transformers: epsilon 1e-12).
+public func l2Normalize(_ x: some TensorOperand, epsilon: Float = 1e-12) throws -> Tensor {
+    var attributes = OpAttributes()
+    attributes.epsilon = epsilon
+    return try LayoutRegistry.shared.dispatch(OpCall(.l2Normalize, [x.anyTensor], attributes)).requireDense()
+}

@@ -1,0 +1,121 @@
+import Foundation
+import QuantizedLinear
+
+/// `qlinear bench-concurrency`: throughput of one linear shape with 1, 2 and 8 concurrent callers.
+enum BenchmarkConcurrency {
+    static let command = Subcommand(
+        name: "bench-concurrency",
+        summary: "throughput of linear with 1, 2 and 8 concurrent callers (threads and Swift tasks)",
+        discussion: """
+            Runs C calls of y = x W^T, x (M, K), W (N, K) for float32 (OpenBLAS), INT8 W8A8 and INT8
+            weight-only, shared by 1, 2 and 8 callers: plain threads, then tasks of one Swift TaskGroup.
+            Prints calls per second (best of R runs) and the ratio to one caller. The CPU backend's
+            ComputeSlots keep the compute threads at one per core, so more callers should not lower the
+            throughput.
+            """,
+        options: [
+            .integer("rows", placeholder: "M", default: 64, in: 1...16_384, "rows M of the activation"),
+            .integer("n", placeholder: "N", default: 3072, in: 1...65_536, "output features N"),
+            .integer("k", placeholder: "K", default: 3072, in: 1...65_536, "input features K"),
+            .integer("calls", placeholder: "C", default: 48, in: 1...100_000, "calls per run"),
+            .integer("repeats", placeholder: "R", default: 3, in: 1...1000, "runs (the best is shown)"),
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments) throws {
+        let m = arguments.int("rows")
+        let n = arguments.int("n")
+        let k = arguments.int("k")
+        let calls = arguments.int("calls")
+        let repeats = arguments.int("repeats")
+        registerBuiltinLayouts()
+        let x = try Tensor.randomNormal([m, k], seed: 1)
+        let w = try Tensor.randomNormal([n, k], standardDeviation: 1 / Float(k).squareRoot(), seed: 2)
+        let q = try QuantizedTensor.fromFloat(w, layout: BlockWiseINT8Layout.weight(blockSize: 128))
+        let weightOnly = LinearOptions(floatInput: .dequantizeWeight)
+        let paths: [(String, @Sendable () throws -> Void)] = [
+            ("float32 (OpenBLAS)", { _ = try linear(x, w) }),
+            ("INT8 W8A8", { _ = try linear(x, q) }),
+            ("INT8 weight-only", { _ = try linear(x, q, options: weightOnly) }),
+        ]
+        print("qlinear bench-concurrency: \(calls) calls of \(m) x \(n) x \(k) per run, best of \(repeats); "
+            + "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(OpenBLAS.shared.summary)")
+        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + "vs 1 caller")
+        for (name, call) in paths {
+            try call()   // warm-up
+            for mode in ["threads", "tasks"] {
+                var single = 0.0
+                for callers in [1, 2, 8] {
+                    var best = 0.0
+                    for _ in 0..<repeats {
+                        let seconds = mode == "threads" ? try threads(callers, calls, call) : try tasks(callers, calls, call)
+                        best = max(best, Double(calls) / seconds)
+                    }
+                    if callers == 1 { single = best }
+                    print(pad(name, 22) + pad("\(callers) \(mode)", 16) + pad(String(format: "%.1f", best), 10)
+                        + String(format: "%.2fx", best / single))
+                }
+            }
+        }
+    }
+
+    /// Seconds for `calls` calls shared by `callers` plain threads.
+    static func threads(_ callers: Int, _ calls: Int, _ call: @escaping @Sendable () throws -> Void) throws -> Double {
+        let failure = FailureBox()
+        let group = DispatchGroup()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for caller in 0..<callers {
+            group.enter()
+            let thread = Thread {
+                for _ in stride(from: caller, to: calls, by: callers) {
+                    do { try call() } catch { failure.record(error) }
+                }
+                group.leave()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        group.wait()
+        if let error = failure.error { throw error }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Seconds for `calls` calls shared by `callers` tasks of one TaskGroup.
+    static func tasks(_ callers: Int, _ calls: Int, _ call: @escaping @Sendable () throws -> Void) throws -> Double {
+        let result = ResultBox()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for caller in 0..<callers {
+                        group.addTask { for _ in stride(from: caller, to: calls, by: callers) { try call() } }
+                    }
+                    try await group.waitForAll()
+                }
+                result.set(.success(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            } catch {
+                result.set(.failure(error))
+            }
+            done.signal()
+        }
+        done.wait()
+        return try result.get()
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+}
+
+private final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: Error?
+    func record(_ error: Error) { lock.withLock { if first == nil { first = error } } }
+    var error: Error? { lock.withLock { first } }
+}
+
+private final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Result<Double, Error> = .success(0)
+    func set(_ result: Result<Double, Error>) { lock.withLock { value = result } }
+    func get() throws -> Double { try lock.withLock { value }.get() }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+@Suite("The qlinear binary: usage errors, help and version")
+struct BinaryUsageTests {
+    @Test("a command line that does not fit exits 64 with the message and the usage on stderr, nothing on stdout",
+          arguments: [
+              (["convert", "in.st", "out.st", "--exlude", "blocks.3.*"], "did you mean `--exclude`?",
+               "usage: qlinear convert"),
+              (["convert", "in.st", "out.st", "--format"], "--format needs a value", "usage: qlinear convert"),
+              (["convert", "in.st", "out.st", "--block-size", "4611686018427387904"], "--block-size must be",
+               "usage: qlinear convert"),
+              (["convert", "in.st"], "convert takes IN OUT (2), got 1", "usage: qlinear convert"),
+              (["demo", "--rows", "-1"], "--rows must be 1 to 16384, got -1", "usage: qlinear demo"),
+              (["demo", "--rows", "99999999999999999999"], "expects a whole number", "usage: qlinear demo"),
+              (["demo", "--rows", "abc"], "expects a whole number", "usage: qlinear demo"),
+              (["--rows", "0"], "--rows must be", "usage: qlinear demo"),
+              (["demo", "--repeats"], "--repeats needs a value", "usage: qlinear demo"),
+              (["synthesize", "x.st", "--seed", "-1"], "--seed must be at least 0", "usage: qlinear synthesize"),
+              (["synthesize", "x.st", "--rows", "1048576", "--columns", "1048576"], "at most 1073741824",
+               "usage: qlinear synthesize"),
+              (["export", "a", "b", "--dtype", "f8"], "--dtype must be one of", "usage: qlinear export"),
+              (["bench", "--rows", "-5"], "--rows must be", "usage: qlinear bench"),
+              (["bench-cuda", "--devce", "1"], "did you mean `--device`?", "usage: qlinear bench-cuda"),
+              (["inspect", "a", "--verbose"], "unknown option `--verbose`", "usage: qlinear inspect"),
+              (["convrt", "a", "b"], "unknown command `convrt`; did you mean `convert`?", "commands:"),
+              (["help", "convrt"], "unknown command `convrt`", "commands:"),
+              (["--version", "extra"], "--version takes no arguments", "commands:"),
+          ])
+    func usageErrors(arguments: [String], message: String, usage: String) throws {
+        guard QLinearBinary.isAvailable else { return }
+        let directory = try QLinearBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try QLinearBinary.run(arguments, in: directory, timeout: 30)
+        #expect(result.status == 64, "\(arguments): exit \(result.status), stderr \(result.stderr)")
+        #expect(result.stderr.hasPrefix("qlinear: ") && result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.contains(usage), "\(result.stderr)")
+        #expect(result.stdout.isEmpty, "\(result.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("x.st").path))
+    }
+
+    @Test("--help, -h, help and `help help` list every subcommand on stdout and exit 0",
+          arguments: [["--help"], ["-h"], ["help"], ["help", "help"]])
+    func topHelp(arguments: [String]) throws {
+        guard QLinearBinary.isAvailable else { return }
+        let directory = try QLinearBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try QLinearBinary.run(arguments, in: directory, timeout: 30)
+        #expect(result.status == 0 && result.stderr.isEmpty, "\(result.stderr)")
+        for command in ["demo", "bench", "bench-cuda", "convert", "inspect", "export", "synthesize", "help"] {
+            #expect(result.stdout.contains("\n  \(command) "), "\(arguments) does not list \(command)")
+        }
+        #expect(result.stdout.contains("--version"))
+    }
+
+    @Test("`help COMMAND` and `COMMAND --help` print that command's usage and options",
+          arguments: [(["help", "convert"], "--exclude P"), (["convert", "--help"], "--exclude P"),
+                      (["convert", "-h"], "--lora-strength S"), (["help", "export"], "--dtype bf16|f16|f32"),
+                      (["inspect", "--help"], "usage: qlinear inspect FILE"), (["demo", "--help"], "--rows M"),
+                      (["bench", "--help"], "--json FILE"), (["help", "bench-cuda"], "--device N"),
+                      (["synthesize", "--help"], "--seed S")])
+    func commandHelp(arguments: [String], expected: String) throws {
+        guard QLinearBinary.isAvailable else { return }
+        let directory = try QLinearBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try QLinearBinary.run(arguments, in: directory, timeout: 30)
+        #expect(result.status == 0 && result.stderr.isEmpty, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("usage: qlinear ") && result.stdout.contains(expected), "\(result.stdout)")
+        #expect(result.stdout.contains("-h, --help"))
+    }
+
+    @Test("--version prints the version and exits at once (it used to run the demo)")
+    func version() throws {
+        guard QLinearBinary.isAvailable else { return }
+        let directory = try QLinearBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try QLinearBinary.run(["--version"], in: directory, timeout: 10)
+        #expect(!result.timedOut)
+        #expect(result.status == 0 && result.stdout == "qlinear 0.1.0\n" && result.stderr.isEmpty)
+    }
+}

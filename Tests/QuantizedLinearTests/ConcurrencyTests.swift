@@ -1,0 +1,139 @@
+import Foundation
+@testable import QLCPU
+import QuantizedLinear
+import Testing
+
+/// Many callers at once (issue 12, item 15): results identical to one caller's, and never more compute
+/// threads than cores.
+@Suite struct ConcurrencyTests {
+    /// Shared operands of every op (read by all callers at once).
+    struct Operands: @unchecked Sendable {
+        let x: [Tensor]            // decode-sized and GEMM-sized inputs
+        let w: Tensor
+        let int8: QuantizedTensor
+        let fp8: QuantizedTensor
+        let activations: [QuantizedTensor]
+        let bias: Tensor
+        let delta: Tensor
+
+        init() throws {
+            x = try [3, 40].map { try Tensor.randomNormal([$0, 256], dtype: .bfloat16, seed: UInt64($0)) }
+            w = try Tensor.randomNormal([96, 256], standardDeviation: 0.06, seed: 5)
+            int8 = try QuantizedTensor.fromFloat(w, layout: BlockWiseINT8Layout.weight(blockSize: 64))
+            fp8 = try QuantizedTensor.fromFloat(w, layout: TensorCoreFP8Layout.dynamic)
+            activations = try x.map { try QuantizedTensor.fromFloat($0, layout: BlockWiseINT8Layout.activation()) }
+            bias = try Tensor.randomNormal([96], seed: 6)
+            delta = try Tensor.randomNormal([96, 256], standardDeviation: 0.01, seed: 7)
+        }
+    }
+
+    /// Every public op on the shared operands, as bit patterns.
+    static func everyOp(_ o: Operands) throws -> [[UInt32]] {
+        var results: [AnyTensor] = []
+        let weightOnly = LinearOptions(floatInput: .dequantizeWeight)
+        for (x, qx) in zip(o.x, o.activations) {
+            results += [
+                try linear(x, o.w, bias: o.bias), try linear(x, o.int8, bias: o.bias), try linear(qx, o.int8),
+                try linear(x, o.int8, options: weightOnly), try linear(x, o.fp8, bias: o.bias),
+                try linear(x, o.fp8, options: weightOnly), try gelu(qx), try gelu(x, approximation: .tanh),
+                try add(x, x), try matmul(x, transpose(o.w)), try transpose(qx),
+            ]
+        }
+        results += [
+            try applyWeightUpdate(o.int8, delta: o.delta, strength: 0.5),
+            try applyWeightUpdate(o.fp8, delta: o.delta), .dense(try dequantize(o.int8, to: .bfloat16)),
+            .dense(try dequantize(o.fp8)), .quantized(try QuantizedTensor.fromFloat(o.w, layout: BlockWiseINT8Layout.weight())),
+        ]
+        return try results.map { try $0.dequantized().floats().map(\.bitPattern) }
+    }
+
+    @Test func concurrentTasksGetTheSingleCallerResults() async throws {
+        let operands = try Operands()
+        let expected = try Self.everyOp(operands)
+        try await withThrowingTaskGroup(of: [[UInt32]].self) { group in
+            for _ in 0..<8 { group.addTask { try Self.everyOp(operands) } }
+            for try await result in group { #expect(result == expected) }
+        }
+    }
+
+    @Test func concurrentThreadsGetTheSingleCallerResults() throws {
+        let operands = try Operands()
+        let expected = try Self.everyOp(operands)
+        let results = ResultList()
+        let group = DispatchGroup()
+        for _ in 0..<6 {
+            group.enter()
+            Thread {
+                results.append(Result { try Self.everyOp(operands) })
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        #expect(results.all.count == 6)
+        for result in results.all { #expect(try result.get() == expected) }
+    }
+
+    /// However many callers, the kernels' regions never run more threads than ``ComputeSlots`` has slots.
+    @Test func computeThreadsNeverExceedTheCores() {
+        let meter = ConcurrencyMeter()
+        let group = DispatchGroup()
+        for _ in 0..<8 {
+            group.enter()
+            Thread {
+                for _ in 0..<20 {
+                    CPUKernels.parallelRanges(count: 64) { _ in meter.measure { usleep(200) } }
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        #expect(meter.peak >= 1 && meter.peak <= ComputeSlots.shared.count, "peak \(meter.peak)")
+        #expect(ComputeSlots.shared.freeCount == ComputeSlots.shared.count)
+    }
+
+    /// A region inside a region runs on its thread (no second acquisition, so no deadlock) and covers
+    /// its range exactly once.
+    @Test func nestedRegionsCoverTheirRangesWithoutDeadlock() {
+        let covered = ResultList()
+        CPUKernels.parallelRanges(count: 8) { outer in
+            for _ in outer {
+                CPUKernels.parallelRanges(count: 100, minimumPerThread: 1) { inner in covered.add(inner.count) }
+            }
+        }
+        #expect(covered.total == 800)
+    }
+
+    @Test func slotsAreGrantedBetweenOneAndWhatIsFree() {
+        let slots = ComputeSlots(count: 3)
+        #expect(slots.acquire(upTo: 2) == 2)
+        #expect(slots.acquire(upTo: 5) == 1)
+        #expect(slots.freeCount == 0)
+        slots.release(3)
+        #expect(slots.acquire(upTo: 0) == 1)
+    }
+}
+
+private final class ConcurrencyMeter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var active = 0
+    private(set) var peak = 0
+
+    func measure(_ body: () -> Void) {
+        lock.withLock {
+            active += 1
+            peak = max(peak, active)
+        }
+        body()
+        lock.withLock { active -= 1 }
+    }
+}
+
+private final class ResultList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<[[UInt32]], Error>] = []
+    private var sum = 0
+    func append(_ result: Result<[[UInt32]], Error>) { lock.withLock { results.append(result) } }
+    func add(_ value: Int) { lock.withLock { sum += value } }
+    var all: [Result<[[UInt32]], Error>] { lock.withLock { results } }
+    var total: Int { lock.withLock { sum } }
+}
