@@ -19,7 +19,7 @@ extension Tensor {
             throw TensorError(.invalidArgument, "permuted: \(axes) repeats an axis; list every axis of the "
                 + "rank-\(rank) tensor exactly once")
         }
-        return Tensor(storage: storage, dtype: dtype, shape: resolved.map { shape[$0] },
+        return try Tensor(storage: storage, dtype: dtype, shape: resolved.map { shape[$0] },
                       strides: resolved.map { strides[$0] }, offset: offset)
     }
 }
