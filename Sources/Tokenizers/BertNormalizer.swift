@@ -65,15 +65,23 @@ public struct BertNormalizer: Sendable, Hashable {
         var result: [Unicode.Scalar] = []
         result.reserveCapacity(scalars.count + scalars.count / 2)
         var run = String.UnicodeScalarView()
+        var runDecomposes = false
         func flush() {
-            guard !run.isEmpty else { return }
-            let decomposed = String(run).decomposedStringWithCanonicalMapping.unicodeScalars
-            result.append(contentsOf: decomposed.lazy.filter { !$0.isBertNonspacingMark })
-            run.removeAll()
+            if runDecomposes {
+                let decomposed = String(run).decomposedStringWithCanonicalMapping.unicodeScalars
+                result.append(contentsOf: decomposed.lazy.filter { !$0.isBertNonspacingMark })
+            } else {
+                result.append(contentsOf: run)
+            }
+            run.removeAll(keepingCapacity: true)
+            runDecomposes = false
         }
         for scalar in scalars {
-            if scalar.value < 0xC0 || scalar.isInUnicode8 {
+            if scalar.value < 0xC0 {
                 run.append(scalar)
+            } else if scalar.isInUnicode8 {
+                run.append(scalar)
+                runDecomposes = true
             } else {
                 flush()
                 result.append(scalar)

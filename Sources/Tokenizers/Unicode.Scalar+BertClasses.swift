@@ -32,15 +32,17 @@ extension Unicode.Scalar {
     /// (Rust's `char::is_whitespace`): U+0009-000D, U+0020, U+0085, U+00A0, U+1680, U+2000-200A, U+2028,
     /// U+2029, U+202F, U+205F, U+3000. Zero-width characters (U+200B, U+2060, U+FEFF) are not whitespace.
     var isBertWhitespace: Bool {
-        properties.isWhitespace
+        // ASCII first: Unicode property lookups cost far more than the rest of the tokenizer per scalar.
+        if value < 0x80 { return value == 0x20 || (value >= 0x09 && value <= 0x0D) }
+        return properties.isWhitespace
     }
 
     /// Removed by text cleaning: NUL, U+FFFD, and every scalar of general category control `Cc`, format `Cf`
     /// or private use `Co` except tab, newline and carriage return, which are whitespace. So U+000B, U+000C
     /// and U+0085 are removed although they are whitespace; unassigned scalars (`Cn`) are kept.
     var isBertRemoved: Bool {
-        if value == 0x09 || value == 0x0A || value == 0x0D { return false }
-        if value == 0 || value == 0xFFFD { return true }
+        if value < 0x80 { return value < 0x20 ? !(value == 0x09 || value == 0x0A || value == 0x0D) : value == 0x7F }
+        if value == 0xFFFD { return true }
         switch bertCategory {
         case .control, .format, .privateUse: return true
         default: return false

@@ -13,7 +13,7 @@ public struct WordPiece: Sendable {
     public let unknownTokenID: Int32
     public let continuingSubwordPrefix: String
     public let maxInputCharactersPerWord: Int
-    private let ids: [[UInt8]: Int32]
+    private let table: VocabularyTable
 
     /// - Parameters:
     ///   - tokens: the vocabulary; a token's id is its index. A token listed twice gets its last index.
@@ -25,10 +25,8 @@ public struct WordPiece: Sendable {
         guard tokens.count <= Int(Int32.max) else {
             throw TensorError(.invalidArgument, "a vocabulary of \(tokens.count) tokens does not fit int32 ids")
         }
-        var ids: [[UInt8]: Int32] = [:]
-        ids.reserveCapacity(tokens.count)
-        for (index, token) in tokens.enumerated() { ids[Array(token.utf8)] = Int32(index) }
-        guard let unknown = ids[Array(unknownToken.utf8)] else {
+        let table = VocabularyTable(tokens: tokens)
+        guard let unknown = table.id(of: Array(unknownToken.utf8)[...]) else {
             throw TensorError(.invalidArgument, "the unknown token \"\(unknownToken)\" is not in the vocabulary; "
                 + "add it to vocab.txt or name the vocabulary's unknown token in tokenizer_config.json (unk_token)")
         }
@@ -37,7 +35,7 @@ public struct WordPiece: Sendable {
                               "maxInputCharactersPerWord must be positive, got \(maxInputCharactersPerWord)")
         }
         self.tokens = tokens
-        self.ids = ids
+        self.table = table
         self.unknownTokenID = unknown
         self.continuingSubwordPrefix = continuingSubwordPrefix
         self.maxInputCharactersPerWord = maxInputCharactersPerWord
@@ -45,7 +43,7 @@ public struct WordPiece: Sendable {
 
     /// The id of `token` (exactly these UTF-8 bytes), if it is in the vocabulary.
     public func id(of token: String) -> Int32? {
-        ids[Array(token.utf8)]
+        table.id(of: Array(token.utf8)[...])
     }
 
     /// The piece ids of one word (no whitespace, already normalised).
@@ -67,7 +65,7 @@ public struct WordPiece: Sendable {
             bytes.append(contentsOf: UTF8.encode(scalar)!)
             boundaries.append(bytes.count)
         }
-        let prefix = Array(continuingSubwordPrefix.utf8)
+        let prefix = Array(continuingSubwordPrefix.utf8)[...]
         let firstPiece = pieces.count
         var start = 0
         while start < word.count {
@@ -75,8 +73,7 @@ public struct WordPiece: Sendable {
             var found: Int32?
             while end > start {
                 let piece = bytes[boundaries[start]..<boundaries[end]]
-                let key = start == 0 ? Array(piece) : prefix + piece
-                if let id = ids[key] {
+                if let id = start == 0 ? table.id(of: piece) : table.id(of: piece, after: prefix) {
                     found = id
                     break
                 }
@@ -90,5 +87,39 @@ public struct WordPiece: Sendable {
             pieces.append(id)
             start = end
         }
+    }
+}
+
+/// Token ids by UTF-8 bytes, looked up from byte slices without building a key: a 64-bit FNV-1a hash of
+/// the bytes finds the candidate ids (one, unless two tokens share a hash), whose bytes are then compared.
+struct VocabularyTable: Sendable {
+    private var byHash: [UInt64: [Int32]] = [:]
+    private var bytes: [[UInt8]] = []
+
+    init(tokens: [String]) {
+        byHash.reserveCapacity(tokens.count)
+        bytes = tokens.map { Array($0.utf8) }
+        for (index, token) in bytes.enumerated() {
+            let hash = Self.hash(token[...])
+            var ids = byHash[hash, default: []]
+            ids.removeAll { bytes[Int($0)] == token }   // a repeated token keeps its last index
+            ids.append(Int32(index))
+            byHash[hash] = ids
+        }
+    }
+
+    /// The id of the token `head + tail` (`head` empty unless given).
+    func id(of tail: ArraySlice<UInt8>, after head: ArraySlice<UInt8> = []) -> Int32? {
+        byHash[Self.hash(tail, from: Self.hash(head))]?.first { id in
+            let token = bytes[Int(id)]
+            return token.count == head.count + tail.count && token.starts(with: head)
+                && token[head.count...].elementsEqual(tail)
+        }
+    }
+
+    private static func hash(_ bytes: ArraySlice<UInt8>, from start: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
+        var hash = start
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        return hash
     }
 }

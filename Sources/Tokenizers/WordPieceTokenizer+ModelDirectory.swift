@@ -47,14 +47,24 @@ extension WordPieceTokenizer {
             unknown: tokenizerConfig?.unknown?.name ?? defaults.unknown,
             mask: tokenizerConfig?.mask?.name ?? defaults.mask)
 
-        // model_max_length is a float in some configs (1e30 for "no limit"), hence the clamp.
-        let tokenizerLimit = tokenizerConfig?.modelMaxLength.map { Int(min($0, Double(Int32.max))) }
+        // Lengths are read as numbers and checked here: JSONDecoder's own error for 1.5 names no key.
+        func integer(_ value: Double?, _ key: String, _ file: String) throws -> Int? {
+            guard let value else { return nil }
+            // model_max_length is a huge float in some configs ("no limit"), hence the clamp.
+            guard value.rounded() == value, value >= 0 else {
+                throw TensorError(.checkpointFormat, "\(directory.appendingPathComponent(file).path): \"\(key)\" "
+                    + "must be a non-negative integer, got \(value)")
+            }
+            return Int(min(value, Double(Int32.max)))
+        }
         let length: Int
-        if let configured = sentenceConfig?.maxSequenceLength {
+        if let configured = try integer(sentenceConfig?.maxSequenceLength, "max_seq_length",
+                                       "sentence_bert_config.json") {
             length = configured
         } else {
-            let limits = [tokenizerLimit, modelConfig?.maxPositionEmbeddings].compactMap { $0 }
-            guard let smallest = limits.min() else {
+            let limits = [try integer(tokenizerConfig?.modelMaxLength, "model_max_length", "tokenizer_config.json"),
+                          try integer(modelConfig?.maxPositionEmbeddings, "max_position_embeddings", "config.json")]
+            guard let smallest = limits.compactMap({ $0 }).min() else {
                 throw TensorError(.checkpointFormat, "no sequence length in \(modelDirectory): add "
                     + "sentence_bert_config.json with max_seq_length, or model_max_length to tokenizer_config.json")
             }
@@ -74,8 +84,9 @@ extension WordPieceTokenizer {
         guard let text = String(data: data, encoding: .utf8) else {
             throw TensorError(.checkpointFormat, "\(url.path) is not UTF-8 text")
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.utf8.last == UInt8(ascii: "\r") ? String(line.unicodeScalars.dropLast()) : String(line)
+        // Split on the byte, not the Character "\n": Swift reads "\r\n" as one Character.
+        var lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
         }
         if lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else {
@@ -101,8 +112,12 @@ extension WordPieceTokenizer {
         case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             return "\"\(key)\" must be \(type)"
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return "\"\(key)\": \(context.debugDescription)"
         case .dataCorrupted(let context):
-            return "invalid JSON: \(context.debugDescription)"
+            let cause = context.underlyingError.map { ": \($0)" } ?? ""
+            return "invalid JSON: \(context.debugDescription)\(cause)"
         default:
             return "\(error)"
         }
@@ -145,7 +160,7 @@ struct TokenizerConfigFile: Decodable {
 
 /// `sentence_bert_config.json`.
 struct SentenceBertConfigFile: Decodable {
-    var maxSequenceLength: Int?
+    var maxSequenceLength: Double?
     var lowercase: Bool?
 
     enum CodingKeys: String, CodingKey {
@@ -156,7 +171,7 @@ struct SentenceBertConfigFile: Decodable {
 
 /// The key of the model's `config.json` that bounds the sequence length.
 struct ModelConfigFile: Decodable {
-    var maxPositionEmbeddings: Int?
+    var maxPositionEmbeddings: Double?
 
     enum CodingKeys: String, CodingKey {
         case maxPositionEmbeddings = "max_position_embeddings"
