@@ -63,6 +63,11 @@ extension BlockWiseINT8Layout: KernelQuantizedLayout {
                                                          weightBlocks: layout.blocks, bias: operands.bias)
                 return try operands.output(y.orDecline().reshaped(operands.outputShape))
             }
+            if let y = try kernels.linearINT8QuantizingInput(input: x.reshaped([m, k]), weight: weight,
+                                                             weightBlocks: layout.blocks, bias: operands.bias,
+                                                             outputDType: operands.input.floatDType) {
+                return try operands.output(y.reshaped(operands.outputShape))
+            }
             let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
             quantizedInput = try activation.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
                                                       checkFinite: false)

@@ -54,6 +54,20 @@ package protocol QuantizedKernels: Sendable {
 
     /// Weight-only FP8: float input `(M, K)`; returns `(M, N)` in the input's dtype.
     func linearFP8WeightOnly(input: Tensor, weight: FP8Parts, bias: Tensor?) throws -> KernelResult<Tensor>
+
+    /// W8A8 on a float input `(M, K)` that the kernel quantizes itself, into 1 x `weightBlocks.columns`
+    /// blocks with the weight's rounding: the same result, bit for bit, as ``quantizeINT8(_:shape:blocks:transform:roundTo:checkFinite:)``
+    /// (no finiteness check) then ``linearINT8(inputCodes:inputScales:weight:weightBlocks:bias:outputDType:fallback:)``,
+    /// in fewer passes. `nil` when the backend has no such kernel for the problem (the caller then
+    /// quantizes and calls `linearINT8`); not a fallback, the same arithmetic either way.
+    func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
+                                   outputDType: DType) throws -> Tensor?
+}
+
+extension QuantizedKernels {
+    /// No fused kernel: the caller quantizes, then calls `linearINT8`.
+    package func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
+                                           outputDType: DType) throws -> Tensor? { nil }
 }
 
 /// A kernel's answer: the result, or why this backend cannot compute it.

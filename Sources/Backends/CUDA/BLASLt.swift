@@ -38,10 +38,18 @@ struct BLASLt: @unchecked Sendable {
         case transA = 3, transB = 4, epilogue = 7, biasPointer = 8, aScalePointer = 17, bScalePointer = 18
         case biasDataType = 26
     }
+    /// `cublasLtEpilogue_t`: `CUBLASLT_EPILOGUE_BIAS`, `_GELU` (tanh approximation), `_GELU_BIAS`.
     static let epilogueBias: Int32 = 4
     /// `CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT` (int32_t) and `..._STRIDED_BATCH_OFFSET` (int64_t, in elements).
     static let layoutBatchCount: Int32 = 5
     static let layoutBatchStride: Int32 = 6
+    static let epilogueGELU: Int32 = 32
+    static let epilogueGELUBias: Int32 = 36
+    /// `CUBLASLT_ALGO_CONFIG_{ID, TILE_ID, SPLITK_NUM, REDUCTION_SCHEME, STAGES_ID}`.
+    static let algorithmConfigAttributes: [(name: String, id: Int32)] = [
+        ("algo", 0), ("tile", 1), ("splitK", 2), ("reduction", 3), ("stages", 6)]
+    /// How many heuristic results are asked for (the first that fits the workspace is taken).
+    static let heuristicCandidates: Int32 = 8
     static let preferenceMaxWorkspace: Int32 = 1
     /// `CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES`.
     static let preferenceMinimumAlignments: [Int32] = [5, 6, 7, 8]
@@ -67,6 +75,8 @@ struct BLASLt: @unchecked Sendable {
                                 OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?,
                                 UnsafeRawPointer?, UInt64, Int, OpaquePointer?) -> Status
     let statusString: @convention(c) (Status) -> UnsafePointer<CChar>?
+    let algorithmConfigGetAttribute: @convention(c) (UnsafeRawPointer, Int32, UnsafeMutableRawPointer, Int,
+                                                     UnsafeMutablePointer<Int>) -> Status
 
     /// Opens cuBLASLt: `QLINEAR_CUBLASLT` if set, else the usual names and CUDA library directories.
     init() throws {
@@ -93,6 +103,7 @@ struct BLASLt: @unchecked Sendable {
         heuristic = try library.function("cublasLtMatmulAlgoGetHeuristic")
         matmul = try library.function("cublasLtMatmul")
         statusString = try library.function("cublasLtGetStatusString")
+        algorithmConfigGetAttribute = try library.function("cublasLtMatmulAlgoConfigGetAttribute")
     }
 
     /// Throws unless `status` is `CUBLAS_STATUS_SUCCESS`, with cuBLASLt's own text.
@@ -124,6 +135,8 @@ struct GEMMDescription: Hashable {
     /// The bias type when a bias is fused in the epilogue, else `nil`.
     var biasType: BLASLt.DataType?
     var scaled: Bool
+    /// The tanh-approximation GELU applied in the epilogue (after the bias).
+    var gelu = false
     /// The largest power of two (at most 256) dividing every operand address: the heuristic may
     /// only pick kernels whose vector accesses that alignment allows. ``BLASLtContext/run`` sets it.
     var alignment = 256
@@ -134,7 +147,14 @@ struct GEMMDescription: Hashable {
     var strideD = 0
 }
 
-/// The cuBLASLt state of one device: handle, workspace, and the algorithm chosen per GEMM shape.
+/// The cuBLASLt state of one device: handle, workspace, and one ``Plan`` per GEMM description.
+///
+/// The plan (matmul descriptor, matrix layouts, algorithm) is made once per description: the
+/// heuristic is asked once, with the fixed workspace limit, for up to 8 candidates, and the first
+/// whose workspace fits is kept for the life of the process. Later calls with the same description
+/// only set the operand pointers and enqueue, so a call costs no descriptor or layout creation and
+/// always runs the same kernel (same tile, same split-K): timings of a shape do not move with
+/// the heuristic, and the host's share of a small call stays small.
 final class BLASLtContext: @unchecked Sendable {
     static let workspaceBytes = 32 << 20
     let blas: BLASLt
@@ -142,11 +162,41 @@ final class BLASLtContext: @unchecked Sendable {
     private let handle: BLASLt.Handle
     private let workspace: CUDAAllocation
     private let lock = NSLock()
-    /// The heuristic's first choice per description (the 64-byte algo and its workspace size).
-    private var algorithms: [GEMMDescription: (algo: [UInt8], workspace: Int)] = [:]
+    private var plans: [GEMMDescription: Plan] = [:]
     /// Serialises whole matmuls: one may queue several kernels that share the workspace (split-K),
-    /// and another thread's kernels must not land between them.
+    /// another thread's kernels must not land between them, and the plan's descriptor holds the
+    /// pointers of the call being enqueued.
     private let enqueueLock = NSLock()
+
+    /// The cuBLASLt objects of one description, destroyed with the context.
+    final class Plan {
+        let blas: BLASLt
+        var descriptor: OpaquePointer?
+        var layoutA: OpaquePointer?
+        var layoutB: OpaquePointer?
+        var layoutD: OpaquePointer?
+        var algorithm = [UInt8](repeating: 0, count: 64)
+        var workspace = 0
+
+        init(blas: BLASLt) { self.blas = blas }
+
+        deinit {
+            _ = blas.descriptorDestroy(descriptor)
+            for layout in [layoutA, layoutB, layoutD] { _ = blas.layoutDestroy(layout) }
+        }
+
+        /// `name=value` of the chosen algorithm's configuration (id, tile, split-K, ...).
+        var configuration: String {
+            BLASLt.algorithmConfigAttributes.map { attribute in
+                var value: UInt32 = 0
+                var written = 0
+                let status = algorithm.withUnsafeBytes {
+                    blas.algorithmConfigGetAttribute($0.baseAddress!, attribute.id, &value, 4, &written)
+                }
+                return "\(attribute.name)=" + (status == 0 ? "\(value)" : "?")
+            }.joined(separator: " ") + " workspace=\(workspace)"
+        }
+    }
 
     init(device: CUDADevice) throws {
         self.device = device
@@ -156,6 +206,11 @@ final class BLASLtContext: @unchecked Sendable {
         try blas.check(blas.create(&handle), "cublasLtCreate")
         self.handle = handle!
         workspace = try device.allocate(byteCount: BLASLtContext.workspaceBytes)
+    }
+
+    /// The algorithm configuration chosen for each description planned so far (for benchmarks).
+    var chosenAlgorithms: [(description: GEMMDescription, configuration: String)] {
+        lock.withLock { plans.map { ($0.key, $0.value.configuration) } }
     }
 
     /// Queues `D = op(A) op(B) * alpha (+ bias)` with optional per-tensor scales of A and B (device
@@ -170,24 +225,52 @@ final class BLASLtContext: @unchecked Sendable {
             address == 0 ? 256 : min(256, 1 << address.trailingZeroBitCount)
         }.min() ?? 256
         try device.makeCurrent()
-        var descriptor: OpaquePointer?
-        try blas.check(blas.descriptorCreate(&descriptor, BLASLt.computeFloat32, BLASLt.DataType.float32.rawValue),
-                       "cublasLtMatmulDescCreate")
-        defer { _ = blas.descriptorDestroy(descriptor) }
+        let plan = try lock.withLock { () throws -> Plan in
+            if let known = plans[description] { return known }
+            let made = try makePlan(description)
+            plans[description] = made
+            return made
+        }
+        var alphaValue = alpha
+        var beta: Float = 0
+        try enqueueLock.withLock {
+            func set<T: BitwiseCopyable>(_ attribute: BLASLt.DescriptorAttribute, _ value: T) throws {
+                var value = value
+                try blas.check(blas.descriptorSetAttribute(plan.descriptor, attribute.rawValue, &value,
+                                                           MemoryLayout<T>.size),
+                               "cublasLtMatmulDescSetAttribute(\(attribute))")
+            }
+            if let bias, description.biasType != nil { try set(.biasPointer, bias.address) }
+            if let aScale { try set(.aScalePointer, aScale.address) }
+            if let bScale { try set(.bScalePointer, bScale.address) }
+            let status = plan.algorithm.withUnsafeBytes { algo in
+                blas.matmul(handle, plan.descriptor, &alphaValue, a.address, plan.layoutA, b.address, plan.layoutB,
+                            &beta, d.address, plan.layoutD, d.address, plan.layoutD, algo.baseAddress,
+                            workspace.address, min(plan.workspace, BLASLtContext.workspaceBytes), device.stream)
+            }
+            try blas.check(status, "cublasLtMatmul(\(description))")
+        }
+    }
+
+    /// The descriptor, layouts and algorithm of `description` (called once per description).
+    private func makePlan(_ description: GEMMDescription) throws -> Plan {
+        let plan = Plan(blas: blas)
+        try blas.check(blas.descriptorCreate(&plan.descriptor, BLASLt.computeFloat32,
+                                             BLASLt.DataType.float32.rawValue), "cublasLtMatmulDescCreate")
         func set<T: BitwiseCopyable>(_ attribute: BLASLt.DescriptorAttribute, _ value: T) throws {
             var value = value
-            try blas.check(blas.descriptorSetAttribute(descriptor, attribute.rawValue, &value, MemoryLayout<T>.size),
+            try blas.check(blas.descriptorSetAttribute(plan.descriptor, attribute.rawValue, &value,
+                                                       MemoryLayout<T>.size),
                            "cublasLtMatmulDescSetAttribute(\(attribute))")
         }
         try set(.transA, description.transposeA ? BLASLt.opT : BLASLt.opN)
         try set(.transB, description.transposeB ? BLASLt.opT : BLASLt.opN)
-        if let bias, let biasType = description.biasType {
-            try set(.epilogue, BLASLt.epilogueBias)
-            try set(.biasPointer, bias.address)
-            try set(.biasDataType, biasType.rawValue)
+        let hasBias = description.biasType != nil
+        if hasBias || description.gelu {
+            try set(.epilogue, description.gelu ? (hasBias ? BLASLt.epilogueGELUBias : BLASLt.epilogueGELU)
+                                                : BLASLt.epilogueBias)
         }
-        if let aScale { try set(.aScalePointer, aScale.address) }
-        if let bScale { try set(.bScalePointer, bScale.address) }
+        if let biasType = description.biasType { try set(.biasDataType, biasType.rawValue) }
 
         func layout(_ type: BLASLt.DataType, rows: Int, columns: Int, ld: Int, stride: Int) throws
             -> OpaquePointer? {
@@ -209,55 +292,46 @@ final class BLASLtContext: @unchecked Sendable {
             return result
         }
         let (m, n, k) = (description.m, description.n, description.k)
-        let layoutA = try layout(description.typeA, rows: description.transposeA ? k : m,
-                                 columns: description.transposeA ? m : k, ld: description.lda,
-                                 stride: description.strideA)
-        defer { _ = blas.layoutDestroy(layoutA) }
-        let layoutB = try layout(description.typeB, rows: description.transposeB ? n : k,
-                                 columns: description.transposeB ? k : n, ld: description.ldb,
-                                 stride: description.strideB)
-        defer { _ = blas.layoutDestroy(layoutB) }
-        let layoutD = try layout(description.typeD, rows: m, columns: n, ld: description.ldd,
-                                 stride: description.strideD)
-        defer { _ = blas.layoutDestroy(layoutD) }
+        plan.layoutA = try layout(description.typeA, rows: description.transposeA ? k : m,
+                                  columns: description.transposeA ? m : k, ld: description.lda,
+                                  stride: description.strideA)
+        plan.layoutB = try layout(description.typeB, rows: description.transposeB ? n : k,
+                                  columns: description.transposeB ? k : n, ld: description.ldb,
+                                  stride: description.strideB)
+        plan.layoutD = try layout(description.typeD, rows: m, columns: n, ld: description.ldd,
+                                  stride: description.strideD)
 
-        let chosen = try lock.withLock { () throws -> (algo: [UInt8], workspace: Int) in
-            if let known = algorithms[description] { return known }
-            var preference: OpaquePointer?
-            try blas.check(blas.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
-            defer { _ = blas.preferenceDestroy(preference) }
-            var limit = UInt64(BLASLtContext.workspaceBytes)
-            try blas.check(blas.preferenceSetAttribute(preference, BLASLt.preferenceMaxWorkspace, &limit, 8),
-                           "cublasLtMatmulPreferenceSetAttribute")
-            var alignment = UInt32(description.alignment)
-            for attribute in BLASLt.preferenceMinimumAlignments {
-                try blas.check(blas.preferenceSetAttribute(preference, attribute, &alignment, 4),
-                               "cublasLtMatmulPreferenceSetAttribute(alignment)")
-            }
-            var result = [UInt8](repeating: 0, count: BLASLt.heuristicResultSize)
-            var found: Int32 = 0
-            let status = result.withUnsafeMutableBytes {
-                blas.heuristic(handle, descriptor, layoutA, layoutB, layoutD, layoutD, preference, 1,
-                               $0.baseAddress!, &found)
-            }
-            guard status == 0, found > 0 else {
-                let text = blas.statusString(status).map { String(cString: $0) } ?? "\(status)"
-                throw TensorError(.unsupportedOperation, "cuBLASLt has no algorithm for \(description)",
-                                  underlying: text)
-            }
-            let workspace = result.withUnsafeBytes { $0.load(fromByteOffset: 64, as: Int.self) }
-            let chosen = (Array(result[0..<64]), workspace)
-            algorithms[description] = chosen
-            return chosen
+        var preference: OpaquePointer?
+        try blas.check(blas.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
+        defer { _ = blas.preferenceDestroy(preference) }
+        var limit = UInt64(BLASLtContext.workspaceBytes)
+        try blas.check(blas.preferenceSetAttribute(preference, BLASLt.preferenceMaxWorkspace, &limit, 8),
+                       "cublasLtMatmulPreferenceSetAttribute")
+        var alignment = UInt32(description.alignment)
+        for attribute in BLASLt.preferenceMinimumAlignments {
+            try blas.check(blas.preferenceSetAttribute(preference, attribute, &alignment, 4),
+                           "cublasLtMatmulPreferenceSetAttribute(alignment)")
         }
-        var alphaValue = alpha
-        var beta: Float = 0
-        let status = enqueueLock.withLock { chosen.algo.withUnsafeBytes { algo in
-            blas.matmul(handle, descriptor, &alphaValue, a.address, layoutA, b.address, layoutB, &beta, d.address, layoutD,
-                        d.address, layoutD,
-                        algo.baseAddress, workspace.address, min(chosen.workspace, BLASLtContext.workspaceBytes),
-                        device.stream)
-        } }
-        try blas.check(status, "cublasLtMatmul(\(description))")
+        let size = BLASLt.heuristicResultSize
+        var results = [UInt8](repeating: 0, count: size * Int(BLASLt.heuristicCandidates))
+        var found: Int32 = 0
+        let status = results.withUnsafeMutableBytes {
+            blas.heuristic(handle, plan.descriptor, plan.layoutA, plan.layoutB, plan.layoutD, plan.layoutD,
+                           preference, BLASLt.heuristicCandidates, $0.baseAddress!, &found)
+        }
+        // Each result: algo (64 bytes), workspaceSize (size_t at 64), state (cublasStatus_t at 72).
+        let usable = (0..<Int(max(found, 0))).first { index in
+            results.withUnsafeBytes { raw in
+                raw.load(fromByteOffset: index * size + 72, as: Int32.self) == 0
+                    && raw.load(fromByteOffset: index * size + 64, as: Int.self) <= BLASLtContext.workspaceBytes
+            }
+        }
+        guard status == 0, let usable else {
+            let text = blas.statusString(status).map { String(cString: $0) } ?? "\(status)"
+            throw TensorError(.unsupportedOperation, "cuBLASLt has no algorithm for \(description)", underlying: text)
+        }
+        plan.algorithm = Array(results[(usable * size)..<(usable * size + 64)])
+        plan.workspace = results.withUnsafeBytes { $0.load(fromByteOffset: usable * size + 64, as: Int.self) }
+        return plan
     }
 }

@@ -6,19 +6,19 @@ import QLTensor
 ///
 /// | kernel | when |
 /// |---|---|
-/// | `bw8_gemv` | M <= 16, K % 16 == 0, B % 16 == 0 |
 /// | `bw8_gemm_wgmma_pp_b128` | sm_90, weight blocks 128 x 128, K % 16 == 0 (the pipelined one) |
 /// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
 /// | `bw8_gemm_mma` | sm_80+, K % 16 == 0, B % 32 == 0 |
 ///
 /// and otherwise the reason none fits, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
-/// float32, float16 or bfloat16.
+/// float32, float16 or bfloat16. Decode shapes (M <= 16) run ``DecodeKernels`` before any plan: the
+/// GEMM engineer's `bw8_gemv` splits each K block into 16-element partial sums, which the output
+/// arithmetic of CONTRACTS.md does not allow, so the library does not launch it.
 enum BlockwiseINT8GEMM {
     static let portable = KernelSource(file: "bw8_portable", contractsMultiplyAdd: true)
     static let hopper = KernelSource(file: "bw8_hopper", needsArchSpecific: true, contractsMultiplyAdd: true)
 
     enum Plan: Equatable {
-        case gemv
         case wgmma(entry: String)
         case mma
     }
@@ -39,7 +39,6 @@ enum BlockwiseINT8GEMM {
             return .failure(Unsupported(reason: "compute capability \(device.capability) is below 8.0"))
         }
         let b = blockColumns
-        if m <= 16 && b % 16 == 0 { return .success(.gemv) }
         if device.capability == 90, blockRows == b,
            device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
@@ -51,9 +50,9 @@ enum BlockwiseINT8GEMM {
         if b % 32 == 0 && device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes {
             return .success(.mma)
         }
-        return .failure(Unsupported(reason: "M = \(m) with \(blockRows)x\(b) weight blocks: the GEMV needs M <= 16 "
-            + "and B % 16 == 0, the MMA kernel B % 32 == 0 and \(BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes) "
-            + "bytes of shared memory per block"))
+        return .failure(Unsupported(reason: "M = \(m) with \(blockRows)x\(b) weight blocks: the decode kernel "
+            + "needs M <= 16 and B a power of two in 16...512, the MMA kernel B % 32 == 0 and "
+            + "\(BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes) bytes of shared memory per block"))
     }
 
     /// `y (M, N) = W8A8(qx, sx, qw, sw) + bias` with the planned kernel.
@@ -65,12 +64,11 @@ enum BlockwiseINT8GEMM {
                                       try bias.map { try GPU($0).argument } ?? .null, y.argument,
                                       .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k))]
         switch plan {
-        case .gemv, .mma:
-            let entry = plan == .gemv ? "bw8_gemv" : "bw8_gemm_mma"
-            let function = try device.function(portable, entry: entry)
-            let shared = plan == .mma ? BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes : 0
-            if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
-            let grid = plan == .gemv ? ((n + 7) / 8, 1, 1) : ((n + 127) / 128, (m + 127) / 128, 1)
+        case .mma:
+            let function = try device.function(portable, entry: "bw8_gemm_mma")
+            let shared = BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes
+            try device.setDynamicSharedMemory(function, bytes: shared)
+            let grid = ((n + 127) / 128, (m + 127) / 128, 1)
             try device.launch(function, grid: grid, block: (256, 1, 1), sharedMemory: shared, [
                 x.argument, sx.argument, w.argument, sw.argument,
                 try bias.map { try GPU($0).argument } ?? .null, y.argument,

@@ -123,4 +123,37 @@ extension CUDABackend {
         }
         return try result.converted(to: a.dtype)
     }
+
+    /// `gelu_tanh(x W^T + b)` in one cuBLASLt call (its GELU epilogue, tanh approximation): the
+    /// dense baseline of an MLP block's first layer. Float inputs of one dtype, x (M, K), W (N, K),
+    /// on one CUDA device; K > 0.
+    /// - Throws: ``TensorError/Code/shapeMismatch`` for mismatched shapes or dtypes.
+    package static func linearGELU(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        guard input.rank == 2, weight.rank == 2, input.shape[1] == weight.shape[1], input.shape[1] > 0,
+              input.dtype == weight.dtype, [.float32, .float16, .bfloat16].contains(input.dtype) else {
+            throw TensorError(.shapeMismatch, "linearGELU needs x (M, K) and W (N, K) of one float dtype with K > 0, "
+                + "got \(input.shape) \(input.dtype) and \(weight.shape) \(weight.dtype)")
+        }
+        let (m, k, n) = (input.shape[0], input.shape[1], weight.shape[0])
+        let x = try GPU(try input.contiguous())
+        let y = try GPU.empty([m, n], input.dtype, on: x.device)
+        guard m > 0 && n > 0 else { return y }
+        let b = try bias.map { try GPU(try $0.converted(to: input.dtype).contiguous()) }
+        try GPU.gemmNT(x: x, w: try GPU(try weight.contiguous()), y: try GPU(y), m: m, n: n, k: k,
+                       type: input.dtype, bias: b, gelu: true)
+        return y
+    }
+
+    /// The cuBLASLt algorithm configuration chosen for every GEMM planned so far on `device`
+    /// (`algo=.. tile=.. splitK=.. reduction=.. stages=.. workspace=..`), keyed by `MxNxK types`.
+    package static func chosenGEMMAlgorithms(_ device: Device) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for (d, configuration) in try cudaDevice(device).blas().chosenAlgorithms {
+            // Column-major (m, n) = row-major (N, M): report in the row-major M x N x K of the linear.
+            let key = "\(d.n)x\(d.m)x\(d.k) \(d.typeA)->\(d.typeD)\(d.gelu ? " gelu" : "")"
+                + "\(d.biasType == nil ? "" : " bias")" + (d.batchCount > 1 ? " batch \(d.batchCount)" : "")
+            result[key] = configuration
+        }
+        return result
+    }
 }

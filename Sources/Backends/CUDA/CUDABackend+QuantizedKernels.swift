@@ -29,6 +29,16 @@ extension CUDABackend: QuantizedKernels {
             outputDType: outputDType, fallback: fallback))
     }
 
+    /// Decode shapes (M <= 16): the activation quantized inside the GEMV (``CUDALinearOps/blockwiseW8A8Decode``).
+    package func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
+                                           outputDType: DType) throws -> Tensor? {
+        guard input.shape[0] <= CUDALinearOps.decodeMaxRows else { return nil }
+        return try CUDALinearOps.blockwiseW8A8Decode(
+            input: input, weightCodes: weight.codes, weightScales: weight.scales, weightBlockRows: weightBlocks.rows,
+            blockColumns: weightBlocks.columns, towardZero: weightBlocks.rounding == .towardZero, bias: bias,
+            outputDType: outputDType)
+    }
+
     package func linearINT8WeightOnly(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
                                       bias: Tensor?) throws -> KernelResult<Tensor> {
         .done(try CUDALinearOps.blockwiseWeightOnly(

@@ -15,13 +15,14 @@ extension CUDADevice {
     /// by (source, architecture, options).
     /// - Throws: ``TensorError/Code/backendFailure`` with NVRTC's log when the source does not compile.
     func function(_ source: KernelSource, entry: String, defines: [String: Int] = [:]) throws -> CUHandle {
-        let architecture = self.architecture(archSpecific: source.needsArchSpecific)
-        let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
         let program = try source.program()
-        let moduleKey = "\(source.name)|\(program.hash)|\(architecture)|\(options.joined(separator: " "))"
-        let functionKey = moduleKey + "|" + entry
+        let functionKey = KernelCache.FunctionKey(source: source.name, sourceHash: program.hash, entry: entry,
+                                                  defines: defines)
         return try kernels.lock.withLock {
             if let function = kernels.functions[functionKey] { return function }
+            let architecture = self.architecture(archSpecific: source.needsArchSpecific)
+            let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
+            let moduleKey = "\(source.name)|\(program.hash)|\(architecture)|\(options.joined(separator: " "))"
             let module: CUHandle
             if let cached = kernels.modules[moduleKey] {
                 module = cached
@@ -51,11 +52,21 @@ extension CUDADevice {
     }
 }
 
-/// The modules and functions loaded on one device, by (program, hash, architecture, options[, entry]).
+/// The modules and functions loaded on one device: modules by (program, hash, architecture, options),
+/// functions by ``FunctionKey``.
 final class KernelCache: @unchecked Sendable {
     let lock = NSLock()
     var modules: [String: CUHandle] = [:]
-    var functions: [String: CUHandle] = [:]
+    var functions: [FunctionKey: CUHandle] = [:]
+
+    /// What identifies a compiled kernel within one device: hashed without building strings, so a
+    /// launch's lookup costs little host time (decode-shape calls are launch bound).
+    struct FunctionKey: Hashable {
+        let source: String
+        let sourceHash: UInt64
+        let entry: String
+        let defines: [String: Int]
+    }
 }
 
 /// Compiled cubins kept on disk between processes (`QLINEAR_KERNEL_CACHE`, default

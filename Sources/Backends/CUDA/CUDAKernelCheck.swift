@@ -39,20 +39,21 @@ package enum CUDAKernelCheck {
             variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 0, "IN_DT": out.kernelCode, "EPT": 4,
                                                           "TOWARD_ZERO": 0]))
             variants.append((LinearKernels.source, ["W8A8": 1, "OUT_DT": out.kernelCode, "BIAS_DT": 2]))
-            for wq in 0...1 {
-                variants.append((LinearKernels.source, ["GEMV": 1, "X_DT": out.kernelCode, "OUT_DT": out.kernelCode,
-                                                        "WQ": wq, "MT": 2, "EPT": 16, "BR": 128, "BC": 128,
-                                                        "BIAS_DT": 0]))
-            }
+        }
+        for (mode, rows) in [(0, 2), (1, 2), (1, 16), (2, 1), (2, 16), (3, 2)] {
+            variants.append((DecodeKernels.source, ["MODE": mode, "MT": rows, "X_DT": 2, "OUT_DT": 2, "BR": 128,
+                                                    "BC": mode == 3 ? 16 : 128, "BIAS_DT": 0, "TOWARD_ZERO": 1]))
         }
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))
+        // Through the disk cache with the keys a device of `architecture` computes, so that running
+        // this where only NVRTC exists fills `QLINEAR_KERNEL_CACHE` for a GPU machine with the same NVRTC.
         for (source, defines) in variants {
             let options = defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
-            _ = try nvrtc.compile(try source.program(), name: source.name + ".cu",
-                                  architecture: source.needsArchSpecific ? "sm_90a" : architecture,
-                                  options: options + CUDADevice.compileOptions(source))
+            _ = try KernelDiskCache.cubin(name: source.name, program: try source.program(),
+                                          architecture: source.needsArchSpecific ? "sm_90a" : architecture,
+                                          options: options + CUDADevice.compileOptions(source), nvrtc: nvrtc)
         }
         return variants.count
     }

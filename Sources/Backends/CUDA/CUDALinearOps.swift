@@ -4,10 +4,6 @@ import QLTensor
 /// Quantized linear layers on a CUDA device. Inputs are 2-D `(M, K)` row-major views (the handler
 /// flattens batch dimensions); weights are `(N, K)`; outputs are `(M, N)` in `outputDType`.
 package enum CUDALinearOps {
-    /// Largest M that the weight-only GEMV serves; above it the weight is dequantized once into a
-    /// float buffer and cuBLASLt runs the GEMM.
-    package static let gemvMaxRows = 8
-
     // MARK: Block-wise INT8
 
     /// `QLINEAR_INT8_GEMM=simt`, read once: building the environment dictionary on every call
@@ -37,6 +33,13 @@ package enum CUDALinearOps {
         // The tensor-core kernels read float32, float16 or bfloat16 biases.
         let b = try bias.map { try ([.float32, .float16, .bfloat16].contains($0.dtype) ? $0 : $0.converted(to: .float32))
             .contiguous() }
+        let wGPU = try GPU(w)
+        if !forcesSIMTKernel, [.float32, .float16, .bfloat16].contains(outputDType),
+           decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: true, addresses: [x.address, wGPU.address]) {
+            return try gemvStream(.w8a8Codes, x: x, inputDType: .int8, sx: try GPU(sx), w: wGPU, scales: try GPU(sw),
+                                  bias: b, m: m, n: n, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
+                                  towardZero: false, outputDType: outputDType)
+        }
         if !forcesSIMTKernel {
             switch BlockwiseINT8GEMM.plan(m: m, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
                                           output: outputDType, device: device) {
@@ -60,14 +63,13 @@ package enum CUDALinearOps {
         return y
     }
 
-    /// Weight-only INT8: `y = x (q_w * s_w)^T + b` with a float input; a fused GEMV for M <= 8, else
-    /// the weight dequantized into the input's float type and cuBLASLt.
+    /// Weight-only INT8: `y = x (q_w * s_w)^T + b` with a float input; the decode kernel for M <= 16
+    /// (``decodeMaxRows``), else the weight dequantized into the input's float type and cuBLASLt.
     package static func blockwiseWeightOnly(input: Tensor, weightCodes: Tensor, weightScales: Tensor,
-                                            weightBlockRows: Int, blockColumns: Int, bias: Tensor?) throws -> Tensor {
-        let (m, k) = (input.shape[0], input.shape[1])
-        if m <= gemvMaxRows {
-            return try gemv(input: input, weightCodes: weightCodes, weightScales: weightScales, fp8: false,
-                            blockRows: weightBlockRows, blockColumns: blockColumns, bias: bias, k: k)
+                                           weightBlockRows: Int, blockColumns: Int, bias: Tensor?) throws -> Tensor {
+        if let y = try weightOnlyDecode(input: input, weightCodes: weightCodes, weightScales: weightScales, fp8: false,
+                                        blockRows: weightBlockRows, blockColumns: blockColumns, bias: bias) {
+            return y
         }
         let type = GPU.gemmType(input.dtype, input.dtype)
         let w = try CUDAQuantizedOps.dequantizeBlockwise(codes: weightCodes, scales: weightScales,
@@ -131,43 +133,31 @@ package enum CUDALinearOps {
         return try result.converted(to: outputDType)
     }
 
-    /// Weight-only FP8: `y = x (float(q_w) * s_w)^T + b`; a fused GEMV for M <= 8, else the weight
-    /// dequantized into the input's float type and cuBLASLt.
+    /// Weight-only FP8: `y = x (float(q_w) * s_w)^T + b`; the decode kernel for M <= 16, else the
+    /// weight dequantized into the input's float type and cuBLASLt.
     package static func fp8WeightOnly(input: Tensor, weightCodes: Tensor, weightScale: Tensor, bias: Tensor?) throws
         -> Tensor {
-        let (m, k) = (input.shape[0], input.shape[1])
-        if m <= gemvMaxRows {
-            return try gemv(input: input, weightCodes: weightCodes, weightScales: weightScale, fp8: true,
-                            blockRows: 1, blockColumns: 1, bias: bias, k: k)
+        if let y = try weightOnlyDecode(input: input, weightCodes: weightCodes, weightScales: weightScale, fp8: true,
+                                        blockRows: 1, blockColumns: 16, bias: bias) {
+            return y
         }
         let w = try CUDAQuantizedOps.dequantizeFP8(codes: weightCodes, scale: weightScale,
                                                    to: GPU.gemmType(input.dtype, input.dtype))
         return try CUDABackend.shared.linear(input, w, bias: bias)
     }
 
-    /// The fused weight-only GEMV (``LinearKernels``): one warp streams each weight row once.
-    private static func gemv(input: Tensor, weightCodes: Tensor, weightScales: Tensor, fp8: Bool, blockRows: Int,
-                             blockColumns: Int, bias: Tensor?, k: Int) throws -> Tensor {
-        let m = input.shape[0]
-        let n = weightCodes.shape[0]
+    /// The weight-only decode kernel (mode 2 or 3), or `nil` when it does not take the problem.
+    private static func weightOnlyDecode(input: Tensor, weightCodes: Tensor, weightScales: Tensor, fp8: Bool,
+                                         blockRows: Int, blockColumns: Int, bias: Tensor?) throws -> Tensor? {
+        let (m, k) = (input.shape[0], input.shape[1])
+        guard m <= decodeMaxRows, [.float32, .float16, .bfloat16].contains(input.dtype) else { return nil }
         let x = try GPU(try input.contiguous())
         let w = try GPU(try weightCodes.contiguous())
-        let s = try GPU(try weightScales.contiguous())
-        let device = x.device
-        let y = try GPU.empty([m, n], input.dtype, on: device)
-        guard m > 0 && n > 0 else { return y }
-        let ept = [16, 8, 4, 2, 1].first { e in
-            k % e == 0 && w.address % UInt64(e) == 0 && x.address % UInt64(e * input.dtype.byteSize) == 0
-        }!
-        let b = try bias.map { try GPU(try $0.contiguous()) }
-        let function = try device.function(LinearKernels.source, entry: "wo_gemv", defines: [
-            "GEMV": 1, "X_DT": input.dtype.kernelCode, "OUT_DT": input.dtype.kernelCode, "WQ": fp8 ? 1 : 0,
-            "MT": m, "EPT": ept, "BR": blockRows, "BC": blockColumns,
-            "BIAS_DT": (bias?.dtype ?? .float32).kernelCode])
-        try device.launch(function, grid: ((n + 31) / 32, 1, 1), block: (256, 1, 1), [
-            x.argument, w.argument, s.argument, b?.argument ?? .null,
-            try GPU(y).argument, .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)),
-            .int32(Int32((k + blockColumns - 1) / blockColumns))])
-        return y
+        guard decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: false, addresses: [x.address, w.address])
+        else { return nil }
+        return try gemvStream(fp8 ? .fp8WeightOnly : .int8WeightOnly, x: x, inputDType: input.dtype, sx: nil, w: w,
+                              scales: try GPU(try weightScales.contiguous()), bias: bias, m: m,
+                              n: weightCodes.shape[0], k: k, blockRows: blockRows, blockColumns: blockColumns,
+                              towardZero: false, outputDType: input.dtype)
     }
 }

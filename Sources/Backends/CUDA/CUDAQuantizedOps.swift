@@ -12,10 +12,15 @@ package enum CUDAQuantizedOps {
     /// blockColumns` blocks: `scale = amax / 127`, `q = clamp(round(x / scale), -127, 127)`.
     ///
     /// The transformed value is rounded to `roundTo` first (the dtype the CPU path materialises it in).
+    /// A dense float input in 1 x B blocks (B in {32, 64, 128, 256}, K % 16 == 0) with no transform
+    /// and no finiteness check, what a linear quantizes its activation with, runs
+    /// `bw8_quantize_rows_vec16`; everything else runs `quant_rows` / `quant_blocks`. All three give
+    /// the same bits.
     /// - Parameters:
     ///   - scaleShape: the scale grid's shape (`BlockWiseINT8Layout.scaleShape(for:)`).
     ///   - checkFinite: when true, NaN or infinity throws (this waits for the kernel); when false the
-    ///     scales of such blocks are non-finite, as a float op would propagate them.
+    ///     scales of such blocks are non-finite (NaN for a NaN, infinity for an infinity), so the
+    ///     rows a GEMM computes from them are non-finite, as a float op would propagate them.
     /// - Returns: int8 codes of `shape` and float32 scales of `scaleShape`, on the source's device.
     /// - Throws: ``TensorError/Code/nonFiniteValue``, or a CUDA error.
     package static func quantizeBlockwise(_ source: QuantizationSource, shape: [Int], scaleShape: [Int],
@@ -40,6 +45,19 @@ package enum CUDAQuantizedOps {
                                         .float(input.strength), try GPU(codes).argument,
                                         try GPU(scales).argument]
         let flagArgument = try flag.map { try GPU($0).argument } ?? KernelArgument.null
+        if blockRows == 1, flag == nil, case .none = transform, case .dense(let x) = source,
+           let inputCode = vec16InputCode(x.dtype), vec16Serves(columns: columns, blockColumns: blockColumns,
+                                                                 rows: batches * rows, input: input) {
+            // The GEMM engineer's 16-elements-per-thread quantizer (same arithmetic, bit for bit).
+            let function = try device.function(BlockwiseINT8GEMM.portable, entry: "bw8_quantize_rows_vec16")
+            let threads = batches * rows * columnBlocks * (blockColumns / 16)
+            try device.launch(function, grid: (device.gridSize(work: threads, perBlock: 256, blocksPerSM: 16), 1, 1),
+                              block: (256, 1, 1),
+                              [input.main.argument, try GPU(codes).argument, try GPU(scales).argument,
+                               .int32(Int32(batches * rows)), .int32(Int32(columns)), .int32(Int32(blockColumns)),
+                               .int32(inputCode), .int32(towardZero ? 1 : 0)])
+            return (codes, scales)
+        }
         if blockRows == 1, let plan = rowPlan(columns: columns, blockColumns: blockColumns, input: input) {
             defines["ROWS"] = 1
             defines["EPT"] = plan.ept
@@ -199,6 +217,23 @@ package enum CUDAQuantizedOps {
         }
         return PreparedSource(main: gpu, scales: scales, delta: delta, strength: strength, defines: defines,
                               alignedAddresses: aligned)
+    }
+
+    /// `bw8_quantize_rows_vec16`'s dtype code (0 f32, 1 f16, 2 bf16), `nil` for other inputs.
+    static func vec16InputCode(_ dtype: DType) -> Int32? {
+        switch dtype {
+        case .float32: 0
+        case .float16: 1
+        case .bfloat16: 2
+        default: nil
+        }
+    }
+
+    /// Whether `bw8_quantize_rows_vec16` takes the problem: 1 x B blocks with B in {32, 64, 128, 256},
+    /// K % 16 == 0, a 16-byte aligned input, sizes within its 32-bit parameters.
+    static func vec16Serves(columns: Int, blockColumns: Int, rows: Int, input: PreparedSource) -> Bool {
+        [32, 64, 128, 256].contains(blockColumns) && columns % 16 == 0 && rows <= Int(Int32.max)
+            && columns <= Int(Int32.max) && input.main.address % 16 == 0
     }
 
     /// The row kernel's shape for 1 x `blockColumns` blocks: elements per access (16 bytes of the

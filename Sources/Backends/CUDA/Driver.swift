@@ -47,6 +47,10 @@ struct Driver: @unchecked Sendable {
     let tensorMapEncodeTiled: (@convention(c) (UnsafeMutableRawPointer, Int32, UInt32, UnsafeMutableRawPointer?,
                                                UnsafePointer<UInt64>, UnsafePointer<UInt64>, UnsafePointer<UInt32>,
                                                UnsafePointer<UInt32>, Int32, Int32, Int32, Int32) -> Result)?
+    /// Stream capture and graph replay (`cuStreamBeginCapture_v2`, `cuStreamEndCapture`,
+    /// `cuGraphInstantiateWithFlags`, `cuGraphLaunch`, destroy): what ``CUDATimer/measureGraph`` times
+    /// device work with, free of host launch gaps. `nil` on drivers without them (before CUDA 11.4).
+    let graphs: Graphs?
     let getErrorName: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
     let getErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
 
@@ -87,8 +91,27 @@ struct Driver: @unchecked Sendable {
         eventElapsedTime = try library.function(anyOf: ["cuEventElapsedTime_v2", "cuEventElapsedTime"])
         eventDestroy = try library.function(anyOf: ["cuEventDestroy_v2", "cuEventDestroy"])
         tensorMapEncodeTiled = try? library.function("cuTensorMapEncodeTiled")
+        graphs = try? Graphs(library)
         getErrorName = try library.function("cuGetErrorName")
         getErrorString = try library.function("cuGetErrorString")
+    }
+
+    struct Graphs {
+        let beginCapture: @convention(c) (CUHandle?, Int32) -> Result
+        let endCapture: @convention(c) (CUHandle?, UnsafeMutablePointer<CUHandle?>) -> Result
+        let instantiate: @convention(c) (UnsafeMutablePointer<CUHandle?>, CUHandle?, UInt64) -> Result
+        let launch: @convention(c) (CUHandle?, CUHandle?) -> Result
+        let destroyExecutable: @convention(c) (CUHandle?) -> Result
+        let destroy: @convention(c) (CUHandle?) -> Result
+
+        init(_ library: DynamicLibrary) throws {
+            beginCapture = try library.function("cuStreamBeginCapture_v2")
+            endCapture = try library.function("cuStreamEndCapture")
+            instantiate = try library.function("cuGraphInstantiateWithFlags")
+            launch = try library.function("cuGraphLaunch")
+            destroyExecutable = try library.function("cuGraphExecDestroy")
+            destroy = try library.function("cuGraphDestroy")
+        }
     }
 
     /// Throws unless `result` is `CUDA_SUCCESS`; the error names the call and carries the driver's text.

@@ -61,11 +61,12 @@ struct GPU {
     }
 
     /// Row-major `y (m, n) = x (m, k) w (n, k)^T (+ bias)` through cuBLASLt (TN in column-major terms).
-    static func gemmNT(x: GPU, w: GPU, y: GPU, m: Int, n: Int, k: Int, type: DType, bias: GPU?) throws {
+    static func gemmNT(x: GPU, w: GPU, y: GPU, m: Int, n: Int, k: Int, type: DType, bias: GPU?,
+                       gelu: Bool = false) throws {
         let blasType = BLASLt.DataType(type)!
         let description = GEMMDescription(m: n, n: m, k: k, transposeA: true, transposeB: false, lda: k, ldb: k,
                                           ldd: n, typeA: blasType, typeB: blasType, typeD: blasType,
-                                          biasType: bias == nil ? nil : blasType, scaled: false)
+                                          biasType: bias == nil ? nil : blasType, scaled: false, gelu: gelu)
         try x.device.blas().run(description, a: w, b: x, d: y, bias: bias)
     }
 }

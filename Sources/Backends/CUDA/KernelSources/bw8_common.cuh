@@ -21,8 +21,10 @@
 // - Compile cost: NVRTC + ptxas take about 2 s for `portableProgram` and 60-120 s for `hopperProgram` on
 //   the 2-core development machine (unrolled 64-register wgmma code); cache the cubin per process (and
 //   ideally on disk, keyed by source hash + architecture + NVRTC version).
-// - The quantizers do not detect NaN or infinity in x (the op layer must check, per SPEC section 2);
-//   a NaN input gives an unspecified code.
+// - The quantizers do not flag NaN or infinity in x (the op layer checks where it must, per SPEC
+//   section 2), but they propagate them: amax is the largest |x| bit pattern, so a block holding NaN
+//   gets a NaN scale, one holding infinity an infinite scale, and the GEMM's output row is non-finite
+//   (its codes are unspecified).
 //
 // # Kernels
 //
@@ -211,11 +213,13 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_vec16(
     float v[16];
     bq_unpack8(r0, r1, in_dtype, v);
     bq_unpack8(r2, r3, in_dtype, v + 8);
-    float amax = 0.0f;
+    // amax as the largest |v| bit pattern: the same order as fmaxf on finite values and infinity, and
+    // a NaN (above +inf) wins, so a block holding NaN gets a NaN scale and its output row is NaN.
+    u32 abits = 0;
 #pragma unroll
-    for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(v[i]));
-    for (int off = G >> 1; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-    const float scale = amax > 0.0f ? i8_scale(amax) : 0.0f;
+    for (int i = 0; i < 16; i++) abits = max(abits, __float_as_uint(v[i]) & 0x7fffffffu);
+    for (int off = G >> 1; off > 0; off >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, off));
+    const float scale = abits != 0 ? i8_scale(__uint_as_float(abits)) : 0.0f;
     if (inb) {
       int n[16];
       if (scale >= 1.0e-30f) {
@@ -249,10 +253,11 @@ extern "C" __global__ void __launch_bounds__(256) bw8_quantize_rows_generic(
   const int j = (int)(w - row * KB);
   const int kb = j * B, ke = min(K, kb + B);
   const long long base = row * (long long)K;
-  float amax = 0.0f;
-  for (int k = kb + lane; k < ke; k += 32) amax = fmaxf(amax, fabsf(bq_load_elem(x, base + k, in_dtype)));
-  for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
-  const float scale = amax > 0.0f ? i8_scale(amax) : 0.0f;
+  u32 abits = 0;  // NaN-propagating amax, as in bw8_quantize_rows_vec16
+  for (int k = kb + lane; k < ke; k += 32)
+    abits = max(abits, __float_as_uint(bq_load_elem(x, base + k, in_dtype)) & 0x7fffffffu);
+  for (int off = 16; off > 0; off >>= 1) abits = max(abits, __shfl_xor_sync(0xffffffffu, abits, off));
+  const float scale = abits != 0 ? i8_scale(__uint_as_float(abits)) : 0.0f;
   for (int k = kb + lane; k < ke; k += 32)
     q[base + k] = (signed char)bq_quant1(bq_load_elem(x, base + k, in_dtype), scale, round_mode);
   if (lane == 0) s[row * KB + j] = scale;

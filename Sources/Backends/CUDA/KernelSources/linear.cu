@@ -1,15 +1,11 @@
-// block size and shape the tensor-core kernel does not, and the weight-only GEMV for decode shapes.
+// Linear kernel of our own: the general block-wise INT8 W8A8 GEMM (SIMT, `dp4a`) that serves every
+// block size and shape the tensor-core and decode kernels do not (decode shapes: `decode.cu`).
 //
 // `w8a8_simt` computes exactly the CPU reference's arithmetic:
 // `y[m,n] = sum_j float(sum_{k in block j} qx[m,k] qw[n,k]) * (sx[m,j] * sw[n/BRW, j]) + b[n]`, the inner
 // sum in int32, the outer in float32 in block order with the same rounding (`__fmul_rn`,
 // `__fadd_rn`), written straight to `OUT_DT`. Grid (ceil(N/64), ceil(M/64)), 256 threads, each
 // computing 4 x 4 outputs; no dynamic shared memory; any compute capability >= 6.1.
-//
-// `wo_gemv` is the weight-only linear for few rows (M <= 8): one warp per 4 output columns streams
-// those weight rows once with 16-byte loads (`WQ` 0: INT8 codes with BR x BC block scales; 1: FP8 codes
-// with one scale) and multiplies it with `MT` input rows of dtype `X_DT` (read from cache).
-// Grid (ceil(N/32), ceil(M/MT)), 256 threads; needs K % EPT == 0.
 #include "prelude.cuh"
 #if defined(W8A8)
 #define TM 64
@@ -83,73 +79,6 @@ extern "C" __global__ void __launch_bounds__(256) w8a8_simt(
             const int n = n0 + tx * 4 + q;
             if (m < M && n < N)
                 store_f<OUT_DT>(y, (i64)m * N + n, __fadd_rn(acc[i][q], bias ? load_f<BIAS_DT>(bias, n) : 0.0f));
-        }
-    }
-}
-#endif
-
-#if defined(GEMV)
-#define NR 4
-extern "C" __global__ void __launch_bounds__(256) wo_gemv(
-    const void* x, const void* wq, const float* ws, const void* bias, void* y, int M, int N, int K, int KB) {
-    const int lane = threadIdx.x & 31;
-    const int n0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * NR;
-    if (n0 >= N) return;
-    const int m0 = blockIdx.y * MT;
-    float acc[NR][MT];
-    #pragma unroll
-    for (int r = 0; r < NR; ++r)
-        #pragma unroll
-        for (int q = 0; q < MT; ++q) acc[r][q] = 0.0f;
-    // NR weight rows per warp: NR independent 16-byte loads per lane per step, and each input chunk
-    // (read from cache) serves all NR rows.
-    #pragma unroll 2
-    for (int k = lane * EPT; k < K; k += 32 * EPT) {
-        float wv[NR][EPT];
-        #pragma unroll
-        for (int r = 0; r < NR; ++r) {
-            if (n0 + r < N) {
-#if WQ == 0
-                load_vec<DT_I8, EPT>(wq, (i64)(n0 + r) * K + k, wv[r]);
-#else
-                load_vec<DT_F8, EPT>(wq, (i64)(n0 + r) * K + k, wv[r]);
-#endif
-            } else {
-                #pragma unroll
-                for (int e = 0; e < EPT; ++e) wv[r][e] = 0.0f;
-            }
-        }
-        #pragma unroll
-        for (int r = 0; r < NR; ++r) {
-#if WQ == 0
-            const float* srow = ws + (i64)(min(n0 + r, N - 1) / BR) * KB;
-            #pragma unroll
-            for (int e = 0; e < EPT; ++e) wv[r][e] = __fmul_rn(wv[r][e], srow[(BC % EPT == 0) ? k / BC : (k + e) / BC]);
-#else
-            const float s = ws[0];
-            #pragma unroll
-            for (int e = 0; e < EPT; ++e) wv[r][e] = __fmul_rn(wv[r][e], s);
-#endif
-        }
-        #pragma unroll
-        for (int q = 0; q < MT; ++q) {
-            if (m0 + q < M) {
-                float xv[EPT];
-                load_vec<X_DT, EPT>(x, (i64)(m0 + q) * K + k, xv);
-                #pragma unroll
-                for (int r = 0; r < NR; ++r)
-                    #pragma unroll
-                    for (int e = 0; e < EPT; ++e) acc[r][q] = fmaf(xv[e], wv[r][e], acc[r][q]);
-            }
-        }
-    }
-    #pragma unroll
-    for (int r = 0; r < NR; ++r) {
-        #pragma unroll
-        for (int q = 0; q < MT; ++q) {
-            const float total = warp_sum(acc[r][q]);
-            if (lane == 0 && m0 + q < M && n0 + r < N)
-                store_f<OUT_DT>(y, (i64)(m0 + q) * N + n0 + r, total + (bias ? load_f<BIAS_DT>(bias, n0 + r) : 0.0f));
         }
     }
 }

@@ -141,10 +141,12 @@ template <int DT, int N> __device__ __forceinline__ void store_vec(void* p, i64 
 __device__ __forceinline__ bool is_finite(float v) { return fabsf(v) <= 3.402823466e38f; }
 
 // The INT8 block scale (NOTES.md, numerics): amax / 127, one float step lower where 127 * scale would
-// overflow, so the code 127 dequantizes finite; bit-identical to amax / 127 for every other amax.
+// overflow for a finite amax, so the code 127 dequantizes finite; bit-identical to amax / 127 for every
+// other amax. A non-finite amax (the unchecked quantizer inside a linear) keeps its NaN / infinite
+// scale, so the GEMM's row is non-finite as a float linear's would be.
 __device__ __forceinline__ float i8_scale(float amax) {
     const float scale = __fdiv_rn(amax, 127.0f);
-    return __fmul_rn(scale, 127.0f) > 3.402823466e38f ? nextafterf(scale, 0.0f) : scale;
+    return __fmul_rn(scale, 127.0f) > 3.402823466e38f && is_finite(amax) ? nextafterf(scale, 0.0f) : scale;
 }
 
 __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
@@ -154,6 +156,16 @@ __device__ __forceinline__ float gelu_tanh(float x) {
 
 __device__ __forceinline__ float warp_max(float v, int width) {
     for (int o = width / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+/// max(a, |b|) for a >= 0 (or NaN) by bit patterns: fmaxf's order on finite values and infinity,
+/// but a NaN (whose bits exceed +inf's) wins instead of being dropped.
+__device__ __forceinline__ float abs_max(float a, float b) {
+    return __uint_as_float(max(__float_as_uint(a), __float_as_uint(b) & 0x7fffffffu));
+}
+/// abs_max over `width` lanes (a power of two) of values that are already non-negative or NaN.
+__device__ __forceinline__ float warp_abs_max(float v, int width) {
+    for (int o = width / 2; o > 0; o /= 2) v = abs_max(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 __device__ __forceinline__ float warp_sum(float v) {

@@ -11,9 +11,12 @@
 ///   the shape allows); `G`, `CPL`: lanes per block and chunks per lane of the row kernel.
 ///
 /// Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
-/// `q = clamp(round(x / scale), -127, 127)` with `x / scale` a true division (`__fdiv_rn`), an
+/// `q = clamp(round(x / scale), -127, 127)` with `x / scale` correctly rounded (a reciprocal and one
+/// FMA correction, `div_by`, or `__fdiv_rn` for scales under 1e-30), an
 /// all-zero block gets scale 0 and codes 0; FP8 `scale = amax / 448` (1 for all zeros), `q =
-/// e4m3(clamp(x / scale, -448, 448))`. Non-finite inputs set `*flag` (the host turns it into an error).
+/// e4m3(clamp(x / scale, -448, 448))`. Non-finite inputs set `*flag` (the host turns it into an error);
+/// without a flag they propagate: amax is taken over bit patterns (`abs_max`), so a block holding NaN
+/// gets a NaN scale (codes 0), one holding infinity an infinite scale, and a GEMM on it a non-finite row.
 ///
 /// CUDA C in `KernelSources/quantization.cu`.
 enum QuantizationKernels {

@@ -1,0 +1,98 @@
+import Foundation
+import QuantizedLinear
+import Testing
+
+private let gpu = Device.cuda(0)
+
+/// The decode kernels (M <= 16, `gemv_stream`) against the output arithmetic of CONTRACTS.md,
+/// computed here from the CPU quantizer's codes and scales (bit-exact with the GPU's).
+@Suite("CUDA decode linear", .enabled(if: CUDABackend.isAvailable, "no CUDA GPU here"))
+struct CUDADecodeTests {
+    /// `y[m,n] = sum_j Float(sum_{k in j} qx qw) * (sx[m,j] * sw[n/Bn,j])` in float32, j increasing, + bias.
+    static func contractW8A8(_ x: QuantizedTensor, _ w: QuantizedTensor, bias: [Float]?, blockRows: Int,
+                             blockColumns: Int) throws -> [Float] {
+        let (m, k, n) = (x.shape[0], x.shape[1], w.shape[0])
+        let (qx, sx) = (try x.data.elements(as: Int8.self), try x.scale.floats())
+        let (qw, sw) = (try w.data.elements(as: Int8.self), try w.scale.floats())
+        let blocks = (k + blockColumns - 1) / blockColumns
+        var y = [Float](repeating: 0, count: m * n)
+        for row in 0..<m {
+            for column in 0..<n {
+                var acc: Float = 0
+                for j in 0..<blocks {
+                    var sum: Int32 = 0
+                    for index in (j * blockColumns)..<min(k, (j + 1) * blockColumns) {
+                        sum += Int32(qx[row * k + index]) * Int32(qw[column * k + index])
+                    }
+                    acc += Float(sum) * (sx[row * blocks + j] * sw[(column / blockRows) * blocks + j])
+                }
+                y[row * n + column] = acc + (bias?[column] ?? 0)
+            }
+        }
+        return y
+    }
+
+    static let cases: [(rows: Int, n: Int, k: Int, block: Int, rounding: Rounding)] = [
+        (1, 37, 400, 128, .nearestEven), (2, 64, 1024, 128, .towardZero), (5, 50, 512, 32, .nearestEven),
+        (16, 33, 768, 256, .towardZero), (3, 20, 336, 16, .nearestEven), (9, 24, 1024, 512, .nearestEven),
+    ]
+
+    @Test(arguments: cases, [false, true])
+    func w8a8MatchesTheContractExactly(shape: (rows: Int, n: Int, k: Int, block: Int, rounding: Rounding),
+                                       withBias: Bool) throws {
+        registerBuiltinLayouts()
+        let x = try Tensor.randomNormal([shape.rows, shape.k], standardDeviation: 2, seed: 51)
+        let wf = try Tensor.randomNormal([shape.n, shape.k], standardDeviation: 0.05, seed: 52)
+        let bias = withBias ? try Tensor.randomNormal([shape.n], seed: 53) : nil
+        let weightLayout = try BlockWiseINT8Layout.weight(blockSize: shape.block, rounding: shape.rounding)
+        let activation = try BlockWiseINT8Layout.activation(blockSize: shape.block, rounding: shape.rounding)
+        let w = try QuantizedTensor.fromFloat(wf, layout: weightLayout)
+        let expected = try Self.contractW8A8(try QuantizedTensor.fromFloat(x, layout: activation), w,
+                                             bias: try bias?.floats(), blockRows: shape.block,
+                                             blockColumns: shape.block)
+        try withoutFallback {
+            let wGPU = try w.to(gpu)
+            // Float input: quantized inside the decode kernel. Quantized input: the codes given.
+            let fromFloat = try linear(x.to(gpu), wGPU, bias: try bias?.to(gpu)).dequantized()
+            let qx = try QuantizedTensor.fromFloat(x.to(gpu), layout: activation)
+            let fromCodes = try linear(qx, wGPU, bias: try bias?.to(gpu)).dequantized()
+            #expect(fromFloat.shape == [shape.rows, shape.n] && fromFloat.dtype == .float32)
+            #expect(try fromFloat.floats() == expected, "\(shape)")
+            #expect(try fromCodes.floats() == expected, "\(shape)")
+            // bf16 input and output: the same sums, rounded once to bf16.
+            let y16 = try linear(x.converted(to: .bfloat16).to(gpu), wGPU).dequantized()
+            let expected16 = try Self.contractW8A8(
+                try QuantizedTensor.fromFloat(x.converted(to: .bfloat16), layout: activation), w, bias: nil,
+                blockRows: shape.block, blockColumns: shape.block)
+            #expect(y16.dtype == .bfloat16)
+            #expect(try y16.floats() == Tensor(expected16, shape: [shape.rows, shape.n]).converted(to: .bfloat16).floats())
+        }
+    }
+
+    @Test func nanInputRowGivesNaNOutputRow() throws {
+        registerBuiltinLayouts()
+        var values = try Tensor.randomNormal([3, 256], seed: 54).floats()
+        values[256 + 17] = .nan
+        let w = try QuantizedTensor.fromFloat(try Tensor.randomNormal([40, 256], seed: 55).to(gpu),
+                                              layout: BlockWiseINT8Layout.weight())
+        let y = try withoutFallback { try linear(Tensor(values, shape: [3, 256]).to(gpu), w).dequantized().floats() }
+        #expect(y[40..<80].allSatisfy { $0.isNaN })
+        #expect(y[0..<40].allSatisfy { $0.isFinite } && y[80...].allSatisfy { $0.isFinite })
+    }
+
+    @Test(arguments: [1, 2, 7, 16], [false, true])
+    func weightOnlyMatchesTheCPU(rows: Int, fp8: Bool) throws {
+        registerBuiltinLayouts()
+        let x = try Tensor.randomNormal([rows, 640], standardDeviation: 3, seed: 56)
+        let wf = try Tensor.randomNormal([45, 640], standardDeviation: 0.05, seed: 57)
+        let bias = try Tensor.randomNormal([45], seed: 58)
+        let layout: any QuantizedLayout = fp8 ? TensorCoreFP8Layout.dynamic : try BlockWiseINT8Layout.weight(blockSize: 64)
+        let w = try QuantizedTensor.fromFloat(wf, layout: layout)
+        let options = LinearOptions(floatInput: .dequantizeWeight)
+        let expected = try DenseOps.linear(x, try w.dequantize(to: .float32), bias: bias).floats()
+        let y = try withoutFallback {
+            try linear(x.to(gpu), w.to(gpu), bias: bias.to(gpu), options: options).dequantized().floats()
+        }
+        #expect(relativeError(y, expected) < 1e-6)
+    }
+}
