@@ -36,6 +36,22 @@ struct CUDAAvailabilityTests {
         }
     }
 
+    /// The CUDA C files are found without `Bundle.module` (which would stop the process when the
+    /// resource bundle is missing) and `QLINEAR_CUDA_KERNELS` takes precedence over the built-in copy.
+    @Test func kernelSourcesAreFoundAndCanBeOverridden() throws {
+        let builtIn = try #require(KernelProgram.folder(environment: [:]), "no KernelSources folder found")
+        let program = try KernelProgram.named("linear")
+        #expect(program.text.contains("__global__"))
+        #expect(program.headers.contains { $0.name == "prelude.cuh" })
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("qlinear-kernels-\(getpid())")
+        try? FileManager.default.removeItem(at: copy)
+        try FileManager.default.copyItem(at: builtIn, to: copy)
+        defer { try? FileManager.default.removeItem(at: copy) }
+        #expect(KernelProgram.folder(environment: [KernelProgram.overrideVariable: copy.path])?.path == copy.path)
+        let missing = copy.appendingPathComponent("nothing-here").path
+        #expect(KernelProgram.folder(environment: [KernelProgram.overrideVariable: missing])?.path == builtIn.path)
+    }
+
     @Test(.enabled(if: CUDAKernelCheck.isNVRTCAvailable, "NVRTC is not installed (set QLINEAR_NVRTC to check kernels)"))
     func everyKernelSourceCompiles() throws {
         #expect(try CUDAKernelCheck.compileAll(architecture: "sm_90") > 40)

@@ -103,13 +103,45 @@ import Testing
         #expect(covered.total == 800)
     }
 
-    @Test func slotsAreGrantedBetweenOneAndWhatIsFree() {
+    @Test func aRequestGetsWhatItCanUseUpToTheCores() {
         let slots = ComputeSlots(count: 3)
         #expect(slots.acquire(upTo: 2) == 2)
-        #expect(slots.acquire(upTo: 5) == 1)
+        #expect(slots.acquire(upTo: 0) == 1)
         #expect(slots.freeCount == 0)
         slots.release(3)
-        #expect(slots.acquire(upTo: 0) == 1)
+        #expect(slots.acquire(upTo: 5) == 3)
+        slots.release(3)
+        #expect(slots.freeCount == 3 && slots.waitingCount == 0)
+    }
+
+    /// Requests are granted in arrival order and in full: a request for two slots waits for both
+    /// rather than starting on one, and a later request for one slot does not overtake it.
+    @Test func requestsAreGrantedInFullInArrivalOrder() {
+        let slots = ComputeSlots(count: 2)
+        #expect(slots.acquire(upTo: 1) == 1)
+        let order = ResultList()
+        let group = DispatchGroup()
+        func request(_ wanted: Int) {
+            group.enter()
+            Thread {
+                let taken = slots.acquire(upTo: wanted)
+                order.add(wanted * 10 + taken)
+                order.record(wanted)
+                slots.release(taken)
+                group.leave()
+            }.start()
+        }
+        request(2)
+        while slots.waitingCount < 1 { usleep(100) }
+        request(1)
+        while slots.waitingCount < 2 { usleep(100) }
+        usleep(20_000)
+        #expect(order.recorded.isEmpty, "one slot was free, but the request for two arrived first")
+        slots.release(1)
+        group.wait()
+        #expect(order.recorded == [2, 1])
+        #expect(order.total == 22 + 11)
+        #expect(slots.freeCount == 2 && slots.waitingCount == 0)
     }
 }
 
@@ -132,8 +164,11 @@ private final class ResultList: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [Result<[[UInt32]], Error>] = []
     private var sum = 0
+    private var sequence: [Int] = []
     func append(_ result: Result<[[UInt32]], Error>) { lock.withLock { results.append(result) } }
     func add(_ value: Int) { lock.withLock { sum += value } }
+    func record(_ value: Int) { lock.withLock { sequence.append(value) } }
+    var recorded: [Int] { lock.withLock { sequence } }
     var all: [Result<[[UInt32]], Error>] { lock.withLock { results } }
     var total: Int { lock.withLock { sum } }
 }

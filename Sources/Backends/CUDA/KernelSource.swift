@@ -30,14 +30,42 @@ package struct KernelProgram: Sendable {
     package let headers: [(name: String, text: String)]
     package let hash: UInt64
 
-    /// Where the CUDA C files are: the `KernelSources` folder copied into this module's resources.
-    static let folder: URL? = Bundle.module.resourceURL?.appendingPathComponent("KernelSources")
+    /// The environment variable naming a folder of CUDA C files to use instead of the built-in ones.
+    package static let overrideVariable = "QLINEAR_CUDA_KERNELS"
+
+    /// Where the CUDA C files may be, in the order tried: the folder in ``overrideVariable``; the
+    /// `KernelSources` folder of this module's resource bundle next to the executable (where SwiftPM
+    /// puts it for every build, and where a deployment copies it); the package's own source folder (a
+    /// checkout that was built here, moved or not yet copied). Looked up by hand rather than through
+    /// `Bundle.module`, which stops the process when its bundle is missing.
+    static func candidateFolders(environment: [String: String] = ProcessInfo.processInfo.environment) -> [URL] {
+        var folders: [URL] = []
+        if let path = environment[overrideVariable], !path.isEmpty {
+            folders.append(URL(fileURLWithPath: path))
+        }
+        let executableFolder = Bundle.main.executableURL?.deletingLastPathComponent() ?? Bundle.main.bundleURL
+        folders.append(executableFolder.appendingPathComponent("QuantizedLinear_QLCUDA.resources/KernelSources"))
+        let sourceFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        folders.append(sourceFolder.appendingPathComponent("KernelSources"))
+        return folders
+    }
+
+    /// The first of ``candidateFolders(environment:)`` that holds the programs (every one includes
+    /// `prelude.cuh`).
+    package static func folder(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
+        candidateFolders(environment: environment).first {
+            FileManager.default.fileExists(atPath: $0.appendingPathComponent("prelude.cuh").path)
+        }
+    }
+
+    /// ``folder(environment:)`` for this process, found once.
+    static let folder: URL? = folder()
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var loaded: [String: Result<KernelProgram, TensorError>] = [:]
 
     /// The program `name`.cu, read on first use.
-    static func named(_ name: String) throws -> KernelProgram {
+    package static func named(_ name: String) throws -> KernelProgram {
         try lock.withLock {
             if let known = loaded[name] { return try known.get() }
             let result = Result<KernelProgram, TensorError> { () throws(TensorError) in try read(name) }
@@ -49,8 +77,11 @@ package struct KernelProgram: Sendable {
     private static func read(_ name: String) throws(TensorError) -> KernelProgram {
         guard let folder, let text = try? String(contentsOf: folder.appendingPathComponent(name + ".cu"),
                                                   encoding: .utf8) else {
-            throw TensorError(.backendFailure, "the CUDA kernel source \(name).cu is missing from QLCUDA's resources "
-                + "(\(folder?.path ?? "no resource folder")); rebuild the package so that SwiftPM copies them")
+            let tried = folder.map { [$0] } ?? candidateFolders()
+            throw TensorError(.backendFailure, "the CUDA kernel source \(name).cu was not found (looked in "
+                + tried.map(\.path).joined(separator: ", ") + "); copy the QuantizedLinear_QLCUDA.resources folder of "
+                + "the build next to the executable, or set \(overrideVariable) to a copy of "
+                + "Sources/Backends/CUDA/KernelSources")
         }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         let headers = files.filter { $0.hasSuffix(".cuh") }.sorted().compactMap { file in
