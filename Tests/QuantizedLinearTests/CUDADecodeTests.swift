@@ -35,6 +35,8 @@ struct CUDADecodeTests {
     static let cases: [(rows: Int, n: Int, k: Int, block: Int, rounding: Rounding)] = [
         (1, 37, 400, 128, .nearestEven), (2, 64, 1024, 128, .towardZero), (5, 50, 512, 32, .nearestEven),
         (16, 33, 768, 256, .towardZero), (3, 20, 336, 16, .nearestEven), (9, 24, 1024, 512, .nearestEven),
+        // K = 3072 and 5120: 6 and 5 chunks per lane (one and two whole batches per row), 14B-like rows.
+        (2, 300, 3072, 128, .nearestEven), (2, 130, 5120, 128, .towardZero), (4, 70, 5120, 64, .nearestEven),
     ]
 
     @Test(arguments: cases, [false, true])

@@ -50,6 +50,15 @@ extension CUDADevice {
         try driver.check(driver.functionSetAttribute(function, 8, Int32(bytes)),
                          "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES = \(bytes))")
     }
+
+    /// How many blocks of `threads` threads and `sharedMemory` dynamic bytes of `function` one
+    /// multiprocessor holds at once (registers, shared memory and thread limits), at least 1.
+    func residentBlocks(_ function: CUHandle, threads: Int, sharedMemory: Int) throws -> Int {
+        var blocks: Int32 = 0
+        try driver.check(driver.occupancyMaxActiveBlocks(&blocks, function, Int32(threads), sharedMemory),
+                         "cuOccupancyMaxActiveBlocksPerMultiprocessor")
+        return max(1, Int(blocks))
+    }
 }
 
 /// The modules and functions loaded on one device: modules by (program, hash, architecture, options),

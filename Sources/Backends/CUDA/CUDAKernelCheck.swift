@@ -21,10 +21,10 @@ package enum CUDAKernelCheck {
         }
         for src in 0...1 {
             for opk in 0...3 {
-                for (ept, lanes, chunks) in [(8, 16, 1), (4, 32, 2), (1, 4, 1)] {
+                for (ept, lanes, chunks) in [(8, 16, 2), (4, 64, 2), (1, 4, 2), (16, 8, 2)] {
                     variants.append((QuantizationKernels.source, [
                         "ROWS": 1, "SRC": src, "IN_DT": 2, "OPK": opk, "DELTA_DT": 0, "ROUND_DT": 2, "TOWARD_ZERO": 0,
-                        "EPT": ept, "G": lanes, "CPL": chunks, "BC": ept * lanes * chunks]))
+                        "EPT": ept, "G": lanes, "U": chunks, "BC": ept * lanes]))
                 }
                 variants.append((QuantizationKernels.source, [
                     "BLOCKS": 1, "SRC": src, "IN_DT": 1, "OPK": opk, "DELTA_DT": 2, "ROUND_DT": 0, "TOWARD_ZERO": 1,
@@ -32,18 +32,31 @@ package enum CUDAKernelCheck {
             }
         }
         for out in [DType.float32, .bfloat16, .float16, .float8E4M3FN] {
-            variants.append((QuantizationKernels.source, ["DEQUANT": 1, "SRC": 1, "OUT_DT": out.kernelCode, "EPT": 16,
-                                                          "BR": 128, "BC": 96, "TOWARD_ZERO": 0]))
-            variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 2, "OUT_DT": out.kernelCode, "EPT": 16,
-                                                          "OPK": 1, "ROUND_DT": out.kernelCode, "TOWARD_ZERO": 0]))
+            let ept = 16 / out.byteSize
+            variants.append((QuantizationKernels.source, ["DEQUANT": 1, "SRC": 1, "OUT_DT": out.kernelCode, "EPT": ept,
+                                                          "U": 4, "BR": 128, "BC": 96, "TOWARD_ZERO": 0]))
+            variants.append((QuantizationKernels.source, ["DEQUANT": 1, "SRC": 1, "OUT_DT": out.kernelCode, "EPT": 2,
+                                                          "U": 4, "BR": 1, "BC": 5, "TOWARD_ZERO": 0]))
+            variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 2, "OUT_DT": out.kernelCode, "EPT": ept,
+                                                          "U": 4, "OPK": 1, "ROUND_DT": out.kernelCode,
+                                                          "TOWARD_ZERO": 0]))
             variants.append((QuantizationKernels.source, ["FP8": 1, "SRC": 0, "IN_DT": out.kernelCode, "EPT": 4,
                                                           "TOWARD_ZERO": 0]))
             variants.append((LinearKernels.source, ["W8A8": 1, "OUT_DT": out.kernelCode, "BIAS_DT": 2]))
         }
         for (mode, rows) in [(0, 2), (1, 2), (1, 16), (2, 1), (2, 16), (3, 2)] {
-            variants.append((DecodeKernels.source, ["MODE": mode, "MT": rows, "X_DT": 2, "OUT_DT": 2, "BR": 128,
-                                                    "BC": mode == 3 ? 16 : 128, "BIAS_DT": 0, "TOWARD_ZERO": 1]))
+            for staged in 0...1 where mode != 1 || staged == 1 {
+                for k in [1024, 3072, 5120] {
+                    let decode = CUDALinearOps.DecodeMode(rawValue: mode)!
+                    variants.append((DecodeKernels.source, [
+                        "MODE": mode, "MT": rows, "X_DT": 2, "OUT_DT": 2, "BR": 128, "BC": mode == 3 ? 16 : 128,
+                        "BIAS_DT": 0, "TOWARD_ZERO": 1, "U": CUDALinearOps.decodeChunksPerLane(decode, k: k),
+                        "XS": staged]))
+                }
+            }
         }
+        variants.append((DecodeKernels.source, ["MODE": 1, "MT": 2, "X_DT": 0, "OUT_DT": 0, "BR": 512, "BC": 512,
+                                                "BIAS_DT": 0, "TOWARD_ZERO": 0, "U": 4, "XS": 1]))
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))

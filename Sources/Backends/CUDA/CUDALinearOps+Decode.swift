@@ -25,9 +25,31 @@ extension CUDALinearOps {
         return !w8a8 || (blockColumns >= 16 && blockColumns <= 512 && blockColumns & (blockColumns - 1) == 0)
     }
 
-    /// Dynamic shared memory of mode 1: the input's codes (16-byte aligned) and its scales.
-    static func decodeSharedBytes(m: Int, k: Int, blockColumns: Int) -> Int {
-        ((m * k + 15) & ~15) + 4 * m * ((k + blockColumns - 1) / blockColumns)
+    /// `gemv_stream`'s `U`, the 16-byte chunks each lane keeps in flight per batch (32 U chunks per warp).
+    /// W8A8: the U in 6...3 whose batch divides the row's K / 16 chunks (no half-empty last batch:
+    /// 6 for K = 3072, 5 for K = 5120), else 4; INT8 weight-only 4, FP8 weight-only 2 (the fastest of
+    /// those measured on the H200, NOTES.md issue 10).
+    static func decodeChunksPerLane(_ mode: DecodeMode, k: Int) -> Int {
+        switch mode {
+        case .w8a8Codes, .w8a8Float: [6, 5, 4, 3].first { (k / 16) % (32 * $0) == 0 } ?? 4
+        case .int8WeightOnly: 4
+        case .fp8WeightOnly: 2
+        }
+    }
+
+    /// Largest input copy the weight-only modes stage in shared memory (else they read it from global memory).
+    static let decodeWeightOnlyStagedBytes = 64 << 10
+
+    /// `gemv_stream`'s dynamic shared memory (decode.cu): with `staged`, the input (W8A8: codes,
+    /// 16-byte aligned, and scales; weight-only: the floats), and for W8A8 the 8 warps' staging of
+    /// one int32 per (row, chunk) and one float per (row, block) of a batch.
+    static func decodeSharedBytes(_ mode: DecodeMode, m: Int, k: Int, blockColumns: Int, inputBytes: Int,
+                                  staged: Bool) -> Int {
+        let align16 = { (bytes: Int) in (bytes + 15) & ~15 }
+        guard mode == .w8a8Codes || mode == .w8a8Float else { return staged ? align16(m * k * inputBytes) : 0 }
+        let chunks = 32 * decodeChunksPerLane(mode, k: k)
+        let staging = 8 * 4 * (m * chunks + m * chunks / (blockColumns / 16))
+        return (staged ? align16(align16(m * k) + 4 * m * ((k + blockColumns - 1) / blockColumns)) : 0) + staging
     }
 
     /// INT8 W8A8 on a float input (M, K) with M <= 16, quantized like the activation quantizer
@@ -42,7 +64,8 @@ extension CUDALinearOps {
         let x = try GPU(try input.contiguous())
         let w = try GPU(try weightCodes.contiguous())
         guard decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: true, addresses: [x.address, w.address]),
-              decodeSharedBytes(m: m, k: k, blockColumns: blockColumns) <= x.device.maxSharedMemoryPerBlock else {
+              decodeSharedBytes(.w8a8Float, m: m, k: k, blockColumns: blockColumns, inputBytes: 1, staged: true)
+                <= x.device.maxSharedMemoryPerBlock else {
             return nil
         }
         return try gemvStream(.w8a8Float, x: x, inputDType: input.dtype, sx: nil, w: w,
@@ -60,17 +83,29 @@ extension CUDALinearOps {
         let y = try GPU.empty([m, n], outputDType, on: device)
         guard n > 0 else { return y }
         let b = try bias.map { try GPU(try $0.contiguous()) }
+        let w8a8 = mode == .w8a8Codes || mode == .w8a8Float
+        let inputBytes = mode == .w8a8Codes ? 1 : inputDType.byteSize
+        // The input goes to shared memory where it fits (always for mode 1, which quantizes into it).
+        let staged = mode == .w8a8Float
+            || (w8a8 ? decodeSharedBytes(mode, m: m, k: k, blockColumns: blockColumns, inputBytes: 1, staged: true)
+                    <= device.maxSharedMemoryPerBlock
+                : m * k * inputBytes <= decodeWeightOnlyStagedBytes)
         var defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
-                       "BC": blockColumns, "BIAS_DT": (bias?.dtype ?? .float32).kernelCode]
+                       "BC": blockColumns, "BIAS_DT": (bias?.dtype ?? .float32).kernelCode,
+                       "U": decodeChunksPerLane(mode, k: k), "XS": staged ? 1 : 0]
         if mode != .w8a8Codes { defines["X_DT"] = inputDType.kernelCode }
         if mode == .w8a8Float { defines["TOWARD_ZERO"] = towardZero ? 1 : 0 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_stream", defines: defines)
-        let shared = mode == .w8a8Float ? decodeSharedBytes(m: m, k: k, blockColumns: blockColumns) : 0
+        let shared = decodeSharedBytes(mode, m: m, k: k, blockColumns: blockColumns, inputBytes: inputBytes,
+                                       staged: staged)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
-        // Persistent: as many 256-thread blocks as are resident at once (ptxas: 93-98 registers for
-        // M <= 8, so two per multiprocessor; 128-134 for M = 16, one), each warp streaming rows
-        // n, n + warps, ...
-        let grid = min((n + 7) / 8, device.multiprocessorCount * (m <= 8 ? 2 : 1))
+        // Persistent and all resident: each warp streams rows n, n + warps, ... Of the resident warps,
+        // as many as give every warp the same number of rows (ceil(N / resident) rounds), so that no
+        // round runs with a fraction of the warps streaming.
+        let resident = device.multiprocessorCount
+            * (try device.residentBlocks(function, threads: 256, sharedMemory: shared)) * 8
+        let rounds = (n + resident - 1) / resident
+        let grid = ((n + rounds - 1) / rounds + 7) / 8
         try device.launch(function, grid: (grid, 1, 1), block: (256, 1, 1), sharedMemory: shared, [
             x.argument, sx?.argument ?? .null, w.argument, scales.argument, b?.argument ?? .null,
             try GPU(y).argument, .int32(Int32(n)), .int32(Int32(k))])

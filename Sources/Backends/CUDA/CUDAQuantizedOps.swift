@@ -12,10 +12,10 @@ package enum CUDAQuantizedOps {
     /// blockColumns` blocks: `scale = amax / 127`, `q = clamp(round(x / scale), -127, 127)`.
     ///
     /// The transformed value is rounded to `roundTo` first (the dtype the CPU path materialises it in).
-    /// A dense float input in 1 x B blocks (B in {32, 64, 128, 256}, K % 16 == 0) with no transform
-    /// and no finiteness check, what a linear quantizes its activation with, runs
-    /// `bw8_quantize_rows_vec16`; everything else runs `quant_rows` / `quant_blocks`. All three give
-    /// the same bits.
+    /// 1 x B blocks with B a power-of-two number of 16-byte accesses (every activation layout a linear
+    /// quantizes its input with, and gelu / weight update on them) run `quant_rows`, where each warp
+    /// reads and writes contiguous runs (0.75 of the copy bandwidth on the H200, NOTES.md issue 10);
+    /// every other block shape runs `quant_blocks`. Both give the CPU reference's bits.
     /// - Parameters:
     ///   - scaleShape: the scale grid's shape (`BlockWiseINT8Layout.scaleShape(for:)`).
     ///   - checkFinite: when true, NaN or infinity throws (this waits for the kernel); when false the
@@ -45,28 +45,15 @@ package enum CUDAQuantizedOps {
                                         .float(input.strength), try GPU(codes).argument,
                                         try GPU(scales).argument]
         let flagArgument = try flag.map { try GPU($0).argument } ?? KernelArgument.null
-        if blockRows == 1, flag == nil, case .none = transform, case .dense(let x) = source,
-           let inputCode = vec16InputCode(x.dtype), vec16Serves(columns: columns, blockColumns: blockColumns,
-                                                                 rows: batches * rows, input: input) {
-            // The GEMM engineer's 16-elements-per-thread quantizer (same arithmetic, bit for bit).
-            let function = try device.function(BlockwiseINT8GEMM.portable, entry: "bw8_quantize_rows_vec16")
-            let threads = batches * rows * columnBlocks * (blockColumns / 16)
-            try device.launch(function, grid: (device.gridSize(work: threads, perBlock: 256, blocksPerSM: 16), 1, 1),
-                              block: (256, 1, 1),
-                              [input.main.argument, try GPU(codes).argument, try GPU(scales).argument,
-                               .int32(Int32(batches * rows)), .int32(Int32(columns)), .int32(Int32(blockColumns)),
-                               .int32(inputCode), .int32(towardZero ? 1 : 0)])
-            return (codes, scales)
-        }
         if blockRows == 1, let plan = rowPlan(columns: columns, blockColumns: blockColumns, input: input) {
             defines["ROWS"] = 1
             defines["EPT"] = plan.ept
-            defines["G"] = plan.lanes
-            defines["CPL"] = plan.chunks
+            defines["G"] = blockColumns / plan.ept
+            defines["U"] = plan.chunks
             let function = try device.function(QuantizationKernels.source, entry: "quant_rows", defines: defines)
-            let totalBlocks = batches * rows * columnBlocks
-            let warps = (totalBlocks + (32 / plan.lanes) - 1) / (32 / plan.lanes)
-            try device.launch(function, grid: (device.gridSize(work: warps * 32, perBlock: 256, blocksPerSM: 16), 1, 1),
+            let span = plan.chunks * 32 * plan.ept
+            let items = batches * rows * ((columns + span - 1) / span)
+            try device.launch(function, grid: (device.gridSize(work: items * 32, perBlock: 256, blocksPerSM: 8), 1, 1),
                               block: (256, 1, 1),
                               common + [.int(batches * rows), .int(columns), .int(columnBlocks), flagArgument])
         } else {
@@ -93,11 +80,12 @@ package enum CUDAQuantizedOps {
         let result = try GPU.empty(codes.shape, dtype, on: q.device)
         let count = codes.count
         guard count > 0 else { return result }
-        let ept = [16, 8, 4, 2, 1].first { columns % $0 == 0 && q.address % UInt64($0) == 0 }!
+        let plan = dequantPlan(columns: columns, codes: q.address, output: dtype)
         let function = try q.device.function(QuantizationKernels.source, entry: "dequant", defines: [
-            "DEQUANT": 1, "OUT_DT": dtype.kernelCode, "EPT": ept, "BR": blockRows, "BC": blockColumns, "SRC": 1,
-            "TOWARD_ZERO": 0])
-        try q.device.launch(function, grid: (q.device.gridSize(work: count / ept, perBlock: 256, blocksPerSM: 16), 1, 1),
+            "DEQUANT": 1, "OUT_DT": dtype.kernelCode, "EPT": plan.ept, "U": plan.chunks, "BR": blockRows,
+            "BC": blockColumns, "SRC": 1, "TOWARD_ZERO": 0])
+        let threads = (count / plan.ept + plan.chunks - 1) / plan.chunks
+        try q.device.launch(function, grid: (q.device.gridSize(work: threads, perBlock: 256, blocksPerSM: 8), 1, 1),
                             block: (256, 1, 1),
                             [q.argument, s.argument, try GPU(result).argument, .int(count),
                              .int(rows), .int(columns), .int((rows + blockRows - 1) / blockRows),
@@ -150,10 +138,11 @@ package enum CUDAQuantizedOps {
         let result = try GPU.empty(codes.shape, dtype, on: q.device)
         let count = codes.count
         guard count > 0 else { return result }
-        let ept = [16, 8, 4, 2, 1].first { count % $0 == 0 && q.address % UInt64($0) == 0 }!
+        let plan = dequantPlan(columns: count, codes: q.address, output: dtype)
         let function = try q.device.function(QuantizationKernels.source, entry: "fp8_dequant", defines: [
-            "FP8": 1, "SRC": 2, "OUT_DT": dtype.kernelCode, "EPT": ept, "TOWARD_ZERO": 0])
-        try q.device.launch(function, grid: (q.device.gridSize(work: count / ept, perBlock: 256, blocksPerSM: 16), 1, 1),
+            "FP8": 1, "SRC": 2, "OUT_DT": dtype.kernelCode, "EPT": plan.ept, "U": plan.chunks, "TOWARD_ZERO": 0])
+        let threads = (count / plan.ept + plan.chunks - 1) / plan.chunks
+        try q.device.launch(function, grid: (q.device.gridSize(work: threads, perBlock: 256, blocksPerSM: 8), 1, 1),
                             block: (256, 1, 1),
                             [q.argument, s.argument, try GPU(result).argument, .int(count)])
         return result
@@ -219,38 +208,32 @@ package enum CUDAQuantizedOps {
                               alignedAddresses: aligned)
     }
 
-    /// `bw8_quantize_rows_vec16`'s dtype code (0 f32, 1 f16, 2 bf16), `nil` for other inputs.
-    static func vec16InputCode(_ dtype: DType) -> Int32? {
-        switch dtype {
-        case .float32: 0
-        case .float16: 1
-        case .bfloat16: 2
-        default: nil
-        }
-    }
-
-    /// Whether `bw8_quantize_rows_vec16` takes the problem: 1 x B blocks with B in {32, 64, 128, 256},
-    /// K % 16 == 0, a 16-byte aligned input, sizes within its 32-bit parameters.
-    static func vec16Serves(columns: Int, blockColumns: Int, rows: Int, input: PreparedSource) -> Bool {
-        [32, 64, 128, 256].contains(blockColumns) && columns % 16 == 0 && rows <= Int(Int32.max)
-            && columns <= Int(Int32.max) && input.main.address % 16 == 0
-    }
-
-    /// The row kernel's shape for 1 x `blockColumns` blocks: elements per access (16 bytes of the
-    /// source where possible), lanes per block and chunks per lane; `nil` when no power-of-two
-    /// split of the block over a warp exists (the general kernel then runs).
-    static func rowPlan(columns: Int, blockColumns: Int, input: PreparedSource) -> (ept: Int, lanes: Int, chunks: Int)? {
+    /// `quant_rows`' shape for 1 x `blockColumns` blocks: elements per 16-byte access of the source
+    /// (narrower where the row length, the block or an address needs it) and chunks per lane (U); `nil`
+    /// when the block is not a power-of-two number of accesses (the general kernel then runs).
+    static func rowPlan(columns: Int, blockColumns: Int, input: PreparedSource) -> (ept: Int, chunks: Int)? {
         let widest = 16 / (input.alignedAddresses.map(\.size).max() ?? 1)
         for ept in [16, 8, 4, 2, 1] where ept <= widest {
             guard columns % ept == 0, blockColumns % ept == 0,
                   input.alignedAddresses.allSatisfy({ $0.address % UInt64(ept * $0.size) == 0 }) else { continue }
-            // Two chunks per lane where the block allows: two independent 16-byte loads in flight.
-            let vectors = blockColumns / ept
-            if vectors >= 2 && vectors <= 64 && vectors & (vectors - 1) == 0 { return (ept, vectors / 2, 2) }
-            if vectors == 1 { return (ept, 1, 1) }
-            if vectors % 32 == 0 && vectors / 32 <= 8 { return (ept, 32, vectors / 32) }
+            let lanes = blockColumns / ept
+            guard lanes & (lanes - 1) == 0 && lanes <= 256 else { return nil }
+            // Two 16-byte chunks per lane in flight; a block wider than a warp's chunk spans lanes / 32.
+            return (ept, max(rowChunksPerLane, lanes / 32))
         }
         return nil
+    }
+
+    /// Chunks each lane of `quant_rows` loads before it quantizes.
+    static let rowChunksPerLane = 2
+
+    /// `dequant` / `fp8_dequant`: elements per chunk, 16 bytes of the output where the row length and the
+    /// codes' address allow it, and chunks per lane per step.
+    static func dequantPlan(columns: Int, codes: CUDeviceAddress, output: DType) -> (ept: Int, chunks: Int) {
+        let ept = [16, 8, 4, 2, 1].first { e in
+            e * output.byteSize <= 16 && columns % e == 0 && codes % UInt64(e) == 0
+        }!
+        return (ept, 4)
     }
 
     /// `-D` values of a transform: the op and the dtype its result is rounded to.

@@ -35,6 +35,8 @@ struct Driver: @unchecked Sendable {
     let moduleLoadData: @convention(c) (UnsafeMutablePointer<CUHandle?>, UnsafeRawPointer) -> Result
     let moduleGetFunction: @convention(c) (UnsafeMutablePointer<CUHandle?>, CUHandle?, UnsafePointer<CChar>) -> Result
     let functionSetAttribute: @convention(c) (CUHandle?, Int32, Int32) -> Result
+    /// `cuOccupancyMaxActiveBlocksPerMultiprocessor`: how many blocks of a kernel fit on one multiprocessor.
+    let occupancyMaxActiveBlocks: @convention(c) (UnsafeMutablePointer<Int32>, CUHandle?, Int32, Int) -> Result
     let launchKernel: @convention(c) (CUHandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUHandle?,
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
@@ -84,6 +86,7 @@ struct Driver: @unchecked Sendable {
         moduleLoadData = try library.function("cuModuleLoadData")
         moduleGetFunction = try library.function("cuModuleGetFunction")
         functionSetAttribute = try library.function("cuFuncSetAttribute")
+        occupancyMaxActiveBlocks = try library.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         launchKernel = try library.function("cuLaunchKernel")
         eventCreate = try library.function("cuEventCreate")
         eventRecord = try library.function("cuEventRecord")

@@ -8,7 +8,12 @@
 //   The result is rounded to `ROUND_DT` before quantizing, as the CPU path materialises it there.
 // - `TOWARD_ZERO`: INT8 rounding (1 truncates, 0 rounds half to even).
 // - `BR`, `BC`: the INT8 block shape; `EPT` elements per thread per access (16-byte accesses where
-//   the shape allows); `G`, `CPL`: lanes per block and chunks per lane of the row kernel.
+//   the shape allows); `U` accesses (chunks) per lane in flight; `G = BC / EPT` for the row kernel.
+// - Layout of the streaming kernels (`quant_rows`, `dequant`, `fp8_dequant`): a warp step covers
+//   U * 32 consecutive chunks, lane l holding chunks u * 32 + l, so each load and store instruction
+//   of a warp touches one contiguous run (whole 32-byte sectors). Measured on the H200 (54560 x 3072,
+//   scripts/gpu/membound_harness.py): quantize 0.75 of the copy bandwidth, dequantize 0.81 (INT8) and
+//   0.89 (FP8), fused tanh-gelu requantization 0.40 (INT8 codes) / 0.51 (bf16 input); NOTES.md issue 10.
 //
 // Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
 // `q = clamp(round(x / scale), -127, 127)` with `x / scale` correctly rounded (a reciprocal and one
@@ -34,6 +39,24 @@
 #define OUT_DT DT_F32
 #endif
 
+#ifndef U
+#define U 4
+#endif
+/// GELU, tanh form, as the fused quantizers evaluate it: `0.5 x (1 + tanh(u))` with
+/// `u = sqrt(2/pi) (x + 0.044715 x^3)`, written as the same function `x / (1 + 2^(-2 u log2(e)))`
+/// with the hardware exp2 and reciprocal: a few float32 ulps from the exact value (no cancellation
+/// for negative x, where `1 + tanh(u)` loses digits), 1.3x faster than CUDA's `tanhf` form and 2x faster
+/// than the CPU's exp-based operations in the fused quantizer (NOTES.md, issue 10); the result is then
+/// rounded to `ROUND_DT`. Limits: x = +-inf give +inf / NaN as the CPU's formula does, NaN stays NaN.
+__device__ __forceinline__ float gelu_tanh_fast(float x) {
+    // -2 sqrt(2/pi) log2(e) = -2.302208198, times 0.044715 = -0.1029432396
+    const float t = __fmul_rn(x, fmaf(__fmul_rn(x, x), -0.10294324f, -2.3022082f));
+    float e, q;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(t));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(q) : "f"(__fadd_rn(1.0f, e)));
+    return __fmul_rn(x, q);
+}
+
 /// The values to quantize at flat index i: source (dense, or dequantized with scale s), then the op.
 template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
                                                               float strength, i64 i, float* v) {
@@ -50,7 +73,7 @@ template <int N> __device__ __forceinline__ void source_values(const void* src, 
 #endif
 #if OPK == 1 || OPK == 2
     #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(OPK == 1 ? gelu_erf(v[e]) : gelu_tanh(v[e]));
+    for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(OPK == 1 ? gelu_erf(v[e]) : gelu_tanh_fast(v[e]));
 #elif OPK == 3
     float d[N];
     load_vec<DELTA_DT, N>(delta, i, d);
@@ -87,53 +110,112 @@ __device__ __forceinline__ u8 int8_code_byte(float v, float scale, float r) {
 }
 
 #if defined(ROWS)
-/// 1 x BC blocks (activations): G lanes per block, each holding CPL chunks of EPT elements.
-/// Needs C % EPT == 0; a partial last block just has idle lanes.
+/// max(a, |v|) for a >= 0 in one instruction (`max.NaN`, sm_80+): a NaN wins instead of being
+/// dropped, infinity orders above every finite value, as `abs_max` on bit patterns.
+__device__ __forceinline__ float abs_max_nan(float a, float v) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(fabsf(v)));
+    return r;
+}
+/// The code of a block whose scale has a normal reciprocal (finite values, |v| <= amax): the
+/// correctly rounded t = v / scale has |t| <= 127 (scale >= amax / 127), so rounding needs no clamp:
+/// t + 1.5 * 2^23 holds round-half-even(t) (or, from |t| with round-toward-zero, trunc) in its low
+/// bits, and the low byte is the code's two's complement byte.
+__device__ __forceinline__ u32 finite_code_bits(float t) {
+    if (TOWARD_ZERO) {
+        const int n = __float_as_int(__fadd_rz(fabsf(t), 12582912.0f)) - 0x4B400000;
+        return (u32)(t < 0.0f ? -n : n);
+    }
+    return (u32)__float_as_int(__fadd_rn(t, 12582912.0f));
+}
+
+/// Stores the low bytes of `bits[0..N)` as N consecutive bytes at `p` (one access; words of four
+/// bytes built with two byte permutes where N allows).
+template <int N> __device__ __forceinline__ void store_low_bytes(i8* p, const u32* bits) {
+    if constexpr (N % 4 == 0) {
+        union { typename Vec<N>::T v; u32 w[N / 4]; } out;
+        #pragma unroll
+        for (int q = 0; q < N / 4; ++q)
+            out.w[q] = __byte_perm(__byte_perm(bits[4 * q], bits[4 * q + 1], 0x0040),
+                                   __byte_perm(bits[4 * q + 2], bits[4 * q + 3], 0x0040), 0x5410);
+        *(typename Vec<N>::T*)p = out.v;
+    } else {
+        Pack<N> out;
+        #pragma unroll
+        for (int e = 0; e < N; ++e) out.b[e] = (u8)bits[e];
+        *(typename Vec<N>::T*)p = out.v;
+    }
+}
+
+/// 1 x BC blocks (activations; gelu and weight update re-quantizing them): each warp quantizes a span
+/// of U * 32 * EPT consecutive elements of one row per step, lane l holding the EPT-element chunks
+/// u * 32 + l (u < U), so every load and store instruction of the warp touches one contiguous run of
+/// memory (the 16-elements-per-lane layout wrote half sectors). A block is `G = BC / EPT` consecutive
+/// lanes of one chunk (G <= 32, an amax over G lanes) or all lanes of G / 32 consecutive chunks (U a
+/// multiple of G / 32). Needs C % EPT == 0; a partial last block or span just has idle lanes.
 extern "C" __global__ void __launch_bounds__(256) quant_rows(
     const void* src, const float* src_scales, const void* delta, float strength, i8* codes, float* scales,
     i64 rows, i64 C, i64 CB, u32* flag) {
+    constexpr int SPAN = U * 32 * EPT;
+    constexpr int LANES = G < 32 ? G : 32;      // lanes of one block in one chunk
+    constexpr int CHUNKS = G > 32 ? G / 32 : 1;  // chunks of one block
+    static_assert(U % CHUNKS == 0, "a span holds whole blocks");
     const int lane = threadIdx.x & 31;
-    const int sub = lane % G, group = lane / G;
-    const int per_warp = 32 / G;
-    const i64 total = rows * CB;
-    const i64 warp = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5;
+    const i64 spans = (C + SPAN - 1) / SPAN;
+    const i64 items = rows * spans;
     const i64 warps = ((i64)gridDim.x * blockDim.x) >> 5;
-    for (i64 base = warp * per_warp; base < total; base += warps * per_warp) {
-        const i64 block = base + group;
-        const bool valid = block < total;
-        const i64 row = valid ? block / CB : 0, cb = valid ? block % CB : 0;
-        const float s = SRC == 1 && valid ? src_scales[block] : 0.0f;
-        float v[CPL][EPT];
-        float amax = 0.0f;
-        bool bad = false;
+    bool bad = false;
+    for (i64 item = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5; item < items; item += warps) {
+        const i64 row = item / spans;
+        const i64 c0 = (item - row * spans) * SPAN;
+        float v[U][EPT];
         #pragma unroll
-        for (int j = 0; j < CPL; ++j) {
-            const i64 col = cb * BC + (i64)(sub + j * G) * EPT;
-            if (valid && col < C) {
-                source_values<EPT>(src, s, delta, strength, row * C + col, v[j]);
+        for (int u = 0; u < U; ++u) {
+            const i64 col = c0 + (i64)(u * 32 + lane) * EPT;
+            if (col < C) {
+                const float s = SRC == 1 ? src_scales[row * CB + col / BC] : 0.0f;
+                source_values<EPT>(src, s, delta, strength, row * C + col, v[u]);
             } else {
                 #pragma unroll
-                for (int e = 0; e < EPT; ++e) v[j][e] = 0.0f;
+                for (int e = 0; e < EPT; ++e) v[u][e] = 0.0f;
             }
-            #pragma unroll
-            for (int e = 0; e < EPT; ++e) { amax = abs_max(amax, v[j][e]); bad |= !is_finite(v[j][e]); }
         }
-        amax = warp_abs_max(amax, G);
-        if (bad && flag) atomicOr(flag, 1u);
-        const float scale = i8_scale(amax);
-        const float r = reciprocal(scale);
-        if (valid && sub == 0) scales[block] = scale;
+        float amax[U];
         #pragma unroll
-        for (int j = 0; j < CPL; ++j) {
-            const i64 col = cb * BC + (i64)(sub + j * G) * EPT;
-            if (valid && col < C) {
-                Pack<EPT> pack;
-                #pragma unroll
-                for (int e = 0; e < EPT; ++e) pack.b[e] = int8_code_byte(v[j][e], scale, r);
-                *((typename Vec<EPT>::T*)(codes + row * C + col)) = pack.v;
+        for (int u = 0; u < U; ++u) {
+            amax[u] = 0.0f;
+            #pragma unroll
+            for (int e = 0; e < EPT; ++e) amax[u] = abs_max_nan(amax[u], v[u][e]);
+        }
+        #pragma unroll
+        for (int u = 0; u < U; u += CHUNKS) {
+            float a = amax[u];
+            #pragma unroll
+            for (int h = 1; h < CHUNKS; ++h) a = abs_max(a, amax[u + h]);
+            a = warp_abs_max(a, LANES);
+            bad |= !is_finite(a);  // the amax is NaN or infinite exactly when a value of the block is
+            const float scale = i8_scale(a);
+            const float r = reciprocal(scale);
+            const i64 first = c0 + (i64)(u * 32 + lane) * EPT;
+            if (lane % LANES == 0 && first < C) scales[row * CB + first / BC] = scale;
+            #pragma unroll
+            for (int h = 0; h < CHUNKS; ++h) {
+                const i64 col = c0 + (i64)((u + h) * 32 + lane) * EPT;
+                if (col < C) {
+                    u32 bits[EPT];
+                    if (r != 0.0f) {  // the usual block: every |v| <= amax, finite, one FMA-corrected quotient
+                        #pragma unroll
+                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(div_by(v[u + h][e], scale, r));
+                    } else {
+                        #pragma unroll
+                        for (int e = 0; e < EPT; ++e) bits[e] = int8_code_byte(v[u + h][e], scale, r);
+                    }
+                    store_low_bytes<EPT>(codes + row * C + col, bits);
+                }
             }
         }
     }
+    if (bad && flag) atomicOr(flag, 1u);
 }
 #endif
 
@@ -197,56 +279,34 @@ __device__ __forceinline__ const float* dequant_scale_row(const float* scales, i
     return scales + (b * RB + (row - b * R) / BR) * CB;
 }
 
-/// out = q * scale of its BR x BC block, EPT elements per thread per unit (C % EPT == 0). With 16
-/// elements per unit: two units per grid-stride step, both 16-byte code loads issued before either is
-/// decoded (two loads in flight at 4 registers each).
+/// out = q * scale of its BR x BC block. The tensor is cut into EPT-element chunks (C % EPT == 0, so a
+/// chunk never straddles a row; EPT = 16 / sizeof(output) where the shape allows); each warp converts
+/// U * 32 consecutive chunks per step, lane l the chunks u * 32 + l, so every store instruction of the
+/// warp writes 32 * EPT * sizeof(output) contiguous bytes (whole sectors) and every load 32 * EPT.
 extern "C" __global__ void __launch_bounds__(256) dequant(
     const i8* __restrict__ codes, const float* __restrict__ scales, void* __restrict__ out, i64 total, i64 R,
     i64 C, i64 RB, i64 CB) {
-    const i64 step = (i64)gridDim.x * blockDim.x * EPT;
+    const i64 chunks = total / EPT;
+    const int lane = threadIdx.x & 31;
+    const i64 step = ((i64)gridDim.x * blockDim.x) * U;
     const bool narrow = total < 0x7fffffffLL;
-#if EPT == 16
-    for (i64 i0 = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i0 < total; i0 += 2 * step) {
-        uint4 raw[2];
+    for (i64 base = (((blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5) << 5) * U + lane; base < chunks;
+         base += step) {
+        float v[U][EPT];
         #pragma unroll
-        for (int u = 0; u < 2; ++u)
-            raw[u] = i0 + u * step < total ? *(const uint4*)(codes + i0 + u * step) : make_uint4(0, 0, 0, 0);
+        for (int u = 0; u < U; ++u)
+            if (base + u * 32 < chunks) load_vec<DT_I8, EPT>(codes, (base + u * 32) * EPT, v[u]);
         #pragma unroll
-        for (int u = 0; u < 2; ++u) {
-            const i64 i = i0 + u * step;
+        for (int u = 0; u < U; ++u) {
+            const i64 i = (base + u * 32) * EPT;
             if (i >= total) continue;
             i64 c;
             const float* srow = dequant_scale_row(scales, i, R, C, RB, CB, narrow, &c);
-            const u32 words[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
-            float v[16];
             #pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                const u32 flipped = words[q] ^ 0x80808080u;
-                #pragma unroll
-                for (int e = 0; e < 4; ++e) v[4 * q + e] = i8_byte_to_f32(flipped, e);
-            }
-            if (BC % 16 == 0) {
-                const float s = srow[c / BC];
-                #pragma unroll
-                for (int e = 0; e < 16; ++e) v[e] = __fmul_rn(v[e], s);
-            } else {
-                #pragma unroll
-                for (int e = 0; e < 16; ++e) v[e] = __fmul_rn(v[e], srow[(c + e) / BC]);
-            }
-            store_vec<OUT_DT, 16>(out, i, v);
+            for (int e = 0; e < EPT; ++e) v[u][e] = __fmul_rn(v[u][e], srow[(BC % EPT == 0) ? c / BC : (c + e) / BC]);
+            store_vec<OUT_DT, EPT>(out, i, v[u]);
         }
     }
-#else
-    for (i64 i = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i < total; i += step) {
-        i64 c;
-        const float* srow = dequant_scale_row(scales, i, R, C, RB, CB, narrow, &c);
-        float v[EPT];
-        load_vec<DT_I8, EPT>(codes, i, v);
-        #pragma unroll
-        for (int e = 0; e < EPT; ++e) v[e] = __fmul_rn(v[e], srow[(BC % EPT == 0) ? c / BC : (c + e) / BC]);
-        store_vec<OUT_DT, EPT>(out, i, v);
-    }
-#endif
 }
 #endif
 
@@ -301,25 +361,27 @@ extern "C" __global__ void __launch_bounds__(256) fp8_encode(
     }
 }
 
-/// out = e4m3(q) * scale.
-/// Two units per grid-stride step, both raw loads issued before either is decoded (as `dequant`).
+/// out = e4m3(q) * scale, in `dequant`'s layout: EPT-element chunks, U * 32 consecutive chunks per warp step.
 extern "C" __global__ void __launch_bounds__(256) fp8_dequant(const u8* __restrict__ codes,
                                                               const float* __restrict__ scale,
                                                               void* __restrict__ out, i64 count) {
     const float s = scale[0];
-    const i64 step = (i64)gridDim.x * blockDim.x * EPT;
-    for (i64 i0 = (blockIdx.x * (i64)blockDim.x + threadIdx.x) * EPT; i0 < count; i0 += 2 * step) {
-        Pack<EPT> raw[2];
+    const i64 chunks = count / EPT;
+    const int lane = threadIdx.x & 31;
+    const i64 step = ((i64)gridDim.x * blockDim.x) * U;
+    for (i64 base = (((blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5) << 5) * U + lane; base < chunks;
+         base += step) {
+        Pack<EPT> raw[U];
         #pragma unroll
-        for (int u = 0; u < 2; ++u)
-            if (i0 + u * step < count) raw[u].v = *(const typename Vec<EPT>::T*)(codes + i0 + u * step);
+        for (int u = 0; u < U; ++u)
+            if (base + u * 32 < chunks) raw[u].v = *(const typename Vec<EPT>::T*)(codes + (base + u * 32) * EPT);
         #pragma unroll
-        for (int u = 0; u < 2; ++u) {
-            if (i0 + u * step >= count) continue;
+        for (int u = 0; u < U; ++u) {
+            if (base + u * 32 >= chunks) continue;
             float v[EPT];
             #pragma unroll
             for (int e = 0; e < EPT; ++e) v[e] = __fmul_rn(e4m3_to_f32(raw[u].b[e]), s);
-            store_vec<OUT_DT, EPT>(out, i0 + u * step, v);
+            store_vec<OUT_DT, EPT>(out, (base + u * 32) * EPT, v);
         }
     }
 }

@@ -1,0 +1,778 @@
+#!/usr/bin/env python3
+"""Correctness and speed of the memory-bound CUDA kernels (issue 10): the activation quantizer
+(`quant_rows`, and `bw8_quantize_rows_vec16` beside it), `dequant`, `fp8_dequant`, the fused gelu
+requantizer (`quant_rows` with OPK = 2) and the decode GEMV `gemv_stream` (modes 0-3).
+
+Like gemm_harness.py (whose NVRTC / driver helpers it uses) it compiles the KernelSources files with
+NVRTC through ctypes, with the backend's options (`--fmad=false` for our kernels), and launches them
+through the driver API; PyTorch gives memory, events and references.
+
+  python3 membound_harness.py --compile-only   # no GPU: every variant compiles for sm_90 (+ cuobjdump usage)
+  python3 membound_harness.py --check          # every kernel against a torch reference, bit for bit
+  python3 membound_harness.py --bench          # each kernel against a torch copy of the same bytes
+  python3 membound_harness.py --profile        # one launch of each benchmarked kernel (run under ncu)
+Options: --sources DIR (KernelSources), --baseline DIR (an older KernelSources, timed beside it).
+
+Timing: CUDA graphs of `inner` calls, replayed `reps` times, median per call. The copy reference of
+a kernel moving R bytes read + W bytes written is `dst.copy_(src)` of (R + W) / 2 bytes (the same bytes
+moved), timed the same way; "of copy" = copy time / kernel time. Decode kernels rotate over weight
+copies larger than the L2 so the weight streams from HBM, and are reported as weight bytes per
+second against the 2 GB copy's bandwidth (read + write), as bench-cuda does.
+"""
+import argparse, glob, os, shutil, statistics, subprocess, sys, tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gemm_harness as H  # noqa: E402
+
+OPTS = H.BACKEND_OPTIONS + ['--fmad=false']
+DTC = {'f32': 0, 'f16': 1, 'bf16': 2, 'f8': 3}
+
+
+class Source:
+    def __init__(self, folder, name):
+        self.folder, self.name = folder, name
+        self.prog = H.Program(folder, name)
+
+
+def compile_variant(src, defines, arch='sm_90', fmad=False):
+    opts = ['--gpu-architecture=' + arch] + (OPTS if not fmad else H.BACKEND_OPTIONS)
+    opts += ['-D%s=%d' % (k, v) for k, v in sorted(defines.items())]
+    return H.nvrtc_compile(src.prog, opts)
+
+
+def cuobjdump():
+    c = shutil.which('cuobjdump')
+    if c:
+        return c
+    try:
+        import triton
+        g = glob.glob(os.path.join(os.path.dirname(triton.__file__), 'backends', 'nvidia', 'bin', 'cuobjdump'))
+        if g:
+            return g[0]
+    except Exception:
+        pass
+    return None
+
+
+def usage(cubin):
+    tool = cuobjdump()
+    if not tool:
+        return '(no cuobjdump)'
+    with tempfile.TemporaryDirectory() as td:
+        p = os.path.join(td, 'k.cubin')
+        open(p, 'wb').write(cubin)
+        r = subprocess.run([tool, '--dump-resource-usage', p], capture_output=True, text=True)
+        return ' '.join(l.strip() for l in (r.stdout + r.stderr).splitlines() if 'REG' in l or 'rror' in l)
+
+
+# ------------------------------------------------------------------------------------- variants
+def quant_rows_defs(src, in_dt, B, ept, U, opk=0, rz=0):
+    return {'ROWS': 1, 'SRC': src, 'IN_DT': DTC[in_dt], 'OPK': opk, 'ROUND_DT': DTC['bf16'] if opk else 0,
+            'DELTA_DT': 0, 'TOWARD_ZERO': rz, 'BC': B, 'EPT': ept, 'G': B // ept, 'U': U}
+
+
+def old_quant_rows_defs(src, in_dt, B, ept, G, CPL, opk=0, rz=0):
+    return {'ROWS': 1, 'SRC': src, 'IN_DT': DTC[in_dt], 'OPK': opk, 'ROUND_DT': DTC['bf16'] if opk else 0,
+            'DELTA_DT': 0, 'TOWARD_ZERO': rz, 'BC': B, 'EPT': ept, 'G': G, 'CPL': CPL}
+
+
+def ept_for(in_dt, B, src):
+    size = {'f32': 4, 'f16': 2, 'bf16': 2}[in_dt] if src == 0 else 1
+    return min(16 // size, B)
+
+
+def rows_u(ept, B):
+    G = B // ept
+    return max(2, G // 32) if G > 32 else 2
+
+
+def decode_defs(mode, M, B, U, xs=1, out='bf16', x_dt='bf16', rz=0, br=None):
+    return {'MODE': mode, 'MT': M, 'OUT_DT': DTC[out], 'BR': br if br else (B if mode < 3 else 1), 'BC': B,
+            'BIAS_DT': 0, 'X_DT': DTC[x_dt], 'TOWARD_ZERO': rz, 'U': U, 'XS': xs}
+
+
+def decode_u(mode, K):
+    """CUDALinearOps.decodeChunksPerLane: W8A8 takes the U in 6...3 whose batch (32 U chunks) divides the
+    row's K / 16 chunks, else 4; INT8 weight-only 4, FP8 weight-only 2 (the faster in the H200 runs)."""
+    if mode >= 2:
+        return 4 if mode == 2 else 2
+    return next((u for u in (6, 5, 4, 3) if (K // 16) % (32 * u) == 0), 4)
+
+
+def decode_shared(mode, M, K, B, U, xs, x_size=2):
+    if mode >= 2:
+        return ((M * K * x_size + 15) & ~15) if xs else 0
+    KB = (K + B - 1) // B
+    base = (((M * K + 15) & ~15) + 4 * M * KB + 15) & ~15 if xs else 0
+    stage = M * 32 * U + M * (32 * U // (B // 16))
+    return base + 8 * 4 * stage
+
+
+# ------------------------------------------------------------------------------------- runtime
+COPY_SRC = '''
+extern "C" __global__ void __launch_bounds__(256) copy16(const uint4* __restrict__ a, uint4* __restrict__ b,
+                                                         long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        b[i] = a[i];
+}
+'''
+
+
+class Inline:
+    def __init__(self, name, text):
+        self.name, self.text, self.headers = name + '.cu', text, []
+
+    def key(self):
+        return self.text
+
+
+class Runner:
+    def __init__(self, sources, baseline=None):
+        import torch
+        self.torch = torch
+        self.drv = H.Driver()
+        import ctypes
+        self.ctypes = ctypes
+        self.drv.cu.cuOccupancyMaxActiveBlocksPerMultiprocessor.argtypes = [
+            ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+        self.sms = torch.cuda.get_device_properties(0).multi_processor_count
+        cc = torch.cuda.get_device_capability()
+        self.arch = 'sm_%d%d' % cc
+        self.src = {n: Source(sources, n) for n in ('quantization', 'decode', 'bw8_portable')}
+        self.old = {n: Source(baseline, n) for n in ('quantization', 'decode')} if baseline else {}
+        self.cache = {}
+        o = H.nvrtc_compile(Inline('copy', COPY_SRC), ['--gpu-architecture=' + self.arch] + OPTS)
+        self.copy_fn = self.drv.func(self.drv.load(o['cubin']), 'copy16')
+
+    def kernel_copy(self, a, b):
+        import ctypes
+        self.launch(self.copy_fn, self.sms * 8, [P(a), P(b), ctypes.c_int64(a.numel() * a.element_size() // 16)])
+
+    def fn(self, which, name, defines, smem=0, old=False):
+        key = (which, name, tuple(sorted(defines.items())), old)
+        if key not in self.cache:
+            src = (self.old if old else self.src)[which]
+            o = compile_variant(src, defines, self.arch, fmad=(which == 'bw8_portable'))
+            mod = self.drv.load(o['cubin'])
+            self.cache[key] = self.drv.func(mod, name, smem)
+        return self.cache[key]
+
+    def occupancy(self, f, smem):
+        n = self.ctypes.c_int()
+        self.drv.ck(self.drv.cu.cuOccupancyMaxActiveBlocksPerMultiprocessor(self.ctypes.byref(n), f, 256, smem),
+                    'occupancy')
+        return n.value
+
+    def stream(self):
+        return self.torch.cuda.current_stream().cuda_stream
+
+    def launch(self, f, grid, args, smem=0):
+        self.drv.launch(f, (grid,), (256,), smem, self.stream(), args)
+
+
+P = lambda t: ('ptr', t.data_ptr() if t is not None else 0)
+
+
+def i64args(vals):
+    import ctypes
+    return [ctypes.c_int64(int(v)) for v in vals]
+
+
+def f32arg(v):
+    import ctypes
+    return ctypes.c_float(v)
+
+
+# The driver launch helper of gemm_harness passes ctypes scalars through unchanged.
+def fix_launch(drv):
+    import ctypes
+    orig = drv.launch
+
+    def launch(f, grid, block, smem, stream, args):
+        keep, ptrs = [], []
+        for a in args:
+            if isinstance(a, tuple) and a[0] == 'ptr':
+                v = ctypes.c_uint64(a[1])
+            elif isinstance(a, (ctypes.c_int64, ctypes.c_float, ctypes.c_int32, ctypes.c_uint64)):
+                v = a
+            else:
+                v = ctypes.c_int32(int(a))
+            keep.append(v)
+            ptrs.append(ctypes.cast(ctypes.pointer(v), ctypes.c_void_p))
+        params = (ctypes.c_void_p * len(ptrs))(*ptrs)
+        g = list(grid) + [1] * (3 - len(grid))
+        b = list(block) + [1] * (3 - len(block))
+        drv.ck(drv.cu.cuLaunchKernel(f, g[0], g[1], g[2], b[0], b[1], b[2], smem, ctypes.c_void_p(stream), params,
+                                     None), 'cuLaunchKernel')
+    drv.launch = launch
+    return orig
+
+
+# ------------------------------------------------------------------------------------- kernels
+class K:
+    """Launch wrappers, as the Swift backend launches them."""
+
+    def __init__(self, R):
+        self.R = R
+        self.t = R.torch
+
+    def grid(self, work_threads, per_sm=16):
+        return max(1, min((work_threads + 255) // 256, self.R.sms * per_sm))
+
+    def quant_rows(self, x, B, rz=0, src=0, sx=None, opk=0, U=None, q=None, s=None, old=None, flag=None):
+        t = self.t
+        M, C = x.shape
+        CB = (C + B - 1) // B
+        in_dt = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16', t.int8: 'bf16'}[x.dtype]
+        ept = ept_for(in_dt, B, src)
+        q = t.empty((M, C), dtype=t.int8, device=x.device) if q is None else q
+        s = t.empty((M, CB), dtype=t.float32, device=x.device) if s is None else s
+        if old is None:
+            U = U or rows_u(ept, B)
+            f = self.R.fn('quantization', 'quant_rows', quant_rows_defs(src, in_dt, B, ept, U, opk, rz))
+            spans = (C + U * 32 * ept - 1) // (U * 32 * ept)
+            grid = self.grid(M * spans * 32, 8)
+        else:
+            G, CPL = old
+            f = self.R.fn('quantization', 'quant_rows', old_quant_rows_defs(src, in_dt, B, ept, G, CPL, opk, rz),
+                          old=True)
+            warps = (M * CB + (32 // G) - 1) // (32 // G)
+            grid = self.grid(warps * 32)
+        args = [P(x), P(sx), ('ptr', 0), f32arg(0.0), P(q), P(s)] + i64args([M, C, CB]) + [P(flag)]
+        self.R.launch(f, grid, args)
+        return q, s
+
+    def vec16(self, x, B, rz=0, q=None, s=None):
+        t = self.t
+        M, K_ = x.shape
+        KB = (K_ + B - 1) // B
+        q = t.empty((M, K_), dtype=t.int8, device=x.device) if q is None else q
+        s = t.empty((M, KB), dtype=t.float32, device=x.device) if s is None else s
+        f = self.R.fn('bw8_portable', 'bw8_quantize_rows_vec16', {})
+        dt = {t.float32: 0, t.float16: 1, t.bfloat16: 2}[x.dtype]
+        self.R.launch(f, self.grid(M * KB * (B // 16)), [P(x), P(q), P(s), M, K_, B, dt, rz])
+        return q, s
+
+    def dequant(self, q, s, BR, BC, out_dtype, U=4, old=False, y=None):
+        t = self.t
+        R_, C = q.shape
+        out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[out_dtype]
+        size = {'f32': 4, 'f16': 2, 'bf16': 2}[out]
+        ept = next(e for e in ([16 // size, 4, 2, 1] if not old else [16, 8, 4, 2, 1]) if C % e == 0)
+        d = {'DEQUANT': 1, 'OUT_DT': DTC[out], 'EPT': ept, 'BR': BR, 'BC': BC, 'SRC': 1, 'TOWARD_ZERO': 0}
+        if not old:
+            d['U'] = U
+        f = self.R.fn('quantization', 'dequant', d, old=old)
+        y = t.empty((R_, C), dtype=out_dtype, device=q.device) if y is None else y
+        total = R_ * C
+        grid = self.grid(total // ept // (U if not old else 1), 8 if not old else 16)
+        self.R.launch(f, grid, [P(q), P(s), P(y)] + i64args([total, R_, C, (R_ + BR - 1) // BR, (C + BC - 1) // BC]))
+        return y
+
+    def fp8_dequant(self, q, s, out_dtype, U=4, old=False, y=None):
+        t = self.t
+        out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[out_dtype]
+        size = {'f32': 4, 'f16': 2, 'bf16': 2}[out]
+        count = q.numel()
+        ept = next(e for e in ([16 // size, 4, 2, 1] if not old else [16, 8, 4, 2, 1]) if count % e == 0)
+        d = {'FP8': 1, 'SRC': 2, 'OUT_DT': DTC[out], 'EPT': ept, 'TOWARD_ZERO': 0}
+        if not old:
+            d['U'] = U
+        f = self.R.fn('quantization', 'fp8_dequant', d, old=old)
+        y = t.empty(q.shape, dtype=out_dtype, device=q.device) if y is None else y
+        grid = self.grid(count // ept // (U if not old else 1), 8 if not old else 16)
+        self.R.launch(f, grid, [P(q), P(s), P(y)] + i64args([count]))
+        return y
+
+    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False):
+        t = self.t
+        M, K_ = x.shape
+        N = wq.shape[0]
+        out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[y.dtype]
+        x_dt = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16', t.int8: 'bf16'}[x.dtype]
+        if old:
+            d = {'MODE': mode, 'MT': M, 'OUT_DT': DTC[out], 'BR': br if br else (B if mode < 3 else 1), 'BC': B,
+                 'BIAS_DT': 0, 'X_DT': DTC[x_dt], 'TOWARD_ZERO': rz}
+            smem = ((M * K_ + 15) & ~15) + 4 * M * ((K_ + B - 1) // B) if mode == 1 else 0
+            f = self.R.fn('decode', 'gemv_stream', d, smem, old=True)
+            grid = min((N + 7) // 8, self.R.sms * (2 if M <= 8 else 1))
+        else:
+            U = U or decode_u(mode, K_)
+            d = decode_defs(mode, M, B, U, xs, out, x_dt, rz, br)
+            smem = decode_shared(mode, M, K_, B, U, xs, x.element_size())
+            f = self.R.fn('decode', 'gemv_stream', d, smem)
+            if smem > 48 * 1024:
+                self.R.drv.ck(self.R.drv.cu.cuFuncSetAttribute(f, 8, smem), 'cuFuncSetAttribute')
+            per_sm = self.R.occupancy(f, smem)
+            cap = self.R.sms * per_sm * 8  # resident warps
+            rounds = (N + cap - 1) // cap
+            grid = max(1, ((N + rounds - 1) // rounds + 7) // 8)
+        self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
+        return y
+
+
+# ------------------------------------------------------------------------------------- references
+def ref_dequant(q, s, BR, BC, dtype):
+    import torch
+    R_, C = q.shape
+    se = s.repeat_interleave(BR, 0)[:R_].repeat_interleave(BC, 1)[:, :C]
+    return (q.float() * se).to(dtype)
+
+
+def gelu_tanh_64(v):
+    import torch
+    v = v.double()
+    return 0.5 * v * (1 + torch.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)))
+
+
+def f32(v):
+    return v.float()
+
+
+def fma32(a, b, c):
+    """float32 fma emulated in float64 (a*b exact in float64; one double rounding, rarely different)."""
+    return (a.double() * b.double() + c.double()).float()
+
+
+def cpu_gelu_tanh(x):
+    """The CPU's ck_gelu_scalar (tanh form) in float32 operations, fma emulated."""
+    import torch
+    x = x.float()
+    inner = f32(torch.tensor(0.7978845608028654, dtype=torch.float32, device=x.device) *
+                fma32((torch.tensor(0.044715, dtype=torch.float32, device=x.device) * x) * x, x, x))
+    z = inner + inner
+    v = torch.clamp(z, max=88.3762626647949)
+    n = torch.round(v * torch.tensor(1.44269504088896341, dtype=torch.float32, device=x.device))
+    r = fma32(n, torch.full_like(n, -0.693359375), v)
+    r = fma32(n, torch.full_like(n, 2.12194440e-4), r)
+    p = fma32(torch.full_like(r, 1.9875691500e-4), r, torch.full_like(r, 1.3981999507e-3))
+    for c in (8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = fma32(p, r, torch.full_like(r, c))
+    y = fma32(p, r * r, r) + 1.0
+    scale = ((n.int() + 127) << 23).view(torch.float32)
+    e = y * scale
+    e = torch.where(z < -87.3, torch.zeros_like(e), e)
+    e = torch.where(z != z, z, e)
+    t = 1.0 - 2.0 / (e + 1.0)
+    return (0.5 * x) * (1.0 + t)
+
+
+def ref_quant_gpu(x, B, rz):
+    q, s = H.ref_quant(x, B, rz)
+    return q.to(x.device), s.to(x.device)
+
+
+def ref_w8a8(qx, sx, qw, sw, bias, B, BR, out_dtype):
+    """CONTRACTS.md: acc += float(S_j) * (sx * sw) over j in increasing order (float32), bias last."""
+    import torch
+    M, K_ = qx.shape
+    N = qw.shape[0]
+    KB = (K_ + B - 1) // B
+    acc = torch.zeros(M, N, dtype=torch.float32, device=qx.device)
+    swr = sw.repeat_interleave(BR, 0)[:N]
+    for j in range(KB):
+        a = qx[:, j * B:(j + 1) * B].double()
+        w = qw[:, j * B:(j + 1) * B].double()
+        S = (a @ w.t()).float()  # exact integers (|S| < 2^24 for these shapes)
+        acc = acc + S * (sx[:, j:j + 1] * swr[:, j][None, :])
+    if bias is not None:
+        acc = acc + bias.float()[None, :]
+    return acc.to(out_dtype)
+
+
+def ref_weight_only(x, wq, ws, B, BR, bias, fp8):
+    import torch
+    N, K_ = wq.shape
+    if fp8:
+        w = wq.view(torch.float8_e4m3fn).float() * ws
+    else:
+        w = wq.float() * ws.repeat_interleave(BR, 0)[:N].repeat_interleave(B, 1)[:, :K_]
+    y = x.double() @ w.double().t()
+    return y + bias.double()[None, :] if bias is not None else y
+
+
+# ------------------------------------------------------------------------------------- checks
+def run_checks(R, k, args):
+    torch = R.torch
+    dev = 'cuda'
+    fails, results = [], []
+
+    def rec(name, ok, detail=''):
+        results.append(name)
+        print(('PASS ' if ok else 'FAIL ') + name + '  ' + detail, flush=True)
+        if not ok:
+            fails.append(name)
+
+    def same(a, b):
+        return int((a != b).sum()) if a.dtype != torch.float32 else int(((a != b) & ~(a.isnan() & b.isnan())).sum())
+
+    # quantizer: bit-exact vs the CPU reference and vs vec16
+    for (M, Kc, B) in [(7, 48, 32), (33, 208, 64), (17, 1008, 256), (64, 1040, 128), (5, 3072, 128),
+                       (3, 400, 128), (1000, 3072, 128), (2, 13824, 128), (300, 5120, 256), (9, 96, 32)]:
+        for dt in (torch.bfloat16, torch.float16, torch.float32):
+            for rz in (0, 1):
+                x = torch.randn(M, Kc, device=dev) * torch.exp(torch.randn(M, 1, device=dev) * 2)
+                if Kc > B:
+                    x[0, :B] = 0
+                x = x.to(dt)
+                q, s = k.quant_rows(x, B, rz)
+                rq, rs = ref_quant_gpu(x, B, rz)
+                vq, vs = k.vec16(x, B, rz)
+                torch.cuda.synchronize()
+                rec('quant_rows M=%d K=%d B=%d %s rz=%d' % (M, Kc, B, str(dt)[6:], rz),
+                    same(q, rq) == 0 and same(s, rs) == 0 and same(q, vq) == 0 and same(s, vs) == 0,
+                    'code/scale mismatches vs CPU ref %d/%d, vs vec16 %d/%d' % (same(q, rq), same(s, rs), same(q, vq),
+                                                                             same(s, vs)))
+    # NaN / inf propagation: scales exactly as vec16 (NaN for a NaN block, inf for an inf block)
+    for B in (32, 128, 256):
+        x = torch.randn(6, 1024, device=dev)
+        x[1, 5] = float('nan')
+        x[2, 1023] = float('inf')
+        x[3, 300] = float('-inf')
+        for dt in (torch.float32, torch.bfloat16):
+            xx = x.to(dt)
+            flag = torch.zeros(1, dtype=torch.int32, device=dev)
+            q, s = k.quant_rows(xx, B, flag=flag)
+            vq, vs = k.vec16(xx, B)
+            torch.cuda.synchronize()
+            ok = same(s, vs) == 0 and bool(s[1, 0].isnan()) and float(s[2, -1]) == float('inf') and \
+                float(s[3, 300 // B]) == float('inf') and int(flag.item()) == 1
+            fin = torch.ones_like(s, dtype=torch.bool)
+            fin[1, 0] = fin[2, -1] = fin[3, 300 // B] = False
+            rec('quant_rows nan/inf B=%d %s' % (B, str(dt)[6:]), ok, 'flag %d' % int(flag.item()))
+
+    # fused gelu (tanh form), int8 -> int8 and bf16 -> int8: within the GPU test's tolerance of the
+    # float64 gelu (1e-2 on the dequantized values); code mismatches against the float64 gelu and
+    # against the CPU's float operations (cpu_gelu_tanh) are reported
+    for src in (1, 0):
+        for B in (32, 128, 256):
+            x = (torch.randn(257, 3072, device=dev) * 2).to(torch.bfloat16)
+            qx, sx = ref_quant_gpu(x, B, 0)
+            vin = (qx.float() * sx.repeat_interleave(B, 1)[:, :3072]) if src == 1 else x.float()
+            inp = qx if src == 1 else x
+            q, s = k.quant_rows(inp, B, 0, src=src, sx=sx if src == 1 else None, opk=2)
+            torch.cuda.synchronize()
+            rq, rs = ref_quant_gpu(gelu_tanh_64(vin).to(torch.bfloat16), B, 0)
+            cq, cs = ref_quant_gpu(cpu_gelu_tanh(vin).to(torch.bfloat16), B, 0)
+            deq = q.float() * s.repeat_interleave(B, 1)[:, :3072]
+            e = float((deq.double() - gelu_tanh_64(vin)).norm() / gelu_tanh_64(vin).norm())
+            rec('gelu src=%d B=%d' % (src, B), e < 1e-2,
+                'rel err %.2e; code/scale mismatches vs float64 gelu %d/%d, vs CPU ops %d/%d of %d' % (
+                    e, same(q, rq), same(s, rs), same(q, cq), same(s, cs), q.numel()))
+
+    # dequant: bit-exact
+    for (Rr, C, BR, BC) in [(54, 3072, 1, 128), (300, 400, 128, 128), (7, 96, 1, 32), (129, 200, 128, 64),
+                            (5, 72, 1, 48), (3, 10, 1, 5)]:
+        q = torch.randint(-127, 128, (Rr, C), dtype=torch.int8, device=dev)
+        s = torch.rand((Rr + BR - 1) // BR, (C + BC - 1) // BC, device=dev) * 0.1
+        for dt in (torch.bfloat16, torch.float32, torch.float16):
+            y = k.dequant(q, s, BR, BC, dt)
+            torch.cuda.synchronize()
+            rec('dequant %dx%d %dx%d %s' % (Rr, C, BR, BC, str(dt)[6:]), same(y, ref_dequant(q, s, BR, BC, dt)) == 0)
+    for count_shape in [(54, 3072), (7, 33), (1, 8)]:
+        q = torch.randint(0, 256, count_shape, dtype=torch.uint8, device=dev)
+        q[q == 0x7f] = 0
+        q[q == 0xff] = 0
+        sc = torch.tensor([0.37], device=dev)
+        for dt in (torch.bfloat16, torch.float32, torch.float16):
+            y = k.fp8_dequant(q, sc, dt)
+            torch.cuda.synchronize()
+            ref = (q.view(torch.float8_e4m3fn).float() * sc).to(dt)
+            rec('fp8_dequant %s %s' % (count_shape, str(dt)[6:]), same(y, ref) == 0)
+
+    # decode W8A8, modes 0 and 1: bit-exact with the contract arithmetic
+    for (M, N, Kc, B, rz) in [(1, 37, 400, 128, 0), (2, 64, 1024, 128, 1), (5, 50, 512, 32, 0), (16, 33, 768, 256, 1),
+                              (3, 20, 336, 16, 0), (9, 24, 1024, 512, 0), (2, 18432, 3072, 128, 0),
+                              (2, 999, 5120, 128, 0), (4, 70, 256, 64, 1)]:
+        x = torch.randn(M, Kc, device=dev) * 2
+        x[0, 3] = 0
+        qw, sw = H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B)
+        bias = torch.randn(N, device=dev)
+        for xdt, odt in ((torch.float32, torch.float32), (torch.bfloat16, torch.bfloat16)):
+            xx = x.to(xdt)
+            qx, sx = ref_quant_gpu(xx, B, rz)
+            ref = ref_w8a8(qx, sx, qw, sw, bias, B, B, odt)
+            for U in ((3, 4, 5, 6) if N > 900 else (4, 2) if M == 16 else (decode_u(0, Kc),)):
+                for mode, xs in ((1, 1), (0, 1), (0, 0)):
+                    y = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+                    k.gemv(mode, xx if mode == 1 else qx, sx, qw, sw, bias, y, B, U=U, xs=xs, rz=rz)
+                    torch.cuda.synchronize()
+                    rec('gemv mode=%d xs=%d U=%d M=%d N=%d K=%d B=%d %s' % (mode, xs, U, M, N, Kc, B, str(odt)[6:]),
+                        same(y, ref) == 0, 'mismatches %d' % same(y, ref))
+    # NaN row
+    x = torch.randn(3, 256, device=dev)
+    x[1, 17] = float('nan')
+    qw, sw = H.quant_weight(torch.randn(40, 256, device=dev), 128)
+    y = torch.zeros(3, 40, device=dev)
+    k.gemv(1, x, None, qw, sw, None, y, 128)
+    torch.cuda.synchronize()
+    rec('gemv mode=1 NaN row', bool(y[1].isnan().all()) and bool(y[0].isfinite().all()) and bool(y[2].isfinite().all()))
+    # weight-only, modes 2 (INT8, 128x128 and 1x64... blocks) and 3 (FP8)
+    for (M, N, Kc, B) in [(1, 45, 640, 64), (2, 45, 640, 64), (7, 100, 1024, 128), (16, 33, 640, 64),
+                          (2, 18432, 3072, 128)]:
+        x = torch.randn(M, Kc, device=dev) * 3
+        bias = torch.randn(N, device=dev)
+        w = torch.randn(N, Kc, device=dev) * 0.05
+        qw, sw = H.quant_weight(w, B)
+        amax = w.abs().max()
+        s8 = (amax / 448).reshape(1)
+        w8 = (w / s8).clamp(-448, 448).to(torch.float8_e4m3fn).view(torch.uint8)
+        for xdt in (torch.float32, torch.bfloat16):
+            xx = x.to(xdt)
+            for xs in (1, 0):
+                for U in ((2, 4) if N > 9000 else (4,)):
+                    y = torch.full((M, N), float('nan'), device=dev)
+                    k.gemv(2, xx, None, qw, sw, bias, y, B, U=U, xs=xs)
+                    torch.cuda.synchronize()
+                    e = H.relerr(y, ref_weight_only(xx.float(), qw, sw, B, B, bias, False))
+                    rec('gemv mode=2 xs=%d U=%d M=%d N=%d K=%d %s' % (xs, U, M, N, Kc, str(xdt)[6:]), e < 1e-6,
+                        'rel err %.1e' % e)
+                    y.fill_(float('nan'))
+                    k.gemv(3, xx, None, w8, s8, bias, y, 16, U=U, xs=xs)
+                    torch.cuda.synchronize()
+                    e = H.relerr(y, ref_weight_only(xx.float(), w8, s8, 16, 1, bias, True))
+                    rec('gemv mode=3 xs=%d U=%d M=%d N=%d K=%d %s' % (xs, U, M, N, Kc, str(xdt)[6:]), e < 1e-6,
+                        'rel err %.1e' % e)
+    print('\nchecks: %d passed, %d failed' % (len(results) - len(fails), len(fails)))
+    for f in fails:
+        print('  FAILED:', f)
+    return not fails
+
+
+# ------------------------------------------------------------------------------------- bench
+def timed(fn, inner=10, reps=15):
+    return H.bench_graph(fn, inner, reps)[0]
+
+
+def run_bench(R, k, args):
+    torch = R.torch
+    dev = 'cuda'
+    rows = []
+    copy_cache = {}
+
+    def copy_time(nbytes):
+        n = int(nbytes // 2) // 16 * 16
+        if n not in copy_cache:
+            a = torch.empty(n, dtype=torch.uint8, device=dev)
+            b = torch.empty_like(a)
+            copy_cache[n] = timed(lambda i: R.kernel_copy(a, b))
+            del a, b
+        return copy_cache[n]
+
+    def row(name, ms, nbytes):
+        c = copy_time(nbytes)
+        rate = nbytes / (ms * 1e-3) / 1e9
+        rows.append((name, ms * 1e3, rate, rate / bw, c / ms))
+        print('%-58s %9.1f us %7.0f GB/s  %.2f of copy (same-bytes kernel copy %.2f)' % rows[-1], flush=True)
+
+    a = torch.empty(int(2e9) // 4, device=dev)
+    b = torch.empty_like(a)
+    tg = timed(lambda i: b.copy_(a), 5, 10)
+    tk = timed(lambda i: R.kernel_copy(a, b), 5, 10)
+    te = H.bench(lambda i: b.copy_(a), 20)[0]
+    bw = 2 * a.numel() * 4 / (te * 1e-3) / 1e9
+    print('2 GB device copy (read + write): eager memcpy %.0f GB/s (the reference), graph memcpy %.0f, '
+          'graph copy kernel %.0f' % (bw, 2 * a.numel() * 4 / (tg * 1e-3) / 1e9, 2 * a.numel() * 4 / (tk * 1e-3) / 1e9))
+    del a, b
+
+    M, Kc, B = 54560, 3072, 128
+    count = M * Kc
+    sbytes = 4 * M * (Kc // B)
+    x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+    q = torch.empty(M, Kc, dtype=torch.int8, device=dev)
+    s = torch.empty(M, Kc // B, device=dev)
+    q2 = torch.empty_like(q)
+    s2 = torch.empty_like(s)
+    base = args.baseline is not None
+    row('quantize bf16->int8 1x128: vec16 (main)', timed(lambda i: k.vec16(x, B, 0, q, s)), 3 * count + sbytes)
+    for U in (1, 2):
+        row('quantize bf16->int8 1x128: quant_rows U=%d' % U, timed(lambda i: k.quant_rows(x, B, U=U, q=q, s=s)),
+            3 * count + sbytes)
+    if base:
+        row('quantize bf16->int8 1x128: quant_rows (main)',
+            timed(lambda i: k.quant_rows(x, B, old=(8, 2), q=q, s=s)), 3 * count + sbytes)
+    xf = torch.randn(M // 2, Kc, device=dev)
+    row('quantize f32->int8 1x128 (27280 rows): quant_rows U=2',
+        timed(lambda i: k.quant_rows(xf, B, q=q[:M // 2], s=s[:M // 2])),
+        5 * count // 2 + sbytes // 2)
+    del xf
+    k.vec16(x, B, 0, q, s)
+    y = torch.empty(M, Kc, dtype=torch.bfloat16, device=dev)
+    for U in (2, 4):
+        row('dequant int8->bf16 1x128: U=%d' % U, timed(lambda i: k.dequant(q, s, 1, B, torch.bfloat16, U=U, y=y)),
+            3 * count + sbytes)
+    if base:
+        row('dequant int8->bf16 1x128: main', timed(lambda i: k.dequant(q, s, 1, B, torch.bfloat16, old=True, y=y)),
+            3 * count + sbytes)
+    y32 = torch.empty(M // 2, Kc, dtype=torch.float32, device=dev)
+    row('dequant int8->f32 1x128 (27280 rows): U=4',
+        timed(lambda i: k.dequant(q[:M // 2], s[:M // 2], 1, B, torch.float32, y=y32)),
+        5 * count // 2 + sbytes // 2)
+    del y32
+    f8 = torch.randint(0, 126, (M, Kc), dtype=torch.uint8, device=dev)
+    sc = torch.tensor([0.01], device=dev)
+    for U in (2, 4):
+        row('fp8_dequant e4m3->bf16: U=%d' % U, timed(lambda i: k.fp8_dequant(f8, sc, torch.bfloat16, U=U, y=y)),
+            3 * count)
+    if base:
+        row('fp8_dequant e4m3->bf16: main', timed(lambda i: k.fp8_dequant(f8, sc, torch.bfloat16, old=True, y=y)),
+            3 * count)
+    del f8
+    row('gelu int8->int8 1x128 (tanh form)', timed(lambda i: k.quant_rows(q, B, src=1, sx=s, opk=2, q=q2, s=s2)),
+        2 * count + 2 * sbytes)
+    if base:
+        row('gelu int8->int8 1x128 main',
+            timed(lambda i: k.quant_rows(q, B, src=1, sx=s, opk=2, old=(4, 2), q=q2, s=s2)),
+            2 * count + 2 * sbytes)
+    row('gelu bf16->int8 1x128 (tanh form)', timed(lambda i: k.quant_rows(x, B, src=0, opk=2, q=q2, s=s2)),
+        3 * count + sbytes)
+    if base:
+        row('gelu bf16->int8 1x128 main', timed(lambda i: k.quant_rows(x, B, src=0, opk=2, old=(8, 2), q=q2, s=s2)),
+            3 * count + sbytes)
+    del x, q, s, q2, s2, y
+    torch.cuda.empty_cache()
+
+    drows = []
+    for (M, N, Kc) in [(2, 18432, 3072), (2, 30720, 5120)]:
+        nrot = max(2, int(6e8 // (N * Kc)) + 1)
+        ws_ = [H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B) for _ in range(nrot)]
+        f8s = [torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev) for _ in range(nrot)]
+        x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+        qx, sx = ref_quant_gpu(x, B, 0)
+        y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+        sc = torch.tensor([0.01], device=dev)
+        wbytes = N * Kc + ws_[0][1].numel() * 4
+        wbf = [(torch.randn(N, Kc, device=dev) * 0.02).to(torch.bfloat16)
+                for _ in range(max(2, int(6e8 // (2 * N * Kc)) + 1))]
+        t_bf = timed(lambda i: torch.nn.functional.linear(x, wbf[i % len(wbf)]), 40, 10)
+        del wbf
+
+        def drow(name, ms, nb):
+            drows.append((name, M, N, Kc, ms * 1e3, nb / (ms * 1e-3) / 1e9 / bw, t_bf / ms))
+            print('%-44s %dx%dx%d %7.1f us  %.2f of copy  %.2fx bf16' % drows[-1], flush=True)
+        drow('bf16 torch linear', t_bf, 2 * N * Kc)
+        for U in ((decode_u(1, Kc), 4) if decode_u(1, Kc) != 4 else (4,)):
+            drow('W8A8 mode 1 (float input) U=%d' % U,
+                 timed(lambda i: k.gemv(1, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, U=U), 40, 10),
+                     wbytes)
+            drow('W8A8 mode 0 (codes) U=%d' % U,
+                 timed(lambda i: k.gemv(0, qx, sx, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, U=U), 40, 10),
+                     wbytes)
+        for U in (2, 4):
+            drow('INT8 weight-only mode 2 U=%d' % U,
+                 timed(lambda i: k.gemv(2, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, U=U), 40, 10),
+                     wbytes)
+            drow('FP8 weight-only mode 3 U=%d' % U,
+                 timed(lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16, U=U), 40, 10), N * Kc)
+        x16 = torch.randn(16, Kc, device=dev, dtype=torch.bfloat16)
+        y16 = torch.empty(16, N, dtype=torch.bfloat16, device=dev)
+        drow('W8A8 mode 1 (float input) M=16',
+             timed(lambda i: k.gemv(1, x16, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y16, B), 40, 10), wbytes)
+        if base:
+            drow('W8A8 mode 1 main (U=8)',
+                 timed(lambda i: k.gemv(1, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, old=True), 40, 10),
+                 wbytes)
+            drow('INT8 weight-only mode 2 main',
+                 timed(lambda i: k.gemv(2, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, old=True), 40, 10),
+                 wbytes)
+            drow('FP8 weight-only mode 3 main',
+                 timed(lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16, old=True), 40, 10), N * Kc)
+        del ws_, f8s
+        torch.cuda.empty_cache()
+    print('\n=== memory-bound kernels, 54560 x 3072 (bf16 activation), graph-timed medians; '
+          'of copy = GB/s / the eager 2 GB copy (%.0f GB/s) ===' % bw)
+    for r in rows:
+        print('%-58s %9.1f us %7.0f GB/s  %.2f of copy (same-bytes kernel copy %.2f)' % r)
+    print('\n=== decode (weight bytes / s against the eager 2 GB copy, %.0f GB/s) ===' % bw)
+    for r in drows:
+        print('%-44s %dx%dx%d %7.1f us  %.2f of copy  %.2fx bf16' % r)
+
+
+def run_profile(R, k, args):
+    """One launch of each new kernel (for ncu -k)."""
+    torch = R.torch
+    dev = 'cuda'
+    M, Kc, B = 54560, 3072, 128
+    x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+    q, s = k.quant_rows(x, B)
+    k.vec16(x, B)
+    k.dequant(q, s, 1, B, torch.bfloat16)
+    k.fp8_dequant(q.view(torch.uint8), torch.tensor([0.01], device=dev), torch.bfloat16)
+    k.quant_rows(q, B, src=1, sx=s, opk=2)
+    k.quant_rows(x, B, src=0, opk=2)
+    del x
+    N, Kc = 30720, 5120
+    qw, sw = H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B)
+    xd = torch.randn(2, Kc, device=dev, dtype=torch.bfloat16)
+    y = torch.empty(2, N, dtype=torch.bfloat16, device=dev)
+    k.gemv(1, xd, None, qw, sw, None, y, B)
+    k.gemv(2, xd, None, qw, sw, None, y, B)
+    k.gemv(3, xd, None, qw.view(torch.uint8), torch.tensor([0.01], device=dev), None, y, 16)
+    torch.cuda.synchronize()
+    print('profiled launches done')
+
+
+def compile_all(sources):
+    srcs = {n: Source(sources, n) for n in ('quantization', 'decode')}
+    variants = []
+    for in_dt in ('bf16', 'f16', 'f32'):
+        for B in (32, 64, 128, 256):
+            ept = ept_for(in_dt, B, 0)
+            variants.append(('quantization', quant_rows_defs(0, in_dt, B, ept, rows_u(ept, B))))
+    for B in (32, 128, 256):
+        variants.append(('quantization', quant_rows_defs(1, 'bf16', B, 16, rows_u(16, B), 2, 0)))
+        variants.append(('quantization', quant_rows_defs(0, 'bf16', B, 8, rows_u(8, B), 2, 0)))
+    for out in ('bf16', 'f32', 'f16'):
+        for U in (2, 4, 8):
+            variants.append(('quantization', {'DEQUANT': 1, 'OUT_DT': DTC[out], 'EPT': 16 // (4 if out == 'f32' else 2),
+                                              'BR': 1, 'BC': 128, 'SRC': 1, 'TOWARD_ZERO': 0, 'U': U}))
+            variants.append(('quantization', {'FP8': 1, 'SRC': 2, 'OUT_DT': DTC[out], 
+                                                  'EPT': 16 // (4 if out == 'f32' else 2),
+                                              'TOWARD_ZERO': 0, 'U': U}))
+    for mode in (0, 1, 2, 3):
+        for M in (1, 2, 16):
+            for U in (2, 3, 4, 5, 6):
+                for B in ((16, 128, 512) if mode < 2 else (64,)):
+                    variants.append(('decode', decode_defs(mode, M, B, U, 1, 'bf16', 'bf16', 1)))
+            variants.append(('decode', decode_defs(mode, M, 128, 4, 0, 'f32', 'f32', 0)))
+    for which, d in variants:
+        o = compile_variant(srcs[which], d)
+        log = o['log'].strip()
+        name = {'ROWS': 'quant_rows', 'DEQUANT': 'dequant', 'FP8': 'fp8_dequant'}
+        kind = next((v for kk, v in name.items() if kk in d), 'gemv_stream')
+        print('%-12s %-70s %s %s' % (kind, ' '.join('%s=%d' % kv for kv in sorted(d.items())), usage(o['cubin']),
+                                     ('LOG: ' + log[:300]) if log else ''), flush=True)
+    print('%d variants compiled' % len(variants))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--sources', default=None)
+    ap.add_argument('--baseline', default=None)
+    ap.add_argument('--compile-only', action='store_true')
+    ap.add_argument('--check', action='store_true')
+    ap.add_argument('--bench', action='store_true')
+    ap.add_argument('--profile', action='store_true')
+    args = ap.parse_args()
+    sp = H.find_sources(args.sources)
+    if args.compile_only:
+        compile_all(sp)
+        return
+    import torch
+    torch.zeros(1, device='cuda')
+    R = Runner(sp, args.baseline)
+    fix_launch(R.drv)
+    k = K(R)
+    ok = True
+    if args.check:
+        ok = run_checks(R, k, args)
+    if args.bench:
+        run_bench(R, k, args)
+    if args.profile:
+        run_profile(R, k, args)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
