@@ -153,6 +153,22 @@ struct CPUKernelINT8Tests {
         }
     }
 
+    /// The packed GEMM keeps its weight panel and float tile in a per-thread scratch buffer between
+    /// calls (`ck_scratch_acquire`): a large product, a small one that reuses the larger buffer with
+    /// stale bytes in it, then the large one again, and one whose float tile (33000 rows) is past the kept
+    /// size (allocated per call), must each match the reference.
+    @Test("W8A8 linear stays exact when consecutive products grow and shrink the per-thread scratch")
+    func w8a8ReusesScratch() throws {
+        let sequence: [([Int], Int)] = [([90, 2100], 150), ([17, 40], 9), ([90, 2100], 150), ([20, 64], 70),
+                                        ([33000, 16], 8), ([33, 130], 67)]
+        try CPUKernelCheck.onEveryPath { path in
+            for (index, (inputShape, n)) in sequence.enumerated() {
+                try checkW8A8(inputShape: inputShape, n: n, blockSize: 128, seed: UInt64(1700 + index),
+                              rounding: .nearestEven, path: path)
+            }
+        }
+    }
+
     // The AVX-VNNI, AVX-512 VNNI and AMX kernels are compiled everywhere but run only where the CPU
     // (and, for AMX, the OS) allows; each test is skipped elsewhere (this Zen 3 dev machine has none).
 

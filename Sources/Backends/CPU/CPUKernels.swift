@@ -145,9 +145,11 @@ package enum CPUKernels {
 
 extension CPUKernels {
     /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
-    /// our FMA GEMM decodes each 64-column panel of W, 256 K values at a time, into a cache-sized
-    /// float buffer (exactly the dequantized values) and multiplies the input in place; output
-    /// columns split across the cores. The float weight is never materialised.
+    /// the input is packed once into 6-row tiles, K chunk by K chunk (`ck_decoded_gemm_pack_input`,
+    /// row tiles in parallel; one sequential stream for the micro-kernel, about 6-13% faster than
+    /// reading the rows in place), then our FMA GEMM decodes each 64-column panel of W, 256 K values
+    /// at a time, into a cache-sized float buffer (exactly the dequantized values) and multiplies;
+    /// output columns split across the cores. The float weight is never materialised.
     /// - Parameters:
     ///   - x: `m x k` float32, row-major.
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
@@ -156,11 +158,22 @@ extension CPUKernels {
                                     weight: UnsafePointer<ck_decoded_weight>, alpha: Float,
                                     bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
                                     path: CPUKernelPath) throws {
+        // A tensor's storage: buffers of 2 MB and more get huge pages, so first touch is cheap.
+        let packed = try Tensor(uninitializedShape: [Int(ck_decoded_gemm_input_size(Int64(m), Int64(k)))],
+                                dtype: .float32)
         let failed = KernelFlag()
-        parallelRanges(count: n, granule: 16) { range in
-            if ck_decoded_gemm(x, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,
-                               Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
-                failed.set()
+        withExtendedLifetime(packed) {
+            let xp = packed.storage.hostPointer.assumingMemoryBound(to: Float.self)
+            let tiles = (m + 5) / 6
+            parallelRanges(count: tiles, minimumPerThread: max(1, 4096 / max(k, 1))) { range in
+                ck_decoded_gemm_pack_input(x, Int64(m), Int64(k), Int64(range.lowerBound), Int64(range.upperBound),
+                                           xp, path.code)
+            }
+            parallelRanges(count: n, granule: 16) { range in
+                if ck_decoded_gemm(xp, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,
+                                   Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+                    failed.set()
+                }
             }
         }
         if failed.isSet {

@@ -1,10 +1,12 @@
 // Float32 GEMM on a weight that exists only as INT8 (block-wise) or e4m3 (per-tensor) codes: the
-// decode is fused into the packing of each weight panel, so there is no float copy of the weight
-// and the input is never re-packed (it is read in place, row-major). Per thread: for each panel of
-// 64 columns and each 256-deep K chunk, the codes are decoded (INT8: q * s of the block; e4m3:
-// float(q) * scale, both exactly what dequantize gives) and transposed into four 16-column
-// sub-panels ([k][16] floats, 64 KB: L2); a 6 x 16 FMA micro-kernel (12 accumulators, each input
-// value broadcast once for 16 columns) adds each row tile into a float tile of m x 64.
+// decode is fused into the packing of each weight panel, so there is no float copy of the weight.
+// The input is packed once per product (ck_decoded_gemm_pack_input, shared by the threads) into
+// 6-row tiles, chunk-major: for each 256-deep K chunk, every tile's [t][6] values in row order, so
+// the micro-kernel reads one sequential stream. Per thread: for each panel of 64 columns and each
+// K chunk, the codes are decoded (INT8: q * s of the block; e4m3: float(q) * scale, both exactly
+// what dequantize gives) and transposed into four 16-column sub-panels ([k][16] floats, 64 KB: L2);
+// a 6 x 16 FMA micro-kernel (12 accumulators, each input value broadcast once for 16 columns) adds
+// each row tile into a float tile of m x 64.
 #include "ck_internal.h"
 
 #pragma STDC FP_CONTRACT OFF
@@ -104,57 +106,90 @@ CK_AVX2 static void decode_panel_avx2(const ck_decoded_weight *w, int64_t k, int
     }
 }
 
-/// R (1..6) rows x 16 columns over `depth` K values: c[r][0..16) += sum_t x[r][t] panel[t][..].
-CK_AVX2 static inline __attribute__((always_inline)) void fma_tile(const float *x, int64_t ldx, const float *panel,
-                                                                   int64_t depth, float *c, int64_t ldc, const int R) {
+/// One packed 6-row tile x 16 columns over `depth` K values (row r of K value t at x[t * MR + r]):
+/// c[r][0..16) += sum_t x[t][r] panel[t][..] for the first `rows` rows (the others are padding).
+CK_AVX2 static void tile_rows(const float *x, const float *panel, int64_t depth, float *c, int64_t ldc,
+                              int64_t rows) {
     __m256 acc[MR][2];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int64_t t = 0; t < depth; t++) {
         const __m256 w0 = _mm256_load_ps(panel + t * NR), w1 = _mm256_load_ps(panel + t * NR + 8);
 #pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            const __m256 xv = _mm256_broadcast_ss(x + r * ldx + t);
+        for (int r = 0; r < MR; r++) {
+            const __m256 xv = _mm256_broadcast_ss(x + t * MR + r);
             acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
         }
     }
 #pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        _mm256_storeu_ps(c + r * ldc, _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), acc[r][0]));
-        _mm256_storeu_ps(c + r * ldc + 8, _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), acc[r][1]));
+    for (int r = 0; r < MR; r++) {
+        if (r < rows) {
+            _mm256_storeu_ps(c + r * ldc, _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), acc[r][0]));
+            _mm256_storeu_ps(c + r * ldc + 8, _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), acc[r][1]));
+        }
     }
 }
 
-CK_AVX2 static void tile_rows(const float *x, int64_t ldx, const float *panel, int64_t depth, float *c, int64_t ldc,
-                              int64_t rows) {
-    switch (rows) {
-    case 1: fma_tile(x, ldx, panel, depth, c, ldc, 1); break;
-    case 2: fma_tile(x, ldx, panel, depth, c, ldc, 2); break;
-    case 3: fma_tile(x, ldx, panel, depth, c, ldc, 3); break;
-    case 4: fma_tile(x, ldx, panel, depth, c, ldc, 4); break;
-    case 5: fma_tile(x, ldx, panel, depth, c, ldc, 5); break;
-    default: fma_tile(x, ldx, panel, depth, c, ldc, 6); break;
+/// Packs tile `tile` of the input (rows 6 tile .. 6 tile + 5, zeros past m), 8 K values at a time:
+/// the 6 rows' 8 values are transposed (8 x 8 with two zero rows) and stored 6 lanes per K value.
+CK_AVX2 static void pack_tile_avx2(const float *x, int64_t m, int64_t k, int64_t tile, int64_t tiles, float *xp) {
+    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    const int64_t row0 = tile * MR;
+    for (int64_t k0 = 0; k0 < k; k0 += KC) {
+        const int64_t depth = k - k0 < KC ? k - k0 : KC, vdepth = depth / 8 * 8;
+        float *dst = xp + ((k0 / KC) * tiles + tile) * KC * MR;
+        for (int64_t t = 0; t < vdepth; t += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i < MR && row0 + i < m ? _mm256_loadu_ps(x + (row0 + i) * k + k0 + t) : _mm256_setzero_ps();
+            transpose8x8_ps(r);
+            for (int i = 0; i < 8; i++) _mm256_maskstore_ps(dst + (t + i) * MR, six, r[i]);
+        }
+        for (int64_t t = vdepth; t < depth; t++)
+            for (int64_t i = 0; i < MR; i++) dst[t * MR + i] = row0 + i < m ? x[(row0 + i) * k + k0 + t] : 0;
     }
 }
 #endif
 
-/// Plain C tile: c[r][0..16) += sum_t x[r][t] panel[t][..].
-static void tile_rows_portable(const float *x, int64_t ldx, const float *panel, int64_t depth, float *c,
-                               int64_t ldc, int64_t rows) {
+/// Plain C tile of the packed input: c[r][0..16) += sum_t x[t][r] panel[t][..].
+static void tile_rows_portable(const float *x, const float *panel, int64_t depth, float *c, int64_t ldc,
+                               int64_t rows) {
     for (int64_t r = 0; r < rows; r++) {
         float acc[NR] = {0};
         for (int64_t t = 0; t < depth; t++) {
-            const float xv = x[r * ldx + t];
+            const float xv = x[t * MR + r];
             for (int64_t j = 0; j < NR; j++) acc[j] += xv * panel[t * NR + j];
         }
         for (int64_t j = 0; j < NR; j++) c[r * ldc + j] += acc[j];
     }
 }
 
-int ck_decoded_gemm(const float *x, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
+int64_t ck_decoded_gemm_input_size(int64_t m, int64_t k) {
+    return ck_ceil_div(k, KC) * ck_ceil_div(m, MR) * KC * MR;
+}
+
+void ck_decoded_gemm_pack_input(const float *x, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
+                                int path) {
+    const int64_t tiles = ck_ceil_div(m, MR);
+    for (int64_t tile = tile0; tile < tile1 && tile < tiles; tile++) {
+#if CK_X86
+        if (path != CK_PATH_PORTABLE) {
+            pack_tile_avx2(x, m, k, tile, tiles, xp);
+            continue;
+        }
+#endif
+        for (int64_t p = 0; p < k; p++) {
+            float *dst = xp + ((p / KC) * tiles + tile) * KC * MR + (p % KC) * MR;
+            for (int64_t i = 0; i < MR; i++) dst[i] = tile * MR + i < m ? x[(tile * MR + i) * k + p] : 0;
+        }
+    }
+}
+
+int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
                     const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path) {
     if (n0 >= n1 || m <= 0) return 0;
+    const int64_t tiles = ck_ceil_div(m, MR);
     float *panel = ck_alloc((size_t)(NC / NR) * KC * NR * 4);
     float *cbuf = ck_alloc((size_t)(m * NC) * 4);
     float *tmp = ck_alloc((size_t)NC * 4);
@@ -176,20 +211,21 @@ int ck_decoded_gemm(const float *x, int64_t m, int64_t n, int64_t k, const ck_de
 #endif
                     decode_panel_portable(w, k, nc0 + s * NR, n1, k0, depth, sub);
             }
-            // Row chunks of MC rows (their input chunk, 96 KB, stays in L2); each sub-panel (16 KB)
+            // Row chunks of MC rows (their packed input chunk, 96 KB, stays in L2); each sub-panel (16 KB)
             // stays in L1 while the chunk's row tiles pass over it.
             for (int64_t mc0 = 0; mc0 < m; mc0 += MC) {
                 const int64_t mc1 = mc0 + MC < m ? mc0 + MC : m;
                 for (int64_t s = 0; s < nsub; s++) {
                     for (int64_t mt = mc0; mt < mc1; mt += MR) {
                         const int64_t rows = mc1 - mt < MR ? mc1 - mt : MR;
-                        const float *xt = x + mt * k + k0, *sub = panel + s * KC * NR;
+                        const float *xt = xp + ((k0 / KC) * tiles + mt / MR) * KC * MR;
+                        const float *sub = panel + s * KC * NR;
                         float *ct = cbuf + mt * NC + s * NR;
 #if CK_X86
-                        if (path != CK_PATH_PORTABLE) tile_rows(xt, k, sub, depth, ct, NC, rows);
+                        if (path != CK_PATH_PORTABLE) tile_rows(xt, sub, depth, ct, NC, rows);
                         else
 #endif
-                            tile_rows_portable(xt, k, sub, depth, ct, NC, rows);
+                            tile_rows_portable(xt, sub, depth, ct, NC, rows);
                     }
                 }
             }

@@ -195,15 +195,18 @@ static int gemm_packed(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int pat
     const int64_t block_bytes = bp / 4 * ck_gemm_quad_bytes(&g), sub_bytes = kb * block_bytes;
     const int64_t rows = ck_round_up(a->m, g.mr), nsub_max = g.nc / g.nr;
     const int64_t last_len = k - (kb - 1) * bk;
-    int8_t *wbuf = ck_alloc((size_t)(nsub_max * sub_bytes));
-    float *swbuf = ck_alloc((size_t)(nsub_max * kb * g.nr) * 4);
-    int32_t *wsum = ck_alloc((size_t)(nsub_max * kb * g.nr) * 4);
-    float *cbuf = ck_alloc((size_t)(rows * g.nc) * 4);
-    float *tmp = ck_alloc((size_t)g.nc * 4);
-    if (!uk || !wbuf || !swbuf || !wsum || !cbuf || !tmp) {
-        free(wbuf); free(swbuf); free(wsum); free(cbuf); free(tmp);
-        return -1;
-    }
+    // One scratch buffer, kept by the thread between calls (ck_scratch_acquire), cut into the
+    // packed weight panel, its scales and column sums, the float tile and a row of output.
+    const size_t wbytes = (size_t)ck_round_up(nsub_max * sub_bytes, 64);
+    const size_t meta_bytes = (size_t)ck_round_up(nsub_max * kb * g.nr * 4, 64);
+    const size_t cbytes = (size_t)ck_round_up(rows * g.nc * 4, 64);
+    char *scratch = uk ? ck_scratch_acquire(wbytes + 2 * meta_bytes + cbytes + (size_t)g.nc * 4) : NULL;
+    if (!scratch) return -1;
+    int8_t *wbuf = (int8_t *)scratch;
+    float *swbuf = (float *)(scratch + wbytes);
+    int32_t *wsum = (int32_t *)(scratch + wbytes + meta_bytes);
+    float *cbuf = (float *)(scratch + wbytes + 2 * meta_bytes);
+    float *tmp = (float *)(scratch + wbytes + 2 * meta_bytes + cbytes);
     const uint8_t *apack = a->apack;
     for (int64_t nc0 = n0; nc0 < n1; nc0 += g.nc) {
         const int64_t cols = n1 - nc0 < g.nc ? n1 - nc0 : g.nc, nsub = ck_ceil_div(cols, g.nr);
@@ -225,7 +228,7 @@ static int gemm_packed(const ck_i8_gemm_args *a, int64_t n0, int64_t n1, int pat
         }
         store_tile(a, cbuf, g.nc, nc0, cols, tmp, path);
     }
-    free(wbuf); free(swbuf); free(wsum); free(cbuf); free(tmp);
+    ck_scratch_release(scratch);
     return 0;
 }
 

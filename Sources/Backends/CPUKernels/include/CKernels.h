@@ -157,11 +157,22 @@ typedef struct {
     int64_t bn, bk;       ///< INT8 block shape
 } ck_decoded_weight;
 
+/// Floats of the packed input of ck_decoded_gemm for an m x k input: ceil(k/256) chunks of
+/// ceil(m/6) row tiles of 256 x 6.
+int64_t ck_decoded_gemm_input_size(int64_t m, int64_t k);
+
+/// Packs row tiles [tile0, tile1) (6 rows each, rows past m as zeros) of x (m x k float32,
+/// row-major) for ck_decoded_gemm: K chunk c, tile i, K value t, row r at
+/// xp[((c * ceil(m/6) + i) * 256 + t) * 6 + r] (values copied, not rounded).
+void ck_decoded_gemm_pack_input(const float *x, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
+                                int path);
+
 /// y = (x W^T) * alpha + bias for output columns [n0, n1) of an m x n output (out_dtype), x m x k
-/// float32 row-major, W decoded from its codes into cache-sized float panels as the GEMM goes:
-/// each element is exactly its dequantized value (INT8 q * s, e4m3 float(q) * scale), products
-/// and sums in float32 (FMA). Returns 0, or -1 when a buffer cannot be allocated.
-int ck_decoded_gemm(const float *x, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
+/// float32 packed by ck_decoded_gemm_pack_input (`xp`), W decoded from its codes into cache-sized
+/// float panels as the GEMM goes: each element is exactly its dequantized value (INT8 q * s, e4m3
+/// float(q) * scale), products and sums in float32 (FMA). Returns 0, or -1 when a buffer cannot be
+/// allocated.
+int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
                     const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
 
 /// Epilogue of a float GEMM: out[r, c] = acc[r, c] * alpha + bias[c] for rows [row0, row1) of a
