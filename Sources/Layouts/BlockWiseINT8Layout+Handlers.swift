@@ -51,33 +51,36 @@ extension BlockWiseINT8Layout: KernelQuantizedLayout {
         let operands = try LinearOperands<Self>(call)
         let layout = operands.weightLayout
         let kernels = try DeviceBackends.kernels(for: operands.weight.device)
-        let weight = INT8Parts(codes: operands.weight.data, scales: operands.weight.scale)
-        let (m, k) = (operands.m, operands.k)
-        let quantizedInput: QuantizedTensor
-        switch operands.input {
-        case .quantized(let q):
-            quantizedInput = try layout.checkedGEMMInput(q)
-        case .dense(let x):
-            if operands.options.floatInput == .dequantizeWeight {
-                let y = try kernels.linearINT8WeightOnly(input: x.reshaped([m, k]), weight: weight,
-                                                         weightBlocks: layout.blocks, bias: operands.bias)
-                return try operands.output(y.orDecline().reshaped(operands.outputShape))
+        return try kernels.runningOp(multiplyAdds: operands.multiplyAdds) {
+            let weight = INT8Parts(codes: operands.weight.data, scales: operands.weight.scale)
+            let (m, k) = (operands.m, operands.k)
+            let quantizedInput: QuantizedTensor
+            switch operands.input {
+            case .quantized(let q):
+                quantizedInput = try layout.checkedGEMMInput(q)
+            case .dense(let x):
+                if operands.options.floatInput == .dequantizeWeight {
+                    let y = try kernels.linearINT8WeightOnly(input: x.reshaped([m, k]), weight: weight,
+                                                             weightBlocks: layout.blocks, bias: operands.bias)
+                    return try operands.output(y.orDecline().reshaped(operands.outputShape))
+                }
+                if let y = try kernels.linearINT8QuantizingInput(input: x.reshaped([m, k]), weight: weight,
+                                                                 weightBlocks: layout.blocks, bias: operands.bias,
+                                                                 outputDType: operands.input.floatDType) {
+                    return try operands.output(y.reshaped(operands.outputShape))
+                }
+                let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
+                quantizedInput = try activation.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
+                                                          checkFinite: false)
             }
-            if let y = try kernels.linearINT8QuantizingInput(input: x.reshaped([m, k]), weight: weight,
-                                                             weightBlocks: layout.blocks, bias: operands.bias,
-                                                             outputDType: operands.input.floatDType) {
-                return try operands.output(y.reshaped(operands.outputShape))
-            }
-            let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
-            quantizedInput = try activation.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
-                                                      checkFinite: false)
+            let kBlocks = (k + layout.blockColumns - 1) / layout.blockColumns
+            let y = try kernels.linearINT8(
+                inputCodes: quantizedInput.data.reshaped([m, k]),
+                inputScales: quantizedInput.scale.reshaped([m, kBlocks]), weight: weight,
+                weightBlocks: layout.blocks, bias: operands.bias, outputDType: operands.input.floatDType,
+                fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
+            return try operands.output(y.orDecline().reshaped(operands.outputShape))
         }
-        let kBlocks = (k + layout.blockColumns - 1) / layout.blockColumns
-        let y = try kernels.linearINT8(
-            inputCodes: quantizedInput.data.reshaped([m, k]), inputScales: quantizedInput.scale.reshaped([m, kBlocks]),
-            weight: weight, weightBlocks: layout.blocks, bias: operands.bias, outputDType: operands.input.floatDType,
-            fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
-        return try operands.output(y.orDecline().reshaped(operands.outputShape))
     }
 
     /// Exact transpose: codes and the scale grid swap the same axes; swapping the last two axes

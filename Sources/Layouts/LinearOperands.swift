@@ -21,6 +21,13 @@ struct LinearOperands<L: QuantizedLayout> {
     let n: Int
     let k: Int
     let outputShape: [Int]
+
+    /// `m * n * k`, the product's multiply-adds (saturating at `Int.max`).
+    var multiplyAdds: Int {
+        let (mn, first) = m.multipliedReportingOverflow(by: n)
+        let (mnk, second) = mn.multipliedReportingOverflow(by: k)
+        return first || second ? Int.max : mnk
+    }
     let options: LinearOptions
 
     init(_ call: OpCall) throws {

@@ -44,25 +44,28 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
     static func linear(_ call: OpCall) throws -> AnyTensor {
         let operands = try LinearOperands<Self>(call)
         let kernels = try DeviceBackends.kernels(for: operands.weight.device)
-        let weight = FP8Parts(codes: operands.weight.data, scale: operands.weight.scale)
-        let (m, k) = (operands.m, operands.k)
-        let quantizedInput: QuantizedTensor
-        switch operands.input {
-        case .quantized(let q):
-            guard q.layout is Self else { throw Declined("the input is \(q.layout.name)") }
-            quantizedInput = q
-        case .dense(let x):
-            if operands.options.floatInput == .dequantizeWeight {
-                let y = try kernels.linearFP8WeightOnly(input: x.reshaped([m, k]), weight: weight, bias: operands.bias)
-                return try operands.output(y.orDecline().reshaped(operands.outputShape))
+        return try kernels.runningOp(multiplyAdds: operands.multiplyAdds) {
+            let weight = FP8Parts(codes: operands.weight.data, scale: operands.weight.scale)
+            let (m, k) = (operands.m, operands.k)
+            let quantizedInput: QuantizedTensor
+            switch operands.input {
+            case .quantized(let q):
+                guard q.layout is Self else { throw Declined("the input is \(q.layout.name)") }
+                quantizedInput = q
+            case .dense(let x):
+                if operands.options.floatInput == .dequantizeWeight {
+                    let y = try kernels.linearFP8WeightOnly(input: x.reshaped([m, k]), weight: weight,
+                                                            bias: operands.bias)
+                    return try operands.output(y.orDecline().reshaped(operands.outputShape))
+                }
+                quantizedInput = try Self.dynamic.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
+                                                            checkFinite: false)
             }
-            quantizedInput = try Self.dynamic.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
-                                                        checkFinite: false)
+            let input = FP8Parts(codes: try quantizedInput.data.reshaped([m, k]), scale: quantizedInput.scale)
+            let y = try kernels.linearFP8(input: input, weight: weight, bias: operands.bias,
+                                          outputDType: operands.input.floatDType,
+                                          fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
+            return try operands.output(y.orDecline().reshaped(operands.outputShape))
         }
-        let input = FP8Parts(codes: try quantizedInput.data.reshaped([m, k]), scale: quantizedInput.scale)
-        let y = try kernels.linearFP8(input: input, weight: weight, bias: operands.bias,
-                                      outputDType: operands.input.floatDType,
-                                      fallback: FallbackStatistics.shared.kernelFallback(op: .linear, layout: name))
-        return try operands.output(y.orDecline().reshaped(operands.outputShape))
     }
 }

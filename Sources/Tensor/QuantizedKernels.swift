@@ -62,12 +62,21 @@ package protocol QuantizedKernels: Sendable {
     /// quantizes and calls `linearINT8`); not a fallback, the same arithmetic either way.
     func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
                                    outputDType: DType) throws -> Tensor?
+
+    /// Runs the kernel calls of one op (e.g. a linear's input quantization, then its GEMM) as one unit
+    /// of about `multiplyAdds` multiply-adds. The CPU holds the compute threads such an op can use for
+    /// all of its calls, so concurrent callers take turns op by op instead of interleaving their
+    /// kernels; other backends just run `body`.
+    func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R
 }
 
 extension QuantizedKernels {
     /// No fused kernel: the caller quantizes, then calls `linearINT8`.
     package func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
                                            outputDType: DType) throws -> Tensor? { nil }
+
+    /// No resources to hold across an op's kernel calls.
+    package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R { try body() }
 }
 
 /// A kernel's answer: the result, or why this backend cannot compute it.

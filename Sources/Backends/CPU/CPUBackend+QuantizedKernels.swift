@@ -5,6 +5,11 @@ import QLTensor
 /// quantization with a transform that has no fused kernel runs in three passes with the same result
 /// (bit-identical): dequantize to float32, transform, round to `roundTo`, quantize.
 extension CPUBackend: QuantizedKernels {
+    /// Holds ``ComputeSlots`` for the whole op (``ComputeSlots/holding(upTo:_:)``).
+    package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R {
+        try ComputeSlots.shared.holding(upTo: CPUKernels.threads(forMultiplyAdds: multiplyAdds), body)
+    }
+
     package func quantizeINT8(_ source: QuantizationSource, shape: [Int], blocks: INT8Blocks,
                               transform: QuantizationTransform, roundTo: DType,
                               checkFinite: Bool) throws -> KernelResult<INT8Parts> {

@@ -79,6 +79,12 @@ package enum CPUKernels {
     /// Worker threads for the kernels: one per active core.
     package static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+    /// The compute threads an op of `multiplyAdds` multiply-adds can use: one per million (below that,
+    /// waking a second core costs more than it saves), at most one per core.
+    package static func threads(forMultiplyAdds multiplyAdds: Int) -> Int {
+        min(threadCount, max(1, multiplyAdds / 1_000_000))
+    }
+
     /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel on as many cores as
     /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers).
     /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
@@ -94,8 +100,9 @@ package enum CPUKernels {
         let units = (count + granule - 1) / granule
         let wanted = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
         let slots = ComputeSlots.shared
-        let granted = slots.acquire(upTo: wanted)
-        defer { slots.release(granted) }
+        let held = ComputeSlots.heldByThisThread
+        let granted = held > 0 ? min(held, max(wanted, 1)) : slots.acquire(upTo: wanted)
+        defer { if held == 0 { slots.release(granted) } }
         if granted <= 1 {
             ComputeSlots.markingRegion { body(0..<count) }
             return
