@@ -153,11 +153,11 @@ struct CPUKernelINT8Tests {
         }
     }
 
-    /// The packed GEMM keeps its weight panel and float tile in a per-thread scratch buffer between
+    /// The packed GEMM keeps its weight panel and float tile in a pooled scratch buffer between
     /// calls (`ck_scratch_acquire`): a large product, a small one that reuses the larger buffer with
     /// stale bytes in it, then the large one again, and one whose float tile (33000 rows) is past the kept
     /// size (allocated per call), must each match the reference.
-    @Test("W8A8 linear stays exact when consecutive products grow and shrink the per-thread scratch")
+    @Test("W8A8 linear stays exact when consecutive products grow and shrink the kept scratch")
     func w8a8ReusesScratch() throws {
         let sequence: [([Int], Int)] = [([90, 2100], 150), ([17, 40], 9), ([90, 2100], 150), ([20, 64], 70),
                                         ([33000, 16], 8), ([33, 130], 67)]

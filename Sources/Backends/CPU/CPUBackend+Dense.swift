@@ -4,11 +4,18 @@ import QLTensor
 /// The dense ops on the CPU, on operands ``DenseOps`` has checked: GEMMs on OpenBLAS, float32
 /// arithmetic, results written in the first operand's dtype.
 extension CPUBackend {
+    /// One op holding its compute slots (``ComputeSlots/holding(upTo:_:)``) across the conversions, the
+    /// GEMM and the bias.
     package func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor?) throws -> Tensor {
         let k = input.shape[input.rank - 1]
         let n = weight.shape[0]
-        return try CPUDenseKernels.linear(input, weight, bias: bias, m: input.count / max(k, 1), n: n, k: k,
-                                          shape: Array(input.shape.dropLast()) + [n])
+        let m = input.count / max(k, 1)
+        let (mn, first) = m.multipliedReportingOverflow(by: n)
+        let (work, second) = mn.multipliedReportingOverflow(by: k)
+        return try runningOp(multiplyAdds: first || second ? Int.max : work) {
+            try CPUDenseKernels.linear(input, weight, bias: bias, m: m, n: n, k: k,
+                                       shape: Array(input.shape.dropLast()) + [n])
+        }
     }
 
     package func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {

@@ -36,13 +36,14 @@ static inline void *ck_alloc(size_t bytes) {
     return aligned_alloc(64, rounded ? rounded : 64);
 }
 
-/// Largest scratch buffer a thread keeps between calls (ck_scratch_acquire); larger ones are
-/// allocated and freed per call.
+/// Largest scratch buffer kept between calls (ck_scratch_acquire); larger ones are allocated and freed
+/// per call.
 #define CK_SCRATCH_KEEP ((size_t)8 << 20)
 
-/// A 64-byte aligned buffer of at least `bytes` for the calling thread: the thread's kept buffer
-/// (grown as needed, freed when the thread exits) when `bytes` <= CK_SCRATCH_KEEP and it is not in
-/// use, else a fresh allocation. NULL when memory runs out. Contents are unspecified.
+/// A 64-byte aligned buffer of at least `bytes`: the most recently released free buffer of the
+/// process-wide pool (grown as needed, kept for the process) when `bytes` <= CK_SCRATCH_KEEP and the
+/// pool has one or room for one, else a fresh allocation. NULL when memory runs out. Contents are
+/// unspecified.
 void *ck_scratch_acquire(size_t bytes);
 
 /// Gives back a buffer from ck_scratch_acquire (NULL is ignored).
