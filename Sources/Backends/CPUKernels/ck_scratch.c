@@ -1,10 +1,10 @@
 // Scratch buffers for the packed GEMMs, kept between calls (NOTES.md, "CPU kernels": the W8A8 GEMM is
 // called several times per thread per product, four column ranges per core, and allocating its
 // weight-panel buffer afresh each time costs page faults once the buffer is a fresh mapping:
-// 1.8 MB at K = 14336). One process-wide pool, most recently released first: the buffer a part gets is
-// the one the previous part on any thread gave back, still in the caches. (Per-thread buffers, the
-// first version, gave every calling thread its own cold buffer: with 8 callers taking turns on 2 cores,
-// 8 panels rotated through the caches.) At most CK_SCRATCH_POOL buffers of at most CK_SCRATCH_KEEP
+// 1.8 MB at K = 14336). One process-wide pool: a thread gets back the buffer it used last when that one
+// is free (still in its core's caches, as per-thread buffers were), else the most recently released
+// one (a thread new to the pool, e.g. one of 8 callers taking turns on 2 cores, then reuses a warm
+// buffer instead of bringing its own cold one into the rotation). At most CK_SCRATCH_POOL buffers of at most CK_SCRATCH_KEEP
 // bytes are kept; the number in use at once is bounded by the compute threads (ComputeSlots).
 #include "ck_internal.h"
 #include <pthread.h>
@@ -15,6 +15,7 @@ typedef struct {
     void *base;
     size_t bytes;
     int busy;
+    pthread_t user;  // the thread that used it last
 } scratch_entry;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -26,8 +27,12 @@ void *ck_scratch_acquire(size_t bytes) {
     if (bytes > CK_SCRATCH_KEEP) return ck_alloc(bytes);
     pthread_mutex_lock(&pool_lock);
     int chosen = -1;
-    for (int i = pool_count - 1; i >= 0; --i) {
-        if (!pool[i].busy && pool[i].bytes >= bytes) { chosen = i; break; }
+    const pthread_t self = pthread_self();
+    for (int i = pool_count - 1; i >= 0 && chosen < 0; --i) {
+        if (!pool[i].busy && pool[i].bytes >= bytes && pthread_equal(pool[i].user, self)) chosen = i;
+    }
+    for (int i = pool_count - 1; i >= 0 && chosen < 0; --i) {
+        if (!pool[i].busy && pool[i].bytes >= bytes) chosen = i;
     }
     if (chosen < 0) {
         for (int i = pool_count - 1; i >= 0; --i) {
@@ -48,6 +53,7 @@ void *ck_scratch_acquire(size_t bytes) {
     }
     void *base = entry->base;
     entry->busy = base != NULL;
+    entry->user = self;
     pthread_mutex_unlock(&pool_lock);
     return base;
 }
