@@ -3,8 +3,6 @@ import QuantizedLinear
 import QLNN
 import Testing
 
-private let gpuReason = CUDABackend.unavailableReason.map { "no CUDA GPU here: \($0)" } ?? ""
-
 /// Where the CUDA encoder and the CPU encoder part: every linear and every layer of the model run on
 /// both backends from the *same* input (the CPU's activations), so each comparison sees one op's
 /// difference, not what the layers before it amplified. The activation quantizers give the same codes
@@ -13,13 +11,9 @@ private let gpuReason = CUDABackend.unavailableReason.map { "no CUDA GPU here: \
 /// ~1e-3 (8.5e-4 measured on the H200). Whole layers agree to ~1e-6 on the float paths; on the paths
 /// that quantize activations a layer's last-bit float differences flip codes of the next linear's
 /// input (0.5% of a layer's output seen for W8A8, 2% for FP8), which is printed, not bounded.
-@Suite("MiniLM on CUDA, op by op", .enabled(if: CUDABackend.isAvailable, "\(gpuReason)"),
+@Suite("MiniLM on CUDA, op by op", .enabled(if: CUDABackend.isAvailable, "\(cudaSkipReason)"),
        .enabled(if: MiniLMFixture.runsModelTests, MiniLMFixture.skipMessage))
 struct MiniLMCUDALayerTests {
-    enum Configuration: String, CaseIterable, Sendable {
-        case float32, int8W8A8, int8WeightOnly, fp8W8A8
-    }
-
     /// One comparison: the largest relative difference `|cuda - cpu| / max|cpu|` seen for a name.
     struct Worst: CustomStringConvertible {
         var name = ""
@@ -30,27 +24,21 @@ struct MiniLMCUDALayerTests {
         }
     }
 
-    @Test("Each linear and layer on CUDA matches the CPU's from the same input", arguments: Configuration.allCases)
-    func opsMatchFromTheSameInput(configuration: Configuration) throws {
+    @Test("Each linear and layer on CUDA matches the CPU's from the same input", arguments: MiniLMPath.allCases)
+    func opsMatchFromTheSameInput(configuration: MiniLMPath) throws {
         var model = try MiniLMFixture.model()
-        switch configuration {
-        case .float32: break
-        case .int8W8A8: try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128))
-        case .int8WeightOnly:
-            try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128),
-                                      floatInput: .dequantizeWeight)
-        case .fp8W8A8: try model.quantizeLinears(layout: TensorCoreFP8Layout.dynamic)
-        }
+        try configuration.apply(to: &model)
         let gpuModel = try model.moved(to: .cuda(0))
         let fixture = try MiniLMFixture.load()
         var linears = Worst(), layers = Worst(), quantizers = Worst()
         try FallbackPolicy.withPolicy(.fail) {
-            for (ids, mask) in try batches(fixture.tokenIDs) {
-                let additiveMask = try MiniLM.additiveMask(mask)
-                var hidden = try model.embeddings(ids)
+            for batch in try paddedBatches(fixture.tokenIDs) {
+                let additiveMask = try MiniLM.additiveMask(batch.mask)
+                var hidden = try model.embeddings(batch.ids)
                 for (index, (cpuLayer, gpuLayer)) in zip(model.layers, gpuModel.layers).enumerated() {
-                    let prefix = "layer \(index) (batch \(ids.shape))"
-                    for (name, input, cpuLinear, gpuLinear) in try linearInputs(cpuLayer, gpuLayer, hidden, additiveMask) {
+                    let prefix = "layer \(index) (batch \(batch.ids.shape))"
+                    let inputs = try linearInputs(cpuLayer, gpuLayer, hidden, additiveMask)
+                    for (name, input, cpuLinear, gpuLinear) in inputs {
                         let expected = try cpuLinear(input)
                         let actual = try gpuLinear(input.to(.cuda(0))).to(.cpu)
                         linears.update("\(prefix) \(name)", try relativeDifference(actual, expected))
@@ -72,21 +60,6 @@ struct MiniLMCUDALayerTests {
         #expect(linears.relative <= (configuration == .fp8W8A8 ? 2e-3 : 1e-5), "\(linears)")
         if configuration == .float32 || configuration == .int8WeightOnly {
             #expect(layers.relative <= 1e-5, "\(layers)")
-        }
-    }
-
-    /// The fixture's sentences in batches of 16 of similar length, padded, as ``embedAll(_:_:batchSize:)``.
-    private func batches(_ sequences: [[Int32]]) throws -> [(Tensor, Tensor)] {
-        let order = sequences.indices.sorted { sequences[$0].count < sequences[$1].count }
-        return try stride(from: 0, to: order.count, by: 16).map { start in
-            let members = order[start..<min(start + 16, order.count)].map { sequences[$0] }
-            let length = members.map(\.count).max() ?? 0
-            let ids = members.flatMap { $0 + [Int32](repeating: 0, count: length - $0.count) }
-            let mask = members.flatMap {
-                [Int32](repeating: 1, count: $0.count) + [Int32](repeating: 0, count: length - $0.count)
-            }
-            return (try Tensor(elements: ids, shape: [members.count, length]),
-                    try Tensor(elements: mask, shape: [members.count, length]))
         }
     }
 
@@ -122,7 +95,7 @@ struct MiniLMCUDALayerTests {
 
     /// The input quantized by the linear's activation quantizer on both devices: 0 when codes and
     /// scales are identical, else the largest relative difference of the dequantized values.
-    private func quantizerDifference(_ input: Tensor, configuration: Configuration) throws -> Double {
+    private func quantizerDifference(_ input: Tensor, configuration: MiniLMPath) throws -> Double {
         let layout: any QuantizedLayout = configuration == .fp8W8A8
             ? TensorCoreFP8Layout.dynamic : try BlockWiseINT8Layout.activation(blockSize: 128)
         let cpu = try QuantizedTensor.fromFloat(input, layout: layout)

@@ -3,8 +3,6 @@ import QLModels
 import QLNN
 import Testing
 
-private let gpuReason = CUDABackend.unavailableReason.map { "no CUDA GPU here: \($0)" } ?? ""
-
 /// The whole encoder on the GPU against the same model on the CPU: same layout, same weights, the
 /// activations never leaving the device (only the embeddings come back).
 ///
@@ -20,43 +18,13 @@ private let gpuReason = CUDABackend.unavailableReason.map { "no CUDA GPU here: \
 /// within the measured CPU-vs-CUDA bound (W8A8 0.998; FP8 0.99, lower than INT8 because cuBLASLt's FP8
 /// accumulation differs from the CPU's exact float32 sums by up to ~1e-3 of a layer's output,
 /// ``MiniLMCUDALayerTests``).
-@Suite("MiniLM on CUDA equals the CPU", .enabled(if: CUDABackend.isAvailable, "\(gpuReason)"),
+@Suite("MiniLM on CUDA equals the CPU", .enabled(if: CUDABackend.isAvailable, "\(cudaSkipReason)"),
        .enabled(if: MiniLMFixture.runsModelTests, MiniLMFixture.skipMessage))
 struct MiniLMCUDATests {
-    enum Configuration: String, CaseIterable, Sendable {
-        case float32, int8W8A8, int8WeightOnly, fp8W8A8
-
-        /// The smallest cosine allowed between the CPU's and the GPU's embeddings of a sentence.
-        var agreement: Double {
-            switch self {
-            case .float32, .int8WeightOnly: 0.9999
-            case .int8W8A8: 0.998
-            case .fp8W8A8: 0.99
-            }
-        }
-
-        /// The fidelity suite's bars (mean, min) against sentence-transformers, for the paths that
-        /// quantize activations.
-        var fidelity: (mean: Double, min: Double)? {
-            switch self {
-            case .float32, .int8WeightOnly: nil
-            case .int8W8A8: (0.994, 0.983)
-            case .fp8W8A8: (0.996, 0.989)
-            }
-        }
-    }
-
-    @Test("CUDA embeddings agree with the CPU's for every sentence", arguments: Configuration.allCases)
-    func cudaMatchesCPU(configuration: Configuration) throws {
+    @Test("CUDA embeddings agree with the CPU's for every sentence", arguments: MiniLMPath.allCases)
+    func cudaMatchesCPU(configuration: MiniLMPath) throws {
         var model = try MiniLMFixture.model()
-        switch configuration {
-        case .float32: break
-        case .int8W8A8: try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128))
-        case .int8WeightOnly:
-            try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128),
-                                      floatInput: .dequantizeWeight)
-        case .fp8W8A8: try model.quantizeLinears(layout: TensorCoreFP8Layout.dynamic)
-        }
+        try configuration.apply(to: &model)
         let fixture = try MiniLMFixture.load()
         let gpuModel = try model.moved(to: .cuda(0))
         #expect(gpuModel.device == .cuda(0))
@@ -72,6 +40,27 @@ struct MiniLMCUDATests {
             print("MiniLM CUDA (\(configuration)) vs sentence-transformers: mean \(mean), min \(fidelity.min()!)")
             #expect(mean >= bars.mean && fidelity.min()! >= bars.min,
                     "mean \(mean), min \(fidelity.min()!) (\(configuration))")
+        }
+    }
+}
+
+extension MiniLMPath {
+    /// The smallest cosine allowed between the CPU's and the GPU's embeddings of a sentence.
+    var agreement: Double {
+        switch self {
+        case .float32, .int8WeightOnly: 0.9999
+        case .int8W8A8: 0.998
+        case .fp8W8A8: 0.99
+        }
+    }
+
+    /// The fidelity suite's bars (mean, min) against sentence-transformers, for the paths that
+    /// quantize activations.
+    var fidelity: (mean: Double, min: Double)? {
+        switch self {
+        case .float32, .int8WeightOnly: nil
+        case .int8W8A8: (0.994, 0.983)
+        case .fp8W8A8: (0.996, 0.989)
         }
     }
 }

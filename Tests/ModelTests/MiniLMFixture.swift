@@ -60,12 +60,40 @@ enum MiniLMFixture {
     }
 }
 
-/// Runs `model` over token-id sequences in batches of similar length (sorted, so padding stays small)
-/// and returns the embeddings in the input order.
-func embedAll(_ model: MiniLM, _ sequences: [[Int32]], batchSize: Int = 16) throws -> [[Float]] {
-    let order = sequences.indices.sorted { sequences[$0].count < sequences[$1].count }
-    var result = [[Float]](repeating: [], count: sequences.count)
-    for start in stride(from: 0, to: order.count, by: batchSize) {
+/// The ways the model tests run the encoder: dense, or all 36 linears quantized (B = 128 for INT8).
+enum MiniLMPath: String, CaseIterable, Sendable {
+    case float32, int8W8A8, int8WeightOnly, fp8W8A8
+
+    /// Quantizes `model`'s linears for this path (nothing for float32).
+    func apply(to model: inout MiniLM) throws {
+        switch self {
+        case .float32: break
+        case .int8W8A8: try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128))
+        case .int8WeightOnly:
+            try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128),
+                                      floatInput: .dequantizeWeight)
+        case .fp8W8A8: try model.quantizeLinears(layout: TensorCoreFP8Layout.dynamic)
+        }
+    }
+}
+
+/// Why the CUDA model suites are skipped here ("" where a GPU is present).
+let cudaSkipReason = CUDABackend.unavailableReason.map { "no CUDA GPU here: \($0)" } ?? ""
+
+/// One padded batch: ids and attention mask `(B, S)` int32, and the indices of its sequences.
+struct PaddedBatch {
+    let ids: Tensor
+    let mask: Tensor
+    let members: [Int]
+}
+
+/// `sequences` in batches of `batchSize`, each padded with id 0 to its longest member; sorted by length
+/// first (so padding stays small) unless `sortedByLength` is false.
+func paddedBatches(_ sequences: [[Int32]], batchSize: Int = 16, sortedByLength: Bool = true) throws
+    -> [PaddedBatch] {
+    let order = sortedByLength ? sequences.indices.sorted { sequences[$0].count < sequences[$1].count }
+        : Array(sequences.indices)
+    return try stride(from: 0, to: order.count, by: batchSize).map { start in
         let members = Array(order[start..<min(start + batchSize, order.count)])
         let length = members.map { sequences[$0].count }.max() ?? 0
         var ids = [Int32]()
@@ -75,11 +103,22 @@ func embedAll(_ model: MiniLM, _ sequences: [[Int32]], batchSize: Int = 16) thro
             ids += sequence + [Int32](repeating: 0, count: length - sequence.count)
             mask += [Int32](repeating: 1, count: sequence.count) + [Int32](repeating: 0, count: length - sequence.count)
         }
-        let embeddings = try model.embed(ids: try Tensor(elements: ids, shape: [members.count, length]),
-                                         attentionMask: try Tensor(elements: mask, shape: [members.count, length]))
+        return PaddedBatch(ids: try Tensor(elements: ids, shape: [members.count, length]),
+                           mask: try Tensor(elements: mask, shape: [members.count, length]), members: members)
+    }
+}
+
+/// Runs `model` over token-id sequences in batches of similar length (``paddedBatches(_:batchSize:sortedByLength:)``)
+/// and returns the embeddings in the input order.
+func embedAll(_ model: MiniLM, _ sequences: [[Int32]], batchSize: Int = 16) throws -> [[Float]] {
+    var result = [[Float]](repeating: [], count: sequences.count)
+    for batch in try paddedBatches(sequences, batchSize: batchSize) {
+        let embeddings = try model.embed(ids: batch.ids, attentionMask: batch.mask)
         let values = try embeddings.floats()
         let width = embeddings.shape[1]
-        for (row, member) in members.enumerated() { result[member] = Array(values[row * width..<(row + 1) * width]) }
+        for (row, member) in batch.members.enumerated() {
+            result[member] = Array(values[row * width..<(row + 1) * width])
+        }
     }
     return result
 }

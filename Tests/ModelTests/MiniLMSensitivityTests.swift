@@ -12,41 +12,27 @@ import Testing
 @Suite("MiniLM sensitivity to a 1-ulp input change",
        .enabled(if: MiniLMFixture.runsModelTests, MiniLMFixture.skipMessage))
 struct MiniLMSensitivityTests {
-    enum Configuration: String, CaseIterable, Sendable {
-        case float32, int8W8A8, fp8W8A8
-    }
-
-    @Test("fp32 stays within 1e-9 in cosine; W8A8 and FP8 move below 0.9999", arguments: Configuration.allCases)
-    func oneULPPerturbation(configuration: Configuration) throws {
+    @Test("fp32 stays within 1e-9 in cosine; W8A8 and FP8 move below 0.9999",
+          arguments: [MiniLMPath.float32, .int8W8A8, .fp8W8A8])
+    func oneULPPerturbation(configuration: MiniLMPath) throws {
         var model = try MiniLMFixture.model()
-        switch configuration {
-        case .float32: break
-        case .int8W8A8: try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: 128))
-        case .fp8W8A8: try model.quantizeLinears(layout: TensorCoreFP8Layout.dynamic)
-        }
+        try configuration.apply(to: &model)
         let sequences = try MiniLMFixture.load().tokenIDs
         var cosines: [Double] = []
-        for start in stride(from: 0, to: sequences.count, by: 16) {
-            let members = Array(sequences[start..<min(start + 16, sequences.count)])
-            let length = members.map(\.count).max() ?? 0
-            let ids = try Tensor(elements: members.flatMap { $0 + [Int32](repeating: 0, count: length - $0.count) },
-                                 shape: [members.count, length])
-            let mask = try Tensor(elements: members.flatMap {
-                [Int32](repeating: 1, count: $0.count) + [Int32](repeating: 0, count: length - $0.count)
-            }, shape: [members.count, length])
-            let additiveMask = try MiniLM.additiveMask(mask)
+        for batch in try paddedBatches(sequences, sortedByLength: false) {
+            let additiveMask = try MiniLM.additiveMask(batch.mask)
             func embed(perturbed: Bool) throws -> [Float] {
-                var hidden = try model.embeddings(ids)
+                var hidden = try model.embeddings(batch.ids)
                 if perturbed {
                     let factors = (0..<hidden.count).map { Float(1) + Float($0 % 3 - 1) * Float.ulpOfOne }
                     hidden = try multiply(hidden, Tensor(factors, shape: hidden.shape))
                 }
                 for layer in model.layers { hidden = try layer(hidden, additiveMask: additiveMask) }
-                return try l2Normalize(maskedMeanPool(hidden, mask: mask), epsilon: 1e-12).floats()
+                return try l2Normalize(maskedMeanPool(hidden, mask: batch.mask), epsilon: 1e-12).floats()
             }
             let (plain, perturbed) = (try embed(perturbed: false), try embed(perturbed: true))
-            let width = plain.count / members.count
-            for row in members.indices {
+            let width = plain.count / batch.members.count
+            for row in batch.members.indices {
                 let range = row * width..<(row + 1) * width
                 cosines.append(cosine(Array(plain[range]), Array(perturbed[range])))
             }
