@@ -23,11 +23,7 @@ struct LinearOperands<L: QuantizedLayout> {
     let outputShape: [Int]
 
     /// `m * n * k`, the product's multiply-adds (saturating at `Int.max`).
-    var multiplyAdds: Int {
-        let (mn, first) = m.multipliedReportingOverflow(by: n)
-        let (mnk, second) = mn.multipliedReportingOverflow(by: k)
-        return first || second ? Int.max : mnk
-    }
+    var multiplyAdds: Int { ShapeArithmetic.saturatingProduct(m, n, k) }
     let options: LinearOptions
 
     init(_ call: OpCall) throws {

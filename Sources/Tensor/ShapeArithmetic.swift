@@ -75,4 +75,16 @@ public enum ShapeArithmetic {
     public static func ceilDiv(_ value: Int, _ divisor: Int) -> Int {
         value / divisor + (value % divisor == 0 ? 0 : 1)
     }
+
+    /// The product of non-negative `factors`, `Int.max` when it overflows (a work estimate, e.g. a
+    /// GEMM's `m * n * k` multiply-adds, never a size).
+    package static func saturatingProduct(_ factors: Int...) -> Int {
+        var product = 1
+        for factor in factors {
+            let (next, overflow) = product.multipliedReportingOverflow(by: factor)
+            if overflow { return Int.max }
+            product = next
+        }
+        return product
+    }
 }

@@ -120,12 +120,12 @@ import Testing
     @Test func regionsInsideAHoldUseItsSlots() {
         let slots = ComputeSlots.shared
         let covered = ResultList()
-        slots.holding(upTo: slots.count) {
+        ComputeSlots.holding(upTo: slots.count) {
             #expect(ComputeSlots.heldByThisThread == slots.count)
             for _ in 0..<3 {
                 CPUKernels.parallelRanges(count: 64) { range in covered.add(range.count) }
             }
-            slots.holding(upTo: 1) { #expect(ComputeSlots.heldByThisThread == slots.count) }
+            ComputeSlots.holding(upTo: 1) { #expect(ComputeSlots.heldByThisThread == slots.count) }
         }
         #expect(covered.total == 3 * 64)
         #expect(ComputeSlots.heldByThisThread == 0)

@@ -10,9 +10,7 @@ extension CPUBackend {
         let k = input.shape[input.rank - 1]
         let n = weight.shape[0]
         let m = input.count / max(k, 1)
-        let (mn, first) = m.multipliedReportingOverflow(by: n)
-        let (work, second) = mn.multipliedReportingOverflow(by: k)
-        return try runningOp(multiplyAdds: first || second ? Int.max : work) {
+        return try runningOp(multiplyAdds: ShapeArithmetic.saturatingProduct(m, n, k)) {
             try CPUDenseKernels.linear(input, weight, bias: bias, m: m, n: n, k: k,
                                        shape: Array(input.shape.dropLast()) + [n])
         }

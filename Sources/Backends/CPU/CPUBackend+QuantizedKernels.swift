@@ -7,7 +7,7 @@ import QLTensor
 extension CPUBackend: QuantizedKernels {
     /// Holds ``ComputeSlots`` for the whole op (``ComputeSlots/holding(upTo:_:)``).
     package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R {
-        try ComputeSlots.shared.holding(upTo: CPUKernels.threads(forMultiplyAdds: multiplyAdds), body)
+        try ComputeSlots.holding(upTo: CPUKernels.threads(forMultiplyAdds: multiplyAdds), body)
     }
 
     package func quantizeINT8(_ source: QuantizationSource, shape: [Int], blocks: INT8Blocks,

@@ -61,27 +61,25 @@ package final class ComputeSlots: @unchecked Sendable {
     /// Gives back `taken` slots and grants them, in arrival order, to the waiting requests they cover.
     package func release(_ taken: Int) {
         lock.lock()
+        defer { lock.unlock() }
         free += taken
-        var woken: [DispatchSemaphore] = []
         while let head = queue.first, head.slots <= free {
             free -= head.slots
             queue.removeFirst()
-            woken.append(head.granted)
+            head.granted.signal()
         }
-        lock.unlock()
-        for semaphore in woken { semaphore.signal() }
     }
 
-    /// Runs `body` holding up to `wanted` slots for all of it: every region `body` enters on this thread
-    /// runs with those slots (at most as many as it wants) instead of queueing again, so a sequence of
-    /// kernels of one op (quantize, then GEMM) is not interleaved with other callers' kernels. Inside a
-    /// region or another hold it just runs `body`.
-    package func holding<R>(upTo wanted: Int, _ body: () throws -> R) rethrows -> R {
-        if Self.isInsideRegion || Self.heldByThisThread > 0 { return try body() }
-        let taken = acquire(upTo: wanted)
-        defer { release(taken) }
-        pthread_setspecific(Self.heldKey, UnsafeRawPointer(bitPattern: taken))
-        defer { pthread_setspecific(Self.heldKey, nil) }
+    /// Runs `body` holding up to `wanted` of the ``shared`` slots for all of it: every region `body`
+    /// enters on this thread runs with those slots (at most as many as it wants) instead of queueing
+    /// again, so a sequence of kernels of one op (quantize, then GEMM) is not interleaved with other
+    /// callers' kernels. Inside a region or another hold it just runs `body`.
+    package static func holding<R>(upTo wanted: Int, _ body: () throws -> R) rethrows -> R {
+        if isInsideRegion || heldByThisThread > 0 { return try body() }
+        let taken = shared.acquire(upTo: wanted)
+        defer { shared.release(taken) }
+        pthread_setspecific(heldKey, UnsafeRawPointer(bitPattern: taken))
+        defer { pthread_setspecific(heldKey, nil) }
         return try body()
     }
 
