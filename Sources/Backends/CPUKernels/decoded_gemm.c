@@ -1,17 +1,21 @@
 // Float32 GEMM on a weight that exists only as INT8 (block-wise) or e4m3 (per-tensor) codes: the
 // decode is fused into the packing of each weight panel, so there is no float copy of the weight.
 // The input is packed once per product (ck_decoded_gemm_pack_input, shared by the threads) into
-// 6-row tiles, chunk-major: for each 256-deep K chunk, every tile's [t][6] values in row order, so
-// the micro-kernel reads one sequential stream. Per thread: for each panel of 64 columns and each
-// K chunk, the codes are decoded (INT8: q * s of the block; e4m3: float(q) * scale, both exactly
-// what dequantize gives) and transposed into four 16-column sub-panels ([k][16] floats, 64 KB: L2);
-// a 6 x 16 FMA micro-kernel (12 accumulators, each input value broadcast once for 16 columns) adds
-// each row tile into a float tile of m x 64.
+// 6-row tiles, chunk-major: for each 256-deep K chunk, every tile's [t][6] values in row order.
+// Per thread, GotoBLAS's orientation: for each panel of 256 columns and each K chunk, the codes are
+// decoded (INT8: q * s of the block; e4m3: float(q) * scale, both exactly what dequantize gives) and
+// transposed into sixteen 16-column sub-panels ([k][16] floats, 256 KB: the L2-resident block); then
+// each 6-row input tile (6 KB, L1) passes over all sub-panels, a 6 x 16 FMA micro-kernel (12
+// accumulators, each input value broadcast once for 16 columns, the sub-panel streamed from L2)
+// adding into a float tile of rows x 256. NOTES.md ("CPU kernels") has the measurements.
 #include "ck_internal.h"
+#include <float.h>
 
 #pragma STDC FP_CONTRACT OFF
 
-enum { MR = 6, NR = 16, NC = 64, KC = 256, MC = 96 };
+/// MR x NR micro-tile, NC-column panels, KC-deep chunks; at most MC_MAX rows share one float tile
+/// (rows x NC floats, 2 MB), more rows run in equal chunks that each decode the panel again.
+enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048 };
 
 /// Decodes weight rows [col0, col0 + NR) (rows >= n1 as zeros), K [k0, k0 + depth), into a
 /// [depth][NR] panel; portable.
@@ -55,40 +59,51 @@ CK_AVX2 static inline void transpose8x8_ps(__m256 r[8]) {
     }
 }
 
-/// The exact float values of 8 e4m3 codes (see fp8_pertensor.c: the code with its sign at bit 15
-/// and its other bits at 13..7 is the float16 of value / 256; 0x7F and 0xFF become a NaN).
-CK_AVX2 static inline __m256 e4m3_decode8(const uint8_t *q) {
+/// The float values / 256 of 8 e4m3 codes, exact (see fp8_pertensor.c: the code with its sign at bit
+/// 15 and its other bits at 13..7 is the float16 of value / 256; 0x7F and 0xFF become a NaN).
+CK_AVX2 static inline __m256 e4m3_decode8_div256(const uint8_t *q) {
     const __m128i shifted = _mm_slli_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)q)), 8);
     __m128i h = _mm_and_si128(_mm_srai_epi16(shifted, 1), _mm_set1_epi16((short)0xBFFF));
     const __m128i nan = _mm_set1_epi16(0x7F00);
     h = _mm_or_si128(h, _mm_cmpeq_epi16(_mm_and_si128(shifted, nan), nan));
-    return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    return _mm256_cvtph_ps(h);
 }
 
-/// Decodes and transposes a panel, 8 columns x 8 K values at a time where the 8 values share a
-/// block (INT8) and all 8 columns exist; the rest element by element.
+/// Decodes and transposes a panel, 8 columns x 8 K values at a time, when all NR columns exist, the
+/// INT8 blocks start at multiples of 8 and the e4m3 scale times 256 is finite; else element by
+/// element. INT8: each column's scale row is found once and the block index advances with K (no
+/// division per value). e4m3: (value / 256) * (256 * scale) is the one rounding of value * scale that
+/// dequantize makes, since the factor 256 is exact.
 CK_AVX2 static void decode_panel_avx2(const ck_decoded_weight *w, int64_t k, int64_t col0, int64_t n1, int64_t k0,
                                       int64_t depth, float *panel) {
-    const int64_t kb = w->kind == CK_WEIGHT_INT8 ? ck_ceil_div(k, w->bk) : 1;
+    const int int8 = w->kind == CK_WEIGHT_INT8;
     const int64_t vdepth = depth / 8 * 8;
-    const int vector_ok = col0 + NR <= n1 && (w->kind != CK_WEIGHT_INT8 || (w->bk % 8 == 0 && k0 % 8 == 0));
+    const int vector_ok = col0 + NR <= n1 && (int8 ? w->bk % 8 == 0 && k0 % 8 == 0 : fabsf(w->scale) <= FLT_MAX / 256);
     if (!vector_ok || vdepth == 0) {
         decode_panel_portable(w, k, col0, n1, k0, depth, panel);
         return;
     }
+    const int64_t kb = int8 ? ck_ceil_div(k, w->bk) : 1;
+    const __m256 scale256 = _mm256_set1_ps(w->scale * 256.0f);
     for (int64_t c0 = 0; c0 < NR; c0 += 8) {
+        const float *scale_rows[8];
+        for (int c = 0; c < 8; c++) scale_rows[c] = int8 ? w->scales + ((col0 + c0 + c) / w->bn) * kb : NULL;
+        int64_t block = int8 ? k0 / w->bk : 0, block_end = int8 ? (block + 1) * w->bk : k;
         for (int64_t t = 0; t < vdepth; t += 8) {
             const int64_t p = k0 + t;
+            if (p >= block_end) {
+                block++;
+                block_end += w->bk;
+            }
             __m256 r[8];
             for (int c = 0; c < 8; c++) {
                 const int64_t col = col0 + c0 + c;
-                if (w->kind == CK_WEIGHT_INT8) {
+                if (int8) {
                     const int8_t *src = (const int8_t *)w->codes + col * k + p;
                     const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)src)));
-                    r[c] = _mm256_mul_ps(q, _mm256_set1_ps(w->scales[(col / w->bn) * kb + p / w->bk]));
+                    r[c] = _mm256_mul_ps(q, _mm256_broadcast_ss(scale_rows[c] + block));
                 } else {
-                    r[c] = _mm256_mul_ps(e4m3_decode8((const uint8_t *)w->codes + col * k + p),
-                                         _mm256_set1_ps(w->scale));
+                    r[c] = _mm256_mul_ps(e4m3_decode8_div256((const uint8_t *)w->codes + col * k + p), scale256);
                 }
             }
             transpose8x8_ps(r);
@@ -99,7 +114,7 @@ CK_AVX2 static void decode_panel_avx2(const ck_decoded_weight *w, int64_t k, int
         for (int64_t t = vdepth; t < depth; t++)
             for (int64_t c = 0; c < NR; c++) {
                 const int64_t col = col0 + c, q = k0 + t;
-                panel[t * NR + c] = w->kind == CK_WEIGHT_INT8
+                panel[t * NR + c] = int8
                     ? (float)((const int8_t *)w->codes)[col * k + q] * w->scales[(col / w->bn) * kb + q / w->bk]
                     : ck_e4m3_value(((const uint8_t *)w->codes)[col * k + q]) * w->scale;
             }
@@ -190,54 +205,52 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
                     const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path) {
     if (n0 >= n1 || m <= 0) return 0;
     const int64_t tiles = ck_ceil_div(m, MR);
-    float *panel = ck_alloc((size_t)(NC / NR) * KC * NR * 4);
-    float *cbuf = ck_alloc((size_t)(m * NC) * 4);
-    float *tmp = ck_alloc((size_t)NC * 4);
-    if (!panel || !cbuf || !tmp) {
-        free(panel); free(cbuf); free(tmp);
-        return -1;
-    }
+    // Row chunks of equal size (whole tiles), at most MC_MAX rows each.
+    const int64_t chunks = ck_ceil_div(m, MC_MAX), chunk_rows = ck_ceil_div(ck_ceil_div(m, chunks), MR) * MR;
+    const size_t panel_bytes = (size_t)KC * NC * 4, tile_bytes = (size_t)chunk_rows * NC * 4;
+    char *scratch = ck_scratch_acquire(panel_bytes + tile_bytes + (size_t)NC * 4);
+    if (!scratch) return -1;
+    float *panel = (float *)scratch, *cbuf = (float *)(scratch + panel_bytes);
+    float *tmp = (float *)(scratch + panel_bytes + tile_bytes);
     const size_t esize = ck_out_size(out_dtype);
     for (int64_t nc0 = n0; nc0 < n1; nc0 += NC) {
         const int64_t cols = n1 - nc0 < NC ? n1 - nc0 : NC, nsub = ck_ceil_div(cols, NR);
-        memset(cbuf, 0, (size_t)(m * NC) * 4);
-        for (int64_t k0 = 0; k0 < k; k0 += KC) {
-            const int64_t depth = k - k0 < KC ? k - k0 : KC;
-            for (int64_t s = 0; s < nsub; s++) {
-                float *sub = panel + s * KC * NR;
-#if CK_X86
-                if (path != CK_PATH_PORTABLE) decode_panel_avx2(w, k, nc0 + s * NR, n1, k0, depth, sub);
-                else
-#endif
-                    decode_panel_portable(w, k, nc0 + s * NR, n1, k0, depth, sub);
-            }
-            // Row chunks of MC rows (their packed input chunk, 96 KB, stays in L2); each sub-panel (16 KB)
-            // stays in L1 while the chunk's row tiles pass over it.
-            for (int64_t mc0 = 0; mc0 < m; mc0 += MC) {
-                const int64_t mc1 = mc0 + MC < m ? mc0 + MC : m;
+        for (int64_t mc0 = 0; mc0 < m; mc0 += chunk_rows) {
+            const int64_t mc1 = mc0 + chunk_rows < m ? mc0 + chunk_rows : m;
+            memset(cbuf, 0, (size_t)((mc1 - mc0) * NC) * 4);
+            for (int64_t k0 = 0; k0 < k; k0 += KC) {
+                const int64_t depth = k - k0 < KC ? k - k0 : KC;
                 for (int64_t s = 0; s < nsub; s++) {
-                    for (int64_t mt = mc0; mt < mc1; mt += MR) {
-                        const int64_t rows = mc1 - mt < MR ? mc1 - mt : MR;
-                        const float *xt = xp + ((k0 / KC) * tiles + mt / MR) * KC * MR;
-                        const float *sub = panel + s * KC * NR;
-                        float *ct = cbuf + mt * NC + s * NR;
+                    float *sub = panel + s * KC * NR;
 #if CK_X86
-                        if (path != CK_PATH_PORTABLE) tile_rows(xt, sub, depth, ct, NC, rows);
+                    if (path != CK_PATH_PORTABLE) decode_panel_avx2(w, k, nc0 + s * NR, n1, k0, depth, sub);
+                    else
+#endif
+                        decode_panel_portable(w, k, nc0 + s * NR, n1, k0, depth, sub);
+                }
+                // Each input tile (L1) passes over every sub-panel of the block (L2).
+                for (int64_t mt = mc0; mt < mc1; mt += MR) {
+                    const int64_t rows = mc1 - mt < MR ? mc1 - mt : MR;
+                    const float *xt = xp + ((k0 / KC) * tiles + mt / MR) * KC * MR;
+                    float *ct = cbuf + (mt - mc0) * NC;
+                    for (int64_t s = 0; s < nsub; s++) {
+#if CK_X86
+                        if (path != CK_PATH_PORTABLE) tile_rows(xt, panel + s * KC * NR, depth, ct + s * NR, NC, rows);
                         else
 #endif
-                            tile_rows_portable(xt, sub, depth, ct, NC, rows);
+                            tile_rows_portable(xt, panel + s * KC * NR, depth, ct + s * NR, NC, rows);
                     }
                 }
             }
-        }
-        for (int64_t r = 0; r < m; r++) {
-            for (int64_t c = 0; c < cols; c++) {
-                const float v = cbuf[r * NC + c] * alpha;
-                tmp[c] = bias ? v + bias[nc0 + c] : v;
+            for (int64_t r = mc0; r < mc1; r++) {
+                for (int64_t c = 0; c < cols; c++) {
+                    const float v = cbuf[(r - mc0) * NC + c] * alpha;
+                    tmp[c] = bias ? v + bias[nc0 + c] : v;
+                }
+                ck_store(tmp, (char *)out + ((size_t)r * (size_t)n + (size_t)nc0) * esize, out_dtype, cols, path);
             }
-            ck_store(tmp, (char *)out + ((size_t)r * (size_t)n + (size_t)nc0) * esize, out_dtype, cols, path);
         }
     }
-    free(panel); free(cbuf); free(tmp);
+    ck_scratch_release(scratch);
     return 0;
 }
