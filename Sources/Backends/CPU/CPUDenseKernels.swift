@@ -146,10 +146,10 @@ enum CPUDenseKernels {
                             OpenBLAS.shared.gemmNN(m: m, n: n, k: k, a: x + batch * m * k, b: y + batch * k * n, c: c)
                         }
                     }
-                    // OpenBLAS runs products under its threading threshold (m n k < 65536 x 4) on
-                    // the calling thread, so small ones go to the cores a batch each; larger ones
-                    // run one after another on OpenBLAS's own threads.
-                    if m * n * k < 262_144 && batches > 1 {
+                    // With at least a batch per core (attention: batch x heads products), the batches go
+                    // to the cores, each one single-threaded sgemm; fewer, each product's columns are
+                    // split over the cores (`gemmNT` / `gemmNN`), which is worth it only for large ones.
+                    if batches > 1 && (batches >= CPUKernels.threadCount || m * n * k < 262_144) {
                         CPUKernels.parallelRanges(count: batches) { range in range.forEach(gemm) }
                     } else {
                         (0..<batches).forEach(gemm)
