@@ -108,7 +108,7 @@ struct CPUKernelDecodedGEMMTests {
                                shape: [n, k])
         let x = try Tensor(try CPUKernelCheck.values([m, k], seed: 78).map { $0 * 1e-37 }, shape: [m, k])
         let expected = try DenseOps.linear(x, dense).floats()
-        #expect(expected.allSatisfy(\.isFinite))
+        #expect(expected.allSatisfy { $0.isFinite })
         try CPUKernelCheck.onEveryPath { path in
             let y = try linear(x, w, options: LinearOptions(floatInput: .dequantizeWeight)).dequantized()
             #expect(CPUKernelCheck.relativeError(try y.floats(), expected) <= 1e-6, "\(path) M=\(m)")
