@@ -8,11 +8,12 @@ import Testing
 struct CPUKernelDecodedGEMMTests {
     /// (input shape, N): M = 16 (last GEMV row count) and 17 (first GEMM one) with a 256-column panel
     /// plus a ragged 44 and K two chunks plus 88; N two panels plus one column (a sub-panel of one
-    /// column) with K two chunks plus 8; M past one 2048-row chunk (2053, two chunks of whole tiles);
-    /// K under 8 (element-wise decode); K a multiple of 32 at M = 1 and 5 (no GEMV tail).
+    /// column) with K two chunks plus 8; M = 256 / 257 (the float tile's rows prefetched past 256);
+    /// M = 2048 (one row chunk) and 2053 (two chunks of whole tiles); K under 8 (element-wise decode);
+    /// K a multiple of 32 at M = 1 and 5 (no GEMV tail).
     static let shapes: [([Int], Int)] = [
-        ([16, 600], 300), ([17, 600], 300), ([70, 520], 513), ([2053, 40], 20), ([64, 7], 33), ([1, 512], 96),
-        ([5, 64], 9),
+        ([16, 600], 300), ([17, 600], 300), ([70, 520], 513), ([256, 72], 40), ([257, 72], 40), ([2048, 24], 17),
+        ([2053, 40], 20), ([64, 7], 33), ([1, 512], 96), ([5, 64], 9),
     ]
 
     @Test("weight-only INT8 matches dequantize-then-float32 across the tilings' edges", arguments: [7, 32, 128])
@@ -74,7 +75,8 @@ struct CPUKernelDecodedGEMMTests {
             return Float8E4M3FN(bitPattern: index % 3 == 0 ? code | 0x80 : code)
         }
         if let nanRow { codes[nanRow * k + nanColumn] = Float8E4M3FN(bitPattern: nanCode) }
-        return try QuantizedTensor(layout: TensorCoreFP8Layout.dynamic, data: try Tensor(elements: codes, shape: [n, k]),
+        return try QuantizedTensor(layout: TensorCoreFP8Layout.dynamic,
+                                   data: try Tensor(elements: codes, shape: [n, k]),
                                    scale: try Tensor([scale], shape: []), shape: [n, k], originalDType: .float32)
     }
 

@@ -154,9 +154,9 @@ extension CPUKernels {
     /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
     /// the input is packed once into 6-row tiles, K chunk by K chunk (`ck_decoded_gemm_pack_input`,
     /// row tiles in parallel; one sequential stream for the micro-kernel, about 6-13% faster than
-    /// reading the rows in place), then our FMA GEMM decodes each 64-column panel of W, 256 K values
-    /// at a time, into a cache-sized float buffer (exactly the dequantized values) and multiplies;
-    /// output columns split across the cores. The float weight is never materialised.
+    /// reading the rows in place), then our FMA GEMM decodes each 256-column panel of W, 256 K values
+    /// at a time, into an L2-sized float block (exactly the dequantized values) that every input tile
+    /// passes over; output columns split across the cores. The float weight is never materialised.
     /// - Parameters:
     ///   - x: `m x k` float32, row-major.
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).

@@ -14,8 +14,9 @@
 #pragma STDC FP_CONTRACT OFF
 
 /// MR x NR micro-tile, NC-column panels, KC-deep chunks; at most MC_MAX rows share one float tile
-/// (rows x NC floats, 2 MB), more rows run in equal chunks that each decode the panel again.
-enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048 };
+/// (rows x NC floats, 2 MB), more rows run in equal chunks that each decode the panel again; past
+/// PREFETCH_C_ROWS rows the float tile (with the 256 KB block) outgrows L2 and its rows are prefetched.
+enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048, PREFETCH_C_ROWS = 256 };
 
 /// Decodes weight rows [col0, col0 + NR) (rows >= n1 as zeros), K [k0, k0 + depth), into a
 /// [depth][NR] panel; portable.
@@ -123,11 +124,19 @@ CK_AVX2 static void decode_panel_avx2(const ck_decoded_weight *w, int64_t k, int
 
 /// One packed 6-row tile x 16 columns over `depth` K values (row r of K value t at x[t * MR + r]):
 /// c[r][0..16) += sum_t x[t][r] panel[t][..] for the first `rows` rows (the others are padding).
+/// `prefetch_c` fetches the c rows before the loop, for float tiles too large for L2, whose rows would
+/// otherwise arrive from L3 after it (measured +3% on average at M = 1024, one thread; none at 256).
 CK_AVX2 static void tile_rows(const float *x, const float *panel, int64_t depth, float *c, int64_t ldc,
-                              int64_t rows) {
+                              int64_t rows, int prefetch_c) {
     __m256 acc[MR][2];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        if (prefetch_c) {
+            _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + r * ldc + 8), _MM_HINT_T0);
+        }
+    }
     for (int64_t t = 0; t < depth; t++) {
         const __m256 w0 = _mm256_load_ps(panel + t * NR), w1 = _mm256_load_ps(panel + t * NR + 8);
 #pragma clang loop unroll(full)
@@ -218,6 +227,7 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
         for (int64_t mc0 = 0; mc0 < m; mc0 += chunk_rows) {
             const int64_t mc1 = mc0 + chunk_rows < m ? mc0 + chunk_rows : m;
             memset(cbuf, 0, (size_t)((mc1 - mc0) * NC) * 4);
+            const int prefetch_c = mc1 - mc0 > PREFETCH_C_ROWS;
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 const int64_t depth = k - k0 < KC ? k - k0 : KC;
                 for (int64_t s = 0; s < nsub; s++) {
@@ -235,7 +245,8 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
                     float *ct = cbuf + (mt - mc0) * NC;
                     for (int64_t s = 0; s < nsub; s++) {
 #if CK_X86
-                        if (path != CK_PATH_PORTABLE) tile_rows(xt, panel + s * KC * NR, depth, ct + s * NR, NC, rows);
+                        if (path != CK_PATH_PORTABLE)
+                            tile_rows(xt, panel + s * KC * NR, depth, ct + s * NR, NC, rows, prefetch_c);
                         else
 #endif
                             tile_rows_portable(xt, panel + s * KC * NR, depth, ct + s * NR, NC, rows);
