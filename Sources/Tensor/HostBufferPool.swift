@@ -45,13 +45,14 @@ public enum HostBufferPool {
         freed.forEach { free($0) }
     }
 
-    /// A kept buffer of at least `byteCount` bytes and at most a quarter (or 2 MiB) more, and its
+    /// The smallest kept buffer of at least `byteCount` bytes and at most a quarter (or 2 MiB) more,
+    /// the most recently freed of equal ones (its lines are the likeliest still in cache), and its
     /// capacity; nil when none fits (the caller then allocates).
     static func take(byteCount: Int) -> (pointer: UnsafeMutableRawPointer, capacity: Int)? {
         let slack = max(minimumBytes, byteCount / 4)
         return lock.withLock {
             var best: Int?
-            for (index, buffer) in kept.enumerated()
+            for (index, buffer) in kept.enumerated().reversed()
             where buffer.capacity >= byteCount && buffer.capacity - byteCount <= slack {
                 if best.map({ buffer.capacity < kept[$0].capacity }) ?? true { best = index }
             }
