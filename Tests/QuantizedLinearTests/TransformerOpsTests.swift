@@ -206,13 +206,23 @@ struct TransformerOpsTests {
                 k: k, transposeB: transposeB)
             #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype), "\(path)")
         }
-        // Large enough per batch to run on OpenBLAS's own threads rather than one batch per core.
+        // Batches spread over the cores, the right operand in place or, as a transposed view (its
+        // last dimension strided), copied first.
         let a = try TestData.tensor([2, 70, 64], dtype: dtype, seed: 63)
         let b = try TestData.tensor([2, 64, 70], dtype: dtype, seed: 64)
-        let y = try batchedMatmul(a, transposeB ? try b.transposed().contiguous() : b, transposeB: transposeB)
         let expected = TransformerReference.batchedMatmul(try exactValues(a), try exactValues(b), batches: 2, m: 70,
                                                           n: 70, k: 64, transposeB: false)
-        #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype))
+        for right in [b, try b.transposed().contiguous().transposed()] {
+            let y = try batchedMatmul(a, transposeB ? try right.transposed() : right, transposeB: transposeB)
+            #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype))
+        }
+        // One large product: its columns split over the cores instead.
+        let single = try TestData.tensor([1, 200, 64], dtype: dtype, seed: 65)
+        let wide = try TestData.tensor([1, 64, 300], dtype: dtype, seed: 66)
+        let y = try batchedMatmul(single, transposeB ? try wide.transposed().contiguous() : wide, transposeB: transposeB)
+        let wideExpected = TransformerReference.batchedMatmul(try exactValues(single), try exactValues(wide), batches: 1,
+                                                              m: 200, n: 300, k: 64, transposeB: false)
+        #expect(relativeError(try y.floats(), wideExpected) < outputTolerance(dtype))
         #expect(throws: TensorError.self) { try batchedMatmul(a, try TestData.tensor([3, 64, 70], seed: 1)) }
     }
 
