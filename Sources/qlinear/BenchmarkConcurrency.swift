@@ -9,9 +9,10 @@ enum BenchmarkConcurrency {
         discussion: """
             Runs C calls of y = x W^T, x (M, K), W (N, K) for float32 (OpenBLAS), INT8 W8A8 and INT8
             weight-only, shared by 1, 2 and 8 callers: plain threads, then tasks of one Swift TaskGroup.
-            Prints calls per second (best of R interleaved rounds) and the ratio to one caller. The CPU
-            backend's ComputeSlots keep the compute threads at one per core, so more callers should not
-            lower the throughput.
+            Prints calls per second (best of R interleaved rounds), the ratio to one caller and the share
+            of the cores that ComputeSlots had granted during that round (below 100 %: time between
+            one caller's op and the next one's, or outside any op). ComputeSlots keeps the compute
+            threads at one per core, so more callers should not lower the throughput.
             """,
         options: [
             .integer("rows", placeholder: "M", default: 64, in: 1...16_384, "rows M of the activation"),
@@ -48,24 +49,27 @@ enum BenchmarkConcurrency {
         let paths = allPaths.filter { chosenPath == "all" || $0.option == chosenPath }
         print("qlinear bench-concurrency: \(calls) calls of \(m) x \(n) x \(k) per run, best of \(repeats); "
             + "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(OpenBLAS.shared.summary)")
-        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + "vs 1 caller")
+        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + pad("vs 1 caller", 13) + "cores held")
         for (_, name, call) in paths {
             try call()   // warm-up
             for mode in modes {
                 // Rounds of 1, 2 and 8 callers, interleaved, so that a drift of the machine's speed
                 // (other processes, clock) during the runs reaches every caller count alike.
-                var best = [Int: Double]()
+                var best = [Int: (rate: Double, busy: Double)]()
                 for _ in 0..<repeats {
                     for callers in callerCounts {
+                        let held = ComputeSlots.shared.heldSlotSeconds
                         let seconds = mode == "threads" ? try threads(callers, calls, call) : try tasks(callers, calls, call)
-                        best[callers] = max(best[callers] ?? 0, Double(calls) / seconds)
+                        let busy = (ComputeSlots.shared.heldSlotSeconds - held)
+                            / (Double(ComputeSlots.shared.count) * seconds)
+                        if Double(calls) / seconds > best[callers]?.rate ?? 0 { best[callers] = (Double(calls) / seconds, busy) }
                     }
                 }
-                let single = best[1] ?? 1
+                let single = best[1]?.rate ?? 1
                 for callers in callerCounts {
-                    let rate = best[callers] ?? 0
+                    let (rate, busy) = best[callers] ?? (0, 0)
                     print(pad(name, 22) + pad("\(callers) \(mode)", 16) + pad(String(format: "%.1f", rate), 10)
-                        + String(format: "%.2fx", rate / single))
+                        + pad(String(format: "%.2fx", rate / single), 13) + String(format: "%.0f%%", 100 * busy))
                 }
             }
         }
