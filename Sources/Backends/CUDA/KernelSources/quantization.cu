@@ -42,6 +42,9 @@
 #ifndef U
 #define U 4
 #endif
+#ifndef PIPE
+#define PIPE 0
+#endif
 /// GELU, tanh form, as the fused quantizers evaluate it: `0.5 x (1 + tanh(u))` with
 /// `u = sqrt(2/pi) (x + 0.044715 x^3)`, written as the same function `x / (1 + 2^(-2 u log2(e)))`
 /// with the hardware exp2 and reciprocal: a few float32 ulps from the exact value (no cancellation
@@ -57,29 +60,82 @@ __device__ __forceinline__ float gelu_tanh_fast(float x) {
     return __fmul_rn(x, q);
 }
 
+/// N bfloat16 values (2 N bytes, one access) as floats, unpacked a pair at a time with one instruction
+/// per value (`w << 16`, `w & 0xffff0000`; the generic unpack spends two on the upper one).
+template <int N> __device__ __forceinline__ void load_bf16_pairs(const void* p, i64 i, float* out) {
+    union { typename Vec<2 * N>::T v; u32 w[N / 2]; } pack;
+    pack.v = *((const typename Vec<2 * N>::T*)((const u16*)p + i));
+    #pragma unroll
+    for (int q = 0; q < N / 2; ++q) {
+        out[2 * q] = __uint_as_float(pack.w[q] << 16);
+        out[2 * q + 1] = __uint_as_float(pack.w[q] & 0xffff0000u);
+    }
+}
+
+/// Rounds v[0..N) to the precision of ROUND_DT, as `round_to`; bfloat16 two at a time
+/// (`cvt.rn.bf16x2.f32`, the same round-to-nearest-even and canonical NaN as the scalar conversion).
+template <int N> __device__ __forceinline__ void round_values(float* v) {
+    if constexpr (ROUND_DT == DT_BF16 && N % 2 == 0) {
+        #pragma unroll
+        for (int e = 0; e < N; e += 2) {
+            u32 pair;
+            asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(pair) : "f"(v[e + 1]), "f"(v[e]));
+            v[e] = __uint_as_float(pair << 16);
+            v[e + 1] = __uint_as_float(pair & 0xffff0000u);
+        }
+    } else {
+        #pragma unroll
+        for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(v[e]);
+    }
+}
+
+#ifndef GELU_FORM
+#define GELU_FORM 0
+#endif
+/// GELU, tanh form, with the hardware tanh: `h + h tanh(u)`, h = x / 2 (one MUFU instead of two).
+__device__ __forceinline__ float gelu_tanh_approx(float x) {
+    const float u = __fmul_rn(x, fmaf(__fmul_rn(x, x), 0.035677408f, 0.79788456f));
+    float th;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(th) : "f"(u));
+    const float h = __fmul_rn(0.5f, x);
+    return fmaf(h, th, h);
+}
+
 /// The values to quantize at flat index i: source (dense, or dequantized with scale s), then the op.
-template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
-                                                              float strength, i64 i, float* v) {
+/// `source_values` with the source read at `src + si` (elements) and the delta at `i`: the pipelined
+/// row kernel passes the chunk it loaded one step earlier, held in registers (si = 0).
+template <int N> __device__ __forceinline__ void source_values_at(const void* src, i64 si, float s, const void* delta,
+                                                                 float strength, i64 i, float* v) {
 #if SRC == 0
-    load_vec<IN_DT, N>(src, i, v);
+    if constexpr (IN_DT == DT_BF16 && N % 2 == 0 && N <= 8) {
+        load_bf16_pairs<N>(src, si, v);
+    } else {
+        load_vec<IN_DT, N>(src, si, v);
+    }
 #elif SRC == 1
-    load_vec<DT_I8, N>(src, i, v);
+    load_vec<DT_I8, N>(src, si, v);
     #pragma unroll
     for (int e = 0; e < N; ++e) v[e] = __fmul_rn(v[e], s);
 #else
-    load_vec<DT_F8, N>(src, i, v);
+    load_vec<DT_F8, N>(src, si, v);
     #pragma unroll
     for (int e = 0; e < N; ++e) v[e] = __fmul_rn(v[e], s);
 #endif
 #if OPK == 1 || OPK == 2
     #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(OPK == 1 ? gelu_erf(v[e]) : gelu_tanh_fast(v[e]));
+    for (int e = 0; e < N; ++e) v[e] = OPK == 1 ? gelu_erf(v[e]) : GELU_FORM ? gelu_tanh_approx(v[e]) : gelu_tanh_fast(v[e]);
+    round_values<N>(v);
 #elif OPK == 3
     float d[N];
     load_vec<DELTA_DT, N>(delta, i, d);
     #pragma unroll
     for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(__fadd_rn(v[e], __fmul_rn(strength, d[e])));
 #endif
+}
+
+template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
+                                                              float strength, i64 i, float* v) {
+    source_values_at<N>(src, i, s, delta, strength, i, v);
 }
 
 /// `x / s` correctly rounded from `r = __frcp_rn(s)` and one FMA correction (Markstein): the
@@ -129,6 +185,14 @@ __device__ __forceinline__ u32 finite_code_bits(float t) {
     return (u32)__float_as_int(__fadd_rn(t, 12582912.0f));
 }
 
+/// v / scale for a finite block: correctly rounded (`div_by`), except after a GELU, whose values are a
+/// few float32 ulps from the CPU's already (`gelu_tanh_fast`, CUDA's `erff`): there `v * (1 / scale)`,
+/// within one ulp of the quotient (a code differs from the exact quotient's only where v / scale lies
+/// within an ulp of a rounding boundary), two instructions fewer per element.
+__device__ __forceinline__ float code_quotient(float v, float scale, float r) {
+    return OPK == 1 || OPK == 2 ? __fmul_rn(v, r) : div_by(v, scale, r);
+}
+
 /// Stores the low bytes of `bits[0..N)` as N consecutive bytes at `p` (one access; words of four
 /// bytes built with two byte permutes where N allows).
 template <int N> __device__ __forceinline__ void store_low_bytes(i8* p, const u32* bits) {
@@ -165,21 +229,56 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
     const i64 items = rows * spans;
     const i64 warps = ((i64)gridDim.x * blockDim.x) >> 5;
     bool bad = false;
+#if PIPE
+    // The next item's source chunks (and their scales) are loaded before this item is quantized.
+    constexpr int RAW = EPT * (SRC == 0 ? (int)sizeof(typename Elem<IN_DT>::T) : 1);
+    typedef typename Vec<RAW>::T Raw;
+    const auto fetch = [&](i64 item, Raw* raw, float* sc) {
+        const i64 row = item / spans;
+        const i64 c0 = (item - row * spans) * SPAN;
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const i64 col = c0 + (i64)(u * 32 + lane) * EPT;
+            const bool ok = item < items && col < C;
+            raw[u] = ok ? *(const Raw*)((const u8*)src + (row * C + col) * (RAW / EPT)) : Raw{};
+            sc[u] = SRC == 1 && ok ? src_scales[row * CB + col / BC] : 0.0f;
+        }
+    };
+    Raw raw[U];
+    float raw_scale[U];
+    fetch((blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5, raw, raw_scale);
+#endif
     for (i64 item = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5; item < items; item += warps) {
         const i64 row = item / spans;
         const i64 c0 = (item - row * spans) * SPAN;
         float v[U][EPT];
+#if PIPE
+        Raw next[U];
+        float next_scale[U];
+        fetch(item + warps, next, next_scale);
+#endif
         #pragma unroll
         for (int u = 0; u < U; ++u) {
             const i64 col = c0 + (i64)(u * 32 + lane) * EPT;
             if (col < C) {
+#if PIPE
+                source_values_at<EPT>(&raw[u], 0, raw_scale[u], delta, strength, row * C + col, v[u]);
+#else
                 const float s = SRC == 1 ? src_scales[row * CB + col / BC] : 0.0f;
                 source_values<EPT>(src, s, delta, strength, row * C + col, v[u]);
+#endif
             } else {
                 #pragma unroll
                 for (int e = 0; e < EPT; ++e) v[u][e] = 0.0f;
             }
         }
+#if PIPE
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            raw[u] = next[u];
+            raw_scale[u] = next_scale[u];
+        }
+#endif
         float amax[U];
         #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -205,7 +304,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
                     u32 bits[EPT];
                     if (r != 0.0f) {  // the usual block: every |v| <= amax, finite, one FMA-corrected quotient
                         #pragma unroll
-                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(div_by(v[u + h][e], scale, r));
+                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(code_quotient(v[u + h][e], scale, r));
                     } else {
                         #pragma unroll
                         for (int e = 0; e < EPT; ++e) bits[e] = int8_code_byte(v[u + h][e], scale, r);
