@@ -47,11 +47,9 @@ extension CUDALinearOps {
             && weightOnlyMMASharedBytes(m: m, k: k, floatInput: floatInput) <= device.maxSharedMemoryPerBlock
     }
 
-    /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight: 3 where the warp's share of
-    /// a row (ceil(ceil(K / 64) / 8) segments) is a multiple of 3, else 2.
-    static func weightOnlyMMASegments(k: Int) -> Int {
-        ((k + 63) / 64 + 7) / 8 % 3 == 0 ? 3 : 2
-    }
+    /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, the faster of
+    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3).
+    static let weightOnlyMMASegments = 3
 
     /// `gemv_wo_mma`'s dynamic shared memory (decode.cu): the input as float16 pieces (3 for float32, else
     /// 1), M rows of `wo_row_words(K)` = 32 ceil(K / 64) + 4 words each, 8 zero words, two buffers of the
@@ -152,7 +150,7 @@ extension CUDALinearOps {
         let device = x.device
         let defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
-                       "U": weightOnlyMMASegments(k: k), "XS": 1, "TC": 1]
+                       "U": weightOnlyMMASegments, "XS": 1, "TC": 1]
         let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
         let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: inputDType == .float32)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }

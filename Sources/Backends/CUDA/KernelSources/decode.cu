@@ -1,5 +1,6 @@
-// Decode-shape linear kernels (1 <= M <= 16 rows): one kernel, `gemv_stream`, that streams each weight
-// row once from memory, specialised with `-D`:
+// Decode-shape linear kernels (1 <= M <= 16 rows): `gemv_stream`, that streams each weight row once
+// from memory (every mode), and `gemv_wo_mma` (weight-only on the tensor cores, with `TC` defined; see
+// there), specialised with `-D`:
 // - `MODE` 0: INT8 W8A8 on given activation codes `qx` (M, K) int8 and scales `sx` (M, KB);
 //   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 //   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
@@ -12,8 +13,8 @@
 // Arithmetic (CONTRACTS.md): W8A8 computes each K block's int32 sum exactly (dp4a over 16-byte chunks,
 // the chunks' sums added as integers), then `acc = acc + float(sum_j) * (sx[m,j] * sw[n/BR, j])` in
 // float32 in increasing j, bias added last, rounded once to `OUT_DT`: the CPU reference's value exactly.
-// Weight-only: `y = sum_k x * w` in float32 (fused multiply-adds into four partial sums per lane and
-// row, added and summed over the warp by a reduction), bias added last.
+// Weight-only (`gemv_stream`): `y = sum_k x * w` in float32 (fused multiply-adds into four partial sums
+// per lane and row, added and summed over the warp by a reduction), bias added last.
 //
 // Launch: block 256 threads (8 warps); persistent grid (any size; all of it resident at once is
 // best); warp w of the grid streams rows n = w, w + warps, ...; each row in batches of 32 * U chunks
@@ -25,8 +26,11 @@
 // product, and lane m adds the batch's products to its accumulator in increasing block order. No
 // shuffles in the stream; two `__syncwarp` per batch. (The first version reduced each chunk's sum
 // with shuffles and gathered the products in order with 4 more: 98 registers, 0.44-0.50 of copy.)
-// Measured on the H200 at M = 2 (scripts/gpu/membound_harness.py, NOTES.md issue 10): W8A8 0.66-0.92
-// of the copy bandwidth, weight-only 0.40-0.56 (issue-bound on the per-element decode and FMAs).
+// Mode 1's quantizer rounds with the magic-number add where the block's reciprocal is normal (no
+// float-to-int or round instruction per element: 0.66 -> 0.70 of copy at 2 x 18432 x 3072).
+// Measured on the H200 at M = 2 (scripts/gpu/membound_harness.py, NOTES.md issue 10): W8A8 0.70-0.92
+// of the copy bandwidth; weight-only here 0.40-0.56 (issue-bound on the per-element decode and FMAs;
+// `gemv_wo_mma` 0.61-0.81, used wherever it applies).
 // Needs K % 16 == 0, 16-byte aligned `qx` / `x` / `wq`, and for W8A8 `BC` a power of two in 16...512.
 // Dynamic shared memory (`decodeSharedBytes` in Swift): with XS, the input (`align16(M K)` codes +
 // `4 M KB` scales for W8A8, `align16(M K sizeof(X_DT))` for weight-only); W8A8 adds, 16-byte aligned,
@@ -550,13 +554,7 @@ __device__ void wo_stage(const void* x, u32* xs, u32* row_max, int* row_exp, int
     __syncthreads();
 }
 
-#ifndef MIN_BLOCKS
-#define MIN_BLOCKS 1
-#endif
-#ifndef PP
-#define PP 0
-#endif
-extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS) gemv_wo_mma(
+extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     const void* __restrict__ x, const float* __restrict__ sx, const u8* __restrict__ wq,
     const float* __restrict__ ws, const void* __restrict__ bias, void* __restrict__ y, int N, int K) {
     extern __shared__ __align__(16) u8 smem[];
@@ -597,7 +595,8 @@ extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS) gemv_wo_mma(
     for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     int round = 0, batch = 0;  // the batch being computed: tile blockIdx.x + round gridDim.x
 
-    // One batch: issue the next batch's loads into (wn, sn), then multiply (wc, sc).
+    // One batch: issue the next batch's loads into (wn, sn), then multiply (wc, sc). (Calling it twice per
+    // trip with the buffers swapped, instead of copying them, took 104-137 registers and ran slower.)
     auto step = [&](uint4 (&wc)[U][2], float (&sc)[U][2], uint4 (&wn)[U][2], float (&sn)[U][2]) {
         if (++load_batch == BPT) {
             load_batch = 0;
@@ -684,12 +683,6 @@ extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS) gemv_wo_mma(
         }
     };
     const int items = mine * BPT;
-#if PP
-    for (int item = 0; item < items; item += 2) {  // two steps per trip: the buffers swap without copies
-        step(wa, sa, wb, sb);
-        if (item + 1 < items) step(wb, sb, wa, sa);
-    }
-#else
     for (int item = 0; item < items; ++item) {
         step(wa, sa, wb, sb);
         #pragma unroll
@@ -700,6 +693,5 @@ extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS) gemv_wo_mma(
             sa[u][1] = sb[u][1];
         }
     }
-#endif
 }
 #endif

@@ -12,8 +12,8 @@
 // - Layout of the streaming kernels (`quant_rows`, `dequant`, `fp8_dequant`): a warp step covers
 //   U * 32 consecutive chunks, lane l holding chunks u * 32 + l, so each load and store instruction
 //   of a warp touches one contiguous run (whole 32-byte sectors). Measured on the H200 (54560 x 3072,
-//   scripts/gpu/membound_harness.py): quantize 0.75 of the copy bandwidth, dequantize 0.81 (INT8) and
-//   0.89 (FP8), fused tanh-gelu requantization 0.40 (INT8 codes) / 0.51 (bf16 input); NOTES.md issue 10.
+//   scripts/gpu/membound_harness.py): quantize 0.76 of the copy bandwidth, dequantize 0.81 (INT8) and
+//   0.89 (FP8), fused tanh-gelu requantization 0.45 (INT8 codes) / 0.55 (bf16 input); NOTES.md issue 10.
 //
 // Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
 // `q = clamp(round(x / scale), -127, 127)` with `x / scale` correctly rounded (a reciprocal and one
@@ -41,9 +41,6 @@
 
 #ifndef U
 #define U 4
-#endif
-#ifndef PIPE
-#define PIPE 0
 #endif
 /// GELU, tanh form, as the fused quantizers evaluate it: `0.5 x (1 + tanh(u))` with
 /// `u = sqrt(2/pi) (x + 0.044715 x^3)`, written as the same function `x / (1 + 2^(-2 u log2(e)))`
@@ -89,41 +86,27 @@ template <int N> __device__ __forceinline__ void round_values(float* v) {
     }
 }
 
-#ifndef GELU_FORM
-#define GELU_FORM 0
-#endif
-/// GELU, tanh form, with the hardware tanh: `h + h tanh(u)`, h = x / 2 (one MUFU instead of two).
-__device__ __forceinline__ float gelu_tanh_approx(float x) {
-    const float u = __fmul_rn(x, fmaf(__fmul_rn(x, x), 0.035677408f, 0.79788456f));
-    float th;
-    asm("tanh.approx.f32 %0, %1;" : "=f"(th) : "f"(u));
-    const float h = __fmul_rn(0.5f, x);
-    return fmaf(h, th, h);
-}
-
 /// The values to quantize at flat index i: source (dense, or dequantized with scale s), then the op.
-/// `source_values` with the source read at `src + si` (elements) and the delta at `i`: the pipelined
-/// row kernel passes the chunk it loaded one step earlier, held in registers (si = 0).
-template <int N> __device__ __forceinline__ void source_values_at(const void* src, i64 si, float s, const void* delta,
-                                                                 float strength, i64 i, float* v) {
+template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
+                                                              float strength, i64 i, float* v) {
 #if SRC == 0
     if constexpr (IN_DT == DT_BF16 && N % 2 == 0 && N <= 8) {
-        load_bf16_pairs<N>(src, si, v);
+        load_bf16_pairs<N>(src, i, v);
     } else {
-        load_vec<IN_DT, N>(src, si, v);
+        load_vec<IN_DT, N>(src, i, v);
     }
 #elif SRC == 1
-    load_vec<DT_I8, N>(src, si, v);
+    load_vec<DT_I8, N>(src, i, v);
     #pragma unroll
     for (int e = 0; e < N; ++e) v[e] = __fmul_rn(v[e], s);
 #else
-    load_vec<DT_F8, N>(src, si, v);
+    load_vec<DT_F8, N>(src, i, v);
     #pragma unroll
     for (int e = 0; e < N; ++e) v[e] = __fmul_rn(v[e], s);
 #endif
 #if OPK == 1 || OPK == 2
     #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = OPK == 1 ? gelu_erf(v[e]) : GELU_FORM ? gelu_tanh_approx(v[e]) : gelu_tanh_fast(v[e]);
+    for (int e = 0; e < N; ++e) v[e] = OPK == 1 ? gelu_erf(v[e]) : gelu_tanh_fast(v[e]);
     round_values<N>(v);
 #elif OPK == 3
     float d[N];
@@ -131,11 +114,6 @@ template <int N> __device__ __forceinline__ void source_values_at(const void* sr
     #pragma unroll
     for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(__fadd_rn(v[e], __fmul_rn(strength, d[e])));
 #endif
-}
-
-template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
-                                                              float strength, i64 i, float* v) {
-    source_values_at<N>(src, i, s, delta, strength, i, v);
 }
 
 /// `x / s` correctly rounded from `r = __frcp_rn(s)` and one FMA correction (Markstein): the
@@ -185,14 +163,6 @@ __device__ __forceinline__ u32 finite_code_bits(float t) {
     return (u32)__float_as_int(__fadd_rn(t, 12582912.0f));
 }
 
-/// v / scale for a finite block: correctly rounded (`div_by`), except after a GELU, whose values are a
-/// few float32 ulps from the CPU's already (`gelu_tanh_fast`, CUDA's `erff`): there `v * (1 / scale)`,
-/// within one ulp of the quotient (a code differs from the exact quotient's only where v / scale lies
-/// within an ulp of a rounding boundary), two instructions fewer per element.
-__device__ __forceinline__ float code_quotient(float v, float scale, float r) {
-    return OPK == 1 || OPK == 2 ? __fmul_rn(v, r) : div_by(v, scale, r);
-}
-
 /// Stores the low bytes of `bits[0..N)` as N consecutive bytes at `p` (one access; words of four
 /// bytes built with two byte permutes where N allows).
 template <int N> __device__ __forceinline__ void store_low_bytes(i8* p, const u32* bits) {
@@ -229,56 +199,21 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
     const i64 items = rows * spans;
     const i64 warps = ((i64)gridDim.x * blockDim.x) >> 5;
     bool bad = false;
-#if PIPE
-    // The next item's source chunks (and their scales) are loaded before this item is quantized.
-    constexpr int RAW = EPT * (SRC == 0 ? (int)sizeof(typename Elem<IN_DT>::T) : 1);
-    typedef typename Vec<RAW>::T Raw;
-    const auto fetch = [&](i64 item, Raw* raw, float* sc) {
-        const i64 row = item / spans;
-        const i64 c0 = (item - row * spans) * SPAN;
-        #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const i64 col = c0 + (i64)(u * 32 + lane) * EPT;
-            const bool ok = item < items && col < C;
-            raw[u] = ok ? *(const Raw*)((const u8*)src + (row * C + col) * (RAW / EPT)) : Raw{};
-            sc[u] = SRC == 1 && ok ? src_scales[row * CB + col / BC] : 0.0f;
-        }
-    };
-    Raw raw[U];
-    float raw_scale[U];
-    fetch((blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5, raw, raw_scale);
-#endif
     for (i64 item = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5; item < items; item += warps) {
         const i64 row = item / spans;
         const i64 c0 = (item - row * spans) * SPAN;
         float v[U][EPT];
-#if PIPE
-        Raw next[U];
-        float next_scale[U];
-        fetch(item + warps, next, next_scale);
-#endif
         #pragma unroll
         for (int u = 0; u < U; ++u) {
             const i64 col = c0 + (i64)(u * 32 + lane) * EPT;
             if (col < C) {
-#if PIPE
-                source_values_at<EPT>(&raw[u], 0, raw_scale[u], delta, strength, row * C + col, v[u]);
-#else
                 const float s = SRC == 1 ? src_scales[row * CB + col / BC] : 0.0f;
                 source_values<EPT>(src, s, delta, strength, row * C + col, v[u]);
-#endif
             } else {
                 #pragma unroll
                 for (int e = 0; e < EPT; ++e) v[u][e] = 0.0f;
             }
         }
-#if PIPE
-        #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            raw[u] = next[u];
-            raw_scale[u] = next_scale[u];
-        }
-#endif
         float amax[U];
         #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -304,7 +239,7 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
                     u32 bits[EPT];
                     if (r != 0.0f) {  // the usual block: every |v| <= amax, finite, one FMA-corrected quotient
                         #pragma unroll
-                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(code_quotient(v[u + h][e], scale, r));
+                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(div_by(v[u + h][e], scale, r));
                     } else {
                         #pragma unroll
                         for (int e = 0; e < EPT; ++e) bits[e] = int8_code_byte(v[u + h][e], scale, r);
