@@ -165,9 +165,10 @@ public struct BertLayer: Module {
     func callAsFunction(_ x: Tensor, additiveMask: Tensor) throws -> Tensor {
         let (batch, length, hidden) = (x.shape[0], x.shape[1], x.shape[2])
         let headSize = hidden / headCount
-        // (B, S, hidden) -> (B, heads, S, headSize)
+        // (B, S, hidden) -> (B, heads, S, headSize), a view: batchedMatmul reads each head's rows in place
+        // where its backend can (row stride = hidden) and copies otherwise.
         func heads(_ t: Tensor) throws -> Tensor {
-            try t.reshaped([batch, length, headCount, headSize]).permuted([0, 2, 1, 3]).contiguous()
+            try t.reshaped([batch, length, headCount, headSize]).permuted([0, 2, 1, 3])
         }
         let q = try heads(scaled(query(x), by: 1 / Float(headSize).squareRoot()))
         let k = try heads(key(x))

@@ -133,7 +133,8 @@ public struct Tensor: @unchecked Sendable {
     public func contiguous() throws -> Tensor {
         if isContiguous { return self }
         if device != .cpu { return try DeviceBackends.memory(for: device).contiguous(self) }
-        var result = try Tensor(zeros: shape, dtype: dtype)
+        // The gather writes every element, so the buffer needs no zero fill first.
+        var result = try Tensor(uninitializedShape: shape, dtype: dtype)
         let elementSize = dtype.byteSize
         let destination = result.storage.hostPointer
         StridedCopy.gather(from: storage.hostPointer + offset * elementSize, shape: shape, strides: strides,

@@ -241,7 +241,9 @@ enum LinearOutput {
             return try Tensor(values, shape: shape, dtype: dtype)
         }
         let direct = CPUKernels.outputCode(dtype)
-        let result = try Tensor(zeros: shape, dtype: direct == nil ? .float32 : dtype)
+        // Every kernel `body` runs (GEMMs, GEMVs, on every path) stores each of the m x n outputs
+        // once, so the buffer is not zero-filled first (a fill is a pass over fresh pages).
+        let result = try Tensor(uninitializedShape: shape, dtype: direct == nil ? .float32 : dtype)
         try body(result.storage.hostPointer, direct ?? Int32(CK_OUT_F32))
         return direct == nil ? try result.converted(to: dtype) : result
     }
