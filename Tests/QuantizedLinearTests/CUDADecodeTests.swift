@@ -4,7 +4,7 @@ import Testing
 
 private let gpu = Device.cuda(0)
 
-/// The decode kernels (M <= 16, `gemv_stream`) against the output arithmetic of CONTRACTS.md,
+/// The decode kernels (M <= 16, `gemv_stream`) against the output arithmetic of NOTES.md ("Numerics decisions"),
 /// computed here from the CPU quantizer's codes and scales (bit-exact with the GPU's).
 @Suite("CUDA decode linear", .enabled(if: CUDABackend.isAvailable, "no CUDA GPU here"))
 struct CUDADecodeTests {

@@ -384,7 +384,7 @@ def ref_quant_gpu(x, B, rz):
 
 
 def ref_w8a8(qx, sx, qw, sw, bias, B, BR, out_dtype):
-    """CONTRACTS.md: acc += float(S_j) * (sx * sw) over j in increasing order (float32), bias last."""
+    """NOTES.md, "Numerics decisions": acc += float(S_j) * (sx * sw) over j in increasing order (float32), bias last."""
     import torch
     M, K_ = qx.shape
     N = qw.shape[0]
