@@ -42,7 +42,7 @@ public struct MiniLM: Module {
     }
 
     /// The device the parameters are on.
-    public var device: Device { embeddings.word.table.device }
+    public var device: Device { embeddings.word.device }
 
     /// Sentence embeddings: `(B, hidden)` float32, unit length, on the CPU.
     /// - Parameters:
@@ -80,6 +80,10 @@ public struct MiniLM: Module {
     public mutating func updateTensors(_ body: (String, inout Tensor) throws -> Void) rethrows {
         try ModuleChildren.tensors(of: &embeddings, named: "embeddings", body)
         try ModuleChildren.tensors(of: &layers, named: "encoder.layer", body)
+    }
+
+    public mutating func updateEmbeddings(_ body: (String, inout Embedding) throws -> Void) rethrows {
+        try ModuleChildren.embeddings(of: &embeddings, named: "embeddings", body)
     }
 }
 
@@ -124,6 +128,12 @@ public struct BertEmbeddings: Module {
         try ModuleChildren.tensors(of: &position, named: "position_embeddings", body)
         try ModuleChildren.tensors(of: &tokenType, named: "token_type_embeddings", body)
         try ModuleChildren.tensors(of: &norm, named: "LayerNorm", body)
+    }
+
+    public mutating func updateEmbeddings(_ body: (String, inout Embedding) throws -> Void) rethrows {
+        try ModuleChildren.embeddings(of: &word, named: "word_embeddings", body)
+        try ModuleChildren.embeddings(of: &position, named: "position_embeddings", body)
+        try ModuleChildren.embeddings(of: &tokenType, named: "token_type_embeddings", body)
     }
 }
 

@@ -224,6 +224,30 @@ struct TransformerOpsTests {
         #expect(throws: TensorError.self) { try l2Normalize(x, epsilon: .nan) }
     }
 
+    @Test("a quantized table's rows are gathered, then dequantized: bit-identical to dequantizing the table")
+    func quantizedEmbedding() throws {
+        let table = try TestData.tensor([37, 300], seed: 97)
+        let ids = try Tensor(elements: [Int32](arrayLiteral: 36, 0, 5, 5, 17, 2), shape: [2, 3])
+        let layouts: [any QuantizedLayout] = [try BlockWiseINT8Layout.activation(blockSize: 128),
+                                              try BlockWiseINT8Layout.activation(blockSize: 64, rounding: .towardZero),
+                                              TensorCoreFP8Layout.dynamic]
+        for layout in layouts {
+            let q = try QuantizedTensor.fromFloat(table, layout: layout)
+            let rows = try withoutFallback { try embedding(q, indices: ids) }
+            let expected = try embedding(try q.dequantize(), indices: ids)
+            #expect(rows.shape == [2, 3, 300] && rows.dtype == .float32, "\(layout)")
+            #expect(try rows.floats() == expected.floats(), "\(layout)")
+            #expect(throws: TensorError.self) { try embedding(q, indices: try Tensor(elements: [Int32(37)], shape: [1])) }
+        }
+        // Blocks over several rows cannot be gathered row by row: the fallback dequantizes the table.
+        let square = try QuantizedTensor.fromFloat(table, layout: BlockWiseINT8Layout.weight(blockSize: 16))
+        let error = #expect(throws: TensorError.self) { try withoutFallback { try embedding(square, indices: ids) } }
+        #expect(error?.code == .fallbackForbidden)
+        let (rows, events) = try withFallback { try embedding(square, indices: ids) }
+        #expect(events.map(\.op) == [.embedding])
+        #expect(try rows.floats() == embedding(try square.dequantize(), indices: ids).floats())
+    }
+
     @Test("a quantized operand falls back observably: forbidden under `fail`, counted otherwise")
     func quantizedOperandFallsBack() throws {
         let x = try TestData.tensor([4, 256], seed: 95)
