@@ -5,7 +5,7 @@
     scripts/fetch-minilm .models/all-MiniLM-L6-v2
     python3 scripts/make-minilm-fixture.py [--model .models/all-MiniLM-L6-v2] [--out Tests/Fixtures/minilm]
 
-Files (the fixture contract in CONTRACTS.md / NOTES.md):
+Files (the fixture as NOTES.md describes it):
 - sentences.json: {"model", "max_seq_length", "sentences", "token_ids"}; token ids from the model's
   tokenizer.json through the `tokenizers` package, [CLS] ... [SEP], truncated to max_seq_length.
 - embeddings.safetensors: one F32 tensor "embeddings" [N, 384], sentence-transformers float32 (normalized).

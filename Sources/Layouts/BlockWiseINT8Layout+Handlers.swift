@@ -13,6 +13,36 @@ extension BlockWiseINT8Layout: KernelQuantizedLayout {
                     to: call.attributes.outputDType ?? q.originalDType).orDecline())
             }
         })
+        registry.register(.embedding, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt { .dense(try embedding(call)) }
+        })
+    }
+
+    /// Rows of a table quantized with 1 x B blocks (``BlockWiseINT8Layout/activation(blockSize:rounding:)``):
+    /// the rows' codes and scales are gathered, then only they are dequantized,
+    /// `y[i..., k] = q[id, k] * s[id, k / B]` in the table's original dtype: bit-identical to
+    /// dequantizing the table and gathering, without the float copy of the table. Tables with blocks
+    /// over several rows are declined (the fallback dequantizes the whole table).
+    static func embedding(_ call: OpCall) throws -> Tensor {
+        let (table, layout) = try UnaryOperand.quantized(call, as: Self.self)
+        guard let indices = call.operand(1)?.denseTensor else {
+            throw TensorError(.invalidArgument, "embedding needs a table and int32 indices")
+        }
+        guard table.rank == 2 else {
+            throw TensorError(.shapeMismatch, "embedding: the table must be 2-D (V, D), got \(table.shape)")
+        }
+        guard layout.isActivationBlocking else {
+            throw Declined("table blocks \(layout.blockRows)x\(layout.blockColumns) span several rows; quantize "
+                + "embedding tables with 1 x B blocks (BlockWiseINT8Layout.activation(blockSize:))")
+        }
+        let width = table.shape[1]
+        let codes = try DenseOps.embedding(table.data, indices: indices)
+        let scales = try DenseOps.embedding(table.scale, indices: indices)
+        let rows = indices.count
+        let dense = try DeviceBackends.kernels(for: table.device).dequantizeINT8(
+            codes: codes.reshaped([rows, width]), scales: scales.reshaped([rows, table.scale.shape[1]]),
+            blocks: layout.blocks, to: table.originalDType).orDecline()
+        return try dense.reshaped(indices.shape + [width])
     }
 
     func quantized(_ source: QuantizationSource, shape: [Int], originalDType: DType,

@@ -12,6 +12,25 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
                     codes: q.data, scale: q.scale, to: call.attributes.outputDType ?? q.originalDType).orDecline())
             }
         })
+        registry.register(.embedding, for: Self.self, OpHandler { call in
+            try HandlerResult.attempt { .dense(try embedding(call)) }
+        })
+    }
+
+    /// Rows of an FP8 table: the rows' codes are gathered, then only they are dequantized,
+    /// `y[i..., k] = float(q[id, k]) * scale` in the table's original dtype (bit-identical to
+    /// dequantizing the table and gathering).
+    static func embedding(_ call: OpCall) throws -> Tensor {
+        let (table, _) = try UnaryOperand.quantized(call, as: Self.self)
+        guard let indices = call.operand(1)?.denseTensor else {
+            throw TensorError(.invalidArgument, "embedding needs a table and int32 indices")
+        }
+        guard table.rank == 2 else {
+            throw TensorError(.shapeMismatch, "embedding: the table must be 2-D (V, D), got \(table.shape)")
+        }
+        let codes = try DenseOps.embedding(table.data, indices: indices)
+        return try DeviceBackends.kernels(for: table.device).dequantizeFP8(
+            codes: codes, scale: table.scale, to: table.originalDType).orDecline()
     }
 
     func quantized(_ source: QuantizationSource, shape: [Int], originalDType: DType,

@@ -42,7 +42,7 @@ public struct MiniLM: Module {
     }
 
     /// The device the parameters are on.
-    public var device: Device { embeddings.word.table.device }
+    public var device: Device { embeddings.word.device }
 
     /// Sentence embeddings: `(B, hidden)` float32, unit length, on the CPU.
     /// - Parameters:
@@ -80,6 +80,10 @@ public struct MiniLM: Module {
     public mutating func updateTensors(_ body: (String, inout Tensor) throws -> Void) rethrows {
         try ModuleChildren.tensors(of: &embeddings, named: "embeddings", body)
         try ModuleChildren.tensors(of: &layers, named: "encoder.layer", body)
+    }
+
+    public mutating func updateEmbeddings(_ body: (String, inout Embedding) throws -> Void) rethrows {
+        try ModuleChildren.embeddings(of: &embeddings, named: "embeddings", body)
     }
 }
 
@@ -125,6 +129,12 @@ public struct BertEmbeddings: Module {
         try ModuleChildren.tensors(of: &tokenType, named: "token_type_embeddings", body)
         try ModuleChildren.tensors(of: &norm, named: "LayerNorm", body)
     }
+
+    public mutating func updateEmbeddings(_ body: (String, inout Embedding) throws -> Void) rethrows {
+        try ModuleChildren.embeddings(of: &word, named: "word_embeddings", body)
+        try ModuleChildren.embeddings(of: &position, named: "position_embeddings", body)
+        try ModuleChildren.embeddings(of: &tokenType, named: "token_type_embeddings", body)
+    }
 }
 
 /// One encoder layer: self-attention, residual, layer norm; feed-forward (exact GELU), residual, layer norm.
@@ -165,9 +175,10 @@ public struct BertLayer: Module {
     func callAsFunction(_ x: Tensor, additiveMask: Tensor) throws -> Tensor {
         let (batch, length, hidden) = (x.shape[0], x.shape[1], x.shape[2])
         let headSize = hidden / headCount
-        // (B, S, hidden) -> (B, heads, S, headSize)
+        // (B, S, hidden) -> (B, heads, S, headSize), a view: batchedMatmul reads each head's rows in place
+        // where its backend can (row stride = hidden) and copies otherwise.
         func heads(_ t: Tensor) throws -> Tensor {
-            try t.reshaped([batch, length, headCount, headSize]).permuted([0, 2, 1, 3]).contiguous()
+            try t.reshaped([batch, length, headCount, headSize]).permuted([0, 2, 1, 3])
         }
         let q = try heads(scaled(query(x), by: 1 / Float(headSize).squareRoot()))
         let k = try heads(key(x))

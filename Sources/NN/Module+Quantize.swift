@@ -1,6 +1,7 @@
 import QuantizedLinear
 
-/// What ``Module/quantizeLinears(layout:floatInput:include:exclude:)`` did, layer by layer.
+/// What ``Module/quantizeLinears(layout:floatInput:include:exclude:)`` or
+/// ``Module/quantizeEmbeddings(layout:include:exclude:)`` did, layer by layer.
 public struct QuantizationReport: Sendable, CustomStringConvertible {
     /// A linear layer that was quantized.
     public struct Layer: Sendable {
@@ -12,7 +13,10 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
     }
 
     public let layout: String
-    public let floatInput: LinearOptions.FloatInputMode
+    /// What the quantized linear layers do with a float input; nil for embedding tables.
+    public let floatInput: LinearOptions.FloatInputMode?
+    /// What was walked: "linear layers" or "embedding tables".
+    public let kind: String
     public internal(set) var quantized: [Layer] = []
     /// Linear layers left as they were, with the reason (not matched, excluded, already quantized).
     public internal(set) var skipped: [(name: String, reason: String)] = []
@@ -20,8 +24,8 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
     public var description: String {
         let before = quantized.map(\.bytesBefore).reduce(0, +)
         let after = quantized.map(\.bytesAfter).reduce(0, +)
-        var lines = ["\(quantized.count) linear layers quantized with \(layout) (\(floatInput.rawValue)): "
-            + "\(before) -> \(after) bytes"]
+        let mode = floatInput.map { " (\($0.rawValue))" } ?? ""
+        var lines = ["\(quantized.count) \(kind) quantized with \(layout)\(mode): \(before) -> \(after) bytes"]
         lines += skipped.map { "  kept \($0.name): \($0.reason)" }
         return lines.joined(separator: "\n")
     }
@@ -36,7 +40,8 @@ extension Module {
     ///                                        include: [try LayerPattern("encoder.layer.*")])
     /// print(report)   // 36 linear layers quantized with BlockWiseINT8Layout(...) ...
     /// ```
-    /// Embedding tables and layer norms are never touched (they are not linear layers).
+    /// Embedding tables and layer norms are not touched (they are not linear layers; see
+    /// ``quantizeEmbeddings(layout:include:exclude:)``).
     /// - Parameters:
     ///   - layout: the weight layout (``BlockWiseINT8Layout/weight(blockSize:rounding:)``,
     ///     ``TensorCoreFP8Layout/dynamic``, or one from another module).
@@ -52,7 +57,7 @@ extension Module {
                                          floatInput: LinearOptions.FloatInputMode = .quantizeInput,
                                          include: [LayerPattern] = [], exclude: [LayerPattern] = []) throws
         -> QuantizationReport {
-        var report = QuantizationReport(layout: "\(layout)", floatInput: floatInput)
+        var report = QuantizationReport(layout: "\(layout)", floatInput: floatInput, kind: "linear layers")
         try updateLinears { name, layer in
             if !include.isEmpty && !include.contains(where: { $0.matches(name) }) {
                 report.skipped.append((name, "matches no include pattern"))
@@ -74,6 +79,51 @@ extension Module {
                 throw TensorError(error.code, "layer `\(name)`: \(error.message)", underlying: error.underlying)
             }
             report.quantized.append(.init(name: name, shape: layer.weight.shape, bytesBefore: before,
+                                          bytesAfter: layer.byteCount))
+        }
+        return report
+    }
+}
+
+extension Module {
+    /// Quantizes the tables of the embedding layers whose names match (token, position, ... tables),
+    /// each with `layout`; lookups then gather and dequantize only the rows they read.
+    ///
+    /// ```swift
+    /// try model.quantizeEmbeddings(layout: try BlockWiseINT8Layout.activation(blockSize: 128))
+    /// ```
+    /// - Parameters:
+    ///   - layout: a layout whose rows dequantize on their own: block-wise INT8 with 1 x B blocks
+    ///     (``BlockWiseINT8Layout/activation(blockSize:rounding:)``) or ``TensorCoreFP8Layout/dynamic``.
+    ///   - include: name patterns (``LayerPattern``); empty means every embedding layer.
+    ///   - exclude: patterns of tables to leave dense.
+    /// - Returns: the tables quantized (``QuantizationReport/quantized``) and the ones kept, with the reason.
+    /// - Throws: ``TensorError/Code/invalidArgument`` for blocks over several rows, the quantizer's
+    ///   errors, naming the layer.
+    @discardableResult
+    public mutating func quantizeEmbeddings(layout: some QuantizedLayout, include: [LayerPattern] = [],
+                                            exclude: [LayerPattern] = []) throws -> QuantizationReport {
+        var report = QuantizationReport(layout: "\(layout)", floatInput: nil, kind: "embedding tables")
+        try updateEmbeddings { name, layer in
+            if !include.isEmpty && !include.contains(where: { $0.matches(name) }) {
+                report.skipped.append((name, "matches no include pattern"))
+                return
+            }
+            if let pattern = exclude.first(where: { $0.matches(name) }) {
+                report.skipped.append((name, "excluded by `\(pattern)`"))
+                return
+            }
+            if layer.isQuantized {
+                report.skipped.append((name, "already quantized"))
+                return
+            }
+            let before = layer.byteCount
+            do {
+                try layer.quantize(layout: layout)
+            } catch let error as TensorError {
+                throw TensorError(error.code, "embedding `\(name)`: \(error.message)", underlying: error.underlying)
+            }
+            report.quantized.append(.init(name: name, shape: layer.table.shape, bytesBefore: before,
                                           bytesAfter: layer.byteCount))
         }
         return report

@@ -28,8 +28,15 @@ public protocol Module: Sendable {
     mutating func updateLinears(_ body: (_ name: String, _ layer: inout Linear) throws -> Void) rethrows
 
     /// Calls `body` with every parameter that is not part of a linear layer (layer-norm weights,
-    /// embedding tables) and its name relative to this module. `body` may replace the tensor.
+    /// dense embedding tables) and its name relative to this module. `body` may replace the tensor.
     mutating func updateTensors(_ body: (_ name: String, _ tensor: inout Tensor) throws -> Void) rethrows
+
+    /// Calls `body` with every ``Embedding`` of this module and its name relative to this module
+    /// (`"word_embeddings"`; `""` for the module itself). `body` may replace the layer. The default
+    /// lists none: a block holding embeddings forwards to them (``ModuleChildren/embeddings(of:named:_:)``),
+    /// or ``Module/quantizeEmbeddings(layout:include:exclude:)`` and ``Module/moved(to:)`` miss its
+    /// quantized tables.
+    mutating func updateEmbeddings(_ body: (_ name: String, _ layer: inout Embedding) throws -> Void) rethrows
 }
 
 /// Helpers for ``Module`` implementations: forward a walk to a child under its name.
@@ -51,6 +58,12 @@ public enum ModuleChildren {
         try child.updateTensors { try body(qualified(name, $0), &$1) }
     }
 
+    /// Forwards ``Module/updateEmbeddings(_:)`` to `child`, its names prefixed with `name`.
+    public static func embeddings<M: Module>(of child: inout M, named name: String,
+                                             _ body: (String, inout Embedding) throws -> Void) rethrows {
+        try child.updateEmbeddings { try body(qualified(name, $0), &$1) }
+    }
+
     /// Forwards both walks to each element of `children`, named `name.0`, `name.1`, ...
     public static func linears<M: Module>(of children: inout [M], named name: String,
                                           _ body: (String, inout Linear) throws -> Void) rethrows {
@@ -64,6 +77,17 @@ public enum ModuleChildren {
 }
 
 extension Module {
+    public mutating func updateEmbeddings(_ body: (_ name: String, _ layer: inout Embedding) throws -> Void)
+        rethrows {}
+
+    /// Every embedding layer with its name, in the module's order.
+    public var embeddingLayers: [(name: String, layer: Embedding)] {
+        var copy = self
+        var result: [(name: String, layer: Embedding)] = []
+        copy.updateEmbeddings { name, layer in result.append((name, layer)) }
+        return result
+    }
+
     /// Every linear layer with its name, in the module's order.
     public var linears: [(name: String, layer: Linear)] {
         var copy = self
@@ -80,11 +104,11 @@ extension Module {
         return result
     }
 
-    /// Bytes of every parameter: linear weights (codes and scales when quantized) and biases, and every
-    /// other tensor (layer norms, embedding tables).
+    /// Bytes of every parameter: linear weights (codes and scales when quantized) and biases, every
+    /// other tensor (layer norms, dense embedding tables) and quantized embedding tables.
     public var parameterByteCount: Int {
         linears.map(\.layer.byteCount).reduce(0, +) + tensors.map { $0.tensor.count * $0.tensor.dtype.byteSize }
-            .reduce(0, +)
+            .reduce(0, +) + embeddingLayers.filter(\.layer.isQuantized).map(\.layer.byteCount).reduce(0, +)
     }
 
     /// The module with every parameter on `device` (dense and quantized alike).
@@ -92,6 +116,7 @@ extension Module {
         var copy = self
         try copy.updateLinears { _, layer in layer = try layer.moved(to: device) }
         try copy.updateTensors { _, tensor in tensor = try tensor.to(device) }
+        try copy.updateEmbeddings { _, layer in layer = try layer.moved(to: device) }
         return copy
     }
 }

@@ -66,13 +66,13 @@ extension DenseOps {
 
     /// Rows of `table` gathered by `indices`: `y[i..., :] = table[indices[i...], :]`.
     /// - Parameters:
-    ///   - table: `(V, D)`, any float dtype (the output has it too).
+    ///   - table: `(V, D)`, any dtype (rows are copied as they are; the output has the table's dtype):
+    ///     float tables, and the int8 codes and float32 scales of a row-wise quantized table.
     ///   - indices: int32, any shape.
     /// - Returns: `indices.shape + [D]`.
     /// - Throws: ``TensorError/Code/invalidArgument`` for an index outside `0..<V`,
     ///   ``TensorError/Code/unsupportedDType`` for indices that are not int32.
     public static func embedding(_ table: Tensor, indices: Tensor) throws -> Tensor {
-        try checkFloat(table, "embedding table")
         guard table.rank == 2 else {
             throw TensorError(.shapeMismatch, "embedding: the table must be 2-D (V, D), got \(table.shape)")
         }

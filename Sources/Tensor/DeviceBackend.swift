@@ -19,7 +19,8 @@ public protocol DeviceBackend: AnyObject, Sendable {
     /// of x[b] before the softmax (BERT's attention mask: 0 or a large negative number).
     /// Rows that are all -inf give 0s.
     func softmax(_ x: Tensor, additiveMask: Tensor?) throws -> Tensor
-    /// Rows of `table` ([V, D], float) gathered by `indices` (int32, any shape) -> shape + [D]. Out of range throws.
+    /// Rows of `table` ([V, D], any dtype, copied as bytes) gathered by `indices` (int32, any shape) -> shape + [D].
+    /// Out of range throws.
     func embedding(_ table: Tensor, indices: Tensor) throws -> Tensor
     /// Elementwise a * b; b has a's shape or a suffix of it (broadcast over leading dims).
     func multiply(_ a: Tensor, _ b: Tensor) throws -> Tensor

@@ -18,7 +18,7 @@ public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
     private let host: UnsafeMutableRawPointer?
     private let ownsHost: Bool
-    /// The capacity of a buffer from ``HostBufferPool`` (given back to it when freed), else 0.
+    /// The capacity of a buffer from ``HostBufferPool/shared`` (given back to it when freed), else 0.
     private let pooledCapacity: Int
     /// Keeps borrowed host memory (a memory-mapped file) alive while the storage lives.
     private let owner: AnyObject?
@@ -34,15 +34,15 @@ public final class TensorStorage: @unchecked Sendable {
     /// Fresh host memory whose bytes are unspecified: only for kernels that write every byte before
     /// anything reads it (it saves the zero-filling pass, a full extra write of the buffer).
     ///
-    /// Buffers of 2 MiB or more come from ``HostBufferPool``: 2 MiB aligned and advised as transparent
-    /// huge pages (first-touch faults on the development VM: 65 ms to 14 ms for 105 MB), and reused
-    /// once freed, so a buffer the pool hands back is not faulted in again at all.
+    /// Buffers of 256 KiB or more come from ``HostBufferPool`` (from 2 MiB on 2 MiB aligned and advised
+    /// as transparent huge pages) and are reused once freed, so a buffer the pool hands back is not
+    /// faulted in again at all.
     package init(uninitializedHostByteCount: Int) {
         device = .cpu
         byteCount = uninitializedHostByteCount
         let size = max(uninitializedHostByteCount, 1)
         if size >= HostBufferPool.minimumBytes {
-            (host, pooledCapacity) = HostBufferPool.allocate(byteCount: size)
+            (host, pooledCapacity) = HostBufferPool.shared.allocate(byteCount: size)
         } else {
             var pointer: UnsafeMutableRawPointer?
             guard posix_memalign(&pointer, 64, size) == 0, let pointer else {
@@ -91,7 +91,7 @@ public final class TensorStorage: @unchecked Sendable {
     deinit {
         guard ownsHost, let host else { return }
         if pooledCapacity > 0 {
-            HostBufferPool.give(host, capacity: pooledCapacity)
+            HostBufferPool.shared.give(host, capacity: pooledCapacity)
         } else {
             free(host)
         }

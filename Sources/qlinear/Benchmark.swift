@@ -123,7 +123,7 @@ enum Benchmark {
         // on its large buffers, as a program does for large tensors). The tensor buffer pool is off
         // for the same reason: with it, a call's output would reuse the last call's pages.
         setMmapThreshold(1 << 20)
-        HostBufferPool.capacityBytes = 0
+        HostBufferPool.shared.capacityBytes = 0
         let (readBandwidth, copyBandwidth) = try measureBandwidth(quick: quick)
         print(String(format: "memory bandwidth (1 GB buffers): read %.1f GB/s, copy %.1f GB/s (read + write)",
                      readBandwidth / 1e9, copyBandwidth / 1e9))

@@ -9,9 +9,10 @@ enum BenchmarkConcurrency {
         discussion: """
             Runs C calls of y = x W^T, x (M, K), W (N, K) for float32 (OpenBLAS), INT8 W8A8 and INT8
             weight-only, shared by 1, 2 and 8 callers: plain threads, then tasks of one Swift TaskGroup.
-            Prints calls per second (best of R runs) and the ratio to one caller. The CPU backend's
-            ComputeSlots keep the compute threads at one per core, so more callers should not lower the
-            throughput.
+            Prints calls per second (best of R interleaved rounds), the ratio to one caller and the share
+            of the cores that ComputeSlots had granted during that round (below 100 %: time between
+            one caller's op and the next one's, or outside any op). ComputeSlots keeps the compute
+            threads at one per core, so more callers should not lower the throughput.
             """,
         options: [
             .integer("rows", placeholder: "M", default: 64, in: 1...16_384, "rows M of the activation"),
@@ -19,6 +20,10 @@ enum BenchmarkConcurrency {
             .integer("k", placeholder: "K", default: 3072, in: 1...65_536, "input features K"),
             .integer("calls", placeholder: "C", default: 48, in: 1...100_000, "calls per run"),
             .integer("repeats", placeholder: "R", default: 3, in: 1...1000, "runs (the best is shown)"),
+            .text("callers", placeholder: "LIST", default: "1,2,8", validate: { _ = try parseCallers($0) },
+                  "caller counts, comma-separated; 1 is always measured (the ratios' base)"),
+            .choice("path", ["all", "float32", "w8a8", "weight-only"], default: "all", "the linear paths to run"),
+            .choice("mode", ["both", "threads", "tasks"], default: "both", "plain threads, Swift tasks or both"),
         ],
         run: run)
 
@@ -28,35 +33,55 @@ enum BenchmarkConcurrency {
         let k = arguments.int("k")
         let calls = arguments.int("calls")
         let repeats = arguments.int("repeats")
+        let callerCounts = try parseCallers(arguments.string("callers") ?? "1,2,8")
+        let chosenPath = arguments.string("path") ?? "all"
+        let modes = arguments.string("mode").map { $0 == "both" ? ["threads", "tasks"] : [$0] } ?? ["threads", "tasks"]
         registerBuiltinLayouts()
         let x = try Tensor.randomNormal([m, k], seed: 1)
         let w = try Tensor.randomNormal([n, k], standardDeviation: 1 / Float(k).squareRoot(), seed: 2)
         let q = try QuantizedTensor.fromFloat(w, layout: BlockWiseINT8Layout.weight(blockSize: 128))
         let weightOnly = LinearOptions(floatInput: .dequantizeWeight)
-        let paths: [(String, @Sendable () throws -> Void)] = [
-            ("float32 (OpenBLAS)", { _ = try linear(x, w) }),
-            ("INT8 W8A8", { _ = try linear(x, q) }),
-            ("INT8 weight-only", { _ = try linear(x, q, options: weightOnly) }),
+        let allPaths: [(option: String, name: String, call: @Sendable () throws -> Void)] = [
+            ("float32", "float32 (OpenBLAS)", { _ = try linear(x, w) }),
+            ("w8a8", "INT8 W8A8", { _ = try linear(x, q) }),
+            ("weight-only", "INT8 weight-only", { _ = try linear(x, q, options: weightOnly) }),
         ]
+        let paths = allPaths.filter { chosenPath == "all" || $0.option == chosenPath }
         print("qlinear bench-concurrency: \(calls) calls of \(m) x \(n) x \(k) per run, best of \(repeats); "
             + "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(OpenBLAS.shared.summary)")
-        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + "vs 1 caller")
-        for (name, call) in paths {
+        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + pad("vs 1 caller", 13) + "cores held")
+        for (_, name, call) in paths {
             try call()   // warm-up
-            for mode in ["threads", "tasks"] {
-                var single = 0.0
-                for callers in [1, 2, 8] {
-                    var best = 0.0
-                    for _ in 0..<repeats {
+            for mode in modes {
+                // Rounds of 1, 2 and 8 callers, interleaved, so that a drift of the machine's speed
+                // (other processes, clock) during the runs reaches every caller count alike.
+                var best = [Int: (rate: Double, busy: Double)]()
+                for _ in 0..<repeats {
+                    for callers in callerCounts {
+                        let held = ComputeSlots.shared.heldSlotSeconds
                         let seconds = mode == "threads" ? try threads(callers, calls, call) : try tasks(callers, calls, call)
-                        best = max(best, Double(calls) / seconds)
+                        let busy = (ComputeSlots.shared.heldSlotSeconds - held)
+                            / (Double(ComputeSlots.shared.count) * seconds)
+                        if Double(calls) / seconds > best[callers]?.rate ?? 0 { best[callers] = (Double(calls) / seconds, busy) }
                     }
-                    if callers == 1 { single = best }
-                    print(pad(name, 22) + pad("\(callers) \(mode)", 16) + pad(String(format: "%.1f", best), 10)
-                        + String(format: "%.2fx", best / single))
+                }
+                let single = best[1]?.rate ?? 1
+                for callers in callerCounts {
+                    let (rate, busy) = best[callers] ?? (0, 0)
+                    print(pad(name, 22) + pad("\(callers) \(mode)", 16) + pad(String(format: "%.1f", rate), 10)
+                        + pad(String(format: "%.2fx", rate / single), 13) + String(format: "%.0f%%", 100 * busy))
                 }
             }
         }
+    }
+
+    /// `2,8` -> [1, 2, 8]: the counts in increasing order, 1 always first.
+    static func parseCallers(_ text: String) throws -> [Int] {
+        let counts = try Benchmark.parseCounts(text)
+        guard counts.allSatisfy({ $0 <= 1024 }) else {
+            throw TensorError(.invalidArgument, "--callers: at most 1024 callers, got `\(text)`")
+        }
+        return Array(Set(counts + [1])).sorted()
     }
 
     /// Seconds for `calls` calls shared by `callers` plain threads.

@@ -4,15 +4,17 @@ import QLModels
 import QLNN
 
 /// `qlinear bench-embed`: sentences per second and peak resident memory of all-MiniLM-L6-v2 with its
-/// linears float32, INT8 W8A8, INT8 weight-only and FP8 W8A8, side by side in one run.
+/// linears float32, INT8 W8A8 (with dense or INT8 embedding tables), INT8 weight-only and FP8 W8A8, side by
+/// side in one run.
 enum BenchmarkEmbed {
     static let command = Subcommand(
         name: "bench-embed",
         summary: "MiniLM sentence-embedding throughput and memory for fp32, INT8 (W8A8, weight-only) and FP8",
         discussion: """
-            For each configuration (fp32, int8 W8A8 B128, int8 weight-only B128, fp8 W8A8) and each sentence
-            set: one warm-up pass, then the median of --repeats timed passes of tokenize + embed over the
-            whole set at --batch-size (sentences sorted by length first, as sentence-transformers does).
+            For each configuration (fp32, int8 W8A8 B128, the same with INT8 embedding tables, int8
+            weight-only B128, fp8 W8A8) and each sentence set: one warm-up pass, then the median of
+            --repeats timed passes of tokenize + embed over the whole set at --batch-size (sentences
+            sorted by length first, as sentence-transformers does).
             Reports sentences/s, the process's peak resident memory during the passes (VmHWM, reset per
             configuration) and the bytes of the model's parameters. Default sets: the fixture's sentences
             (Tests/Fixtures/minilm/sentences.json) and Tests/Fixtures/minilm/bench-sentences.jsonl.
@@ -61,13 +63,15 @@ enum BenchmarkEmbed {
         let sets = try sentenceSets(arguments.strings("sentences"))
         let tokenizer = try WordPieceTokenizer(modelDirectory: directory)
         var configurations: [EmbedModelOptions] = []
-        for (format, floatInput) in [(EmbedModelOptions.Format.none, LinearOptions.FloatInputMode.quantizeInput),
-                                     (.int8Blockwise(blockSize: 128, rounding: .nearestEven), .quantizeInput),
-                                     (.int8Blockwise(blockSize: 128, rounding: .nearestEven), .dequantizeWeight),
-                                     (.float8, .quantizeInput)] {
+        let int8 = EmbedModelOptions.Format.int8Blockwise(blockSize: 128, rounding: .nearestEven)
+        for (format, floatInput, tables) in [(EmbedModelOptions.Format.none, LinearOptions.FloatInputMode.quantizeInput,
+                                              false),
+                                             (int8, .quantizeInput, false), (int8, .quantizeInput, true),
+                                             (int8, .dequantizeWeight, false), (.float8, .quantizeInput, false)] {
             var options = EmbedModelOptions()
             options.format = format
             options.floatInput = floatInput
+            options.quantizeEmbeddings = tables
             options.device = device
             configurations.append(options)
         }

@@ -36,6 +36,7 @@ enum Embed {
             }
             _ = try output(arguments.string("output"))
             _ = try EmbedInput.format(of: input, explicit: inputFormat(arguments))
+            _ = try EmbedModelOptions(arguments)
         },
         run: run)
 

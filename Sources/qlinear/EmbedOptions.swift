@@ -13,6 +13,8 @@ struct EmbedModelOptions {
 
     var format = Format.none
     var floatInput = LinearOptions.FloatInputMode.quantizeInput
+    /// Quantize the embedding tables too (1 x B INT8 blocks per row, or FP8, as the linears' format).
+    var quantizeEmbeddings = false
     var device = Device.cpu
 
     /// The options of `embed` and `bench-embed` that choose the model's format and device.
@@ -24,6 +26,7 @@ struct EmbedModelOptions {
         .choice("rounding", ["nearest", "toward-zero"], aliases: ["nearest-even": "nearest", "truncate": "toward-zero"],
                 default: "nearest", "INT8 rounding: half to even, or truncation"),
         .flag("weight-only", "use quantized weights dequantized (float activations) instead of W8A8"),
+        .flag("quantize-embeddings", "quantize the embedding tables too (INT8: 1 x B blocks per row), with --format"),
         .text("device", placeholder: "D", default: "cpu", validate: { _ = try device($0, command: "qlinear") },
               "cpu, cuda (GPU 0) or cuda:N"),
     ]
@@ -39,6 +42,11 @@ struct EmbedModelOptions {
         default: format = .none
         }
         floatInput = arguments.flag("weight-only") ? .dequantizeWeight : .quantizeInput
+        quantizeEmbeddings = arguments.flag("quantize-embeddings")
+        if quantizeEmbeddings && format == .none {
+            throw TensorError(.invalidArgument, "\(arguments.command.name): --quantize-embeddings needs --format "
+                + "int8_blockwise or float8_e4m3fn")
+        }
         device = try Self.device(arguments.string("device") ?? "cpu", command: arguments.command.name)
     }
 
@@ -52,11 +60,12 @@ struct EmbedModelOptions {
     /// A short name for reports: `fp32`, `int8 W8A8 B128 nearest`, `fp8 weight-only`, ...
     var label: String {
         let mode = floatInput == .quantizeInput ? "W8A8" : "weight-only"
+        let tables = quantizeEmbeddings ? " +tables" : ""
         switch format {
         case .none: return "fp32"
         case .int8Blockwise(let b, let rounding):
-            return "int8 \(mode) B\(b)" + (rounding == .towardZero ? " toward-zero" : "")
-        case .float8: return "fp8 \(mode)"
+            return "int8 \(mode) B\(b)" + (rounding == .towardZero ? " toward-zero" : "") + tables
+        case .float8: return "fp8 \(mode)" + tables
         }
     }
 
@@ -70,8 +79,13 @@ struct EmbedModelOptions {
             report = try model.quantizeLinears(layout: try BlockWiseINT8Layout.weight(blockSize: blockSize,
                                                                                       rounding: rounding),
                                                floatInput: floatInput)
+            if quantizeEmbeddings {
+                try model.quantizeEmbeddings(layout: try BlockWiseINT8Layout.activation(blockSize: blockSize,
+                                                                                        rounding: rounding))
+            }
         case .float8:
             report = try model.quantizeLinears(layout: TensorCoreFP8Layout.dynamic, floatInput: floatInput)
+            if quantizeEmbeddings { try model.quantizeEmbeddings(layout: TensorCoreFP8Layout.dynamic) }
         }
         if device != .cpu {
             model = try model.moved(to: device)

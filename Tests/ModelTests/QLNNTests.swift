@@ -33,6 +33,24 @@ private struct TinyModel: Module {
 
 private func random(_ shape: [Int], seed: UInt64) throws -> Tensor { try Tensor.randomNormal(shape, seed: seed) }
 
+/// Two lookup tables, forwarded under their names.
+private struct TinyEmbeddings: Module {
+    var word: Embedding
+    var position: Embedding
+
+    mutating func updateLinears(_ body: (String, inout Linear) throws -> Void) rethrows {}
+
+    mutating func updateTensors(_ body: (String, inout Tensor) throws -> Void) rethrows {
+        try ModuleChildren.tensors(of: &word, named: "word", body)
+        try ModuleChildren.tensors(of: &position, named: "position", body)
+    }
+
+    mutating func updateEmbeddings(_ body: (String, inout Embedding) throws -> Void) rethrows {
+        try ModuleChildren.embeddings(of: &word, named: "word", body)
+        try ModuleChildren.embeddings(of: &position, named: "position", body)
+    }
+}
+
 private func tinyModel() throws -> TinyModel {
     let blocks = try (0..<2).map { i -> TinyBlock in
         TinyBlock(up: try Linear(weight: random([256, 128], seed: 10 + UInt64(i)), bias: random([256], seed: 20)),
@@ -71,6 +89,39 @@ struct QLNNTests {
         }
         #expect(throws: TensorError.self) { try Linear(weight: w, bias: try random([95], seed: 4)) }
         #expect(throws: TensorError.self) { try Linear(weight: try random([4], seed: 5)) }
+    }
+
+    @Test("quantizeEmbeddings: row-wise tables, lookups equal the dequantized table's rows, bytes, moves")
+    func quantizeEmbeddings() throws {
+        let wordTable = try random([1000, 384], seed: 50)
+        var model = TinyEmbeddings(word: try Embedding(table: wordTable), position: try Embedding(table: random([64, 384],
+                                                                                                             seed: 51)))
+        #expect(model.embeddingLayers.map(\.name) == ["word", "position"])
+        #expect(model.tensors.map(\.name) == ["word.weight", "position.weight"])
+        let before = model.parameterByteCount
+        let square = #expect(throws: TensorError.self) {
+            try model.quantizeEmbeddings(layout: try BlockWiseINT8Layout.weight(blockSize: 128))
+        }
+        #expect(square?.code == .invalidArgument && square?.message.contains("`word`") == true)
+        #expect(!model.word.isQuantized)
+        let report = try model.quantizeEmbeddings(layout: try BlockWiseINT8Layout.activation(blockSize: 128),
+                                                  exclude: [try LayerPattern("position")])
+        #expect(report.quantized.map(\.name) == ["word"] && report.skipped.map(\.name) == ["position"])
+        #expect(report.description.hasPrefix("1 embedding tables quantized"))
+        #expect(model.word.isQuantized && !model.position.isQuantized)
+        // The quantized table is no longer a dense tensor of the walk, but its bytes still count.
+        #expect(model.tensors.map(\.name) == ["position.weight"])
+        #expect(model.parameterByteCount == before - 1000 * 384 * 4 + model.word.byteCount)
+        #expect(model.word.byteCount < 1000 * 384 * 4 * 3 / 10)
+        let ids = try Tensor(elements: [Int32](arrayLiteral: 999, 0, 7, 7), shape: [2, 2])
+        let rows = try FallbackPolicy.withPolicy(.fail) { try model.word(ids) }
+        let table = try #require(model.word.table.quantizedTensor)
+        #expect(try rows.floats() == embedding(try table.dequantize(), indices: ids).floats())
+        let again = try model.quantizeEmbeddings(layout: TensorCoreFP8Layout.dynamic)
+        #expect(again.quantized.map(\.name) == ["position"] && again.skipped.first?.reason == "already quantized")
+        let moved = try model.moved(to: .cpu)
+        #expect(moved.parameterByteCount == model.parameterByteCount)
+        #expect(throws: TensorError.self) { try model.word.quantize(layout: TensorCoreFP8Layout.dynamic) }
     }
 
     @Test("quantizeLinears walks names, honours include/exclude, reports what it did, leaves norms dense")

@@ -24,6 +24,8 @@ struct BinaryUsageTests {
               (["bench", "--m", "64,0"], "expects positive integers separated by commas", "usage: qlinear bench"),
               (["bench", "--shapes", "3072x"], "expects N x K pairs separated by commas", "usage: qlinear bench"),
               (["bench-cuda", "--devce", "1"], "did you mean `--device`?", "usage: qlinear bench-cuda"),
+              (["embed", "--model", "m", "--input", "s.txt", "--quantize-embeddings"],
+               "--quantize-embeddings needs --format", "usage: qlinear embed"),
               (["inspect", "a", "--verbose"], "unknown option `--verbose`", "usage: qlinear inspect"),
               (["convrt", "a", "b"], "unknown command `convrt`; did you mean `convert`?", "commands:"),
               (["help", "convrt"], "unknown command `convrt`", "commands:"),

@@ -4,7 +4,7 @@ import Testing
 
 private let gpu = Device.cuda(0)
 
-/// The decode kernels (M <= 16, `gemv_stream`) against the output arithmetic of CONTRACTS.md,
+/// The decode kernels (M <= 16, `gemv_stream`) against the output arithmetic of NOTES.md ("Numerics decisions"),
 /// computed here from the CPU quantizer's codes and scales (bit-exact with the GPU's).
 @Suite("CUDA decode linear", .enabled(if: CUDABackend.isAvailable, "no CUDA GPU here"))
 struct CUDADecodeTests {
@@ -96,5 +96,37 @@ struct CUDADecodeTests {
             try linear(x.to(gpu), w.to(gpu), bias: bias.to(gpu), options: options).dequantized().floats()
         }
         #expect(relativeError(y, expected) < 1e-6)
+    }
+
+    /// The tensor-core weight-only kernel (`gemv_wo_mma`) on inputs it must not get wrong: a row with a
+    /// value of 3e37 (its x q would overflow float32 without the row's power-of-two scaling), a row
+    /// holding +inf and one holding NaN (those outputs are recomputed in the contract's arithmetic: NaN
+    /// where inf meets a zero weight, the infinity's sign elsewhere), a row of bf16-sized values 2^-100
+    /// small, and K = 656 (a partial last 64-element segment), against the CPU's dequantize-then-float32.
+    @Test(arguments: [false, true])
+    func weightOnlyOnExtremeInputsMatchesTheCPU(fp8: Bool) throws {
+        registerBuiltinLayouts()
+        let (rows, k, n) = (5, 656, 40)
+        var values = try Tensor.randomNormal([rows, k], standardDeviation: 2, seed: 59).floats()
+        values[3] = 3e37
+        values[k + 100] = .infinity
+        values[2 * k + 7] = .nan
+        for index in (4 * k)..<(5 * k) { values[index] *= 0x1p-100 }
+        var weights = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: 60).floats()
+        weights[5 * k + 100] = 0  // inf * 0: NaN in output (1, 5)
+        let layout: any QuantizedLayout = fp8 ? TensorCoreFP8Layout.dynamic : try BlockWiseINT8Layout.weight()
+        let w = try QuantizedTensor.fromFloat(Tensor(weights, shape: [n, k]), layout: layout)
+        let x = try Tensor(values, shape: [rows, k])
+        let expected = try DenseOps.linear(x, try w.dequantize(to: .float32), bias: nil).floats()
+        let y = try withoutFallback {
+            try linear(x.to(gpu), w.to(gpu), options: LinearOptions(floatInput: .dequantizeWeight)).dequantized()
+                .floats()
+        }
+        #expect(zip(y, expected).allSatisfy { $0.isNaN == $1.isNaN && ($0.isInfinite ? $0 == $1 : !$1.isInfinite) })
+        #expect(y[(n + 5)].isNaN && y[(2 * n)..<(3 * n)].allSatisfy(\.isNaN))
+        for row in [0, 3, 4] {
+            let range = (row * n)..<((row + 1) * n)
+            #expect(relativeError(Array(y[range]), Array(expected[range])) < 1e-6, "row \(row)")
+        }
     }
 }

@@ -107,6 +107,22 @@ struct CUDATransformerOpsTests {
         }
     }
 
+    /// A quantized table on the GPU: the rows' codes (int8 or e4m3 bytes) and scales are gathered
+    /// there and dequantized, bit-identical to the CPU's lookup in the same table.
+    @Test func quantizedTableRowsMatchTheCPU() throws {
+        let table = try TestData.tensor([1000, 384], seed: 88)
+        let indices = try Tensor(elements: [Int32](arrayLiteral: 0, 999, 5, 5, 17, 640), shape: [2, 3])
+        let layouts: [any QuantizedLayout] = [try BlockWiseINT8Layout.activation(blockSize: 128),
+                                              TensorCoreFP8Layout.dynamic]
+        for layout in layouts {
+            let q = try QuantizedTensor.fromFloat(table, layout: layout)
+            let expected = try FallbackPolicy.withPolicy(.fail) { try embedding(q, indices: indices) }
+            let rows = try FallbackPolicy.withPolicy(.fail) { try embedding(q.to(gpu), indices: indices.to(gpu)) }
+            #expect(rows.device == gpu && rows.shape == [2, 3, 384])
+            #expect(try rows.floats() == expected.floats(), "\(layout)")
+        }
+    }
+
     @Test func embeddingRejectsOutOfRangeIndices() throws {
         let table = try Tensor.randomNormal([10, 8], seed: 1).to(gpu)
         for bad: Int32 in [10, -1, 1 << 30] {

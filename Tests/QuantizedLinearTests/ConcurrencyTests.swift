@@ -114,6 +114,20 @@ import Testing
         #expect(slots.freeCount == 3 && slots.waitingCount == 0)
     }
 
+    /// The held-slot integral grows by the slots in use times the time they are held, and not at all
+    /// while every slot is free.
+    @Test func heldSlotSecondsIntegratesTheSlotsInUse() {
+        let slots = ComputeSlots(count: 3)
+        let start = slots.heldSlotSeconds
+        #expect(slots.acquire(upTo: 2) == 2)
+        Thread.sleep(forTimeInterval: 0.05)
+        slots.release(2)
+        let afterHold = slots.heldSlotSeconds
+        #expect(afterHold - start >= 2 * 0.05)
+        Thread.sleep(forTimeInterval: 0.02)
+        #expect(slots.heldSlotSeconds == afterHold)
+    }
+
     /// An op's hold covers every region it enters: they run on the held slots without queueing again
     /// (with every slot held, queueing would never return), a nested hold adds nothing, and the slots
     /// come back when the hold ends.

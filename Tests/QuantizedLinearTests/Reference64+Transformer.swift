@@ -1,7 +1,7 @@
 import Foundation
 
 /// Float64 references of the transformer ops, on flat row-major arrays of the inputs' exact values:
-/// the oracle of the CUDA kernels' tests (the CPU library ops are tested against these too).
+/// the oracle of the transformer ops' tests on both backends (TransformerOpsTests, CUDATransformerOpsTests).
 extension Reference64 {
     /// `(x - mean) / sqrt(var + eps) * w + b` per row of `d`, biased variance.
     static func layerNorm(_ x: [Double], d: Int, weight: [Double]?, bias: [Double]?, epsilon: Double) -> [Double] {

@@ -2,69 +2,6 @@ import Foundation
 import QuantizedLinear
 import Testing
 
-/// Float64 definitions of the transformer ops, computed from the operands' exact values.
-enum TransformerReference {
-    static func rows(_ values: [Double], width: Int) -> [ArraySlice<Double>] {
-        stride(from: 0, to: values.count, by: max(width, 1)).map { values[$0..<min($0 + width, values.count)] }
-    }
-
-    static func layerNorm(_ x: [Double], width: Int, weight: [Double]?, bias: [Double]?, epsilon: Double) -> [Double] {
-        rows(x, width: width).flatMap { row -> [Double] in
-            let mean = row.reduce(0, +) / Double(width)
-            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(width)
-            let rstd = 1 / (variance + epsilon).squareRoot()
-            return row.enumerated().map { i, v in (v - mean) * rstd * (weight?[i] ?? 1) + (bias?[i] ?? 0) }
-        }
-    }
-
-    static func softmax(_ x: [Double], width: Int, mask: [Double]?, rowsPerBatch: Int) -> [Double] {
-        rows(x, width: width).enumerated().flatMap { r, row -> [Double] in
-            let maskRow = mask.map { Array($0[(r / rowsPerBatch) * width..<(r / rowsPerBatch + 1) * width]) }
-            let v = row.enumerated().map { i, value in value + (maskRow?[i] ?? 0) }
-            let m = v.max() ?? 0
-            if m == -.infinity { return [Double](repeating: 0, count: width) }
-            let e = v.map { exp($0 - m) }
-            let sum = e.reduce(0, +)
-            return e.map { $0 / sum }
-        }
-    }
-
-    static func batchedMatmul(_ a: [Double], _ b: [Double], batches: Int, m: Int, n: Int, k: Int,
-                              transposeB: Bool) -> [Double] {
-        var y = [Double](repeating: 0, count: batches * m * n)
-        for batch in 0..<batches {
-            for i in 0..<m {
-                for j in 0..<n {
-                    var sum = 0.0
-                    for p in 0..<k {
-                        let bValue = transposeB ? b[batch * n * k + j * k + p] : b[batch * k * n + p * n + j]
-                        sum += a[batch * m * k + i * k + p] * bValue
-                    }
-                    y[batch * m * n + i * n + j] = sum
-                }
-            }
-        }
-        return y
-    }
-
-    static func maskedMeanPool(_ x: [Double], mask: [Double], batches: Int, sequence: Int, width: Int) -> [Double] {
-        (0..<batches).flatMap { b -> [Double] in
-            let count = max((0..<sequence).map { mask[b * sequence + $0] }.reduce(0, +), 1e-9)
-            return (0..<width).map { d in
-                (0..<sequence).map { s in mask[b * sequence + s] * x[(b * sequence + s) * width + d] }
-                    .reduce(0, +) / count
-            }
-        }
-    }
-
-    static func l2Normalize(_ x: [Double], width: Int, epsilon: Double) -> [Double] {
-        rows(x, width: width).flatMap { row -> [Double] in
-            let norm = max(row.map { $0 * $0 }.reduce(0, +).squareRoot(), epsilon)
-            return row.map { $0 / norm }
-        }
-    }
-}
-
 /// Relative error allowed for a result rounded to `dtype` (float32 arithmetic inside).
 func outputTolerance(_ dtype: DType) -> Double {
     switch dtype {
@@ -95,8 +32,8 @@ struct TransformerOpsTests {
             for (weight, bias) in [(Optional(w), Optional(b)), (nil, nil)] {
                 let y = try withoutFallback { try layerNorm(x, weight: weight, bias: bias, epsilon: 1e-5) }
                 #expect(y.shape == shape && y.dtype == dtype)
-                let expected = TransformerReference.layerNorm(
-                    try exactValues(x), width: width, weight: try weight.map(exactValues),
+                let expected = Reference64.layerNorm(
+                    try exactValues(x), d: width, weight: try weight.map(exactValues),
                     bias: try bias.map(exactValues), epsilon: 1e-5)
                 #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype), "\(path)")
             }
@@ -115,14 +52,14 @@ struct TransformerOpsTests {
         let mask = try Tensor(maskValues, shape: [batches, columns])
         try onEveryPath { path in
             let y = try withoutFallback { try softmax(x, additiveMask: mask) }
-            let expected = TransformerReference.softmax(try exactValues(x), width: columns,
-                                                        mask: maskValues.map(Double.init), rowsPerBatch: heads * rows)
+            let expected = Reference64.softmax(try exactValues(x), c: columns,
+                                               mask: maskValues.map(Double.init), rowsPerBatch: heads * rows)
             #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype), "\(path)")
             let padded = try y.floats()[(2 * heads * rows) * columns + columns - 1]
             #expect(padded == 0, "masked positions get exactly 0")
             let plain = try softmax(x)
-            let expectedPlain = TransformerReference.softmax(try exactValues(x), width: columns, mask: nil,
-                                                             rowsPerBatch: 1)
+            let expectedPlain = Reference64.softmax(try exactValues(x), c: columns, mask: nil,
+                                                    rowsPerBatch: 1)
             #expect(relativeError(try plain.floats(), expectedPlain) < outputTolerance(dtype), "\(path)")
         }
         let infinite = try Tensor([-.infinity, -.infinity, -.infinity, 0, 1, 2], shape: [2, 3], dtype: dtype)
@@ -201,18 +138,28 @@ struct TransformerOpsTests {
         try onEveryPath { path in
             let y = try withoutFallback { try batchedMatmul(q, v, transposeB: transposeB) }
             #expect(y.shape == [batches, heads, m, n] && y.dtype == dtype)
-            let expected = TransformerReference.batchedMatmul(
-                try exactValues(q.contiguous()), try exactValues(v.contiguous()), batches: batches * heads, m: m, n: n,
-                k: k, transposeB: transposeB)
+            let expected = Reference64.batchedMatmul(
+                try exactValues(q.contiguous()), try exactValues(v.contiguous()), batches: batches * heads, m: m, k: k,
+                n: n, transposeB: transposeB)
             #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype), "\(path)")
         }
-        // Large enough per batch to run on OpenBLAS's own threads rather than one batch per core.
+        // Batches spread over the cores, the right operand in place or, as a transposed view (its
+        // last dimension strided), copied first.
         let a = try TestData.tensor([2, 70, 64], dtype: dtype, seed: 63)
         let b = try TestData.tensor([2, 64, 70], dtype: dtype, seed: 64)
-        let y = try batchedMatmul(a, transposeB ? try b.transposed().contiguous() : b, transposeB: transposeB)
-        let expected = TransformerReference.batchedMatmul(try exactValues(a), try exactValues(b), batches: 2, m: 70,
-                                                          n: 70, k: 64, transposeB: false)
-        #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype))
+        let expected = Reference64.batchedMatmul(try exactValues(a), try exactValues(b), batches: 2, m: 70,
+                                                 k: 64, n: 70, transposeB: false)
+        for right in [b, try b.transposed().contiguous().transposed()] {
+            let y = try batchedMatmul(a, transposeB ? try right.transposed() : right, transposeB: transposeB)
+            #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype))
+        }
+        // One large product: its columns split over the cores instead.
+        let single = try TestData.tensor([1, 200, 64], dtype: dtype, seed: 65)
+        let wide = try TestData.tensor([1, 64, 300], dtype: dtype, seed: 66)
+        let y = try batchedMatmul(single, transposeB ? try wide.transposed().contiguous() : wide, transposeB: transposeB)
+        let wideExpected = Reference64.batchedMatmul(try exactValues(single), try exactValues(wide), batches: 1,
+                                                     m: 200, k: 64, n: 300, transposeB: false)
+        #expect(relativeError(try y.floats(), wideExpected) < outputTolerance(dtype))
         #expect(throws: TensorError.self) { try batchedMatmul(a, try TestData.tensor([3, 64, 70], seed: 1)) }
     }
 
@@ -224,8 +171,8 @@ struct TransformerOpsTests {
         let maskValues = lengths.flatMap { length in (0..<sequence).map { Int32($0 < length ? 1 : 0) } }
         let intMask = try Tensor(elements: maskValues, shape: [batches, sequence])
         let floatMask = try Tensor(maskValues.map(Float.init), shape: [batches, sequence])
-        let expected = TransformerReference.maskedMeanPool(try exactValues(x), mask: maskValues.map(Double.init),
-                                                           batches: batches, sequence: sequence, width: width)
+        let expected = Reference64.maskedMeanPool(try exactValues(x), mask: maskValues.map(Double.init),
+                                                  batches: batches, s: sequence, d: width)
         try onEveryPath { path in
             for mask in [intMask, floatMask] {
                 let y = try withoutFallback { try maskedMeanPool(x, mask: mask) }
@@ -243,7 +190,7 @@ struct TransformerOpsTests {
         let x = try Tensor(values, shape: [5, 383], dtype: dtype)
         try onEveryPath { path in
             let y = try withoutFallback { try l2Normalize(x) }
-            let expected = TransformerReference.l2Normalize(try exactValues(x), width: 383, epsilon: 1e-12)
+            let expected = Reference64.l2Normalize(try exactValues(x), d: 383, epsilon: 1e-12)
             #expect(relativeError(try y.floats(), expected) < outputTolerance(dtype), "\(path)")
             #expect(try y.floats()[(2 * 383)..<(3 * 383)].allSatisfy { $0 == 0 })
         }
@@ -275,6 +222,30 @@ struct TransformerOpsTests {
         let ints = try Tensor(elements: [Int32](repeating: 1, count: 4), shape: [4])
         #expect(throws: TensorError.self) { try scaled(ints, by: 2) }
         #expect(throws: TensorError.self) { try l2Normalize(x, epsilon: .nan) }
+    }
+
+    @Test("a quantized table's rows are gathered, then dequantized: bit-identical to dequantizing the table")
+    func quantizedEmbedding() throws {
+        let table = try TestData.tensor([37, 300], seed: 97)
+        let ids = try Tensor(elements: [Int32](arrayLiteral: 36, 0, 5, 5, 17, 2), shape: [2, 3])
+        let layouts: [any QuantizedLayout] = [try BlockWiseINT8Layout.activation(blockSize: 128),
+                                              try BlockWiseINT8Layout.activation(blockSize: 64, rounding: .towardZero),
+                                              TensorCoreFP8Layout.dynamic]
+        for layout in layouts {
+            let q = try QuantizedTensor.fromFloat(table, layout: layout)
+            let rows = try withoutFallback { try embedding(q, indices: ids) }
+            let expected = try embedding(try q.dequantize(), indices: ids)
+            #expect(rows.shape == [2, 3, 300] && rows.dtype == .float32, "\(layout)")
+            #expect(try rows.floats() == expected.floats(), "\(layout)")
+            #expect(throws: TensorError.self) { try embedding(q, indices: try Tensor(elements: [Int32(37)], shape: [1])) }
+        }
+        // Blocks over several rows cannot be gathered row by row: the fallback dequantizes the table.
+        let square = try QuantizedTensor.fromFloat(table, layout: BlockWiseINT8Layout.weight(blockSize: 16))
+        let error = #expect(throws: TensorError.self) { try withoutFallback { try embedding(square, indices: ids) } }
+        #expect(error?.code == .fallbackForbidden)
+        let (rows, events) = try withFallback { try embedding(square, indices: ids) }
+        #expect(events.map(\.op) == [.embedding])
+        #expect(try rows.floats() == embedding(try square.dequantize(), indices: ids).floats())
     }
 
     @Test("a quantized operand falls back observably: forbidden under `fail`, counted otherwise")

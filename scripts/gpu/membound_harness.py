@@ -36,9 +36,22 @@ class Source:
 
 
 def compile_variant(src, defines, arch='sm_90', fmad=False):
+    """NVRTC, through the cubin cache in $MEMBOUND_CACHE when set (keyed by the program's text, its
+    headers and the options), so a later device call can carry the cubins instead of compiling."""
     opts = ['--gpu-architecture=' + arch] + (OPTS if not fmad else H.BACKEND_OPTIONS)
     opts += ['-D%s=%d' % (k, v) for k, v in sorted(defines.items())]
-    return H.nvrtc_compile(src.prog, opts)
+    cache = os.environ.get('MEMBOUND_CACHE')
+    if cache:
+        import hashlib
+        key = hashlib.sha1((src.prog.key() + '\0' + ' '.join(opts)).encode()).hexdigest()
+        path = os.path.join(cache, key + '.cubin')
+        if os.path.exists(path):
+            return {'cubin': open(path, 'rb').read(), 'log': ''}
+    o = H.nvrtc_compile(src.prog, opts)
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+        open(path, 'wb').write(o['cubin'])
+    return o
 
 
 def cuobjdump():
@@ -72,11 +85,6 @@ def quant_rows_defs(src, in_dt, B, ept, U, opk=0, rz=0):
             'DELTA_DT': 0, 'TOWARD_ZERO': rz, 'BC': B, 'EPT': ept, 'G': B // ept, 'U': U}
 
 
-def old_quant_rows_defs(src, in_dt, B, ept, G, CPL, opk=0, rz=0):
-    return {'ROWS': 1, 'SRC': src, 'IN_DT': DTC[in_dt], 'OPK': opk, 'ROUND_DT': DTC['bf16'] if opk else 0,
-            'DELTA_DT': 0, 'TOWARD_ZERO': rz, 'BC': B, 'EPT': ept, 'G': G, 'CPL': CPL}
-
-
 def ept_for(in_dt, B, src):
     size = {'f32': 4, 'f16': 2, 'bf16': 2}[in_dt] if src == 0 else 1
     return min(16 // size, B)
@@ -98,6 +106,19 @@ def decode_u(mode, K):
     if mode >= 2:
         return 4 if mode == 2 else 2
     return next((u for u in (6, 5, 4, 3) if (K // 16) % (32 * u) == 0), 4)
+
+
+def wo_mma_u(K):
+    """CUDALinearOps.weightOnlyMMASegments: 3 segments per warp batch (the faster of 2 and 3 on the H200
+    at both decode shapes)."""
+    return 3
+
+
+def wo_mma_shared(M, K, f32):
+    """CUDALinearOps.weightOnlyMMASharedBytes."""
+    rw = (K + 63) // 64 * 32 + 4
+    nt = (M + 7) // 8
+    return 4 * ((3 if f32 else 1) * M * rw + 8 + 2 * 8 * 4 * nt * 32 + 32)
 
 
 def decode_shared(mode, M, K, B, U, xs, x_size=2):
@@ -220,7 +241,8 @@ class K:
     def grid(self, work_threads, per_sm=16):
         return max(1, min((work_threads + 255) // 256, self.R.sms * per_sm))
 
-    def quant_rows(self, x, B, rz=0, src=0, sx=None, opk=0, U=None, q=None, s=None, old=None, flag=None):
+    def quant_rows(self, x, B, rz=0, src=0, sx=None, opk=0, U=None, q=None, s=None, old=False, flag=None):
+        """`old`: the same variant and launch compiled from the --baseline sources."""
         t = self.t
         M, C = x.shape
         CB = (C + B - 1) // B
@@ -228,17 +250,10 @@ class K:
         ept = ept_for(in_dt, B, src)
         q = t.empty((M, C), dtype=t.int8, device=x.device) if q is None else q
         s = t.empty((M, CB), dtype=t.float32, device=x.device) if s is None else s
-        if old is None:
-            U = U or rows_u(ept, B)
-            f = self.R.fn('quantization', 'quant_rows', quant_rows_defs(src, in_dt, B, ept, U, opk, rz))
-            spans = (C + U * 32 * ept - 1) // (U * 32 * ept)
-            grid = self.grid(M * spans * 32, 8)
-        else:
-            G, CPL = old
-            f = self.R.fn('quantization', 'quant_rows', old_quant_rows_defs(src, in_dt, B, ept, G, CPL, opk, rz),
-                          old=True)
-            warps = (M * CB + (32 // G) - 1) // (32 // G)
-            grid = self.grid(warps * 32)
+        U = U or rows_u(ept, B)
+        f = self.R.fn('quantization', 'quant_rows', quant_rows_defs(src, in_dt, B, ept, U, opk, rz), old=old)
+        spans = (C + U * 32 * ept - 1) // (U * 32 * ept)
+        grid = self.grid(M * spans * 32, 8)
         args = [P(x), P(sx), ('ptr', 0), f32arg(0.0), P(q), P(s)] + i64args([M, C, CB]) + [P(flag)]
         self.R.launch(f, grid, args)
         return q, s
@@ -259,14 +274,13 @@ class K:
         R_, C = q.shape
         out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[out_dtype]
         size = {'f32': 4, 'f16': 2, 'bf16': 2}[out]
-        ept = next(e for e in ([16 // size, 4, 2, 1] if not old else [16, 8, 4, 2, 1]) if C % e == 0)
+        ept = next(e for e in [16 // size, 4, 2, 1] if C % e == 0)
         d = {'DEQUANT': 1, 'OUT_DT': DTC[out], 'EPT': ept, 'BR': BR, 'BC': BC, 'SRC': 1, 'TOWARD_ZERO': 0}
-        if not old:
-            d['U'] = U
+        d['U'] = U
         f = self.R.fn('quantization', 'dequant', d, old=old)
         y = t.empty((R_, C), dtype=out_dtype, device=q.device) if y is None else y
         total = R_ * C
-        grid = self.grid(total // ept // (U if not old else 1), 8 if not old else 16)
+        grid = self.grid(total // ept // U, 8)
         self.R.launch(f, grid, [P(q), P(s), P(y)] + i64args([total, R_, C, (R_ + BR - 1) // BR, (C + BC - 1) // BC]))
         return y
 
@@ -275,39 +289,45 @@ class K:
         out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[out_dtype]
         size = {'f32': 4, 'f16': 2, 'bf16': 2}[out]
         count = q.numel()
-        ept = next(e for e in ([16 // size, 4, 2, 1] if not old else [16, 8, 4, 2, 1]) if count % e == 0)
+        ept = next(e for e in [16 // size, 4, 2, 1] if count % e == 0)
         d = {'FP8': 1, 'SRC': 2, 'OUT_DT': DTC[out], 'EPT': ept, 'TOWARD_ZERO': 0}
-        if not old:
-            d['U'] = U
+        d['U'] = U
         f = self.R.fn('quantization', 'fp8_dequant', d, old=old)
         y = t.empty(q.shape, dtype=out_dtype, device=q.device) if y is None else y
-        grid = self.grid(count // ept // (U if not old else 1), 8 if not old else 16)
+        grid = self.grid(count // ept // U, 8)
         self.R.launch(f, grid, [P(q), P(s), P(y)] + i64args([count]))
         return y
 
-    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False):
+    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False, tc=False):
         t = self.t
         M, K_ = x.shape
         N = wq.shape[0]
         out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[y.dtype]
         x_dt = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16', t.int8: 'bf16'}[x.dtype]
-        if old:
-            d = {'MODE': mode, 'MT': M, 'OUT_DT': DTC[out], 'BR': br if br else (B if mode < 3 else 1), 'BC': B,
-                 'BIAS_DT': 0, 'X_DT': DTC[x_dt], 'TOWARD_ZERO': rz}
-            smem = ((M * K_ + 15) & ~15) + 4 * M * ((K_ + B - 1) // B) if mode == 1 else 0
-            f = self.R.fn('decode', 'gemv_stream', d, smem, old=True)
-            grid = min((N + 7) // 8, self.R.sms * (2 if M <= 8 else 1))
-        else:
-            U = U or decode_u(mode, K_)
-            d = decode_defs(mode, M, B, U, xs, out, x_dt, rz, br)
-            smem = decode_shared(mode, M, K_, B, U, xs, x.element_size())
-            f = self.R.fn('decode', 'gemv_stream', d, smem)
+        if tc:
+            U = U or wo_mma_u(K_)
+            d = decode_defs(mode, M, B, U, 1, out, x_dt, rz, br)
+            d['TC'] = 1
+            smem = wo_mma_shared(M, K_, x_dt == 'f32')
+            f = self.R.fn('decode', 'gemv_wo_mma', d, smem)
             if smem > 48 * 1024:
                 self.R.drv.ck(self.R.drv.cu.cuFuncSetAttribute(f, 8, smem), 'cuFuncSetAttribute')
-            per_sm = self.R.occupancy(f, smem)
-            cap = self.R.sms * per_sm * 8  # resident warps
-            rounds = (N + cap - 1) // cap
-            grid = max(1, ((N + rounds - 1) // rounds + 7) // 8)
+            tiles = (N + 15) // 16
+            cap = self.R.sms * self.R.occupancy(f, smem)
+            rounds = (tiles + cap - 1) // cap
+            grid = max(1, (tiles + rounds - 1) // rounds)
+            self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
+            return y
+        U = U or decode_u(mode, K_)
+        d = decode_defs(mode, M, B, U, xs, out, x_dt, rz, br)
+        smem = decode_shared(mode, M, K_, B, U, xs, x.element_size())
+        f = self.R.fn('decode', 'gemv_stream', d, smem, old=old)
+        if smem > 48 * 1024:
+            self.R.drv.ck(self.R.drv.cu.cuFuncSetAttribute(f, 8, smem), 'cuFuncSetAttribute')
+        per_sm = self.R.occupancy(f, smem)
+        cap = self.R.sms * per_sm * 8  # resident warps
+        rounds = (N + cap - 1) // cap
+        grid = max(1, ((N + rounds - 1) // rounds + 7) // 8)
         self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
         return y
 
@@ -364,7 +384,7 @@ def ref_quant_gpu(x, B, rz):
 
 
 def ref_w8a8(qx, sx, qw, sw, bias, B, BR, out_dtype):
-    """CONTRACTS.md: acc += float(S_j) * (sx * sw) over j in increasing order (float32), bias last."""
+    """NOTES.md, "Numerics decisions": acc += float(S_j) * (sx * sw) over j in increasing order (float32), bias last."""
     import torch
     M, K_ = qx.shape
     N = qw.shape[0]
@@ -394,7 +414,9 @@ def ref_weight_only(x, wq, ws, B, BR, bias, fp8):
 
 # ------------------------------------------------------------------------------------- checks
 def run_checks(R, k, args):
+    """Every section, or those named in --sections (quant, gelu, dequant, w8a8, mode1, wo, wo_mma)."""
     torch = R.torch
+    want = lambda name: not args.sections or name in args.sections.split(',')
     dev = 'cuda'
     fails, results = [], []
 
@@ -408,24 +430,26 @@ def run_checks(R, k, args):
         return int((a != b).sum()) if a.dtype != torch.float32 else int(((a != b) & ~(a.isnan() & b.isnan())).sum())
 
     # quantizer: bit-exact vs the CPU reference and vs vec16
-    for (M, Kc, B) in [(7, 48, 32), (33, 208, 64), (17, 1008, 256), (64, 1040, 128), (5, 3072, 128),
-                       (3, 400, 128), (1000, 3072, 128), (2, 13824, 128), (300, 5120, 256), (9, 96, 32)]:
+    shapes = [(7, 48, 32), (33, 208, 64), (17, 1008, 256), (64, 1040, 128), (5, 3072, 128),
+              (3, 400, 128), (1000, 3072, 128), (2, 13824, 128), (300, 5120, 256), (9, 96, 32)]
+    for (M, Kc, B) in (shapes if want('quant') else []):
         for dt in (torch.bfloat16, torch.float16, torch.float32):
             for rz in (0, 1):
                 x = torch.randn(M, Kc, device=dev) * torch.exp(torch.randn(M, 1, device=dev) * 2)
                 if Kc > B:
                     x[0, :B] = 0
                 x = x.to(dt)
-                q, s = k.quant_rows(x, B, rz)
                 rq, rs = ref_quant_gpu(x, B, rz)
                 vq, vs = k.vec16(x, B, rz)
-                torch.cuda.synchronize()
-                rec('quant_rows M=%d K=%d B=%d %s rz=%d' % (M, Kc, B, str(dt)[6:], rz),
-                    same(q, rq) == 0 and same(s, rs) == 0 and same(q, vq) == 0 and same(s, vs) == 0,
-                    'code/scale mismatches vs CPU ref %d/%d, vs vec16 %d/%d' % (same(q, rq), same(s, rs), same(q, vq),
-                                                                             same(s, vs)))
+                if True:
+                    q, s = k.quant_rows(x, B, rz)
+                    torch.cuda.synchronize()
+                    rec('quant_rows M=%d K=%d B=%d %s rz=%d' % (M, Kc, B, str(dt)[6:], rz),
+                        same(q, rq) == 0 and same(s, rs) == 0 and same(q, vq) == 0 and same(s, vs) == 0,
+                        'code/scale mismatches vs CPU ref %d/%d, vs vec16 %d/%d' % (same(q, rq), same(s, rs),
+                                                                                 same(q, vq), same(s, vs)))
     # NaN / inf propagation: scales exactly as vec16 (NaN for a NaN block, inf for an inf block)
-    for B in (32, 128, 256):
+    for B in (32, 128, 256) if want('quant') else ():
         x = torch.randn(6, 1024, device=dev)
         x[1, 5] = float('nan')
         x[2, 1023] = float('inf')
@@ -445,32 +469,34 @@ def run_checks(R, k, args):
     # fused gelu (tanh form), int8 -> int8 and bf16 -> int8: within the GPU test's tolerance of the
     # float64 gelu (1e-2 on the dequantized values); code mismatches against the float64 gelu and
     # against the CPU's float operations (cpu_gelu_tanh) are reported
-    for src in (1, 0):
+    for src in (1, 0) if want('gelu') else ():
         for B in (32, 128, 256):
             x = (torch.randn(257, 3072, device=dev) * 2).to(torch.bfloat16)
             qx, sx = ref_quant_gpu(x, B, 0)
             vin = (qx.float() * sx.repeat_interleave(B, 1)[:, :3072]) if src == 1 else x.float()
             inp = qx if src == 1 else x
-            q, s = k.quant_rows(inp, B, 0, src=src, sx=sx if src == 1 else None, opk=2)
-            torch.cuda.synchronize()
             rq, rs = ref_quant_gpu(gelu_tanh_64(vin).to(torch.bfloat16), B, 0)
             cq, cs = ref_quant_gpu(cpu_gelu_tanh(vin).to(torch.bfloat16), B, 0)
-            deq = q.float() * s.repeat_interleave(B, 1)[:, :3072]
-            e = float((deq.double() - gelu_tanh_64(vin)).norm() / gelu_tanh_64(vin).norm())
-            rec('gelu src=%d B=%d' % (src, B), e < 1e-2,
-                'rel err %.2e; code/scale mismatches vs float64 gelu %d/%d, vs CPU ops %d/%d of %d' % (
-                    e, same(q, rq), same(s, rs), same(q, cq), same(s, cs), q.numel()))
+            if True:
+                q, s = k.quant_rows(inp, B, 0, src=src, sx=sx if src == 1 else None, opk=2)
+                torch.cuda.synchronize()
+                deq = q.float() * s.repeat_interleave(B, 1)[:, :3072]
+                e = float((deq.double() - gelu_tanh_64(vin)).norm() / gelu_tanh_64(vin).norm())
+                rec('gelu src=%d B=%d' % (src, B), e < 1e-2,
+                    'rel err %.2e; code/scale mismatches vs float64 gelu %d/%d, vs CPU ops %d/%d of %d' % (
+                        e, same(q, rq), same(s, rs), same(q, cq), same(s, cs), q.numel()))
 
     # dequant: bit-exact
-    for (Rr, C, BR, BC) in [(54, 3072, 1, 128), (300, 400, 128, 128), (7, 96, 1, 32), (129, 200, 128, 64),
-                            (5, 72, 1, 48), (3, 10, 1, 5)]:
+    shapes = [(54, 3072, 1, 128), (300, 400, 128, 128), (7, 96, 1, 32), (129, 200, 128, 64),
+                            (5, 72, 1, 48), (3, 10, 1, 5)]
+    for (Rr, C, BR, BC) in (shapes if want('dequant') else []):
         q = torch.randint(-127, 128, (Rr, C), dtype=torch.int8, device=dev)
         s = torch.rand((Rr + BR - 1) // BR, (C + BC - 1) // BC, device=dev) * 0.1
         for dt in (torch.bfloat16, torch.float32, torch.float16):
             y = k.dequant(q, s, BR, BC, dt)
             torch.cuda.synchronize()
             rec('dequant %dx%d %dx%d %s' % (Rr, C, BR, BC, str(dt)[6:]), same(y, ref_dequant(q, s, BR, BC, dt)) == 0)
-    for count_shape in [(54, 3072), (7, 33), (1, 8)]:
+    for count_shape in [] if not want('dequant') else [(54, 3072), (7, 33), (1, 8)]:
         q = torch.randint(0, 256, count_shape, dtype=torch.uint8, device=dev)
         q[q == 0x7f] = 0
         q[q == 0xff] = 0
@@ -482,9 +508,10 @@ def run_checks(R, k, args):
             rec('fp8_dequant %s %s' % (count_shape, str(dt)[6:]), same(y, ref) == 0)
 
     # decode W8A8, modes 0 and 1: bit-exact with the contract arithmetic
-    for (M, N, Kc, B, rz) in [(1, 37, 400, 128, 0), (2, 64, 1024, 128, 1), (5, 50, 512, 32, 0), (16, 33, 768, 256, 1),
+    shapes = [(1, 37, 400, 128, 0), (2, 64, 1024, 128, 1), (5, 50, 512, 32, 0), (16, 33, 768, 256, 1),
                               (3, 20, 336, 16, 0), (9, 24, 1024, 512, 0), (2, 18432, 3072, 128, 0),
-                              (2, 999, 5120, 128, 0), (4, 70, 256, 64, 1)]:
+                              (2, 999, 5120, 128, 0), (4, 70, 256, 64, 1)]
+    for (M, N, Kc, B, rz) in (shapes if want('w8a8') or want('mode1') else []):
         x = torch.randn(M, Kc, device=dev) * 2
         x[0, 3] = 0
         qw, sw = H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B)
@@ -493,8 +520,9 @@ def run_checks(R, k, args):
             xx = x.to(xdt)
             qx, sx = ref_quant_gpu(xx, B, rz)
             ref = ref_w8a8(qx, sx, qw, sw, bias, B, B, odt)
-            for U in ((3, 4, 5, 6) if N > 900 else (4, 2) if M == 16 else (decode_u(0, Kc),)):
-                for mode, xs in ((1, 1), (0, 1), (0, 0)):
+            full = want('w8a8')
+            for U in ((3, 4, 5, 6) if N > 900 and full else (4, 2) if M == 16 and full else (decode_u(0, Kc),)):
+                for mode, xs in ((1, 1), (0, 1), (0, 0)) if want('w8a8') else ((1, 1),):
                     y = torch.full((M, N), float('nan'), dtype=odt, device=dev)
                     k.gemv(mode, xx if mode == 1 else qx, sx, qw, sw, bias, y, B, U=U, xs=xs, rz=rz)
                     torch.cuda.synchronize()
@@ -509,8 +537,9 @@ def run_checks(R, k, args):
     torch.cuda.synchronize()
     rec('gemv mode=1 NaN row', bool(y[1].isnan().all()) and bool(y[0].isfinite().all()) and bool(y[2].isfinite().all()))
     # weight-only, modes 2 (INT8, 128x128 and 1x64... blocks) and 3 (FP8)
-    for (M, N, Kc, B) in [(1, 45, 640, 64), (2, 45, 640, 64), (7, 100, 1024, 128), (16, 33, 640, 64),
-                          (2, 18432, 3072, 128)]:
+    shapes = [(1, 45, 640, 64), (2, 45, 640, 64), (7, 100, 1024, 128), (16, 33, 640, 64),
+                          (2, 18432, 3072, 128)]
+    for (M, N, Kc, B) in (shapes if want('wo') else []):
         x = torch.randn(M, Kc, device=dev) * 3
         bias = torch.randn(N, device=dev)
         w = torch.randn(N, Kc, device=dev) * 0.05
@@ -534,6 +563,75 @@ def run_checks(R, k, args):
                     e = H.relerr(y, ref_weight_only(xx.float(), w8, s8, 16, 1, bias, True))
                     rec('gemv mode=3 xs=%d U=%d M=%d N=%d K=%d %s' % (xs, U, M, N, Kc, str(xdt)[6:]), e < 1e-6,
                         'rel err %.1e' % e)
+    # weight-only on the tensor cores (gemv_wo_mma): within 1e-6 of float64 (the GPU test's bound), the
+    # error printed beside the SIMT kernel's; odd N, K % 64 != 0, M up to 16, every input dtype, U 2 / 3
+    shapes = [(3, 45, 640, 64), (2, 45, 640, 64), (7, 45, 640, 64), (16, 45, 640, 64),
+                          (7, 100, 1024, 128), (3, 37, 656, 64), (9, 70, 2048, 256), (2, 18432, 3072, 128),
+                          (2, 999, 5120, 128), (1, 16, 64, 64)]
+    for (M, N, Kc, B) in (shapes if want('wo_mma') else []):
+        # rows of very different magnitudes (row m scaled by 10^(3 (m % 3) - 3)), one with a 1e4 outlier
+        x = torch.randn(M, Kc, device=dev) * 3 * (10.0 ** (3 * (torch.arange(M, device=dev) % 3) - 3))[:, None]
+        x[0, 5] = 1e4 * x[0].abs().max()
+        bias = torch.randn(N, device=dev)
+        w = torch.randn(N, Kc, device=dev) * 0.05
+        qw, sw = H.quant_weight(w, B)
+        amax = w.abs().max()
+        s8 = (amax / 448).reshape(1)
+        w8 = (w / s8).clamp(-448, 448).to(torch.float8_e4m3fn).view(torch.uint8)
+        for xdt in (torch.float32, torch.bfloat16, torch.float16):
+            if xdt == torch.float16:
+                x = x.clamp(-6e4, 6e4)
+            xx = x.to(xdt)
+            for U in (3,):
+                for mode in (2, 3):
+                    wq_, ws_, B_ = (qw, sw, B) if mode == 2 else (w8, s8, 16)
+                    if wo_mma_shared(M, Kc, xdt == torch.float32) > 227 * 1024:
+                        continue  # the library runs gemv_stream there
+                    ref = ref_weight_only(xx.float(), wq_, ws_, B_, B_ if mode == 2 else 1, bias, mode == 3)
+                    y = torch.full((M, N), float('nan'), device=dev)
+                    k.gemv(mode, xx, None, wq_, ws_, bias, y, B_, U=U, tc=True)
+                    torch.cuda.synchronize()
+                    e = max(H.relerr(y[m], ref[m]) for m in range(M))  # the worst row
+                    e2 = float('nan')
+                    if want('wo'):
+                        y2 = torch.full((M, N), float('nan'), device=dev)
+                        k.gemv(mode, xx, None, wq_, ws_, bias, y2, B_, xs=1)
+                        torch.cuda.synchronize()
+                        e2 = max(H.relerr(y2[m], ref[m]) for m in range(M))
+                    rec('gemv_wo_mma mode=%d U=%d M=%d N=%d K=%d %s' % (mode, U, M, N, Kc, str(xdt)[6:]),
+                        e < 1e-6 and bool(y.isfinite().all()), 'worst row rel err %.1e (SIMT %.1e)' % (e, e2))
+    # non-finite: x q overflowing where x (q s) does not (recomputed, finite), inf and NaN inputs (the
+    # contract's NaN / inf pattern), bf16 output
+    for mode in (2, 3) if want('wo_mma') else ():
+        M, N, Kc, B = 4, 40, 640, 64
+        x = torch.randn(M, Kc, device=dev)
+        x[0, 3] = 3e37
+        x[1, 100] = float('inf')
+        x[2, 7] = float('nan')
+        w = torch.randn(N, Kc, device=dev) * 0.05
+        w[5, 100] = 0.0
+        qw, sw = H.quant_weight(w, B)
+        s8 = (w.abs().max() / 448).reshape(1)
+        w8 = (w / s8).clamp(-448, 448).to(torch.float8_e4m3fn).view(torch.uint8)
+        wq_, ws_, B_ = (qw, sw, B) if mode == 2 else (w8, s8, 16)
+        ref = ref_weight_only(x, wq_, ws_, B_, B_ if mode == 2 else 1, None, mode == 3).float()
+        y = torch.full((M, N), 7.0, device=dev)
+        k.gemv(mode, x, None, wq_, ws_, None, y, B_, tc=True)
+        torch.cuda.synchronize()
+        ok = bool((y.isnan() == ref.isnan()).all()) and bool((y.isinf() == ref.isinf()).all()) and \
+            bool((y[y.isinf()] == ref[ref.isinf()]).all()) and H.relerr(y[0], ref[0]) < 1e-6 and \
+            H.relerr(y[3], ref[3]) < 1e-6
+        rec('gemv_wo_mma mode=%d non-finite (overflow of x q, inf, NaN)' % mode, ok,
+            'row 0 finite %s, NaN %d/%d, inf %d/%d' % (bool(y[0].isfinite().all()), int(y.isnan().sum()),
+                                                        int(ref.isnan().sum()), int(y.isinf().sum()),
+                                                        int(ref.isinf().sum())))
+        yb = torch.empty((M, N), dtype=torch.bfloat16, device=dev)
+        xb = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+        k.gemv(mode, xb, None, wq_, ws_, None, yb, B_, tc=True)
+        torch.cuda.synchronize()
+        refb = ref_weight_only(xb.float(), wq_, ws_, B_, B_ if mode == 2 else 1, None, mode == 3)
+        rec('gemv_wo_mma mode=%d bf16 out' % mode, H.relerr(yb.float(), refb) < 4e-3,
+            'rel err %.1e' % H.relerr(yb.float(), refb))
     print('\nchecks: %d passed, %d failed' % (len(results) - len(fails), len(fails)))
     for f in fails:
         print('  FAILED:', f)
@@ -586,12 +684,12 @@ def run_bench(R, k, args):
     s2 = torch.empty_like(s)
     base = args.baseline is not None
     row('quantize bf16->int8 1x128: vec16 (main)', timed(lambda i: k.vec16(x, B, 0, q, s)), 3 * count + sbytes)
-    for U in (1, 2):
-        row('quantize bf16->int8 1x128: quant_rows U=%d' % U, timed(lambda i: k.quant_rows(x, B, U=U, q=q, s=s)),
-            3 * count + sbytes)
+    for U in (1, 2, 4):
+        row('quantize bf16->int8 1x128: quant_rows U=%d' % U,
+            timed(lambda i: k.quant_rows(x, B, U=U, q=q, s=s)), 3 * count + sbytes)
     if base:
         row('quantize bf16->int8 1x128: quant_rows (main)',
-            timed(lambda i: k.quant_rows(x, B, old=(8, 2), q=q, s=s)), 3 * count + sbytes)
+            timed(lambda i: k.quant_rows(x, B, old=True, q=q, s=s)), 3 * count + sbytes)
     xf = torch.randn(M // 2, Kc, device=dev)
     row('quantize f32->int8 1x128 (27280 rows): quant_rows U=2',
         timed(lambda i: k.quant_rows(xf, B, q=q[:M // 2], s=s[:M // 2])),
@@ -623,12 +721,12 @@ def run_bench(R, k, args):
         2 * count + 2 * sbytes)
     if base:
         row('gelu int8->int8 1x128 main',
-            timed(lambda i: k.quant_rows(q, B, src=1, sx=s, opk=2, old=(4, 2), q=q2, s=s2)),
+            timed(lambda i: k.quant_rows(q, B, src=1, sx=s, opk=2, old=True, q=q2, s=s2)),
             2 * count + 2 * sbytes)
     row('gelu bf16->int8 1x128 (tanh form)', timed(lambda i: k.quant_rows(x, B, src=0, opk=2, q=q2, s=s2)),
         3 * count + sbytes)
     if base:
-        row('gelu bf16->int8 1x128 main', timed(lambda i: k.quant_rows(x, B, src=0, opk=2, old=(8, 2), q=q2, s=s2)),
+        row('gelu bf16->int8 1x128 main', timed(lambda i: k.quant_rows(x, B, src=0, opk=2, old=True, q=q2, s=s2)),
             3 * count + sbytes)
     del x, q, s, q2, s2, y
     torch.cuda.empty_cache()
@@ -665,12 +763,18 @@ def run_bench(R, k, args):
                      wbytes)
             drow('FP8 weight-only mode 3 U=%d' % U,
                  timed(lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16, U=U), 40, 10), N * Kc)
+        for U in (2, 3):
+            drow('INT8 weight-only mode 2 tensor cores U=%d' % U,
+                 timed(lambda i: k.gemv(2, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, U=U, tc=True),
+                       40, 10), wbytes)
+            drow('FP8 weight-only mode 3 tensor cores U=%d' % U,
+                 timed(lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16, U=U, tc=True), 40, 10), N * Kc)
         x16 = torch.randn(16, Kc, device=dev, dtype=torch.bfloat16)
         y16 = torch.empty(16, N, dtype=torch.bfloat16, device=dev)
         drow('W8A8 mode 1 (float input) M=16',
              timed(lambda i: k.gemv(1, x16, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y16, B), 40, 10), wbytes)
         if base:
-            drow('W8A8 mode 1 main (U=8)',
+            drow('W8A8 mode 1 main',
                  timed(lambda i: k.gemv(1, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, old=True), 40, 10),
                  wbytes)
             drow('INT8 weight-only mode 2 main',
@@ -687,6 +791,73 @@ def run_bench(R, k, args):
     print('\n=== decode (weight bytes / s against the eager 2 GB copy, %.0f GB/s) ===' % bw)
     for r in drows:
         print('%-44s %dx%dx%d %7.1f us  %.2f of copy  %.2fx bf16' % r)
+
+
+def run_final(R, k, args):
+    """The kernels this round changed, each beside main's (--baseline), in one run: the quantizer, the
+    fused gelu, and the decode GEMVs at both WAN shapes (M = 2)."""
+    torch = R.torch
+    dev = 'cuda'
+    a = torch.empty(int(2e9) // 4, device=dev)
+    b = torch.empty_like(a)
+    bw = 2 * a.numel() * 4 / (H.bench(lambda i: b.copy_(a), 20)[0] * 1e-3) / 1e9
+    del a, b
+    out = ['2 GB device copy (read + write, eager): %.0f GB/s; "of copy" = GB/s over it' % bw]
+    M, Kc, B = 54560, 3072, 128
+    count, sbytes = M * Kc, 4 * M * (Kc // B)
+    x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+    q = torch.empty(M, Kc, dtype=torch.int8, device=dev)
+    s_ = torch.empty(M, Kc // B, device=dev)
+    q2, s2 = torch.empty_like(q), torch.empty_like(s_)
+    k.quant_rows(x, B, q=q, s=s_)
+    for name, fn, nb in [
+            ('quantize bf16->int8 1x128', lambda old: k.quant_rows(x, B, q=q2, s=s2, old=old), 3 * count + sbytes),
+            ('gelu int8->int8 1x128', lambda old: k.quant_rows(q, B, src=1, sx=s_, opk=2, q=q2, s=s2, old=old),
+             2 * count + 2 * sbytes),
+            ('gelu bf16->int8 1x128', lambda old: k.quant_rows(x, B, src=0, opk=2, q=q2, s=s2, old=old),
+             3 * count + sbytes)]:
+        t_new = timed(lambda i: fn(False))
+        t_old = timed(lambda i: fn(True))
+        out.append('%-34s main %7.1f us %.2f of copy | now %7.1f us %.2f of copy' % (
+            name, t_old * 1e3, nb / (t_old * 1e-3) / 1e9 / bw, t_new * 1e3, nb / (t_new * 1e-3) / 1e9 / bw))
+        print(out[-1], flush=True)
+    del x, q, s_, q2, s2
+    torch.cuda.empty_cache()
+    for (M, N, Kc) in [(2, 18432, 3072), (2, 30720, 5120)]:
+        nrot = max(2, int(6e8 // (N * Kc)) + 1)
+        ws_ = [H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B) for _ in range(nrot)]
+        f8s = [torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev) for _ in range(nrot)]
+        x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+        qx, sx = ref_quant_gpu(x, B, 0)
+        y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+        sc = torch.tensor([0.01], device=dev)
+        wb = N * Kc + ws_[0][1].numel() * 4
+        wbf = [(torch.randn(N, Kc, device=dev) * 0.02).to(torch.bfloat16)
+               for _ in range(max(2, int(6e8 // (2 * N * Kc)) + 1))]
+        t_bf = timed(lambda i: torch.nn.functional.linear(x, wbf[i % len(wbf)]), 40, 10)
+        del wbf
+        W = lambda i: ws_[i % nrot]
+        out.append('%dx%dx%d bf16 torch linear %.1f us (%.2f of copy)' % (M, N, Kc, t_bf * 1e3,
+                                                                          2 * N * Kc / (t_bf * 1e-3) / 1e9 / bw))
+        print(out[-1], flush=True)
+        for name, new, old, nb in [
+                ('W8A8 mode 1 (float input)', lambda i: k.gemv(1, x, None, W(i)[0], W(i)[1], None, y, B),
+                 lambda i: k.gemv(1, x, None, W(i)[0], W(i)[1], None, y, B, old=True), wb),
+                ('W8A8 mode 0 (codes)', lambda i: k.gemv(0, qx, sx, W(i)[0], W(i)[1], None, y, B),
+                 lambda i: k.gemv(0, qx, sx, W(i)[0], W(i)[1], None, y, B, old=True), wb),
+                ('INT8 weight-only (mode 2)', lambda i: k.gemv(2, x, None, W(i)[0], W(i)[1], None, y, B, tc=True),
+                 lambda i: k.gemv(2, x, None, W(i)[0], W(i)[1], None, y, B, old=True), wb),
+                ('FP8 weight-only (mode 3)', lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16, tc=True),
+                 lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16, old=True), N * Kc)]:
+            t_new = timed(new, 40, 10)
+            t_old = timed(old, 40, 10)
+            out.append('%dx%dx%d %-27s main %6.1f us %.2f of copy | now %6.1f us %.2f of copy %.2fx bf16' % (
+                M, N, Kc, name, t_old * 1e3, nb / (t_old * 1e-3) / 1e9 / bw, t_new * 1e3,
+                nb / (t_new * 1e-3) / 1e9 / bw, t_bf / t_new))
+            print(out[-1], flush=True)
+        del ws_, f8s
+        torch.cuda.empty_cache()
+    print('\n=== final: main beside this branch, one run ===\n' + '\n'.join(out))
 
 
 def run_profile(R, k, args):
@@ -708,7 +879,19 @@ def run_profile(R, k, args):
     y = torch.empty(2, N, dtype=torch.bfloat16, device=dev)
     k.gemv(1, xd, None, qw, sw, None, y, B)
     k.gemv(2, xd, None, qw, sw, None, y, B)
-    k.gemv(3, xd, None, qw.view(torch.uint8), torch.tensor([0.01], device=dev), None, y, 16)
+    f8 = torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev)
+    k.gemv(3, xd, None, f8, torch.tensor([0.01], device=dev), None, y, 16)
+    k.gemv(2, xd, None, qw, sw, None, y, B, tc=True)
+    k.gemv(3, xd, None, f8, torch.tensor([0.01], device=dev), None, y, 16, tc=True)
+    del qw, sw, f8
+    N, Kc = 18432, 3072
+    qw, sw = H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B)
+    f8 = torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev)
+    xd = torch.randn(2, Kc, device=dev, dtype=torch.bfloat16)
+    y = torch.empty(2, N, dtype=torch.bfloat16, device=dev)
+    k.gemv(1, xd, None, qw, sw, None, y, B)
+    k.gemv(2, xd, None, qw, sw, None, y, B, tc=True)
+    k.gemv(3, xd, None, f8, torch.tensor([0.01], device=dev), None, y, 16, tc=True)
     torch.cuda.synchronize()
     print('profiled launches done')
 
@@ -736,11 +919,17 @@ def compile_all(sources):
                 for B in ((16, 128, 512) if mode < 2 else (64,)):
                     variants.append(('decode', decode_defs(mode, M, B, U, 1, 'bf16', 'bf16', 1)))
             variants.append(('decode', decode_defs(mode, M, 128, 4, 0, 'f32', 'f32', 0)))
+    for mode in (2, 3):
+        for M in (1, 2, 7, 16):
+            for x_dt in ('bf16', 'f16', 'f32'):
+                d = decode_defs(mode, M, 128 if mode == 2 else 16, 2 if M > 2 else 3, 1, 'bf16', x_dt, 0)
+                d['TC'] = 1
+                variants.append(('decode', d))
     for which, d in variants:
         o = compile_variant(srcs[which], d)
         log = o['log'].strip()
         name = {'ROWS': 'quant_rows', 'DEQUANT': 'dequant', 'FP8': 'fp8_dequant'}
-        kind = next((v for kk, v in name.items() if kk in d), 'gemv_stream')
+        kind = next((v for kk, v in name.items() if kk in d), 'gemv_wo_mma' if 'TC' in d else 'gemv_stream')
         print('%-12s %-70s %s %s' % (kind, ' '.join('%s=%d' % kv for kv in sorted(d.items())), usage(o['cubin']),
                                      ('LOG: ' + log[:300]) if log else ''), flush=True)
     print('%d variants compiled' % len(variants))
@@ -754,6 +943,8 @@ def main():
     ap.add_argument('--check', action='store_true')
     ap.add_argument('--bench', action='store_true')
     ap.add_argument('--profile', action='store_true')
+    ap.add_argument('--sections', default=None, help='checks to run, comma-separated (default all)')
+    ap.add_argument('--final', action='store_true', help='bench only the kernels this round changed, beside main')
     args = ap.parse_args()
     sp = H.find_sources(args.sources)
     if args.compile_only:
@@ -769,6 +960,8 @@ def main():
         ok = run_checks(R, k, args)
     if args.bench:
         run_bench(R, k, args)
+    if args.final:
+        run_final(R, k, args)
     if args.profile:
         run_profile(R, k, args)
     sys.exit(0 if ok else 1)

@@ -124,38 +124,39 @@ enum CPUDenseKernels {
     }
 
     /// `a` ([batches, M, K]) times `b` ([batches, K, N], or [batches, N, K] when `transposeB`), each
-    /// batch one OpenBLAS sgemm on float32 copies of f16/bf16 operands.
+    /// batch one OpenBLAS sgemm. Float32 operands whose matrices have unit column stride (the heads of
+    /// a permuted `(B, S, heads, d)` view, for instance) are read in place, with their row stride as the
+    /// leading dimension; others are copied to contiguous float32 first.
     static func batchedMatmul(_ a: Tensor, _ b: Tensor, transposeB: Bool, batches: Int, m: Int, n: Int, k: Int,
                               shape: [Int]) throws -> Tensor {
-        let left = try float32Contiguous(a)
-        let right = try float32Contiguous(b)
+        let left = try BatchedOperand(a)
+        let right = try BatchedOperand(b)
         let product = try Tensor(uninitializedShape: shape, dtype: .float32)
         let out = product.storage.hostPointer.assumingMemoryBound(to: Float.self)
         if m > 0 && n > 0 {
-            try left.withUnsafeFloats { x in
-                try right.withUnsafeFloats { y in
-                    guard let x = x.baseAddress, let y = y.baseAddress else { return }
-                    let gemm: (Int) -> Void = { batch in
-                        let c = out + batch * m * n
-                        if k == 0 {
-                            c.initialize(repeating: 0, count: m * n)
-                        } else if transposeB {
-                            OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: x + batch * m * k, lda: k, b: y + batch * n * k,
-                                                   ldb: k, c: c, ldc: n)
-                        } else {
-                            OpenBLAS.shared.gemmNN(m: m, n: n, k: k, a: x + batch * m * k, b: y + batch * k * n, c: c)
-                        }
-                    }
-                    // With at least a batch per core (attention: batch x heads products), the batches go
-                    // to the cores, each one single-threaded sgemm; fewer, each product's columns are
-                    // split over the cores (`gemmNT` / `gemmNN`), which is worth it only for large ones.
-                    if batches > 1 && (batches >= CPUKernels.threadCount || m * n * k < 262_144) {
-                        CPUKernels.parallelRanges(count: batches) { range in range.forEach(gemm) }
-                    } else {
-                        (0..<batches).forEach(gemm)
-                    }
+            let (x, y) = (left.base, right.base)
+            let gemm: (Int) -> Void = { batch in
+                let c = out + batch * m * n
+                let (a, b) = (x + left.offsets[batch], y + right.offsets[batch])
+                if k == 0 {
+                    c.initialize(repeating: 0, count: m * n)
+                } else if transposeB {
+                    OpenBLAS.shared.gemmNT(m: m, n: n, k: k, a: a, lda: left.rowStride, b: b, ldb: right.rowStride,
+                                           c: c, ldc: n)
+                } else {
+                    OpenBLAS.shared.gemmNN(m: m, n: n, k: k, a: a, lda: left.rowStride, b: b, ldb: right.rowStride,
+                                           c: c)
                 }
             }
+            // With at least a batch per core (attention: batch x heads products), the batches go
+            // to the cores, each one single-threaded sgemm; fewer, each product's columns are
+            // split over the cores (`gemmNT` / `gemmNN`), which is worth it only for large ones.
+            if batches > 1 && (batches >= CPUKernels.threadCount || m * n * k < 262_144) {
+                CPUKernels.parallelRanges(count: batches) { range in range.forEach(gemm) }
+            } else {
+                (0..<batches).forEach(gemm)
+            }
+            withExtendedLifetime((left, right)) {}
         }
         return try converted(product, to: a.dtype)
     }
@@ -255,5 +256,39 @@ enum CPUDenseKernels {
             }
         }
         return result
+    }
+}
+
+/// One operand of ``CPUDenseKernels/batchedMatmul(_:_:transposeB:batches:m:n:k:shape:)`` as float32
+/// matrices: the element offset of each batch's matrix from ``base`` and their common row stride.
+///
+/// A float32 tensor whose last dimension has stride 1 is used in place: each batch index's offset is
+/// `offset + sum_i index_i * stride_i` over the batch dimensions, the row stride that of the
+/// second-to-last dimension. Anything else (another dtype, a transposed last dimension, rows that
+/// overlap) is made contiguous float32 first.
+struct BatchedOperand {
+    /// Keeps the storage alive while ``base`` is used.
+    let tensor: Tensor
+    let base: UnsafePointer<Float>
+    let offsets: [Int]
+    let rowStride: Int
+
+    init(_ operand: Tensor) throws {
+        let rank = operand.rank
+        let (rows, columns) = (operand.shape[rank - 2], operand.shape[rank - 1])
+        let inPlace = operand.dtype == .float32 && operand.device == .cpu
+            && (columns <= 1 || operand.strides[rank - 1] == 1)
+            && (rows <= 1 || operand.strides[rank - 2] >= columns)
+        let tensor = inPlace ? operand : try CPUDenseKernels.float32Contiguous(operand)
+        self.tensor = tensor
+        base = UnsafePointer(tensor.storage.hostPointer.assumingMemoryBound(to: Float.self))
+        rowStride = rows <= 1 ? max(columns, 1) : tensor.strides[rank - 2]
+        let batchShape = Array(tensor.shape.dropLast(2))
+        let batchStrides = Array(tensor.strides.dropLast(2))
+        var offsets = [tensor.offset]
+        for (size, stride) in zip(batchShape, batchStrides) {
+            offsets = offsets.flatMap { start in (0..<size).map { start + $0 * stride } }
+        }
+        self.offsets = offsets
     }
 }

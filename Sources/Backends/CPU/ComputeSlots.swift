@@ -29,6 +29,9 @@ package final class ComputeSlots: @unchecked Sendable {
     /// grants it (no thundering herd of waiters rechecking a shared condition).
     private var queue: [(slots: Int, granted: DispatchSemaphore)] = []
     private let lock = NSLock()
+    /// Slot-nanoseconds held so far, and when the number of slots in use last changed.
+    private var heldSlotNanoseconds: UInt64 = 0
+    private var lastChange = DispatchTime.now().uptimeNanoseconds
 
     package init(count: Int) {
         self.count = count
@@ -41,12 +44,30 @@ package final class ComputeSlots: @unchecked Sendable {
     /// Requests waiting for their slots now (for tests; it changes as soon as it is read).
     package var waitingCount: Int { lock.withLock { queue.count } }
 
+    /// The slot-seconds held since the process started: the integral over time of the slots in use.
+    /// Divided by `count` x a wall interval, it is the share of the cores granted to regions then
+    /// (`qlinear bench-concurrency` reports it, to tell hand-over gaps from slower regions).
+    package var heldSlotSeconds: Double {
+        lock.withLock {
+            account(at: DispatchTime.now().uptimeNanoseconds)
+            return Double(heldSlotNanoseconds) / 1e9
+        }
+    }
+
+    /// Adds the slots in use since the last change up to `now`. Call with the lock held, before
+    /// `free` changes.
+    private func account(at now: UInt64) {
+        heldSlotNanoseconds &+= UInt64(count - free) &* (now &- min(lastChange, now))
+        lastChange = now
+    }
+
     /// Takes `min(max(wanted, 1), count)` slots, waiting until every earlier request has been granted
     /// and that many slots are free, and returns how many it took.
     package func acquire(upTo wanted: Int) -> Int {
         let taken = min(max(wanted, 1), count)
         lock.lock()
         if queue.isEmpty && free >= taken {
+            account(at: DispatchTime.now().uptimeNanoseconds)
             free -= taken
             lock.unlock()
             return taken
@@ -62,6 +83,7 @@ package final class ComputeSlots: @unchecked Sendable {
     package func release(_ taken: Int) {
         lock.lock()
         defer { lock.unlock() }
+        account(at: DispatchTime.now().uptimeNanoseconds)
         free += taken
         while let head = queue.first, head.slots <= free {
             free -= head.slots

@@ -128,21 +128,22 @@ public final class OpenBLAS: @unchecked Sendable {
     static func minimumColumns(m: Int, k: Int) -> Int { max(16, (1 << 20) / max(m * k, 1)) }
 
     /// `C = A B` for row-major float32 matrices: A (m x k), B (k x n), C (m x n), columns split like
-    /// ``gemmNT(m:n:k:a:lda:b:ldb:c:ldc:beta:)``.
-    package func gemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                       c: UnsafeMutablePointer<Float>) {
+    /// ``gemmNT(m:n:k:a:lda:b:ldb:c:ldc:beta:)``; the leading dimensions default to dense rows.
+    package func gemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>,
+                       ldb: Int? = nil, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
         guard m > 0 && n > 0 else { return }
-        let ldb = n
+        let (lda, ldb, ldc) = (lda ?? k, ldb ?? n, ldc ?? n)
         CPUKernels.parallelRanges(count: n, granule: 16, minimumPerThread: Self.minimumColumns(m: m, k: k)) { part in
             let (b, c, width) = (b + part.lowerBound, c + part.lowerBound, part.count)
             if let sgemm {
-                sgemm(101, 111, 111, Int32(m), Int32(width), Int32(k), 1, a, Int32(k), b, Int32(ldb), 0, c, Int32(ldb))
+                sgemm(101, 111, 111, Int32(m), Int32(width), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c,
+                      Int32(ldc))
             } else {
                 // The portable kernel wants B^T; transposing costs one pass over B's part.
                 var transposedB = [Float](repeating: 0, count: k * width)
                 for row in 0..<k { for column in 0..<width { transposedB[column * k + row] = b[row * ldb + column] } }
-                ck_sgemm_nt_portable(Int64(m), Int64(width), Int64(k), 1, a, Int64(k), transposedB, Int64(k), 0, c,
-                                     Int64(ldb))
+                ck_sgemm_nt_portable(Int64(m), Int64(width), Int64(k), 1, a, Int64(lda), transposedB, Int64(k), 0, c,
+                                     Int64(ldc))
             }
         }
     }

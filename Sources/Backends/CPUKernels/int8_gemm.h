@@ -5,7 +5,7 @@
 //
 // Every path computes, per output element and K block j, the exact int32 block sum
 // S_j = sum_{k in j} qx[m,k] qw[n,k] and accumulates acc += float(S_j) * (sx[m,j] * sw[n/Bn,j]) in
-// float32, j increasing; bias is added last (CONTRACTS.md, "INT8 W8A8 output arithmetic").
+// float32, j increasing; bias is added last (NOTES.md, "Numerics decisions").
 #include "ck_internal.h"
 
 // Float results must not depend on whether the compiler fuses a multiply and an add.

@@ -13,7 +13,7 @@ import QLTensor
 /// and otherwise the reason none fits, when our SIMT kernel (``LinearKernels``) runs instead. Outputs must be
 /// float32, float16 or bfloat16. Decode shapes (M <= 16) run ``DecodeKernels`` before any plan: the
 /// GEMM engineer's `bw8_gemv` splits each K block into 16-element partial sums, which the output
-/// arithmetic of CONTRACTS.md does not allow, so the library does not launch it.
+/// arithmetic (NOTES.md, "Numerics decisions") does not allow, so the library does not launch it.
 enum BlockwiseINT8GEMM {
     static let portable = KernelSource(file: "bw8_portable", contractsMultiplyAdd: true)
     static let hopper = KernelSource(file: "bw8_hopper", needsArchSpecific: true, contractsMultiplyAdd: true)

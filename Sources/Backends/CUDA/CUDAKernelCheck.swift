@@ -57,6 +57,13 @@ package enum CUDAKernelCheck {
         }
         variants.append((DecodeKernels.source, ["MODE": 1, "MT": 2, "X_DT": 0, "OUT_DT": 0, "BR": 512, "BC": 512,
                                                 "BIAS_DT": 0, "TOWARD_ZERO": 0, "U": 4, "XS": 1]))
+        // Weight-only on the tensor cores (`gemv_wo_mma`): both modes, one and two n8 tiles, every input dtype.
+        for (mode, rows, input) in [(2, 2, DType.bfloat16), (3, 2, .bfloat16), (2, 16, .float32), (3, 7, .float16)] {
+            variants.append((DecodeKernels.source, [
+                "MODE": mode, "MT": rows, "X_DT": input.kernelCode, "OUT_DT": input.kernelCode,
+                "BR": mode == 3 ? 1 : 128, "BC": mode == 3 ? 16 : 128, "BIAS_DT": 0,
+                "U": CUDALinearOps.weightOnlyMMASegments, "XS": 1, "TC": 1]))
+        }
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))

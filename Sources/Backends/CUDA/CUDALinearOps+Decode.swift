@@ -1,8 +1,9 @@
 import Foundation
 import QLTensor
 
-/// Decode shapes (1 <= M <= 16): every quantized linear runs ``DecodeKernels``' `gemv_stream`,
-/// which streams each weight row once (see there for the arithmetic and the launch contract).
+/// Decode shapes (1 <= M <= 16): every quantized linear runs ``DecodeKernels``' `gemv_stream`, which
+/// streams each weight row once, or for weight-only where it applies `gemv_wo_mma` on the tensor cores
+/// (see there for the arithmetic and the launch contracts).
 extension CUDALinearOps {
     /// Largest M the decode kernels serve.
     package static let decodeMaxRows = 16
@@ -35,6 +36,27 @@ extension CUDALinearOps {
         case .int8WeightOnly: 4
         case .fp8WeightOnly: 2
         }
+    }
+
+    /// Whether weight-only `mode` runs on the tensor cores (`gemv_wo_mma`): FP8 always, INT8 when every
+    /// 64-element segment of a row lies in one weight block (`blockColumns % 64 == 0`); and the staged
+    /// input fits in shared memory.
+    static func weightOnlyOnTensorCores(_ mode: DecodeMode, m: Int, k: Int, blockColumns: Int, floatInput: Bool,
+                                        device: CUDADevice) -> Bool {
+        (mode == .fp8WeightOnly || (mode == .int8WeightOnly && blockColumns % 64 == 0))
+            && weightOnlyMMASharedBytes(m: m, k: k, floatInput: floatInput) <= device.maxSharedMemoryPerBlock
+    }
+
+    /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, the faster of
+    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3).
+    static let weightOnlyMMASegments = 3
+
+    /// `gemv_wo_mma`'s dynamic shared memory (decode.cu): the input as float16 pieces (3 for float32, else
+    /// 1), M rows of `wo_row_words(K)` = 32 ceil(K / 64) + 4 words each, 8 zero words, two buffers of the
+    /// 8 warps' partial sums, and each row's largest |x| and exponent.
+    static func weightOnlyMMASharedBytes(m: Int, k: Int, floatInput: Bool) -> Int {
+        let rowWords = (k + 63) / 64 * 32 + 4
+        return 4 * ((floatInput ? 3 : 1) * m * rowWords + 8 + 2 * 8 * 4 * ((m + 7) / 8) * 32 + 32)
     }
 
     /// Largest input copy the weight-only modes stage in shared memory (else they read it from global memory).
@@ -84,6 +106,13 @@ extension CUDALinearOps {
         guard n > 0 else { return y }
         let b = try bias.map { try GPU(try $0.contiguous()) }
         let w8a8 = mode == .w8a8Codes || mode == .w8a8Float
+        if !w8a8 && weightOnlyOnTensorCores(mode, m: m, k: k, blockColumns: blockColumns,
+                                            floatInput: inputDType == .float32, device: device) {
+            try weightOnlyMMA(mode, x: x, inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
+                              y: try GPU(y), m: m, n: n, k: k, blockRows: blockRows, blockColumns: blockColumns,
+                              outputDType: outputDType)
+            return y
+        }
         let inputBytes = mode == .w8a8Codes ? 1 : inputDType.byteSize
         // The input goes to shared memory where it fits (always for mode 1, which quantizes into it).
         let staged = mode == .w8a8Float
@@ -110,5 +139,28 @@ extension CUDALinearOps {
             x.argument, sx?.argument ?? .null, w.argument, scales.argument, b?.argument ?? .null,
             try GPU(y).argument, .int32(Int32(n)), .int32(Int32(k))])
         return y
+    }
+
+    /// Queues `gemv_wo_mma` (weight-only on the tensor cores, decode.cu) into `y`. Persistent: each CTA
+    /// takes 16-row tiles blockIdx.x, + grid, ...; of the resident CTAs, as many as give every CTA the
+    /// same number of tiles.
+    private static func weightOnlyMMA(_ mode: DecodeMode, x: GPU, inputDType: DType, w: GPU, scales: GPU, bias: GPU?,
+                                      biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
+                                      blockColumns: Int, outputDType: DType) throws {
+        let device = x.device
+        let defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
+                       "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
+                       "U": weightOnlyMMASegments, "XS": 1, "TC": 1]
+        let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
+        let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: inputDType == .float32)
+        if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
+        let tiles = (n + 15) / 16
+        let resident = device.multiprocessorCount
+            * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
+        let rounds = (tiles + resident - 1) / resident
+        try device.launch(function, grid: ((tiles + rounds - 1) / rounds, 1, 1), block: (256, 1, 1),
+                          sharedMemory: shared, [
+                            x.argument, .null, w.argument, scales.argument, bias?.argument ?? .null, y.argument,
+                            .int32(Int32(n)), .int32(Int32(k))])
     }
 }

@@ -105,7 +105,7 @@ int64_t ck_i8_gemm_granule(int path);
 /// buffers of cache size: AVX2 stores w and |w| for the sign trick (vpsignb moves w's sign onto
 /// the activation, vpmaddubsw multiplies |w| x (+-x): every pair sum is at most 2 x 127 x 127 =
 /// 32258 in magnitude, so the int16 step never saturates), the VNNI paths w and sum_k w per column
-/// and block. Block sums are exact int32; the output follows CONTRACTS.md. Returns 0, or -1 when
+/// and block. Block sums are exact int32; the output follows NOTES.md, "Numerics decisions". Returns 0, or -1 when
 /// a buffer cannot be allocated.
 int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 

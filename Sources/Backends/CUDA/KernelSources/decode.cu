@@ -1,5 +1,6 @@
-// Decode-shape linear kernels (1 <= M <= 16 rows): one kernel, `gemv_stream`, that streams each weight
-// row once from memory, specialised with `-D`:
+// Decode-shape linear kernels (1 <= M <= 16 rows): `gemv_stream`, that streams each weight row once
+// from memory (every mode), and `gemv_wo_mma` (weight-only on the tensor cores, with `TC` defined; see
+// there), specialised with `-D`:
 // - `MODE` 0: INT8 W8A8 on given activation codes `qx` (M, K) int8 and scales `sx` (M, KB);
 //   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 //   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
@@ -9,11 +10,11 @@
 //   batch, `XS` 1 when the input is copied into shared memory first (mode 1 always; modes 0, 2, 3 where
 //   it fits), 0 when it is read from global memory.
 //
-// Arithmetic (CONTRACTS.md): W8A8 computes each K block's int32 sum exactly (dp4a over 16-byte chunks,
+// Arithmetic (NOTES.md, "Numerics decisions"): W8A8 computes each K block's int32 sum exactly (dp4a over 16-byte chunks,
 // the chunks' sums added as integers), then `acc = acc + float(sum_j) * (sx[m,j] * sw[n/BR, j])` in
 // float32 in increasing j, bias added last, rounded once to `OUT_DT`: the CPU reference's value exactly.
-// Weight-only: `y = sum_k x * w` in float32 (fused multiply-adds into four partial sums per lane and
-// row, added and summed over the warp by a reduction), bias added last.
+// Weight-only (`gemv_stream`): `y = sum_k x * w` in float32 (fused multiply-adds into four partial sums
+// per lane and row, added and summed over the warp by a reduction), bias added last.
 //
 // Launch: block 256 threads (8 warps); persistent grid (any size; all of it resident at once is
 // best); warp w of the grid streams rows n = w, w + warps, ...; each row in batches of 32 * U chunks
@@ -25,8 +26,11 @@
 // product, and lane m adds the batch's products to its accumulator in increasing block order. No
 // shuffles in the stream; two `__syncwarp` per batch. (The first version reduced each chunk's sum
 // with shuffles and gathered the products in order with 4 more: 98 registers, 0.44-0.50 of copy.)
-// Measured on the H200 at M = 2 (scripts/gpu/membound_harness.py, NOTES.md issue 10): W8A8 0.66-0.92
-// of the copy bandwidth, weight-only 0.40-0.56 (issue-bound on the per-element decode and FMAs).
+// Mode 1's quantizer rounds with the magic-number add where the block's reciprocal is normal (no
+// float-to-int or round instruction per element: 0.66 -> 0.70 of copy at 2 x 18432 x 3072).
+// Measured on the H200 at M = 2 (scripts/gpu/membound_harness.py, NOTES.md issue 10): W8A8 0.70-0.92
+// of the copy bandwidth; weight-only here 0.40-0.56 (issue-bound on the per-element decode and FMAs;
+// `gemv_wo_mma` 0.61-0.81, used wherever it applies).
 // Needs K % 16 == 0, 16-byte aligned `qx` / `x` / `wq`, and for W8A8 `BC` a power of two in 16...512.
 // Dynamic shared memory (`decodeSharedBytes` in Swift): with XS, the input (`align16(M K)` codes +
 // `4 M KB` scales for W8A8, `align16(M K sizeof(X_DT))` for weight-only); W8A8 adds, 16-byte aligned,
@@ -139,22 +143,38 @@ __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) 
                     // x / scale correctly rounded: a reciprocal and one FMA correction (Markstein) where
                     // 1 / scale is normal, else the true division.
                     const float r = scale >= 1.0e-30f && scale <= 1.0e30f ? __frcp_rn(scale) : 0.0f;
-                    Pack<EPX> codes;
-                    #pragma unroll
-                    for (int e = 0; e < EPX; ++e) {
-                        float t = 0.0f;
-                        if (scale > 0.0f) {
-                            if (r != 0.0f) {
-                                const float y0 = __fmul_rn(v[i][e], r);
-                                t = fmaf(fmaf(-scale, y0, v[i][e]), r, y0);
+                    u32 bits[EPX];
+                    if (r != 0.0f) {
+                        // A finite block: |x / scale| <= 127, so no clamp, and the rounded quotient's
+                        // two's complement byte is the low byte of t + 1.5 * 2^23 (no float-to-int unit).
+                        #pragma unroll
+                        for (int e = 0; e < EPX; ++e) {
+                            const float y0 = __fmul_rn(v[i][e], r);
+                            const float t = fmaf(fmaf(-scale, y0, v[i][e]), r, y0);
+                            if (TOWARD_ZERO) {
+                                const int c = __float_as_int(__fadd_rz(fabsf(t), 12582912.0f)) - 0x4B400000;
+                                bits[e] = (u32)(t < 0.0f ? -c : c);
                             } else {
-                                t = __fdiv_rn(v[i][e], scale);
+                                bits[e] = (u32)__float_as_int(__fadd_rn(t, 12582912.0f));
                             }
-                            t = TOWARD_ZERO ? truncf(t) : rintf(t);
-                            t = fminf(fmaxf(t, -127.0f), 127.0f);
                         }
-                        codes.b[e] = (u8)(i8)(int)t;
+                    } else {
+                        #pragma unroll
+                        for (int e = 0; e < EPX; ++e) {
+                            float t = 0.0f;
+                            if (scale > 0.0f) {
+                                t = __fdiv_rn(v[i][e], scale);
+                                t = TOWARD_ZERO ? truncf(t) : rintf(t);
+                                t = fminf(fmaxf(t, -127.0f), 127.0f);
+                            }
+                            bits[e] = (u32)(u8)(i8)(int)t;
+                        }
                     }
+                    union { typename Vec<EPX>::T v; u32 w[EPX / 4]; } codes;
+                    #pragma unroll
+                    for (int q = 0; q < EPX / 4; ++q)
+                        codes.w[q] = __byte_perm(__byte_perm(bits[4 * q], bits[4 * q + 1], 0x0040),
+                                                 __byte_perm(bits[4 * q + 2], bits[4 * q + 3], 0x0040), 0x5410);
                     *(typename Vec<EPX>::T*)(xq + m * K + k) = codes.v;
                 }
             }
@@ -361,3 +381,317 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
         b = nb;
     }
 }
+
+#if (MODE == 2 || MODE == 3) && defined(TC)
+// Weight-only on the tensor cores (`TC` defined): `gemv_wo_mma`, for MT <= 16 and, in mode 2,
+// BC % 64 == 0 (every 64-element segment of a row in one weight block).
+//
+// Arithmetic: each weight code's exact value (int8, or e4m3) is a float16 operand. Input row m is
+// scaled by a power of two, 2^-e_m (its largest |x| into [2^14, 2^15)), and split into float16
+// pieces: one for bf16 / f16 inputs, three for f32 (hi + mid + lo: 33 bits), staged once per CTA in
+// shared memory; what a piece cannot hold is below 2^-24 after scaling, i.e. under 2^-38 of the
+// row's largest |x|. `mma.m16n8k16` f16 with float32 accumulation sums each 64-element segment of
+// a weight row: D = sum_k x'[m,k] q[n,k] (products exact), then `acc = fma(s, D, acc)` with the
+// segment's block scale s, and y = 2^e_m acc + bias: the scale is applied per segment instead of per
+// element (w = q * s), a different rounding of the same sum (NOTES.md, issue 10 round 3; the GPU
+// tests compare weight-only within 1e-6 of the float64 value). An output that comes out non-finite
+// (a non-finite input or scale, or a sum past the float range) is recomputed by the whole warp in
+// the contract's arithmetic, `sum_k x * (q * s)` in float32 from the global input, so NaN and
+// infinity appear exactly where that arithmetic gives them.
+//
+// Layout: the CTA (8 warps) owns 16 weight rows at a time (tiles n0 = 16 (blockIdx.x + i gridDim.x));
+// warp w takes the row's segments [w SPW, (w + 1) SPW). Lane (g = lane / 4, t = lane % 4) loads 16
+// bytes at k = 64 s + 16 t of rows n0 + g and n0 + g + 8 (the quad of a row reads 64 contiguous
+// bytes); mma step e uses bytes 4e...4e + 3 of them as the A fragment's columns 2t, 2t + 1, 2t + 8,
+// 2t + 9, and the same k of x row g (the B fragment): the sum over k is the same in any order. U
+// segments per warp are in flight (the next batch loaded before the current one is used, across
+// tiles). At a tile's end the 8 warps' partial sums meet in shared memory and warp 0 adds them in warp
+// order, scales, adds the bias and stores.
+#define NT ((MT + 7) / 8)                    // n8 tiles of x rows
+#define PIECES (X_DT == DT_F32 ? 3 : 1)      // float16 pieces of x
+
+/// Staged row stride in 32-bit words (two float16 each): K rounded up to 64, then = 4 (mod 32) words,
+/// so that the quad's 16-byte reads of rows g and g + 1 (one phase of LDS.128) fall in different banks.
+__device__ __forceinline__ int wo_row_words(int K) { return ((K + 63) & ~63) / 2 + 4; }
+
+__device__ __forceinline__ void mma_f16(float* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/// Codes 0, 1 (`lo`) and 2, 3 (`hi`) of a word as float16 pairs (exact): INT8 through the halves
+/// 1024 + (q + 128) (two byte permutes into 0x64XX) minus 1152; FP8 with the e4m3x2 conversion.
+__device__ __forceinline__ void wo_decode_word(u32 word, u32& lo, u32& hi) {
+#if MODE == 2
+    const u32 flipped = word ^ 0x80808080u;
+    const u32 minus = 0xE480E480u;  // -1152, -1152
+    lo = __byte_perm(flipped, 0x64u, 0x4140u);
+    hi = __byte_perm(flipped, 0x64u, 0x4342u);
+    asm("add.rn.f16x2 %0, %0, %1;" : "+r"(lo) : "r"(minus));
+    asm("add.rn.f16x2 %0, %0, %1;" : "+r"(hi) : "r"(minus));
+#elif __CUDA_ARCH__ >= 890
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(lo) : "h"((u16)(word & 0xffff)));
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(hi) : "h"((u16)(word >> 16)));
+#else
+    const auto half = [](u32 w, int i) { return (u32)f32_to_f16(e4m3_to_f32((u8)(w >> (8 * i)))); };
+    lo = half(word, 0) | (half(word, 1) << 16);
+    hi = half(word, 2) | (half(word, 3) << 16);
+#endif
+}
+
+/// The weight value w = q * s of the contract (the recomputation of a non-finite output).
+__device__ __forceinline__ float wo_weight(const u8* wq, const float* ws, int n, int k, int K) {
+    const u8 c = wq[(i64)n * K + k];
+#if MODE == 2
+    return __fmul_rn((float)(i8)c, ws[(i64)(n / BR) * ((K + BC - 1) / BC) + k / BC]);
+#else
+    return __fmul_rn(e4m3_to_f32(c), ws[0]);
+#endif
+}
+
+/// The contract's `sum_k x[m,k] * (q[n,k] * s) + bias` in float32, by the whole warp (lane-strided k,
+/// then a shuffle sum): the value of an output the tensor-core sum made non-finite.
+__device__ __forceinline__ float wo_contract_sum(const void* x, const u8* wq, const float* ws, int m, int n, int K,
+                                                 float bias_n) {
+    float a = 0.0f;
+    for (int k = threadIdx.x & 31; k < K; k += 32)
+        a = fmaf(load_f<X_DT>(x, (i64)m * K + k), wo_weight(wq, ws, n, k, K), a);
+    return warp_sum(a) + bias_n;
+}
+
+/// This lane's weight rows n0 + g and n0 + g + 8 of a tile: their first chunk (k = 64 s0 + 16 t) and,
+/// for INT8, their weight-scale rows; null past N or past the last tile.
+struct WoTile {
+    const u8* row[2];
+    const float* srow[2];
+};
+
+__device__ __forceinline__ WoTile wo_tile(const u8* wq, const float* ws, int tile, int tiles, int N, int K, int s0,
+                                          int g, int t) {
+    WoTile r;
+    #pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int n = 16 * tile + g + 8 * h;
+        const bool ok = tile < tiles && n < N;
+        r.row[h] = ok ? wq + (i64)n * K + 64 * s0 + 16 * t : nullptr;
+        r.srow[h] = ok ? ws + (MODE == 2 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
+    }
+    return r;
+}
+
+/// Loads batch `b` of a tile: the lane's chunks of segments s0 + b U + u (zeros from the lane's
+/// `lane_segs`-th on: past K) and, for INT8, the segments' scales of both rows (up to `warp_segs`).
+__device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], const WoTile& tile, int b, int s0,
+                                        int lane_segs, int warp_segs) {
+    #pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const int i = b * U + u;
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            w[u][h] = tile.row[h] && i < lane_segs ? ld_stream(tile.row[h] + 64 * i) : make_uint4(0, 0, 0, 0);
+#if MODE == 2
+            sc[u][h] = tile.srow[h] && i < warp_segs ? __ldg(tile.srow[h] + (64 * (s0 + i)) / BC) : 0.0f;
+#endif
+        }
+    }
+}
+
+/// Stages x (MT, K) into shared memory as float16 pieces of x 2^-e_m, K rounded up to 64 with zeros,
+/// and e_m into `row_exp`; `row_max` (MT words, zero) collects max |x| of each row (as bits: a NaN's
+/// exceed infinity's, so a non-finite row gets e_m = 0 and its non-finite pieces).
+__device__ void wo_stage(const void* x, u32* xs, u32* row_max, int* row_exp, int K, int RW) {
+    constexpr int EPX = 16 / (int)sizeof(typename Elem<X_DT>::T);
+    const int K64 = (K + 63) & ~63, per_row = K64 / EPX;
+    for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
+        const int m = c / per_row, k = (c - m * per_row) * EPX;
+        if (k < K) {
+            float v[EPX];
+            load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
+            u32 a = 0;
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e) a = max(a, __float_as_uint(v[e]) & 0x7fffffffu);
+            atomicMax(row_max + m, a);
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < MT) {
+        const u32 a = row_max[threadIdx.x];
+        row_exp[threadIdx.x] = a == 0 || a >= 0x7f800000u ? 0 : (int)(a >> 23) - 127 - 14;
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
+        const int m = c / per_row, k = (c - m * per_row) * EPX;
+        float v[EPX];
+        if (k < K) {
+            load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e) v[e] = ldexpf(v[e], -row_exp[m]);
+        } else {
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e) v[e] = 0.0f;
+        }
+        #pragma unroll
+        for (int p = 0; p < PIECES; ++p) {
+            u32 words[EPX / 2];
+            #pragma unroll
+            for (int e = 0; e < EPX; e += 2) {
+                const u16 h0 = f32_to_f16(v[e]), h1 = f32_to_f16(v[e + 1]);
+                words[e / 2] = (u32)h0 | ((u32)h1 << 16);
+                v[e] = __fsub_rn(v[e], f16_to_f32(h0));
+                v[e + 1] = __fsub_rn(v[e + 1], f16_to_f32(h1));
+            }
+            u32* dst = xs + (p * MT + m) * RW + k / 2;
+            if constexpr (EPX == 8) {
+                *(uint4*)dst = make_uint4(words[0], words[1], words[2], words[3]);
+            } else {
+                *(uint2*)dst = make_uint2(words[0], words[1]);
+            }
+        }
+    }
+    if (threadIdx.x < 8) xs[PIECES * MT * RW + threadIdx.x] = 0u;
+    __syncthreads();
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
+    const void* __restrict__ x, const float* __restrict__ sx, const u8* __restrict__ wq,
+    const float* __restrict__ ws, const void* __restrict__ bias, void* __restrict__ y, int N, int K) {
+    extern __shared__ __align__(16) u8 smem[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int KS = (K + 63) >> 6, SPW = (KS + 7) >> 3, BPT = (SPW + U - 1) / U;
+    const int s0 = warp * SPW, warp_segs = max(0, min(KS, s0 + SPW) - s0);
+    const int lane_segs = max(0, min(s0 + warp_segs, (K - 16 * t + 63) >> 6) - s0);  // chunks with k < K
+    const int tiles = (N + 15) >> 4;
+    const int mine = blockIdx.x < tiles ? (tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;  // tiles of this CTA
+    const int RW = wo_row_words(K);
+    u32* xs = (u32*)smem;                                // PIECES x MT rows of RW words, then 8 zero words
+    float* red = (float*)(xs + PIECES * MT * RW + 8);    // 2 x 8 warps x 4 NT x 32 lanes
+    u32* row_max = (u32*)(red + 2 * 8 * 4 * NT * 32);    // MT
+    int* row_exp = (int*)(row_max + 16);                 // MT
+#if MODE == 3
+    const float s_all = ws[0];
+#endif
+
+    // The first batch is in flight while x is staged.
+    uint4 wa[U][2], wb[U][2];
+    float sa[U][2], sb[U][2];
+    int load_tile = blockIdx.x, load_batch = 0;
+    WoTile lt = wo_tile(wq, ws, load_tile, tiles, N, K, s0, g, t);
+    wo_load(wa, sa, lt, 0, s0, lane_segs, warp_segs);
+    if (threadIdx.x < 16) row_max[threadIdx.x] = 0u;
+    __syncthreads();
+    wo_stage(x, xs, row_max, row_exp, K, RW);
+
+    // Row g of n8 tile j, piece p (words); rows past MT read the 8 zero words after the pieces.
+    int xrow[NT][PIECES];
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        #pragma unroll
+        for (int p = 0; p < PIECES; ++p) xrow[j][p] = 8 * j + g < MT ? (p * MT + 8 * j + g) * RW : PIECES * MT * RW;
+    }
+    float acc[NT][4];
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    int round = 0, batch = 0;  // the batch being computed: tile blockIdx.x + round gridDim.x
+
+    // One batch: issue the next batch's loads into (wn, sn), then multiply (wc, sc). (Calling it twice per
+    // trip with the buffers swapped, instead of copying them, took 104-137 registers and ran slower.)
+    auto step = [&](uint4 (&wc)[U][2], float (&sc)[U][2], uint4 (&wn)[U][2], float (&sn)[U][2]) {
+        if (++load_batch == BPT) {
+            load_batch = 0;
+            load_tile += gridDim.x;
+            lt = wo_tile(wq, ws, load_tile, tiles, N, K, s0, g, t);
+        }
+        wo_load(wn, sn, lt, load_batch, s0, lane_segs, warp_segs);
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int i = batch * U + u;
+            if (i < warp_segs) {
+                float d[NT][4];
+                #pragma unroll
+                for (int j = 0; j < NT; ++j) d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;
+                // x (m, 64 s + 16 t + 4 e ... + 3) is at words xrow[j][p] + 32 s + 8 t + 2 e, + 1.
+                const int kofs = 32 * (s0 + i) + 8 * t;
+                int ko[NT];
+                #pragma unroll
+                for (int j = 0; j < NT; ++j) ko[j] = 8 * j + g < MT ? kofs : 0;
+                const u32 lo_words[4] = {wc[u][0].x, wc[u][0].y, wc[u][0].z, wc[u][0].w};
+                const u32 hi_words[4] = {wc[u][1].x, wc[u][1].y, wc[u][1].z, wc[u][1].w};
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    u32 a0, a2, a1, a3;
+                    wo_decode_word(lo_words[e], a0, a2);
+                    wo_decode_word(hi_words[e], a1, a3);
+                    #pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        #pragma unroll
+                        for (int p = 0; p < PIECES; ++p) {
+                            const uint2 bv = *(const uint2*)(xs + xrow[j][p] + ko[j] + 2 * e);
+                            mma_f16(d[j], a0, a1, a2, a3, bv.x, bv.y);
+                        }
+                    }
+                }
+#if MODE == 2
+                const float s_lo = sc[u][0], s_hi = sc[u][1];
+#else
+                const float s_lo = s_all, s_hi = s_all;
+#endif
+                #pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    acc[j][0] = fmaf(s_lo, d[j][0], acc[j][0]);
+                    acc[j][1] = fmaf(s_lo, d[j][1], acc[j][1]);
+                    acc[j][2] = fmaf(s_hi, d[j][2], acc[j][2]);
+                    acc[j][3] = fmaf(s_hi, d[j][3], acc[j][3]);
+                }
+            }
+        }
+        if (++batch < BPT) return;
+        // The tile is done: the warps' sums meet in shared memory (two buffers, one barrier per tile).
+        const int tile = blockIdx.x + round * gridDim.x;
+        float* buf = red + (round & 1) * (8 * 4 * NT * 32);
+        batch = 0;
+        ++round;
+        #pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            #pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                buf[(warp * 4 * NT + 4 * j + e) * 32 + lane] = acc[j][e];
+                acc[j][e] = 0.0f;
+            }
+        }
+        __syncthreads();
+        if (warp != 0) return;
+        #pragma unroll
+        for (int c = 0; c < 4 * NT; ++c) {
+            const int m = 8 * (c >> 2) + 2 * t + (c & 1), n = 16 * tile + g + 8 * ((c >> 1) & 1);
+            const bool output = m < MT && n < N;
+            float v = 0.0f;
+            #pragma unroll
+            for (int w = 0; w < 8; ++w) v = v + buf[(w * 4 * NT + c) * 32 + lane];
+            const float bn = output && bias ? load_f<BIAS_DT>(bias, n) : 0.0f;
+            v = ldexpf(v, output ? row_exp[m] : 0) + bn;
+            // A non-finite input or scale, or a sum past the float range: the contract's sum, by the warp.
+            for (u32 bad = __ballot_sync(0xffffffffu, output && !is_finite(v)); bad; bad &= bad - 1) {
+                const int src = __ffs(bad) - 1;
+                const float exact = wo_contract_sum(x, wq, ws, __shfl_sync(0xffffffffu, m, src),
+                                                    __shfl_sync(0xffffffffu, n, src), K,
+                                                    __shfl_sync(0xffffffffu, bn, src));
+                if (lane == src) v = exact;
+            }
+            if (output) store_f<OUT_DT>(y, (i64)m * N + n, v);
+        }
+    };
+    const int items = mine * BPT;
+    for (int item = 0; item < items; ++item) {
+        step(wa, sa, wb, sb);
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            wa[u][0] = wb[u][0];
+            wa[u][1] = wb[u][1];
+            sa[u][0] = sb[u][0];
+            sa[u][1] = sb[u][1];
+        }
+    }
+}
+#endif

@@ -12,8 +12,8 @@
 // - Layout of the streaming kernels (`quant_rows`, `dequant`, `fp8_dequant`): a warp step covers
 //   U * 32 consecutive chunks, lane l holding chunks u * 32 + l, so each load and store instruction
 //   of a warp touches one contiguous run (whole 32-byte sectors). Measured on the H200 (54560 x 3072,
-//   scripts/gpu/membound_harness.py): quantize 0.75 of the copy bandwidth, dequantize 0.81 (INT8) and
-//   0.89 (FP8), fused tanh-gelu requantization 0.40 (INT8 codes) / 0.51 (bf16 input); NOTES.md issue 10.
+//   scripts/gpu/membound_harness.py): quantize 0.76 of the copy bandwidth, dequantize 0.81 (INT8) and
+//   0.89 (FP8), fused tanh-gelu requantization 0.45 (INT8 codes) / 0.55 (bf16 input); NOTES.md issue 10.
 //
 // Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
 // `q = clamp(round(x / scale), -127, 127)` with `x / scale` correctly rounded (a reciprocal and one
@@ -57,11 +57,44 @@ __device__ __forceinline__ float gelu_tanh_fast(float x) {
     return __fmul_rn(x, q);
 }
 
+/// N bfloat16 values (2 N bytes, one access) as floats, unpacked a pair at a time with one instruction
+/// per value (`w << 16`, `w & 0xffff0000`; the generic unpack spends two on the upper one).
+template <int N> __device__ __forceinline__ void load_bf16_pairs(const void* p, i64 i, float* out) {
+    union { typename Vec<2 * N>::T v; u32 w[N / 2]; } pack;
+    pack.v = *((const typename Vec<2 * N>::T*)((const u16*)p + i));
+    #pragma unroll
+    for (int q = 0; q < N / 2; ++q) {
+        out[2 * q] = __uint_as_float(pack.w[q] << 16);
+        out[2 * q + 1] = __uint_as_float(pack.w[q] & 0xffff0000u);
+    }
+}
+
+/// Rounds v[0..N) to the precision of ROUND_DT, as `round_to`; bfloat16 two at a time
+/// (`cvt.rn.bf16x2.f32`, the same round-to-nearest-even and canonical NaN as the scalar conversion).
+template <int N> __device__ __forceinline__ void round_values(float* v) {
+    if constexpr (ROUND_DT == DT_BF16 && N % 2 == 0) {
+        #pragma unroll
+        for (int e = 0; e < N; e += 2) {
+            u32 pair;
+            asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(pair) : "f"(v[e + 1]), "f"(v[e]));
+            v[e] = __uint_as_float(pair << 16);
+            v[e + 1] = __uint_as_float(pair & 0xffff0000u);
+        }
+    } else {
+        #pragma unroll
+        for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(v[e]);
+    }
+}
+
 /// The values to quantize at flat index i: source (dense, or dequantized with scale s), then the op.
 template <int N> __device__ __forceinline__ void source_values(const void* src, float s, const void* delta,
                                                               float strength, i64 i, float* v) {
 #if SRC == 0
-    load_vec<IN_DT, N>(src, i, v);
+    if constexpr (IN_DT == DT_BF16 && N % 2 == 0 && N <= 8) {
+        load_bf16_pairs<N>(src, i, v);
+    } else {
+        load_vec<IN_DT, N>(src, i, v);
+    }
 #elif SRC == 1
     load_vec<DT_I8, N>(src, i, v);
     #pragma unroll
@@ -73,7 +106,8 @@ template <int N> __device__ __forceinline__ void source_values(const void* src, 
 #endif
 #if OPK == 1 || OPK == 2
     #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = round_to<ROUND_DT>(OPK == 1 ? gelu_erf(v[e]) : gelu_tanh_fast(v[e]));
+    for (int e = 0; e < N; ++e) v[e] = OPK == 1 ? gelu_erf(v[e]) : gelu_tanh_fast(v[e]);
+    round_values<N>(v);
 #elif OPK == 3
     float d[N];
     load_vec<DELTA_DT, N>(delta, i, d);
