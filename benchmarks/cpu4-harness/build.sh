@@ -4,6 +4,7 @@
 # gemv_bench N K NKERNELS REPS: M = 1, 2 pthreads, weights rotated over > 1.2 GB, wall time;
 #   kernels 0-4 = 8e109ab INT8 weight-only, current INT8 weight-only, 8e109ab FP8, current FP8, read
 #   (vector max over the same bytes); 5-26 = the variants of extra.h (see its cases).
+# hotm M: M = 1-16, one core, weight in L2, 8e109ab vs current GEMVs (build like gemv_bench, without -DEXTRA).
 # gemm_bench N K M REPS (FP8=1 for e4m3 weights): one thread, thread CPU time, OpenBLAS sgemm (1 thread)
 #   on the dequantized weight against each variant listed in VARIANTS (pack + GEMM), results checked.
 set -e
