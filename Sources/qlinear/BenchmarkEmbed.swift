@@ -27,6 +27,9 @@ enum BenchmarkEmbed {
                   validate: { _ = try EmbedModelOptions.device($0, command: "bench-embed") }, "cpu, cuda or cuda:N"),
             .integer("repeats", default: 3, in: 1...1000, "timed passes per measurement"),
             .text("json", placeholder: "OUT", "also write the results as JSON"),
+            .text("configurations", placeholder: "LIST", default: configurationNames.joined(separator: ","),
+                  validate: { _ = try parseConfigurations($0) }, "which to run: "
+                  + configurationNames.joined(separator: ", ")),
         ],
         validate: { arguments in
             guard arguments.string("model") != nil else {
@@ -63,11 +66,13 @@ enum BenchmarkEmbed {
         let sets = try sentenceSets(arguments.strings("sentences"))
         let tokenizer = try WordPieceTokenizer(modelDirectory: directory)
         var configurations: [EmbedModelOptions] = []
+        let chosen = try parseConfigurations(arguments.string("configurations") ?? configurationNames.joined(separator: ","))
         let int8 = EmbedModelOptions.Format.int8Blockwise(blockSize: 128, rounding: .nearestEven)
-        for (format, floatInput, tables) in [(EmbedModelOptions.Format.none, LinearOptions.FloatInputMode.quantizeInput,
-                                              false),
-                                             (int8, .quantizeInput, false), (int8, .quantizeInput, true),
-                                             (int8, .dequantizeWeight, false), (.float8, .quantizeInput, false)] {
+        for (name, format, floatInput, tables) in [
+            ("fp32", EmbedModelOptions.Format.none, LinearOptions.FloatInputMode.quantizeInput, false),
+            ("w8a8", int8, .quantizeInput, false), ("w8a8-tables", int8, .quantizeInput, true),
+            ("weight-only", int8, .dequantizeWeight, false), ("fp8", .float8, .quantizeInput, false),
+        ] where chosen.contains(name) {
             var options = EmbedModelOptions()
             options.format = format
             options.floatInput = floatInput
@@ -81,6 +86,9 @@ enum BenchmarkEmbed {
             + Benchmark.pad("vs fp32", 9) + Benchmark.pad("peak RSS", 12) + Benchmark.pad("params", 11) + "linears")
         var results: [Result] = []
         for options in configurations {
+            // The buffers the previous configuration left idle in the pool would count in this one's
+            // peak: give them back first.
+            HostBufferPool.shared.purge()
             let (model, _) = try options.loadModel(directory: directory)
             let encoder = SentenceEncoder(model: model, tokenizer: tokenizer, batchSize: batchSize)
             let linearBytes = model.linears.map(\.layer.byteCount).reduce(0, +)
@@ -122,6 +130,23 @@ enum BenchmarkEmbed {
                 throw TensorError(.io, "bench-embed: cannot write `\(path)`", underlying: "\(error)")
             }
         }
+    }
+
+    /// The configurations `--configurations` names, in the order they run.
+    static let configurationNames = ["fp32", "w8a8", "w8a8-tables", "weight-only", "fp8"]
+
+    /// `w8a8,fp32` -> those names, checked against ``configurationNames``.
+    static func parseConfigurations(_ text: String) throws -> Set<String> {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let bad = names.first(where: { !configurationNames.contains($0) }) {
+            throw TensorError(.invalidArgument, "--configurations: `\(bad)` is not one of "
+                + configurationNames.joined(separator: ", "))
+        }
+        guard !names.isEmpty else {
+            throw TensorError(.invalidArgument, "--configurations needs at least one of "
+                + configurationNames.joined(separator: ", "))
+        }
+        return Set(names)
     }
 
     /// The named sentence sets: the given files, or the fixture's two sets.
