@@ -11,8 +11,16 @@ import Foundation
 /// Bounded by ``capacityBytes`` (the oldest buffers are freed first beyond it), so a process keeps at
 /// most that much idle memory. Thread-safe. Tensors use ``shared``.
 public final class HostBufferPool: @unchecked Sendable {
-    /// The pool every CPU tensor buffer comes from.
-    public static let shared = HostBufferPool(capacityBytes: 128 << 20)
+    /// The pool every CPU tensor buffer comes from: 64 MiB of idle buffers at most, or the number of
+    /// MiB in the environment variable `QLINEAR_HOST_POOL_MB` (0 turns the reuse off).
+    public static let shared = HostBufferPool(capacityBytes: environmentCapacity ?? 64 << 20)
+
+    /// `QLINEAR_HOST_POOL_MB` in bytes, when it is a whole number of MiB (0 to 1 TiB).
+    static var environmentCapacity: Int? {
+        guard let text = ProcessInfo.processInfo.environment["QLINEAR_HOST_POOL_MB"],
+              let megabytes = Int(text), (0...(1 << 20)).contains(megabytes) else { return nil }
+        return megabytes << 20
+    }
 
     /// Buffers below this size come from `malloc`'s own free lists and are not pooled.
     package static let minimumBytes = 256 << 10
@@ -37,7 +45,7 @@ public final class HostBufferPool: @unchecked Sendable {
 
     deinit { kept.forEach { free($0.pointer) } }
 
-    /// The most idle bytes the pool keeps (128 MiB for ``shared``). Setting it frees what no longer
+    /// The most idle bytes the pool keeps (64 MiB for ``shared``). Setting it frees what no longer
     /// fits; 0 turns the pool off (every large buffer is then unmapped when its last tensor goes away).
     public var capacityBytes: Int {
         get { lock.withLock { limit } }

@@ -1,3 +1,4 @@
+import Foundation
 @testable import QLTensor
 import QuantizedLinear
 import Testing
@@ -62,6 +63,14 @@ struct HostBufferPoolTests {
         pool.give(last.pointer, capacity: last.capacity)
         pool.purge()
         #expect(pool.idleBytes == 0)
+    }
+
+    @Test("the shared pool's bound: 64 MiB, or QLINEAR_HOST_POOL_MB when it is set to a whole number")
+    func sharedCapacity() {
+        let variable = ProcessInfo.processInfo.environment["QLINEAR_HOST_POOL_MB"]
+        let expected = variable.flatMap(Int.init).map { $0 << 20 } ?? 64 << 20
+        #expect(HostBufferPool.environmentCapacity == variable.flatMap(Int.init).map { $0 << 20 })
+        #expect(HostBufferPool.shared.capacityBytes == expected)
     }
 
     @Test("zeros are zeros on a buffer a dirty tensor gave back (shared pool)")
