@@ -24,13 +24,7 @@ extension BlockWiseINT8Layout: KernelQuantizedLayout {
     /// dequantizing the table and gathering, without the float copy of the table. Tables with blocks
     /// over several rows are declined (the fallback dequantizes the whole table).
     static func embedding(_ call: OpCall) throws -> Tensor {
-        let (table, layout) = try UnaryOperand.quantized(call, as: Self.self)
-        guard let indices = call.operand(1)?.denseTensor else {
-            throw TensorError(.invalidArgument, "embedding needs a table and int32 indices")
-        }
-        guard table.rank == 2 else {
-            throw TensorError(.shapeMismatch, "embedding: the table must be 2-D (V, D), got \(table.shape)")
-        }
+        let (table, layout, indices) = try UnaryOperand.table(call, as: Self.self)
         guard layout.isActivationBlocking else {
             throw Declined("table blocks \(layout.blockRows)x\(layout.blockColumns) span several rows; quantize "
                 + "embedding tables with 1 x B blocks (BlockWiseINT8Layout.activation(blockSize:))")

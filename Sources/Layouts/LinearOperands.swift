@@ -105,6 +105,19 @@ enum UnaryOperand {
         return (q, layout)
     }
 
+    /// An embedding call's quantized 2-D table with layout `L` (else a decline) and its indices.
+    static func table<L: QuantizedLayout>(_ call: OpCall, as layout: L.Type) throws
+        -> (table: QuantizedTensor, layout: L, indices: Tensor) {
+        let (table, layout) = try quantized(call, as: layout)
+        guard let indices = call.operand(1)?.denseTensor else {
+            throw TensorError(.invalidArgument, "embedding needs a table and int32 indices")
+        }
+        guard table.rank == 2 else {
+            throw TensorError(.shapeMismatch, "embedding: the table must be 2-D (V, D), got \(table.shape)")
+        }
+        return (table, layout, indices)
+    }
+
     /// The dense delta of a weight update, checked against the weight's shape and device.
     static func delta(_ call: OpCall, weight: QuantizedTensor) throws -> Tensor {
         guard let delta = try call.operand(1)?.dequantized() else {

@@ -21,13 +21,7 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
     /// `y[i..., k] = float(q[id, k]) * scale` in the table's original dtype (bit-identical to
     /// dequantizing the table and gathering).
     static func embedding(_ call: OpCall) throws -> Tensor {
-        let (table, _) = try UnaryOperand.quantized(call, as: Self.self)
-        guard let indices = call.operand(1)?.denseTensor else {
-            throw TensorError(.invalidArgument, "embedding needs a table and int32 indices")
-        }
-        guard table.rank == 2 else {
-            throw TensorError(.shapeMismatch, "embedding: the table must be 2-D (V, D), got \(table.shape)")
-        }
+        let (table, _, indices) = try UnaryOperand.table(call, as: Self.self)
         let codes = try DenseOps.embedding(table.data, indices: indices)
         return try DeviceBackends.kernels(for: table.device).dequantizeFP8(
             codes: codes, scale: table.scale, to: table.originalDType).orDecline()

@@ -59,12 +59,8 @@ extension Module {
         -> QuantizationReport {
         var report = QuantizationReport(layout: "\(layout)", floatInput: floatInput, kind: "linear layers")
         try updateLinears { name, layer in
-            if !include.isEmpty && !include.contains(where: { $0.matches(name) }) {
-                report.skipped.append((name, "matches no include pattern"))
-                return
-            }
-            if let pattern = exclude.first(where: { $0.matches(name) }) {
-                report.skipped.append((name, "excluded by `\(pattern)`"))
+            if let reason = Self.patternSkipReason(name, include: include, exclude: exclude) {
+                report.skipped.append((name, reason))
                 return
             }
             layer.floatInput = floatInput
@@ -86,6 +82,14 @@ extension Module {
 }
 
 extension Module {
+    /// Why the layer `name` is left out by the `include` / `exclude` patterns of a quantize walk, or nil
+    /// when it is taken (an empty `include` takes every name).
+    static func patternSkipReason(_ name: String, include: [LayerPattern], exclude: [LayerPattern]) -> String? {
+        if !include.isEmpty && !include.contains(where: { $0.matches(name) }) { return "matches no include pattern" }
+        if let pattern = exclude.first(where: { $0.matches(name) }) { return "excluded by `\(pattern)`" }
+        return nil
+    }
+
     /// Quantizes the tables of the embedding layers whose names match (token, position, ... tables),
     /// each with `layout`; lookups then gather and dequantize only the rows they read.
     ///
@@ -105,12 +109,8 @@ extension Module {
                                             exclude: [LayerPattern] = []) throws -> QuantizationReport {
         var report = QuantizationReport(layout: "\(layout)", floatInput: nil, kind: "embedding tables")
         try updateEmbeddings { name, layer in
-            if !include.isEmpty && !include.contains(where: { $0.matches(name) }) {
-                report.skipped.append((name, "matches no include pattern"))
-                return
-            }
-            if let pattern = exclude.first(where: { $0.matches(name) }) {
-                report.skipped.append((name, "excluded by `\(pattern)`"))
+            if let reason = Self.patternSkipReason(name, include: include, exclude: exclude) {
+                report.skipped.append((name, reason))
                 return
             }
             if layer.isQuantized {
