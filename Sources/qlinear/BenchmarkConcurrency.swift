@@ -62,7 +62,8 @@ enum BenchmarkConcurrency {
                         let seconds = mode == "threads" ? try threads(callers, calls, call) : try tasks(callers, calls, call)
                         let busy = (ComputeSlots.shared.heldSlotSeconds - held)
                             / (Double(ComputeSlots.shared.count) * seconds)
-                        if Double(calls) / seconds > best[callers]?.rate ?? 0 { best[callers] = (Double(calls) / seconds, busy) }
+                        let rate = Double(calls) / seconds
+                        if rate > best[callers]?.rate ?? 0 { best[callers] = (rate, busy) }
                     }
                 }
                 let single = best[1]?.rate ?? 1

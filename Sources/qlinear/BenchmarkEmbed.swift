@@ -66,7 +66,8 @@ enum BenchmarkEmbed {
         let sets = try sentenceSets(arguments.strings("sentences"))
         let tokenizer = try WordPieceTokenizer(modelDirectory: directory)
         var configurations: [EmbedModelOptions] = []
-        let chosen = try parseConfigurations(arguments.string("configurations") ?? configurationNames.joined(separator: ","))
+        let chosen = try parseConfigurations(arguments.string("configurations")
+            ?? configurationNames.joined(separator: ","))
         let int8 = EmbedModelOptions.Format.int8Blockwise(blockSize: 128, rounding: .nearestEven)
         for (name, format, floatInput, tables) in [
             ("fp32", EmbedModelOptions.Format.none, LinearOptions.FloatInputMode.quantizeInput, false),

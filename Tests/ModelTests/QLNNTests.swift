@@ -94,8 +94,8 @@ struct QLNNTests {
     @Test("quantizeEmbeddings: row-wise tables, lookups equal the dequantized table's rows, bytes, moves")
     func quantizeEmbeddings() throws {
         let wordTable = try random([1000, 384], seed: 50)
-        var model = TinyEmbeddings(word: try Embedding(table: wordTable), position: try Embedding(table: random([64, 384],
-                                                                                                             seed: 51)))
+        var model = TinyEmbeddings(word: try Embedding(table: wordTable),
+                                   position: try Embedding(table: random([64, 384], seed: 51)))
         #expect(model.embeddingLayers.map(\.name) == ["word", "position"])
         #expect(model.tensors.map(\.name) == ["word.weight", "position.weight"])
         let before = model.parameterByteCount

@@ -156,7 +156,8 @@ struct TransformerOpsTests {
         // One large product: its columns split over the cores instead.
         let single = try TestData.tensor([1, 200, 64], dtype: dtype, seed: 65)
         let wide = try TestData.tensor([1, 64, 300], dtype: dtype, seed: 66)
-        let y = try batchedMatmul(single, transposeB ? try wide.transposed().contiguous() : wide, transposeB: transposeB)
+        let right = transposeB ? try wide.transposed().contiguous() : wide
+        let y = try batchedMatmul(single, right, transposeB: transposeB)
         let wideExpected = Reference64.batchedMatmul(try exactValues(single), try exactValues(wide), batches: 1,
                                                      m: 200, k: 64, n: 300, transposeB: false)
         #expect(relativeError(try y.floats(), wideExpected) < outputTolerance(dtype))
@@ -237,7 +238,8 @@ struct TransformerOpsTests {
             let expected = try embedding(try q.dequantize(), indices: ids)
             #expect(rows.shape == [2, 3, 300] && rows.dtype == .float32, "\(layout)")
             #expect(try rows.floats() == expected.floats(), "\(layout)")
-            #expect(throws: TensorError.self) { try embedding(q, indices: try Tensor(elements: [Int32(37)], shape: [1])) }
+            let outOfRange = try Tensor(elements: [Int32(37)], shape: [1])
+            #expect(throws: TensorError.self) { try embedding(q, indices: outOfRange) }
         }
         // Blocks over several rows cannot be gathered row by row: the fallback dequantizes the table.
         let square = try QuantizedTensor.fromFloat(table, layout: BlockWiseINT8Layout.weight(blockSize: 16))

@@ -20,8 +20,11 @@ args=""; for s in $syms; do args="$args --redefine-sym $s=old_$s"; done
 objcopy $args $O/fp8_pertensor_before.o $O/fp8_old.o; objcopy $args $O/int8_blockwise_before.o $O/i8_old.o
 for f in fp8_pertensor int8_gemv_weight_only int8_dequantize ck_scratch; do $CC -c $K/$f.c -o $O/new_$f.o; done
 $CC -DEXTRA -I$H $H/gemv_bench.c $O/fp8_old.o $O/i8_old.o $O/new_*.o -lpthread -lm -o $O/gemv_bench
-# decoded GEMM: the pre-session-4 loop (BLIS orientation, 64 x 256) from v_gemm.c against the current file
-$CC -c -DV_NAME\(x\)=base_\#\#x -DV_NC=64 -DV_KC=256 -DV_ORIENT=0 -DV_PFC=0 -DV_PFW=0 $H/v_gemm.c -o $O/v_base.o
+# decoded GEMM: the pre-session-4 loop (BLIS orientation, 64 x 256: decoded_gemm.c as main had it at 17ae7b9,
+# taken from git) against the current file
+git show 17ae7b9:$K/decoded_gemm.c > $O/decoded_gemm_base.c
+$CC -c -Dck_decoded_gemm=base_gemm -Dck_decoded_gemm_pack_input=base_pack -Dck_decoded_gemm_input_size=base_size \
+  $O/decoded_gemm_base.c -o $O/v_base.o
 $CC -c -Dck_decoded_gemm=cur_gemm -Dck_decoded_gemm_pack_input=cur_pack -Dck_decoded_gemm_input_size=cur_size \
   $K/decoded_gemm.c -o $O/v_cur.o
 $CC -D'VARIANTS(X)=X(base) X(cur)' -D'VNAMES={"base","cur"}' $H/gemm_bench.c $O/v_base.o $O/v_cur.o \

@@ -4,8 +4,8 @@
 // 1.8 MB at K = 14336). One process-wide pool: a thread gets back the buffer it used last when that one
 // is free (still in its core's caches, as per-thread buffers were), else the most recently released
 // one (a thread new to the pool, e.g. one of 8 callers taking turns on 2 cores, then reuses a warm
-// buffer instead of bringing its own cold one into the rotation). At most CK_SCRATCH_POOL buffers of at most CK_SCRATCH_KEEP
-// bytes are kept; the number in use at once is bounded by the compute threads (ComputeSlots).
+// buffer instead of bringing its own cold one into the rotation). At most CK_SCRATCH_POOL buffers of at
+// most CK_SCRATCH_KEEP bytes are kept; the number in use at once is bounded by the compute threads (ComputeSlots).
 #include "ck_internal.h"
 #include <pthread.h>
 

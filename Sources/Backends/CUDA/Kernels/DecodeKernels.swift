@@ -10,8 +10,8 @@
 ///   batch, `XS` 1 when the input is copied into shared memory first (mode 1 always; modes 0, 2, 3 where
 ///   it fits), 0 when it is read from global memory.
 ///
-/// Arithmetic (NOTES.md, "Numerics decisions"): W8A8 computes each K block's int32 sum exactly (dp4a over 16-byte chunks,
-/// the chunks' sums added as integers), then `acc = acc + float(sum_j) * (sx[m,j] * sw[n/BR, j])` in
+/// Arithmetic (NOTES.md, "Numerics decisions"): W8A8 computes each K block's int32 sum exactly (dp4a over
+/// 16-byte chunks, the chunks' sums added as integers), then `acc = acc + float(sum_j) * (sx[m,j] * sw[n/BR, j])` in
 /// float32 in increasing j, bias added last, rounded once to `OUT_DT`: the CPU reference's value exactly.
 /// Weight-only (`gemv_stream`): `y = sum_k x * w` in float32 (fused multiply-adds into four partial sums
 /// per lane and row, added and summed over the warp by a reduction), bias added last.
