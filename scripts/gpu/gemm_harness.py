@@ -12,6 +12,7 @@ PyTorch provides memory, streams, events and the references.
   python3 gemm_harness.py --fill-cache        # no GPU needed: NVRTC cubins for sm_90 / sm_90a into cubin_cache/
   python3 gemm_harness.py --check             # correctness (quantizer, mma, gemv, wgmma)
   python3 gemm_harness.py --bench             # WAN shapes vs torch bf16 linear and torch._scaled_mm
+  python3 gemm_harness.py --tiles             # 128 x 128 against 128 x 64 tiles (M = 1024 ... 54560)
 Options: --sources DIR (the KernelSources folder), --skip-wgmma, --only-wgmma, --quick
 
 On the lent GPU: copy this file, the KernelSources folder and cubin_cache/ into /work/main/.gpu/gemm, carry
@@ -248,7 +249,8 @@ class Kernels:
             self.f_wg = {128: self.drv.func(mh, 'bw8_gemm_wgmma_b128', WG_SMEM),
                          64: self.drv.func(mh, 'bw8_gemm_wgmma_b64', WG_SMEM),
                          32: self.drv.func(mh, 'bw8_gemm_wgmma_b32', WG_SMEM),
-                         'pp': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128', WG_SMEM)}
+                         'pp': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128', WG_SMEM),
+                         'n64': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128_n64', WG_SMEM)}
 
     def stream(self):
         return self.torch.cuda.current_stream().cuda_stream
@@ -292,19 +294,21 @@ class Kernels:
                         [('ptr', qx.data_ptr()), ('ptr', sx.data_ptr()), ('ptr', qw.data_ptr()), ('ptr', sw.data_ptr()),
                          ('ptr', bp), ('ptr', y.data_ptr()), M, N, K, B, Bn, bdt, odt])
 
-    def wgmma_maps(self, qx, qw):
+    def wgmma_maps(self, qx, qw, bn=128):
         M, K = qx.shape
         N = qw.shape[0]
-        return self.drv.tmap_2d_u8(qx.data_ptr(), M, K), self.drv.tmap_2d_u8(qw.data_ptr(), N, K)
+        return self.drv.tmap_2d_u8(qx.data_ptr(), M, K), self.drv.tmap_2d_u8(qw.data_ptr(), N, K, box_rows=bn)
 
     def gemm_wgmma(self, qx, sx, qw, sw, bias, y, B, maps=None, variant='pp'):
+        """variant: 'pp' (128 x 128 tiles), 'n64' (128 x 64 tiles; B == 128 only) or 'v1'."""
         M, N, K, bdt, odt, bp = self._common(qx, sx, qw, sw, bias, y)
-        if B == 128 and variant == 'pp':
+        bn = 64 if variant == 'n64' else 128
+        if B == 128 and variant in ('pp', 'n64'):
             f = self.f_wg[variant]
         else:
             f = self.f_wg[128 if B % 128 == 0 else B]
-        tA, tB = maps if maps is not None else self.wgmma_maps(qx, qw)
-        tiles = ((M + 127) // 128) * ((N + 127) // 128)
+        tA, tB = maps if maps is not None else self.wgmma_maps(qx, qw, bn)
+        tiles = ((M + 127) // 128) * ((N + bn - 1) // bn)
         self.drv.launch(f, (min(tiles, self.sms),), (384,), WG_SMEM, self.stream(),
                         [tA, tB, ('ptr', sx.data_ptr()), ('ptr', sw.data_ptr()), ('ptr', bp), ('ptr', y.data_ptr()),
                          M, N, K, B, bdt, odt])
@@ -453,6 +457,18 @@ def run_checks(K_, args):
                 e = relerr(y, ref)
                 rec('%s M=%d N=%d K=%d B=%d out=%s bias=%s' % (kind + (['', '', '-v1'][oi] if kind == 'wgmma' and B == 128 else ''), M, N, K, B, on, None if bias is None else str(bias.dtype)[6:]),
                     e < TOL[on], 'rel err %.2e' % e)
+                if kind == 'wgmma' and B == 128:
+                    # 128 x 64 tiles: the same operations per element as the 128 x 128 pp kernel, so the same bits
+                    if oi == 2:
+                        y = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+                        K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant='pp')
+                    y2 = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+                    K_.gemm_wgmma(qx, sx, qw, sw, bias, y2, B, variant='n64')
+                    torch.cuda.synchronize()
+                    e2 = relerr(y2, ref)
+                    same = bool(torch.equal(y, y2))
+                    rec('wgmma-n64 M=%d N=%d K=%d out=%s bias=%s' % (M, N, K, on, None if bias is None else str(bias.dtype)[6:]),
+                        e2 < TOL[on] and same, 'rel err %.2e, bit-identical to pp: %s' % (e2, same))
         if kind == 'mma':
             # Bn != B (only the mma kernel supports it)
             M, N, K, B, Bn = 200, 300, 1024, 128, 64
@@ -656,6 +672,54 @@ def run_bench(K_, args):
         print('%4d %6d %6d | %9.1f %8.0f | %9.1f %8.0f %5.0f%% | %10.1f | %8.1e' % (r[:7] + (100 * r[6] / bw,) + r[7:]))
 
 
+TILE_SHAPES = [(1024, 3072, 3072), (1024, 5120, 5120), (1024, 13824, 5120), (1024, 5120, 13824), (2048, 3072, 3072),
+               (4096, 5120, 5120), (54560, 3072, 3072), (54560, 5120, 5120)]
+
+
+def run_tiles(K_, args):
+    """128 x 128 (pp) against 128 x 64 (n64) tiles, with and without the activation quantizer, beside torch bf16,
+    one process, CUDA-graph medians; n64 must give pp's bits."""
+    torch = K_.torch
+    F = torch.nn.functional
+    dev = 'cuda'
+    B = 128
+    out = []
+    for (M, N, K) in TILE_SHAPES:
+        nrot = 1 if M * K * 2 > 2e8 else 4
+        xs = [torch.randn(M, K, device=dev, dtype=torch.bfloat16) for _ in range(nrot)]
+        ws = [(torch.randn(N, K, device=dev) * 0.02).to(torch.bfloat16) for _ in range(nrot)]
+        inner, reps = (2, 8) if M > 4096 else (20, 15)
+        t_bf = bench_graph(lambda i: F.linear(xs[i % nrot], ws[i % nrot]), inner, reps)[0]
+        qws = [quant_weight(w, B) for w in ws]
+        qxs = [K_.quantize(x, B) for x in xs]
+        y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+        res = {}
+        for v in ('pp', 'n64'):
+            bn = 64 if v == 'n64' else 128
+            maps = [K_.wgmma_maps(qxs[i][0], qws[i][0], bn) for i in range(nrot)]
+            G = lambda i, v=v, maps=maps: K_.gemm_wgmma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0],
+                                                         qws[i % nrot][1], None, y, B, maps[i % nrot], v)
+            res[v] = bench_graph(G, inner, reps)[0]
+            res[v + '+q'] = bench_graph(lambda i, G=G: (K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0],
+                                                                     qxs[i % nrot][1]), G(i)), inner, reps)[0]
+        y1 = torch.empty_like(y)
+        K_.gemm_wgmma(qxs[0][0], qxs[0][1], qws[0][0], qws[0][1], None, y1, B, variant='pp')
+        K_.gemm_wgmma(qxs[0][0], qxs[0][1], qws[0][0], qws[0][1], None, y, B, variant='n64')
+        torch.cuda.synchronize()
+        same = bool(torch.equal(y, y1))
+        tf = lambda t: 2.0 * M * N * K / (t * 1e-3) / 1e12
+        out.append('%5d %5d %5d | bf16 %7.1f us %5.0f | pp %7.1f us %5.0f  +q %7.1f us %.2fx | n64 %7.1f us %5.0f  '
+                   '+q %7.1f us %.2fx | same bits %s' % (
+                       M, N, K, t_bf * 1e3, tf(t_bf), res['pp'] * 1e3, tf(res['pp']), res['pp+q'] * 1e3,
+                       t_bf / res['pp+q'], res['n64'] * 1e3, tf(res['n64']), res['n64+q'] * 1e3, t_bf / res['n64+q'],
+                       same))
+        print(out[-1], flush=True)
+        del xs, ws, qws, qxs, y, y1
+        torch.cuda.empty_cache()
+    print('\n=== INT8 W8A8 tiles (B = 128, bf16 in/out; TFLOP/s or TOP/s; +q = with the activation quantizer, ratio = '
+          'bf16 time / it) ===\n' + '\n'.join(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--sources', default=None)
@@ -666,6 +730,7 @@ def main():
     ap.add_argument('--only-wgmma', action='store_true')
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--fill-cache', action='store_true')
+    ap.add_argument('--tiles', action='store_true', help='128 x 128 against 128 x 64 tiles, M = 1024 to 54560')
     args = ap.parse_args()
     sp = find_sources(args.sources)
     portable, hopper = programs(sp)
@@ -689,6 +754,8 @@ def main():
         ok = run_checks(K_, args)
     if args.bench:
         run_bench(K_, args)
+    if args.tiles:
+        run_tiles(K_, args)
     sys.exit(0 if ok else 1)
 
 

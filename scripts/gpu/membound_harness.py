@@ -188,8 +188,8 @@ class Runner:
     def stream(self):
         return self.torch.cuda.current_stream().cuda_stream
 
-    def launch(self, f, grid, args, smem=0):
-        self.drv.launch(f, (grid,), (256,), smem, self.stream(), args)
+    def launch(self, f, grid, args, smem=0, threads=256):
+        self.drv.launch(f, (grid,), (threads,), smem, self.stream(), args)
 
 
 P = lambda t: ('ptr', t.data_ptr() if t is not None else 0)
@@ -241,8 +241,10 @@ class K:
     def grid(self, work_threads, per_sm=16):
         return max(1, min((work_threads + 255) // 256, self.R.sms * per_sm))
 
-    def quant_rows(self, x, B, rz=0, src=0, sx=None, opk=0, U=None, q=None, s=None, old=False, flag=None):
-        """`old`: the same variant and launch compiled from the --baseline sources."""
+    def quant_rows(self, x, B, rz=0, src=0, sx=None, opk=0, U=None, q=None, s=None, old=False, flag=None,
+                   threads=256, grid=None):
+        """`old`: the same variant and launch compiled from the --baseline sources; `threads`, `grid`: a
+        launch other than the backend's default (every warp one span, at most 8 blocks per SM)."""
         t = self.t
         M, C = x.shape
         CB = (C + B - 1) // B
@@ -253,9 +255,10 @@ class K:
         U = U or rows_u(ept, B)
         f = self.R.fn('quantization', 'quant_rows', quant_rows_defs(src, in_dt, B, ept, U, opk, rz), old=old)
         spans = (C + U * 32 * ept - 1) // (U * 32 * ept)
-        grid = self.grid(M * spans * 32, 8)
+        if grid is None:
+            grid = max(1, min((M * spans * 32 + threads - 1) // threads, self.R.sms * 8 * 256 // threads))
         args = [P(x), P(sx), ('ptr', 0), f32arg(0.0), P(q), P(s)] + i64args([M, C, CB]) + [P(flag)]
-        self.R.launch(f, grid, args)
+        self.R.launch(f, grid, args, threads=threads)
         return q, s
 
     def vec16(self, x, B, rz=0, q=None, s=None):
@@ -860,6 +863,51 @@ def run_final(R, k, args):
     print('\n=== final: main beside this branch, one run ===\n' + '\n'.join(out))
 
 
+def run_rows_sweep(R, k, args):
+    """`quant_rows` launches (U chunks per lane, threads per block) on bf16 activations of a small M
+    (1024, the medium attention layers) and the long M = 54560, beside main's kernel and launch
+    (--baseline), with a bit-exactness check of every configuration at the small shapes."""
+    torch = R.torch
+    dev = 'cuda'
+    a = torch.empty(int(2e9) // 4, device=dev)
+    b = torch.empty_like(a)
+    bw = 2 * a.numel() * 4 / (H.bench(lambda i: b.copy_(a), 20)[0] * 1e-3) / 1e9
+    del a, b
+    out = ['2 GB device copy (read + write, eager): %.0f GB/s; "of copy" = GB/s over it' % bw]
+    B = 128
+    configs = [(U, t) for U in (1, 2, 4) for t in (256, 128, 64)]
+    for (M, Kc) in [(1024, 3072), (1024, 5120), (4096, 3072), (54560, 3072)]:
+        nrot = max(1, int(4e8 // (M * Kc * 3)))
+        xs = [(torch.randn(M, Kc, device=dev) * torch.exp(torch.randn(M, 1, device=dev) * 2)).to(torch.bfloat16)
+              for _ in range(nrot)]
+        q = torch.empty(M, Kc, dtype=torch.int8, device=dev)
+        s = torch.empty(M, Kc // B, device=dev)
+        nb = 3 * M * Kc + 4 * M * (Kc // B)
+        if M <= 4096:
+            rq, rs = ref_quant_gpu(xs[0], B, 0)
+        t_old = timed(lambda i: k.quant_rows(xs[i % nrot], B, q=q, s=s, old=True), 20, 15) \
+            if args.baseline else float('nan')
+        line = '%5d x %5d main U=2/256 %6.2f us %.2f of copy |' % (M, Kc, t_old * 1e3, nb / (t_old * 1e-3) / 1e9 / bw)
+        for (U, t) in configs:
+            if M > 4096 and t != 256:
+                continue
+            if M <= 4096:
+                q.fill_(99)
+                s.fill_(float('nan'))
+                k.quant_rows(xs[0], B, U=U, threads=t, q=q, s=s)
+                torch.cuda.synchronize()
+                bad = int((q != rq).sum()) + int((s != rs).sum())
+                if bad:
+                    out.append('FAIL quant_rows U=%d threads=%d M=%d K=%d: %d mismatches' % (U, t, M, Kc, bad))
+            tn = timed(lambda i: k.quant_rows(xs[i % nrot], B, U=U, threads=t, q=q, s=s), 20, 15)
+            line += ' U=%d/%d %.2f us %.2f' % (U, t, tn * 1e3, nb / (tn * 1e-3) / 1e9 / bw)
+        out.append(line)
+        print(line, flush=True)
+        del xs, q, s
+        torch.cuda.empty_cache()
+    print('\n=== quant_rows launches (bf16, 1 x 128), graph-timed medians ===\n' + '\n'.join(out))
+
+
 def run_profile(R, k, args):
     """One launch of each new kernel (for ncu -k)."""
     torch = R.torch
@@ -945,6 +993,7 @@ def main():
     ap.add_argument('--profile', action='store_true')
     ap.add_argument('--sections', default=None, help='checks to run, comma-separated (default all)')
     ap.add_argument('--final', action='store_true', help='bench only the kernels this round changed, beside main')
+    ap.add_argument('--rows-sweep', action='store_true', help='quant_rows launches at small and long M, beside main')
     args = ap.parse_args()
     sp = H.find_sources(args.sources)
     if args.compile_only:
@@ -962,6 +1011,8 @@ def main():
         run_bench(R, k, args)
     if args.final:
         run_final(R, k, args)
+    if args.rows_sweep:
+        run_rows_sweep(R, k, args)
     if args.profile:
         run_profile(R, k, args)
     sys.exit(0 if ok else 1)

@@ -41,7 +41,7 @@ package enum CUDALinearOps {
                                   towardZero: false, outputDType: outputDType)
         }
         if !forcesSIMTKernel {
-            switch BlockwiseINT8GEMM.plan(m: m, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
+            switch BlockwiseINT8GEMM.plan(m: m, n: n, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,
                                           output: outputDType, device: device) {
             case .success(let plan):
                 try BlockwiseINT8GEMM.launch(plan, x: x, sx: try GPU(sx), w: try GPU(w), sw: try GPU(sw), bias: b,

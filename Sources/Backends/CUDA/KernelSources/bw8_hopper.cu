@@ -1,4 +1,10 @@
 // Block-wise INT8 W8A8 kernels for sm_90a: TMA + wgmma GEMMs (contract in bw8_common.cuh).
+//
+// `bw8_gemm_wgmma_pp_b128_n64` keeps the contract of `bw8_gemm_wgmma_pp_b128` (same arguments, block,
+// 197728 bytes of dynamic shared memory, B == Bn == 128, K % 16 == 0) with 128 x 64 output tiles: the
+// tensor map of W has 64-row boxes (128-byte swizzle, 128 columns) and the grid is min(SMs, ceil(M /
+// 128) * ceil(N / 64)). It gives the 128 x 128 kernel's bits; the launch code picks it where its tiles
+// fill the SMs' rounds better (M = 1024 layers), NOTES.md issue 10 round 4.
 #include "bw8_common.cuh"
 // ---------------------------------------------------------------- Hopper wgmma + TMA GEMM (sm_90a)
 #define WG_BM 128
@@ -49,6 +55,18 @@ __device__ __forceinline__ void bq_wgmma_m64n128k32(int (&d)[64], u64 da, u64 db
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p;\n}\n"
                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]), "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]), "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]), "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]), "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+               : "l"(da), "l"(db), "r"(scale_d));
+}
+
+// The same instruction with a 64-column B tile (32 accumulators per thread, the same fragment layout).
+__device__ __forceinline__ void bq_fence_acc(int (&d)[32]) {
+#pragma unroll
+  for (int i = 0; i < 32; i++) asm volatile("" : "+r"(d[i]) :: "memory");
+}
+__device__ __forceinline__ void bq_wgmma_m64n64k32(int (&d)[32], u64 da, u64 db, int scale_d) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p;\n}\n"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]), "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]), "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]), "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
                : "l"(da), "l"(db), "r"(scale_d));
 }
 
@@ -217,20 +235,27 @@ BQ_WGMMA_KERNEL(bw8_gemm_wgmma_b32, 4)
 // (wgmma.wait_group 1), so the tensor cores stay busy while the float promotion runs.
 __device__ __forceinline__ void bq_wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
 
-__device__ __forceinline__ void bq_pp_issue(int (&acc)[64], u32 sA, u32 sB, u32 bar_full, int stage, u32 phase, int cw) {
+// BN = 128 or 64 columns per tile: NACC = BN / 2 accumulators per thread and set.
+template <int BN>
+__device__ __forceinline__ void bq_pp_issue(int (&acc)[BN / 2], u32 sA, u32 sB, u32 bar_full, int stage, u32 phase,
+                                            int cw) {
   const u64 da = bq_desc_sw128(sA + stage * WG_STAGE_A + cw * (64 * WG_BK));
-  const u64 db = bq_desc_sw128(sB + stage * WG_STAGE_B);
+  const u64 db = bq_desc_sw128(sB + stage * (BN * WG_BK));
   bq_mbar_wait(bar_full + 8 * stage, phase);
   bq_fence_acc(acc);
   bq_wgmma_fence();
 #pragma unroll
-  for (int ks = 0; ks < 4; ks++) bq_wgmma_m64n128k32(acc, da + 2 * ks, db + 2 * ks, ks > 0 ? 1 : 0);
+  for (int ks = 0; ks < 4; ks++) {
+    if constexpr (BN == 128) bq_wgmma_m64n128k32(acc, da + 2 * ks, db + 2 * ks, ks > 0 ? 1 : 0);
+    else bq_wgmma_m64n64k32(acc, da + 2 * ks, db + 2 * ks, ks > 0 ? 1 : 0);
+  }
   bq_wgmma_commit();
 }
 
-__device__ __forceinline__ void bq_pp_promote(int (&acc)[64], float (&accf)[64], float s0, float s1) {
+template <int NACC>
+__device__ __forceinline__ void bq_pp_promote(int (&acc)[NACC], float (&accf)[NACC], float s0, float s1) {
 #pragma unroll
-  for (int i = 0; i < 64; i++) accf[i] = fmaf((float)acc[i], (i & 2) ? s1 : s0, accf[i]);
+  for (int i = 0; i < NACC; i++) accf[i] = fmaf((float)acc[i], (i & 2) ? s1 : s0, accf[i]);
 }
 
 template <int DT>
@@ -239,12 +264,12 @@ __device__ __forceinline__ void bq_store_pair_fast(void* y, long long idx, float
   else if (DT == DT_BF16) { *(u32*)((u16*)y + idx) = (u32)f32_to_bf16(a) | ((u32)f32_to_bf16(b) << 16); }
   else { *(u32*)((u16*)y + idx) = (u32)f32_to_f16(a) | ((u32)f32_to_f16(b) << 16); }
 }
-template <int DT>
-__device__ __forceinline__ void bq_epi_fast(void* y, const float (&accf)[64], int r0, int cbase, int N,
+template <int DT, int NACC>
+__device__ __forceinline__ void bq_epi_fast(void* y, const float (&accf)[NACC], int r0, int cbase, int N,
                                             const void* bias, int bias_dtype) {
   const long long i0 = (long long)r0 * N + cbase, i1 = i0 + 8LL * N;
 #pragma unroll
-  for (int g8 = 0; g8 < 16; g8++) {
+  for (int g8 = 0; g8 < NACC / 4; g8++) {
     float b0 = 0.0f, b1 = 0.0f;
     if (bias_dtype >= 0) { b0 = bq_load_elem(bias, cbase + g8 * 8, bias_dtype); b1 = bq_load_elem(bias, cbase + g8 * 8 + 1, bias_dtype); }
     bq_store_pair_fast<DT>(y, i0 + g8 * 8, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1);
@@ -252,28 +277,34 @@ __device__ __forceinline__ void bq_epi_fast(void* y, const float (&accf)[64], in
   }
 }
 
-// U = K stages per unrolled step (4 or 8).
-template <int U>
+// U = K stages per unrolled step (4); BN = tile columns (128, or 64 for problems whose 128 x 128 tiles
+// fill the SMs' last wave poorly: at M = 1024, N = 3072 they are 192 tiles on 132 SMs, 1.45 waves;
+// 128 x 64 tiles are 384, 2.9 waves); STAGES = ring depth (a stage is 16 KB of A and BN x 128 bytes of
+// B: 6 of 32 KB or 7 of 24 KB fit the launch contract's 197728 bytes). Every output element sees the same
+// operations in the same order for either BN: the two kernels give identical bits.
+template <int U, int BN, int STAGES>
 __device__ __forceinline__ void bq_wgmma_pp_body(
     const BqTmaDesc* tmA, const BqTmaDesc* tmB,
     const float* __restrict__ sx, const float* __restrict__ sw,
     const void* __restrict__ bias, void* __restrict__ y,
     int M, int N, int K, int bias_dtype, int out_dtype) {
+  constexpr int NACC = BN / 2;
+  constexpr int STAGE_B = BN * WG_BK;
   extern __shared__ __align__(1024) unsigned char bq_smem[];
   const u32 raw = bq_smem_addr(bq_smem);
   const u32 base = (raw + 1023) & ~1023u;
   const u32 sA = base;
-  const u32 sB = base + WG_STAGES * WG_STAGE_A;
-  const u32 bar_full = sB + WG_STAGES * WG_STAGE_B;
-  const u32 bar_empty = bar_full + WG_STAGES * 8;
-  const int num_m = (M + WG_BM - 1) / WG_BM, num_n = (N + WG_BN - 1) / WG_BN;
+  const u32 sB = base + STAGES * WG_STAGE_A;
+  const u32 bar_full = sB + STAGES * STAGE_B;
+  const u32 bar_empty = bar_full + STAGES * 8;
+  const int num_m = (M + WG_BM - 1) / WG_BM, num_n = (N + BN - 1) / BN;
   const int num_tiles = num_m * num_n;
   const int nk = (K + WG_BK - 1) / WG_BK;            // == KB since B == 128
   const int nkp = (nk + U - 1) / U * U;              // padded: TMA zero-fills k >= K, scales are 0 there
   const int wg = threadIdx.x >> 7;
 
   if (threadIdx.x == 0) {
-    for (int s = 0; s < WG_STAGES; s++) { bq_mbar_init(bar_full + 8 * s, 1); bq_mbar_init(bar_empty + 8 * s, 8); }
+    for (int s = 0; s < STAGES; s++) { bq_mbar_init(bar_full + 8 * s, 1); bq_mbar_init(bar_empty + 8 * s, 8); }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
@@ -287,10 +318,10 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
         int mb, nb; bq_tile_coords(t, num_m, num_n, mb, nb);
         for (int kb = 0; kb < nkp; kb++) {
           bq_mbar_wait(bar_empty + 8 * stage, phase ^ 1);
-          bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + WG_STAGE_B);
+          bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + STAGE_B);
           bq_tma_load_2d(sA + stage * WG_STAGE_A, tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
-          bq_tma_load_2d(sB + stage * WG_STAGE_B, tmB, kb * WG_BK, nb * WG_BN, bar_full + 8 * stage);
-          if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+          bq_tma_load_2d(sB + stage * STAGE_B, tmB, kb * WG_BK, nb * BN, bar_full + 8 * stage);
+          if (++stage == STAGES) { stage = 0; phase ^= 1; }
         }
       }
     }
@@ -301,21 +332,21 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
     int stage = 0; u32 phase = 0;
     for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
       int mb, nb; bq_tile_coords(t, num_m, num_n, mb, nb);
-      const int m0 = mb * WG_BM, n0 = nb * WG_BN;
+      const int m0 = mb * WG_BM, n0 = nb * BN;
       const int r0 = m0 + cw * 64 + warp_in_wg * 16 + (lane >> 2), r1 = r0 + 8;
       const bool v0 = r0 < M, v1 = r1 < M;
       const float* sx0 = sx + (long long)min(r0, M - 1) * nk;
       const float* sx1 = sx + (long long)min(r1, M - 1) * nk;
-      const float* swr = sw + (long long)nb * nk;
-      float accf[64];
-      int accA[64], accB[64];
+      const float* swr = sw + (long long)(n0 / 128) * nk;  // the 128-row weight block of this tile
+      float accf[NACC];
+      int accA[NACC], accB[NACC];
 #pragma unroll
-      for (int i = 0; i < 64; i++) accf[i] = 0.0f;
+      for (int i = 0; i < NACC; i++) accf[i] = 0.0f;
       for (int kb = 0; kb < nkp; kb += U) {
         // straight-line: A B A B ... ; the set of stage u is promoted after stage u+1 is issued
         int relA = stage, relB = stage;
-        bq_pp_issue(accA, sA, sB, bar_full, stage, phase, cw);
-        if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+        bq_pp_issue<BN>(accA, sA, sB, bar_full, stage, phase, cw);
+        if (++stage == STAGES) { stage = 0; phase ^= 1; }
 #pragma unroll
         for (int u = 0; u < U; u++) {
           const int k = kb + u;
@@ -324,9 +355,9 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
           const float s0 = (v0 && kv) ? __ldg(sx0 + k) * ws : 0.0f;
           const float s1 = (v1 && kv) ? __ldg(sx1 + k) * ws : 0.0f;
           if (u + 1 < U) {
-            if (u & 1) { relA = stage; bq_pp_issue(accA, sA, sB, bar_full, stage, phase, cw); }
-            else { relB = stage; bq_pp_issue(accB, sA, sB, bar_full, stage, phase, cw); }
-            if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+            if (u & 1) { relA = stage; bq_pp_issue<BN>(accA, sA, sB, bar_full, stage, phase, cw); }
+            else { relB = stage; bq_pp_issue<BN>(accB, sA, sB, bar_full, stage, phase, cw); }
+            if (++stage == STAGES) { stage = 0; phase ^= 1; }
             bq_wgmma_wait1();
           } else {
             bq_wgmma_wait0();
@@ -343,13 +374,13 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
         }
       }
       const int cbase = n0 + (lane & 3) * 2;
-      if (m0 + WG_BM <= M && n0 + WG_BN <= N && (N & 1) == 0) {
+      if (m0 + WG_BM <= M && n0 + BN <= N && (N & 1) == 0) {
         if (out_dtype == DT_BF16) bq_epi_fast<DT_BF16>(y, accf, r0, cbase, N, bias, bias_dtype);
         else if (out_dtype == DT_F32) bq_epi_fast<DT_F32>(y, accf, r0, cbase, N, bias, bias_dtype);
         else bq_epi_fast<DT_F16>(y, accf, r0, cbase, N, bias, bias_dtype);
       } else {
 #pragma unroll
-        for (int g8 = 0; g8 < 16; g8++) {
+        for (int g8 = 0; g8 < NACC / 4; g8++) {
           const int c = cbase + g8 * 8;
           const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
           if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
@@ -360,12 +391,13 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
   }
 }
 
-#define BQ_WGMMA_PP_KERNEL(NAME, U)                                                                  \
+#define BQ_WGMMA_PP_KERNEL(NAME, U, BN, STAGES)                                                      \
   extern "C" __global__ void __launch_bounds__(384, 1) NAME(                                         \
       const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,                  \
       const float* __restrict__ sx, const float* __restrict__ sw,                                    \
       const void* __restrict__ bias, void* __restrict__ y,                                           \
       int M, int N, int K, int B, int bias_dtype, int out_dtype) {                                   \
-    bq_wgmma_pp_body<U>(&tmA, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype);                \
+    bq_wgmma_pp_body<U, BN, STAGES>(&tmA, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype);    \
   }
-BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128, 4)
+BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128, 4, 128, WG_STAGES)
+BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128_n64, 4, 64, 7)

@@ -181,12 +181,59 @@ template <int N> __device__ __forceinline__ void store_low_bytes(i8* p, const u3
     }
 }
 
+/// One lane's chunk of EPT source values in `quant_rows`. A plain bfloat16 source (no op) stays packed,
+/// EPT / 2 words instead of EPT floats (8 registers fewer per chunk, so more warps fit an SM), its amax
+/// taken two values at a time (`max.NaN.bf16x2` on the magnitudes) and each value unpacked where it is
+/// divided; every other source is held as the floats `source_values` gives. Both give the same amax
+/// bits (bf16 -> float is exact; a NaN comes out as the canonical NaN of `max.NaN.f32`) and values.
+#if SRC == 0 && IN_DT == DT_BF16 && OPK == 0 && EPT % 2 == 0
+struct RowChunk {
+    union { typename Vec<2 * EPT>::T vec; u32 w[EPT / 2]; } pack;
+    __device__ __forceinline__ void load(const void* src, float, const void*, float, i64 i) {
+        pack.vec = *((const typename Vec<2 * EPT>::T*)((const u16*)src + i));
+    }
+    __device__ __forceinline__ void clear() {
+        #pragma unroll
+        for (int q = 0; q < EPT / 2; ++q) pack.w[q] = 0u;
+    }
+    __device__ __forceinline__ float value(int e) const {
+        return __uint_as_float(e % 2 ? pack.w[e / 2] & 0xffff0000u : pack.w[e / 2] << 16);
+    }
+    __device__ __forceinline__ float amax() const {
+        u32 m = pack.w[0] & 0x7fff7fffu;
+        #pragma unroll
+        for (int q = 1; q < EPT / 2; ++q) asm("max.NaN.bf16x2 %0, %0, %1;" : "+r"(m) : "r"(pack.w[q] & 0x7fff7fffu));
+        asm("max.NaN.bf16x2 %0, %0, %1;" : "+r"(m) : "r"(__byte_perm(m, 0u, 0x1032)));
+        return abs_max_nan(0.0f, __uint_as_float(m & 0xffff0000u));
+    }
+};
+#else
+struct RowChunk {
+    float v[EPT];
+    __device__ __forceinline__ void load(const void* src, float s, const void* delta, float strength, i64 i) {
+        source_values<EPT>(src, s, delta, strength, i, v);
+    }
+    __device__ __forceinline__ void clear() {
+        #pragma unroll
+        for (int e = 0; e < EPT; ++e) v[e] = 0.0f;
+    }
+    __device__ __forceinline__ float value(int e) const { return v[e]; }
+    __device__ __forceinline__ float amax() const {
+        float a = 0.0f;
+        #pragma unroll
+        for (int e = 0; e < EPT; ++e) a = abs_max_nan(a, v[e]);
+        return a;
+    }
+};
+#endif
+
 /// 1 x BC blocks (activations; gelu and weight update re-quantizing them): each warp quantizes a span
 /// of U * 32 * EPT consecutive elements of one row per step, lane l holding the EPT-element chunks
 /// u * 32 + l (u < U), so every load and store instruction of the warp touches one contiguous run of
 /// memory (the 16-elements-per-lane layout wrote half sectors). A block is `G = BC / EPT` consecutive
 /// lanes of one chunk (G <= 32, an amax over G lanes) or all lanes of G / 32 consecutive chunks (U a
-/// multiple of G / 32). Needs C % EPT == 0; a partial last block or span just has idle lanes.
+/// multiple of G / 32). Needs C % EPT == 0; a partial last block or span just has idle lanes. Any
+/// block size that is a multiple of 32 threads works (the launch picks it and U from the row count).
 extern "C" __global__ void __launch_bounds__(256) quant_rows(
     const void* src, const float* src_scales, const void* delta, float strength, i8* codes, float* scales,
     i64 rows, i64 C, i64 CB, u32* flag) {
@@ -202,25 +249,20 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
     for (i64 item = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5; item < items; item += warps) {
         const i64 row = item / spans;
         const i64 c0 = (item - row * spans) * SPAN;
-        float v[U][EPT];
+        RowChunk v[U];
         #pragma unroll
         for (int u = 0; u < U; ++u) {
             const i64 col = c0 + (i64)(u * 32 + lane) * EPT;
             if (col < C) {
                 const float s = SRC == 1 ? src_scales[row * CB + col / BC] : 0.0f;
-                source_values<EPT>(src, s, delta, strength, row * C + col, v[u]);
+                v[u].load(src, s, delta, strength, row * C + col);
             } else {
-                #pragma unroll
-                for (int e = 0; e < EPT; ++e) v[u][e] = 0.0f;
+                v[u].clear();
             }
         }
         float amax[U];
         #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            amax[u] = 0.0f;
-            #pragma unroll
-            for (int e = 0; e < EPT; ++e) amax[u] = abs_max_nan(amax[u], v[u][e]);
-        }
+        for (int u = 0; u < U; ++u) amax[u] = v[u].amax();
         #pragma unroll
         for (int u = 0; u < U; u += CHUNKS) {
             float a = amax[u];
@@ -239,10 +281,10 @@ extern "C" __global__ void __launch_bounds__(256) quant_rows(
                     u32 bits[EPT];
                     if (r != 0.0f) {  // the usual block: every |v| <= amax, finite, one FMA-corrected quotient
                         #pragma unroll
-                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(div_by(v[u + h][e], scale, r));
+                        for (int e = 0; e < EPT; ++e) bits[e] = finite_code_bits(div_by(v[u + h].value(e), scale, r));
                     } else {
                         #pragma unroll
-                        for (int e = 0; e < EPT; ++e) bits[e] = int8_code_byte(v[u + h][e], scale, r);
+                        for (int e = 0; e < EPT; ++e) bits[e] = int8_code_byte(v[u + h].value(e), scale, r);
                     }
                     store_low_bytes<EPT>(codes + row * C + col, bits);
                 }

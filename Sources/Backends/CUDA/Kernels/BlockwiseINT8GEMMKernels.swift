@@ -7,5 +7,4 @@ enum BlockwiseINT8GEMMKernels {
     static let mmaDynamicSharedBytes = 131_072
     static let wgmmaThreads = 384
     static let tileM = 128
-    static let tileN = 128
 }
