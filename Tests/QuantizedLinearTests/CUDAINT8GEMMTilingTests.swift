@@ -5,56 +5,61 @@ import Testing
 
 private let gpu = Device.cuda(0)
 
-/// The B = 128 wgmma GEMM's two tile widths (issue 10): which one the launch code picks, and that the
-/// 128 x 64 kernel computes exactly what the 128 x 128 one does.
+/// The B = 128 wgmma GEMM's mix of 128 x 128 and 128 x 64 tiles (issue 10): which mix the launch code
+/// picks, and that every mix computes exactly what all-wide tiles do.
 @Suite("INT8 GEMM tiling")
 struct CUDAINT8GEMMTilingTests {
-    /// Runs everywhere (no GPU): 128 x 64 tiles where 128 x 128 ones leave the SMs' last round
-    /// emptier (M = 1024 on 132 SMs), 128 x 128 where both run many full rounds.
+    /// Runs everywhere (no GPU): narrow tiles for the columns that would make a last, part-full round
+    /// of wide tiles (M = 1024 on 132 SMs), all wide where the wide tiles run many full rounds.
     @Test func narrowTilesWhereWideOnesFillTheSMsPoorly() {
-        #expect(BlockwiseINT8GEMM.wgmmaTileColumns(m: 1024, n: 3072, multiprocessors: 132) == 64)
-        #expect(BlockwiseINT8GEMM.wgmmaTileColumns(m: 1024, n: 5120, multiprocessors: 132) == 64)
-        #expect(BlockwiseINT8GEMM.wgmmaTileColumns(m: 54560, n: 3072, multiprocessors: 132) == 128)
-        #expect(BlockwiseINT8GEMM.wgmmaTileColumns(m: 54560, n: 13824, multiprocessors: 132) == 128)
-        // 8 x 16 = 128 wide tiles are one full round on 128 SMs: no narrow tile can beat that.
-        #expect(BlockwiseINT8GEMM.wgmmaTileColumns(m: 1024, n: 2048, multiprocessors: 128) == 128)
+        let tiles = { (m: Int, n: Int, sms: Int) in
+            BlockwiseINT8GEMM.wgmmaWideColumnTiles(m: m, n: n, multiprocessors: sms)
+        }
+        #expect(tiles(1024, 3072, 132) == 16)  // 128 wide tiles (1 round) + 128 narrow ones
+        #expect(tiles(1024, 5120, 132) == 33)  // 264 wide tiles (2 rounds) + 112 narrow ones
+        #expect(tiles(2048, 3072, 132) == 24)  // 384 wide tiles: no mix beats 3 rounds
+        #expect(tiles(1024, 13824, 132) == 108)
+        #expect(tiles(54560, 3072, 132) == 24)
+        #expect(tiles(1024, 2048, 128) == 16)  // 128 wide tiles are one full round on 128 SMs
+        #expect(tiles(128, 64, 132) == 0)      // one narrow tile instead of one wide one
     }
 
-    /// Both widths on the same operands (odd M, N not a multiple of 64, K padded to whole unrolled
-    /// steps, a bias, three output dtypes): identical bits, and within the tensor-core tolerance of
+    /// Mixes on the same operands (odd M, N not a multiple of 64 or of 128, K padded to whole unrolled
+    /// steps, a bias, three output dtypes): the bits of all-wide tiles, within the tensor-core tolerance of
     /// the CPU's W8A8 linear (the arithmetic of NOTES.md "Numerics decisions").
     @Test(.enabled(if: CUDABackend.isAvailable && ((try? CUDABackend.computeCapability(gpu)) ?? 0) == 90,
                    "needs an sm_90 GPU (the wgmma kernels)"),
           arguments: [DType.bfloat16, .float32, .float16])
-    func narrowTilesGiveTheWideKernelsBits(output: DType) throws {
+    func everyMixGivesTheWideKernelsBits(output: DType) throws {
         registerBuiltinLayouts()
         let layout = try BlockWiseINT8Layout.activation(blockSize: 128)
         let weightLayout = try BlockWiseINT8Layout.weight(blockSize: 128)
-        for (m, n, k) in [(300, 200, 1040), (1024, 640, 384), (129, 1000, 2048)] {
+        for (m, n, k, mixes) in [(300, 200, 1040, [0, 1]), (1024, 640, 384, [0, 2, 4]), (129, 1000, 2048, [3]),
+                                 (64, 129, 256, [0, 1])] {
             let x = try Tensor.randomNormal([m, k], standardDeviation: 2, seed: UInt64(m + k))
             let w = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: UInt64(n + 7 * k))
             let bias = try Tensor.randomNormal([n], seed: UInt64(n))
             let qx = try QuantizedTensor.fromFloat(x.to(gpu), layout: layout)
             let qw = try QuantizedTensor.fromFloat(w.to(gpu), layout: weightLayout)
+            let plans = [BlockwiseINT8GEMM.Plan.wgmma(entry: "bw8_gemm_wgmma_pp_b128")]
+                + mixes.map { BlockwiseINT8GEMM.Plan.wgmmaMixed(wideTiles: $0) }
             var outputs: [[Float]] = []
-            for columns in [128, 64] {
-                let plan = BlockwiseINT8GEMM.Plan.wgmma(
-                    entry: columns == 64 ? "bw8_gemm_wgmma_pp_b128_n64" : "bw8_gemm_wgmma_pp_b128",
-                    tileColumns: columns)
-                let device = try GPU(qx.data).device
-                let y = try GPU.empty([m, n], output, on: device)
+            for plan in plans {
+                let y = try GPU.empty([m, n], output, on: try GPU(qx.data).device)
                 try BlockwiseINT8GEMM.launch(plan, x: try GPU(qx.data), sx: try GPU(qx.scale), w: try GPU(qw.data),
                                              sw: try GPU(qw.scale), bias: try bias.to(gpu), y: try GPU(y), m: m, n: n,
                                              k: k, blockRows: 128, blockColumns: 128, output: output)
                 outputs.append(try y.floats())
             }
-            #expect(outputs[0] == outputs[1], "\(m)x\(n)x\(k) \(output)")
+            for (plan, values) in zip(plans, outputs).dropFirst() {
+                #expect(values == outputs[0], "\(m)x\(n)x\(k) \(output) \(plan)")
+            }
             let expected = try withoutFallback {
                 try linear(x, try QuantizedTensor.fromFloat(w, layout: weightLayout), bias: bias,
                            options: LinearOptions(floatInput: .quantizeInput)).dequantized().floats()
             }
             let tolerance = output == .float32 ? 1e-6 : output == .float16 ? 2e-3 : 1e-2
-            #expect(relativeError(outputs[1], expected) < tolerance, "\(m)x\(n)x\(k) \(output)")
+            #expect(relativeError(outputs[0], expected) < tolerance, "\(m)x\(n)x\(k) \(output)")
         }
     }
 }

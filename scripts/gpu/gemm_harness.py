@@ -12,7 +12,7 @@ PyTorch provides memory, streams, events and the references.
   python3 gemm_harness.py --fill-cache        # no GPU needed: NVRTC cubins for sm_90 / sm_90a into cubin_cache/
   python3 gemm_harness.py --check             # correctness (quantizer, mma, gemv, wgmma)
   python3 gemm_harness.py --bench             # WAN shapes vs torch bf16 linear and torch._scaled_mm
-  python3 gemm_harness.py --tiles             # 128 x 128 against 128 x 64 tiles (M = 1024 ... 54560)
+  python3 gemm_harness.py --tiles             # 128 x 128 against mixed 128 x 64 tiles (M = 1024 ... 54560)
 Options: --sources DIR (the KernelSources folder), --skip-wgmma, --only-wgmma, --quick
 
 On the lent GPU: copy this file, the KernelSources folder and cubin_cache/ into /work/main/.gpu/gemm, carry
@@ -250,7 +250,7 @@ class Kernels:
                          64: self.drv.func(mh, 'bw8_gemm_wgmma_b64', WG_SMEM),
                          32: self.drv.func(mh, 'bw8_gemm_wgmma_b32', WG_SMEM),
                          'pp': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128', WG_SMEM),
-                         'n64': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128_n64', WG_SMEM)}
+                         'mixed': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128_mixed', WG_SMEM)}
 
     def stream(self):
         return self.torch.cuda.current_stream().cuda_stream
@@ -294,89 +294,58 @@ class Kernels:
                         [('ptr', qx.data_ptr()), ('ptr', sx.data_ptr()), ('ptr', qw.data_ptr()), ('ptr', sw.data_ptr()),
                          ('ptr', bp), ('ptr', y.data_ptr()), M, N, K, B, Bn, bdt, odt])
 
-    def wgmma_maps(self, qx, qw, bn=128):
+    def wgmma_maps(self, qx, qw, narrow=False):
+        """A's and W's tensor maps (and W's with 64-row boxes, for the mixed kernel)."""
         M, K = qx.shape
         N = qw.shape[0]
-        return self.drv.tmap_2d_u8(qx.data_ptr(), M, K), self.drv.tmap_2d_u8(qw.data_ptr(), N, K, box_rows=bn)
+        maps = [self.drv.tmap_2d_u8(qx.data_ptr(), M, K), self.drv.tmap_2d_u8(qw.data_ptr(), N, K)]
+        if narrow:
+            maps.append(self.drv.tmap_2d_u8(qw.data_ptr(), N, K, box_rows=64))
+        return maps
 
-    def gemm_wgmma(self, qx, sx, qw, sw, bias, y, B, maps=None, variant='pp'):
-        """variant: 'pp' (128 x 128 tiles), 'n64' (128 x 64 tiles; B == 128 only) or 'v1'."""
+    def gemm_wgmma(self, qx, sx, qw, sw, bias, y, B, maps=None, variant='pp', wide=None):
+        """variant: 'pp' (128 x 128 tiles), 'mixed' (`wide` 128-column tiles, then 128 x 64 ones; B == 128)
+        or 'v1'."""
         M, N, K, bdt, odt, bp = self._common(qx, sx, qw, sw, bias, y)
-        bn = 64 if variant == 'n64' else 128
-        if B == 128 and variant in ('pp', 'n64'):
+        if B == 128 and variant in ('pp', 'mixed'):
             f = self.f_wg[variant]
         else:
             f = self.f_wg[128 if B % 128 == 0 else B]
-        tA, tB = maps if maps is not None else self.wgmma_maps(qx, qw, bn)
-        tiles = ((M + 127) // 128) * ((N + bn - 1) // bn)
+        maps = maps if maps is not None else self.wgmma_maps(qx, qw, variant == 'mixed')
+        wide = (N + 127) // 128 if variant != 'mixed' else wide
+        rest = N - 128 * wide
+        tiles = ((M + 127) // 128) * (wide + ((rest + 63) // 64 if rest > 0 else 0))
+        extra = [wide] if variant == 'mixed' else []
         self.drv.launch(f, (min(tiles, self.sms),), (384,), WG_SMEM, self.stream(),
-                        [tA, tB, ('ptr', sx.data_ptr()), ('ptr', sw.data_ptr()), ('ptr', bp), ('ptr', y.data_ptr()),
-                         M, N, K, B, bdt, odt])
+                        list(maps) + [('ptr', sx.data_ptr()), ('ptr', sw.data_ptr()), ('ptr', bp),
+                                      ('ptr', y.data_ptr()), M, N, K, B, bdt, odt] + extra)
 
 
-# ------------------------------------------------------------------------------------------ references
-def ref_quant(x, B, round_mode):
-    """Exact reference on the CPU (IEEE float32 division)."""
-    import torch
-    x = x.float().cpu()
-    M, K = x.shape
-    KB = (K + B - 1) // B
-    xp = torch.zeros((M, KB * B), dtype=torch.float32)
-    xp[:, :K] = x
-    xb = xp.view(M, KB, B)
-    amax = xb.abs().amax(dim=2)
-    scale = amax / 127.0
-    sc = scale.unsqueeze(2)
-    safe = torch.where(sc == 0, torch.ones_like(sc), sc)
-    t = xb / safe
-    t = torch.round(t) if round_mode == 0 else torch.trunc(t)
-    t = t.clamp(-127, 127)
-    t = torch.where(sc == 0, torch.zeros_like(t), t)
-    return t.view(M, KB * B)[:, :K].to(torch.int8), scale
+NARROW_TILE_COST = 0.62
 
 
-def quant_weight(w, B):
-    """B x B block weight quantization (nearest even), on the GPU; used to make test/bench weights."""
-    import torch
-    N, K = w.shape
-    NB, KB = (N + B - 1) // B, (K + B - 1) // B
-    wp = torch.zeros((NB * B, KB * B), dtype=torch.float32, device=w.device)
-    wp[:N, :K] = w.float()
-    wb = wp.view(NB, B, KB, B)
-    amax = wb.abs().amax(dim=(1, 3))
-    scale = amax / 127.0
-    sc = scale[:, None, :, None]
-    safe = torch.where(sc == 0, torch.ones_like(sc), sc)
-    q = torch.round(wb / safe).clamp(-127, 127)
-    return q.view(NB * B, KB * B)[:N, :K].to(torch.int8).contiguous(), scale.contiguous()
+def wide_column_tiles(M, N, sms, c=NARROW_TILE_COST):
+    """BlockwiseINT8GEMM.wgmmaWideColumnTiles (the Swift launch rule), for the harness."""
+    rt, allw = (M + 127) // 128, (N + 127) // 128
+    if rt * allw >= 4 * sms:
+        return allw
+
+    def time(w):
+        rest = N - 128 * w
+        tw = rt * w
+        t = tw + rt * ((rest + 63) // 64 if rest > 0 else 0)
+        g = min(sms, t)
+        cnt = lambda x, b: (x - b + g - 1) // g if b < x else 0
+        return max(cnt(tw, b) + c * (cnt(t, b) - cnt(tw, b)) for b in range(g))
+    best = (allw, time(allw))
+    for k in range((rt * allw + sms - 1) // sms):
+        w = min(allw - 1, k * sms // rt)
+        tk = time(w)
+        if tk < best[1]:
+            best = (w, tk)
+    return best[0]
 
 
-def ref_gemm(qx, sx, qw, sw, bias, B, Bn, rows=None):
-    import torch
-    M, K = qx.shape
-    N = qw.shape[0]
-    if rows is not None:
-        qx, sx = qx[rows], sx[rows]
-    xd = qx.double() * sx.double().repeat_interleave(B, dim=1)[:, :K]
-    swe = sw.double().repeat_interleave(Bn, dim=0)[:N].repeat_interleave(B, dim=1)[:, :K]
-    wd = qw.double() * swe
-    y = xd @ wd.t()
-    if bias is not None:
-        y = y + bias.double()[None, :]
-    return y
-
-
-def relerr(out, ref):
-    o = out.double()
-    if not bool(o.isfinite().all()):
-        return float('inf')
-    return float((o - ref).norm() / ref.norm().clamp_min(1e-30))
-
-
-TOL = {'f32': 2e-6, 'f16': 1e-3, 'bf16': 6e-3}
-
-
-# ------------------------------------------------------------------------------------------ checks
 def run_checks(K_, args):
     torch = K_.torch
     dev = 'cuda'
@@ -458,17 +427,19 @@ def run_checks(K_, args):
                 rec('%s M=%d N=%d K=%d B=%d out=%s bias=%s' % (kind + (['', '', '-v1'][oi] if kind == 'wgmma' and B == 128 else ''), M, N, K, B, on, None if bias is None else str(bias.dtype)[6:]),
                     e < TOL[on], 'rel err %.2e' % e)
                 if kind == 'wgmma' and B == 128:
-                    # 128 x 64 tiles: the same operations per element as the 128 x 128 pp kernel, so the same bits
+                    # 128 x 64 tiles after `wide` 128 x 128 ones: the pp kernel's operations per element, its bits
                     if oi == 2:
                         y = torch.full((M, N), float('nan'), dtype=odt, device=dev)
                         K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant='pp')
-                    y2 = torch.full((M, N), float('nan'), dtype=odt, device=dev)
-                    K_.gemm_wgmma(qx, sx, qw, sw, bias, y2, B, variant='n64')
-                    torch.cuda.synchronize()
-                    e2 = relerr(y2, ref)
-                    same = bool(torch.equal(y, y2))
-                    rec('wgmma-n64 M=%d N=%d K=%d out=%s bias=%s' % (M, N, K, on, None if bias is None else str(bias.dtype)[6:]),
-                        e2 < TOL[on] and same, 'rel err %.2e, bit-identical to pp: %s' % (e2, same))
+                    for wide in sorted({0, ((N + 127) // 128) // 2, wide_column_tiles(M, N, K_.sms)}):
+                        y2 = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+                        K_.gemm_wgmma(qx, sx, qw, sw, bias, y2, B, variant='mixed', wide=wide)
+                        torch.cuda.synchronize()
+                        e2 = relerr(y2, ref)
+                        same = bool(torch.equal(y, y2))
+                        rec('wgmma-mixed wide=%d M=%d N=%d K=%d out=%s bias=%s' % (
+                            wide, M, N, K, on, None if bias is None else str(bias.dtype)[6:]),
+                            e2 < TOL[on] and same, 'rel err %.2e, bit-identical to pp: %s' % (e2, same))
         if kind == 'mma':
             # Bn != B (only the mma kernel supports it)
             M, N, K, B, Bn = 200, 300, 1024, 128, 64
@@ -677,8 +648,9 @@ TILE_SHAPES = [(1024, 3072, 3072), (1024, 5120, 5120), (1024, 13824, 5120), (102
 
 
 def run_tiles(K_, args):
-    """128 x 128 (pp) against 128 x 64 (n64) tiles, with and without the activation quantizer, beside torch bf16,
-    one process, CUDA-graph medians; n64 must give pp's bits."""
+    """128 x 128 tiles (pp) against the mixed kernel at the launch rule's `wide` and all-narrow (wide = 0), with
+    and without the activation quantizer, beside torch bf16, one process, CUDA-graph medians; every mix must give
+    pp's bits."""
     torch = K_.torch
     F = torch.nn.functional
     dev = 'cuda'
@@ -693,31 +665,31 @@ def run_tiles(K_, args):
         qws = [quant_weight(w, B) for w in ws]
         qxs = [K_.quantize(x, B) for x in xs]
         y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
-        res = {}
-        for v in ('pp', 'n64'):
-            bn = 64 if v == 'n64' else 128
-            maps = [K_.wgmma_maps(qxs[i][0], qws[i][0], bn) for i in range(nrot)]
-            G = lambda i, v=v, maps=maps: K_.gemm_wgmma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0],
-                                                         qws[i % nrot][1], None, y, B, maps[i % nrot], v)
-            res[v] = bench_graph(G, inner, reps)[0]
-            res[v + '+q'] = bench_graph(lambda i, G=G: (K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0],
-                                                                     qxs[i % nrot][1]), G(i)), inner, reps)[0]
+        rule = wide_column_tiles(M, N, K_.sms)
+        res, same = {}, True
         y1 = torch.empty_like(y)
         K_.gemm_wgmma(qxs[0][0], qxs[0][1], qws[0][0], qws[0][1], None, y1, B, variant='pp')
-        K_.gemm_wgmma(qxs[0][0], qxs[0][1], qws[0][0], qws[0][1], None, y, B, variant='n64')
-        torch.cuda.synchronize()
-        same = bool(torch.equal(y, y1))
+        for name, v, wide in (('pp', 'pp', None), ('rule', 'mixed', rule), ('narrow', 'mixed', 0)):
+            maps = [K_.wgmma_maps(qxs[i][0], qws[i][0], v == 'mixed') for i in range(nrot)]
+            G = lambda i, v=v, maps=maps, wide=wide: K_.gemm_wgmma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0],
+                                                                   qws[i % nrot][1], None, y, B, maps[i % nrot], v, wide)
+            res[name] = bench_graph(G, inner, reps)[0]
+            res[name + '+q'] = bench_graph(lambda i, G=G: (K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0],
+                                                                        qxs[i % nrot][1]), G(i)), inner, reps)[0]
+            G(0)
+            torch.cuda.synchronize()
+            same = same and bool(torch.equal(y, y1))
         tf = lambda t: 2.0 * M * N * K / (t * 1e-3) / 1e12
-        out.append('%5d %5d %5d | bf16 %7.1f us %5.0f | pp %7.1f us %5.0f  +q %7.1f us %.2fx | n64 %7.1f us %5.0f  '
-                   '+q %7.1f us %.2fx | same bits %s' % (
-                       M, N, K, t_bf * 1e3, tf(t_bf), res['pp'] * 1e3, tf(res['pp']), res['pp+q'] * 1e3,
-                       t_bf / res['pp+q'], res['n64'] * 1e3, tf(res['n64']), res['n64+q'] * 1e3, t_bf / res['n64+q'],
-                       same))
+        out.append('%5d %5d %5d | bf16 %6.1f us %4.0f | pp %6.1f us %4.0f +q %.2fx | rule wide=%3d %6.1f us %4.0f +q %.2fx'
+                   ' | narrow %6.1f us %4.0f +q %.2fx | same bits %s' % (
+                       M, N, K, t_bf * 1e3, tf(t_bf), res['pp'] * 1e3, tf(res['pp']), t_bf / res['pp+q'], rule,
+                       res['rule'] * 1e3, tf(res['rule']), t_bf / res['rule+q'], res['narrow'] * 1e3,
+                       tf(res['narrow']), t_bf / res['narrow+q'], same))
         print(out[-1], flush=True)
         del xs, ws, qws, qxs, y, y1
         torch.cuda.empty_cache()
-    print('\n=== INT8 W8A8 tiles (B = 128, bf16 in/out; TFLOP/s or TOP/s; +q = with the activation quantizer, ratio = '
-          'bf16 time / it) ===\n' + '\n'.join(out))
+    print('\n=== INT8 W8A8 tiles (B = 128, bf16 in/out; us and TFLOP/s or TOP/s; +q = with the activation quantizer '
+          '(vec16), as bf16 time / it) ===\n' + '\n'.join(out))
 
 
 def main():
@@ -730,7 +702,7 @@ def main():
     ap.add_argument('--only-wgmma', action='store_true')
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--fill-cache', action='store_true')
-    ap.add_argument('--tiles', action='store_true', help='128 x 128 against 128 x 64 tiles, M = 1024 to 54560')
+    ap.add_argument('--tiles', action='store_true', help='128 x 128 against mixed 128 x 64 tiles, M = 1024 to 54560')
     args = ap.parse_args()
     sp = find_sources(args.sources)
     portable, hopper = programs(sp)

@@ -95,6 +95,13 @@ def rows_u(ept, B):
     return max(2, G // 32) if G > 32 else 2
 
 
+def backend_u(in_dt, src, opk, ept, B, M, C, sms):
+    """CUDAQuantizedOps.rowPlan: U = 4 for a plain bf16 source with at least 64 warps of U = 4 work per SM."""
+    packed = src == 0 and in_dt == 'bf16' and opk == 0 and ept % 2 == 0
+    warps = M * ((C + 4 * 32 * ept - 1) // (4 * 32 * ept))
+    return max(4, (B // ept) // 32) if packed and warps >= 64 * sms else rows_u(ept, B)
+
+
 def decode_defs(mode, M, B, U, xs=1, out='bf16', x_dt='bf16', rz=0, br=None):
     return {'MODE': mode, 'MT': M, 'OUT_DT': DTC[out], 'BR': br if br else (B if mode < 3 else 1), 'BC': B,
             'BIAS_DT': 0, 'X_DT': DTC[x_dt], 'TOWARD_ZERO': rz, 'U': U, 'XS': xs}
@@ -252,7 +259,8 @@ class K:
         ept = ept_for(in_dt, B, src)
         q = t.empty((M, C), dtype=t.int8, device=x.device) if q is None else q
         s = t.empty((M, CB), dtype=t.float32, device=x.device) if s is None else s
-        U = U or rows_u(ept, B)
+        if U is None:  # the launch rule of the sources being timed
+            U = rows_u(ept, B) if old else backend_u(in_dt if src == 0 else 'i8', src, opk, ept, B, M, C, self.R.sms)
         f = self.R.fn('quantization', 'quant_rows', quant_rows_defs(src, in_dt, B, ept, U, opk, rz), old=old)
         spans = (C + U * 32 * ept - 1) // (U * 32 * ept)
         if grid is None:

@@ -7,7 +7,7 @@ import QLTensor
 /// | kernel | when |
 /// |---|---|
 /// | `bw8_gemm_wgmma_pp_b128` | sm_90, weight blocks 128 x 128, K % 16 == 0 (the pipelined one) |
-/// | `bw8_gemm_wgmma_pp_b128_n64` | the same, where its 128 x 64 tiles fill the SMs better (``wgmmaTileColumns``) |
+/// | `bw8_gemm_wgmma_pp_b128_mixed` | the same, with 128 x 64 tiles after 128 x 128 ones (``wgmmaWideColumnTiles``) |
 /// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
 /// | `bw8_gemm_mma` | sm_80+, K % 16 == 0, B % 32 == 0 |
 ///
@@ -20,8 +20,10 @@ enum BlockwiseINT8GEMM {
     static let hopper = KernelSource(file: "bw8_hopper", needsArchSpecific: true, contractsMultiplyAdd: true)
 
     enum Plan: Equatable {
-        /// A TMA + wgmma kernel with 128 x `tileColumns` output tiles.
-        case wgmma(entry: String, tileColumns: Int)
+        /// A TMA + wgmma kernel with 128 x 128 output tiles.
+        case wgmma(entry: String)
+        /// `bw8_gemm_wgmma_pp_b128_mixed`: `wideTiles` column tiles of 128 x 128, then 128 x 64 tiles.
+        case wgmmaMixed(wideTiles: Int)
         case mma
     }
 
@@ -45,13 +47,13 @@ enum BlockwiseINT8GEMM {
            device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
             if b == 128 {
-                let columns = wgmmaTileColumns(m: m, n: n, multiprocessors: device.multiprocessorCount)
-                return .success(.wgmma(entry: columns == 64 ? "bw8_gemm_wgmma_pp_b128_n64" : "bw8_gemm_wgmma_pp_b128",
-                                       tileColumns: columns))
+                let wide = wgmmaWideColumnTiles(m: m, n: n, multiprocessors: device.multiprocessorCount)
+                return .success(wide == (n + 127) / 128 ? .wgmma(entry: "bw8_gemm_wgmma_pp_b128")
+                                                        : .wgmmaMixed(wideTiles: wide))
             }
-            if b % 128 == 0 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b128", tileColumns: 128)) }
-            if b == 64 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b64", tileColumns: 128)) }
-            if b == 32 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b32", tileColumns: 128)) }
+            if b % 128 == 0 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b128")) }
+            if b == 64 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b64")) }
+            if b == 32 { return .success(.wgmma(entry: "bw8_gemm_wgmma_b32")) }
         }
         if b % 32 == 0 && device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes {
             return .success(.mma)
@@ -61,27 +63,47 @@ enum BlockwiseINT8GEMM {
             + "\(BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes) bytes of shared memory per block"))
     }
 
-    /// The output tile width of the B = 128 wgmma kernel: 64 where 128 x 64 tiles finish sooner than
-    /// 128 x 128 ones. The grid is persistent (one CTA per SM, tile t on CTA t mod SMs), so a kernel
-    /// takes `rounds(T) = ceil(T / SMs)` tile times for T tiles, and
+    /// How many 128-column tiles the B = 128 wgmma GEMM does as 128 x 128 tiles before it does the
+    /// remaining columns as 128 x 64 tiles: `ceil(N / 128)` (all wide, `bw8_gemm_wgmma_pp_b128`) unless a
+    /// mix finishes sooner. The grid is persistent (G = min(SMs, tiles) CTAs, tile t on CTA t mod G, wide
+    /// tiles first), so with `Tw` wide tiles of T in all, CTA b takes
     ///
-    ///     time(128) = rounds(ceil(M / 128) * ceil(N / 128))
-    ///     time(64)  = narrowTileCost * rounds(ceil(M / 128) * ceil(N / 64))
+    ///     cost(b) = count(Tw, b) + narrowTileCost * (count(T, b) - count(Tw, b)),
+    ///     count(X, b) = ceil((X - b) / G) for b < X, else 0,
     ///
-    /// in units of a 128 x 128 tile. At M = 1024, N = 3072 on 132 SMs: 2 rounds of wide tiles
-    /// (192 tiles, the second round 45 % full) against 3 of narrow ones (384).
-    static func wgmmaTileColumns(m: Int, n: Int, multiprocessors: Int) -> Int {
+    /// tile times of a 128 x 128 tile, and the kernel takes the largest. Tried: all wide, and for each
+    /// k the most wide column tiles that fit in k whole rounds; only where the wide tiles take fewer
+    /// than 4 rounds (with more, the last round is a small share). At M = 1024 on 132 SMs: N = 3072
+    /// gives 16 wide column tiles (1.62 tile times against 2 for all wide), N = 5120 gives 33 (2.62
+    /// against 3).
+    static func wgmmaWideColumnTiles(m: Int, n: Int, multiprocessors: Int) -> Int {
         let rowTiles = (m + BlockwiseINT8GEMMKernels.tileM - 1) / BlockwiseINT8GEMMKernels.tileM
-        let rounds = { (tiles: Int) in Double((tiles + multiprocessors - 1) / multiprocessors) }
-        let wide = rounds(rowTiles * ((n + 127) / 128))
-        let narrow = narrowTileCost * rounds(rowTiles * ((n + 63) / 64))
-        return narrow < wide ? 64 : 128
+        let allWide = (n + 127) / 128
+        guard rowTiles * allWide < 4 * multiprocessors else { return allWide }
+        func time(wide: Int) -> Double {
+            let rest = n - 128 * wide
+            let wideTiles = rowTiles * wide
+            let tiles = wideTiles + rowTiles * (rest > 0 ? (rest + 63) / 64 : 0)
+            let grid = min(multiprocessors, tiles)
+            let count = { (x: Int, b: Int) in b < x ? (x - b + grid - 1) / grid : 0 }
+            return (0..<grid).map { b in
+                Double(count(wideTiles, b)) + narrowTileCost * Double(count(tiles, b) - count(wideTiles, b))
+            }.max() ?? 0
+        }
+        var best = (wide: allWide, time: time(wide: allWide))
+        for rounds in 0..<((rowTiles * allWide + multiprocessors - 1) / multiprocessors) {
+            let wide = min(allWide - 1, rounds * multiprocessors / rowTiles)
+            let candidate = time(wide: wide)
+            if candidate < best.time { best = (wide, candidate) }
+        }
+        return best.wide
     }
 
-    /// A 128 x 64 tile's time over a 128 x 128 tile's, measured on the H200 where both kernels run
-    /// many full rounds (NOTES.md, "Issue 10, round 4"): above 0.5 because every narrow tile still
-    /// loads its whole 128 x K slice of A and pays the same per-tile start and epilogue.
-    static let narrowTileCost = 0.55
+    /// A 128 x 64 tile's time over a 128 x 128 tile's: 0.62 measured at M = 1024 (both tile widths
+    /// alone, N = 3072 and 5120 on the H200), 0.57 at M = 54560 (NOTES.md, "Issue 10, round 4"); above
+    /// 0.5 because every narrow tile still streams its whole 128 x K slice of A and pays the same
+    /// per-tile start and epilogue.
+    static let narrowTileCost = 0.62
 
     /// `y (M, N) = W8A8(qx, sx, qw, sw) + bias` with the planned kernel.
     static func launch(_ plan: Plan, x: GPU, sx: GPU, w: GPU, sw: GPU, bias: Tensor?, y: GPU, m: Int, n: Int, k: Int,
@@ -91,6 +113,7 @@ enum BlockwiseINT8GEMM {
         let tail: [KernelArgument] = [sx.argument, sw.argument,
                                       try bias.map { try GPU($0).argument } ?? .null, y.argument,
                                       .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k))]
+        let common: [KernelArgument] = [.int32(Int32(blockColumns)), .int32(biasCode), .int32(Int32(output.kernelCode))]
         switch plan {
         case .mma:
             let function = try device.function(portable, entry: "bw8_gemm_mma")
@@ -102,18 +125,37 @@ enum BlockwiseINT8GEMM {
                 try bias.map { try GPU($0).argument } ?? .null, y.argument,
                 .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(blockColumns)),
                 .int32(Int32(blockRows)), .int32(biasCode), .int32(Int32(output.kernelCode))])
-        case .wgmma(let entry, let columns):
-            let function = try device.function(hopper, entry: entry)
-            let shared = BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes
-            try device.setDynamicSharedMemory(function, bytes: shared)
-            let tile = BlockwiseINT8GEMMKernels.tileM
-            let mapA = try device.tensorMap2D(int8: x.address, rows: m, columns: k, boxRows: tile, boxColumns: 128)
-            let mapB = try device.tensorMap2D(int8: w.address, rows: n, columns: k, boxRows: columns, boxColumns: 128)
-            let tiles = ((m + tile - 1) / tile) * ((n + columns - 1) / columns)
-            try device.launch(function, grid: (min(tiles, device.multiprocessorCount), 1, 1),
-                              block: (BlockwiseINT8GEMMKernels.wgmmaThreads, 1, 1), sharedMemory: shared,
-                              [.bytes(mapA), .bytes(mapB)] + tail
-                                + [.int32(Int32(blockColumns)), .int32(biasCode), .int32(Int32(output.kernelCode))])
+        case .wgmma(let entry):
+            try launchWGMMA(entry: entry, wideTiles: nil, x: x, w: w, arguments: tail + common, m: m, n: n, k: k)
+        case .wgmmaMixed(let wide):
+            try launchWGMMA(entry: "bw8_gemm_wgmma_pp_b128_mixed", wideTiles: wide, x: x, w: w,
+                            arguments: tail + common, m: m, n: n, k: k)
         }
+    }
+
+    /// A wgmma kernel: W's tensor map with 128-row boxes, and for the mixed kernel (`wideTiles` given) a
+    /// second one with 64-row boxes and the wide column-tile count after the other arguments.
+    private static func launchWGMMA(entry: String, wideTiles: Int?, x: GPU, w: GPU, arguments: [KernelArgument],
+                                    m: Int, n: Int, k: Int) throws {
+        let device = x.device
+        let function = try device.function(hopper, entry: entry)
+        let shared = BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes
+        try device.setDynamicSharedMemory(function, bytes: shared)
+        let tile = BlockwiseINT8GEMMKernels.tileM
+        let mapA = try device.tensorMap2D(int8: x.address, rows: m, columns: k, boxRows: tile, boxColumns: 128)
+        let mapB = try device.tensorMap2D(int8: w.address, rows: n, columns: k, boxRows: 128, boxColumns: 128)
+        let wide = wideTiles ?? (n + 127) / 128
+        let rest = n - 128 * wide
+        let tiles = ((m + tile - 1) / tile) * (wide + (rest > 0 ? (rest + 63) / 64 : 0))
+        var maps: [KernelArgument] = [.bytes(mapA), .bytes(mapB)]
+        var extra: [KernelArgument] = []
+        if let wideTiles {
+            maps.append(.bytes(try device.tensorMap2D(int8: w.address, rows: n, columns: k, boxRows: 64,
+                                                      boxColumns: 128)))
+            extra.append(.int32(Int32(wideTiles)))
+        }
+        try device.launch(function, grid: (min(tiles, device.multiprocessorCount), 1, 1),
+                          block: (BlockwiseINT8GEMMKernels.wgmmaThreads, 1, 1), sharedMemory: shared,
+                          maps + arguments + extra)
     }
 }

@@ -14,7 +14,7 @@ package enum CUDAQuantizedOps {
     /// The transformed value is rounded to `roundTo` first (the dtype the CPU path materialises it in).
     /// 1 x B blocks with B a power-of-two number of 16-byte accesses (every activation layout a linear
     /// quantizes its input with, and gelu / weight update on them) run `quant_rows`, where each warp
-    /// reads and writes contiguous runs (0.75 of the copy bandwidth on the H200, NOTES.md issue 10);
+    /// reads and writes contiguous runs (0.79 of the copy bandwidth on the H200 for bf16, NOTES.md issue 10);
     /// every other block shape runs `quant_blocks`. Both give the CPU reference's bits.
     /// - Parameters:
     ///   - scaleShape: the scale grid's shape (`BlockWiseINT8Layout.scaleShape(for:)`).
@@ -45,7 +45,8 @@ package enum CUDAQuantizedOps {
                                         .float(input.strength), try GPU(codes).argument,
                                         try GPU(scales).argument]
         let flagArgument = try flag.map { try GPU($0).argument } ?? KernelArgument.null
-        if blockRows == 1, let plan = rowPlan(columns: columns, blockColumns: blockColumns, input: input) {
+        if blockRows == 1, let plan = rowPlan(rows: batches * rows, columns: columns, blockColumns: blockColumns,
+                                              input: input, multiprocessors: device.multiprocessorCount) {
             defines["ROWS"] = 1
             defines["EPT"] = plan.ept
             defines["G"] = blockColumns / plan.ept
@@ -211,21 +212,38 @@ package enum CUDAQuantizedOps {
     /// `quant_rows`' shape for 1 x `blockColumns` blocks: elements per 16-byte access of the source
     /// (narrower where the row length, the block or an address needs it) and chunks per lane (U); `nil`
     /// when the block is not a power-of-two number of accesses (the general kernel then runs).
-    static func rowPlan(columns: Int, blockColumns: Int, input: PreparedSource) -> (ept: Int, chunks: Int)? {
+    ///
+    /// U = 2 chunks per lane in flight, or U = 4 for a plain bfloat16 source (kept packed: 62 registers,
+    /// 4 blocks of 256 threads per SM) with at least ``rowWarpsPerSMForFourChunks`` warps of work per
+    /// SM: on the H200 at 54560 x 3072, U = 4 ran at 0.79 of the copy bandwidth against 0.73 for U = 2,
+    /// while at M = 1024 (one round of warps or less) U = 4 was 0.6 us slower (NOTES.md, issue 10 round 4).
+    static func rowPlan(rows: Int, columns: Int, blockColumns: Int, input: PreparedSource, multiprocessors: Int)
+        -> (ept: Int, chunks: Int)? {
         let widest = 16 / (input.alignedAddresses.map(\.size).max() ?? 1)
         for ept in [16, 8, 4, 2, 1] where ept <= widest {
             guard columns % ept == 0, blockColumns % ept == 0,
                   input.alignedAddresses.allSatisfy({ $0.address % UInt64(ept * $0.size) == 0 }) else { continue }
             let lanes = blockColumns / ept
             guard lanes & (lanes - 1) == 0 && lanes <= 256 else { return nil }
-            // Two 16-byte chunks per lane in flight; a block wider than a warp's chunk spans lanes / 32.
-            return (ept, max(rowChunksPerLane, lanes / 32))
+            let packed = input.defines["SRC"] == 0 && input.defines["IN_DT"] == DType.bfloat16.kernelCode
+                && input.defines["OPK"] == 0 && ept % 2 == 0
+            let span = 4 * 32 * ept
+            let warps = rows * ((columns + span - 1) / span)
+            let chunks = packed && warps >= rowWarpsPerSMForFourChunks * multiprocessors ? 4 : rowChunksPerLane
+            // A block wider than a warp's chunk spans lanes / 32 of them.
+            return (ept, max(chunks, lanes / 32))
         }
         return nil
     }
 
-    /// Chunks each lane of `quant_rows` loads before it quantizes.
+    /// Chunks each lane of `quant_rows` loads before it quantizes (every source but the plain bfloat16
+    /// one at large row counts, ``rowPlan(rows:columns:blockColumns:input:multiprocessors:)``).
     static let rowChunksPerLane = 2
+
+    /// Warps of U = 4 work per SM from which `quant_rows` takes U = 4 on a plain bfloat16 source: two
+    /// rounds of the 32 warps that fit an SM at its 62 registers (4224 warps on 132 SMs; M = 1024 rows of
+    /// 3072 are 3072 warps, M = 4096 are 12288).
+    static let rowWarpsPerSMForFourChunks = 64
 
     /// `dequant` / `fp8_dequant`: elements per chunk, 16 bytes of the output where the row length and the
     /// codes' address allow it, and chunks per lane per step.

@@ -1,10 +1,12 @@
 // Block-wise INT8 W8A8 kernels for sm_90a: TMA + wgmma GEMMs (contract in bw8_common.cuh).
 //
-// `bw8_gemm_wgmma_pp_b128_n64` keeps the contract of `bw8_gemm_wgmma_pp_b128` (same arguments, block,
-// 197728 bytes of dynamic shared memory, B == Bn == 128, K % 16 == 0) with 128 x 64 output tiles: the
-// tensor map of W has 64-row boxes (128-byte swizzle, 128 columns) and the grid is min(SMs, ceil(M /
-// 128) * ceil(N / 64)). It gives the 128 x 128 kernel's bits; the launch code picks it where its tiles
-// fill the SMs' rounds better (M = 1024 layers), NOTES.md issue 10 round 4.
+// `bw8_gemm_wgmma_pp_b128_mixed` keeps the contract of `bw8_gemm_wgmma_pp_b128` (block, 197728 bytes of
+// dynamic shared memory, B == Bn == 128, K % 16 == 0) with two more arguments: after tmB, `tmBn`, W's
+// tensor map with 64-row boxes (128-byte swizzle, 128 columns), and after out_dtype, `wide`, the number
+// of 128-column tiles (0 ... ceil(N / 128)); the columns from 128 * wide on are done as 128 x 64 tiles.
+// Grid: min(SMs, ceil(M / 128) * (wide + ceil((N - 128 * wide) / 64))). It gives the 128 x 128
+// kernel's bits; the launch code picks `wide` where the mix fills the SMs' rounds better (M = 1024
+// layers), NOTES.md issue 10 round 4.
 #include "bw8_common.cuh"
 // ---------------------------------------------------------------- Hopper wgmma + TMA GEMM (sm_90a)
 #define WG_BM 128
@@ -240,7 +242,7 @@ template <int BN>
 __device__ __forceinline__ void bq_pp_issue(int (&acc)[BN / 2], u32 sA, u32 sB, u32 bar_full, int stage, u32 phase,
                                             int cw) {
   const u64 da = bq_desc_sw128(sA + stage * WG_STAGE_A + cw * (64 * WG_BK));
-  const u64 db = bq_desc_sw128(sB + stage * (BN * WG_BK));
+  const u64 db = bq_desc_sw128(sB + stage * WG_STAGE_B);
   bq_mbar_wait(bar_full + 8 * stage, phase);
   bq_fence_acc(acc);
   bq_wgmma_fence();
@@ -277,34 +279,115 @@ __device__ __forceinline__ void bq_epi_fast(void* y, const float (&accf)[NACC], 
   }
 }
 
-// U = K stages per unrolled step (4); BN = tile columns (128, or 64 for problems whose 128 x 128 tiles
-// fill the SMs' last wave poorly: at M = 1024, N = 3072 they are 192 tiles on 132 SMs, 1.45 waves;
-// 128 x 64 tiles are 384, 2.9 waves); STAGES = ring depth (a stage is 16 KB of A and BN x 128 bytes of
-// B: 6 of 32 KB or 7 of 24 KB fit the launch contract's 197728 bytes). Every output element sees the same
-// operations in the same order for either BN: the two kernels give identical bits.
-template <int U, int BN, int STAGES>
+// One output tile of the pipelined consumers: rows m0 .. m0 + 127 (64 per consumer warpgroup), columns
+// n0 .. n0 + BN - 1, K stages taken from the ring at (stage, phase). Every output element sees the same
+// operations in the same order for either BN, so a 128 x 64 tile gives the bits of the 128 x 128 tile
+// holding it.
+template <int U, int BN>
+__device__ __forceinline__ void bq_pp_tile(
+    u32 sA, u32 sB, u32 bar_full, u32 bar_empty, int& stage, u32& phase, int m0, int n0, int cw,
+    const float* __restrict__ sx, const float* __restrict__ sw, const void* __restrict__ bias,
+    void* __restrict__ y, int M, int N, int nk, int nkp, int bias_dtype, int out_dtype) {
+  constexpr int NACC = BN / 2;
+  const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
+  const int r0 = m0 + cw * 64 + warp_in_wg * 16 + (lane >> 2), r1 = r0 + 8;
+  const bool v0 = r0 < M, v1 = r1 < M;
+  const float* sx0 = sx + (long long)min(r0, M - 1) * nk;
+  const float* sx1 = sx + (long long)min(r1, M - 1) * nk;
+  const float* swr = sw + (long long)(n0 / 128) * nk;  // the 128-row weight block holding this tile
+  float accf[NACC];
+  int accA[NACC], accB[NACC];
+#pragma unroll
+  for (int i = 0; i < NACC; i++) accf[i] = 0.0f;
+  for (int kb = 0; kb < nkp; kb += U) {
+    // straight-line: A B A B ... ; the set of stage u is promoted after stage u+1 is issued
+    int relA = stage, relB = stage;
+    bq_pp_issue<BN>(accA, sA, sB, bar_full, stage, phase, cw);
+    if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int k = kb + u;
+      const bool kv = k < nk;
+      const float ws = kv ? __ldg(swr + k) : 0.0f;
+      const float s0 = (v0 && kv) ? __ldg(sx0 + k) * ws : 0.0f;
+      const float s1 = (v1 && kv) ? __ldg(sx1 + k) * ws : 0.0f;
+      if (u + 1 < U) {
+        if (u & 1) { relA = stage; bq_pp_issue<BN>(accA, sA, sB, bar_full, stage, phase, cw); }
+        else { relB = stage; bq_pp_issue<BN>(accB, sA, sB, bar_full, stage, phase, cw); }
+        if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
+        bq_wgmma_wait1();
+      } else {
+        bq_wgmma_wait0();
+      }
+      if (u & 1) {
+        bq_fence_acc(accB);
+        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relB);
+        bq_pp_promote(accB, accf, s0, s1);
+      } else {
+        bq_fence_acc(accA);
+        if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relA);
+        bq_pp_promote(accA, accf, s0, s1);
+      }
+    }
+  }
+  const int cbase = n0 + (lane & 3) * 2;
+  if (m0 + WG_BM <= M && n0 + BN <= N && (N & 1) == 0) {
+    if (out_dtype == DT_BF16) bq_epi_fast<DT_BF16>(y, accf, r0, cbase, N, bias, bias_dtype);
+    else if (out_dtype == DT_F32) bq_epi_fast<DT_F32>(y, accf, r0, cbase, N, bias, bias_dtype);
+    else bq_epi_fast<DT_F16>(y, accf, r0, cbase, N, bias, bias_dtype);
+  } else {
+#pragma unroll
+    for (int g8 = 0; g8 < NACC / 4; g8++) {
+      const int c = cbase + g8 * 8;
+      const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
+      if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
+      if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
+    }
+  }
+}
+
+// Tile t of the persistent schedule: the first num_m * wide tiles are 128 x 128 and cover columns
+// 0 .. 128 * wide - 1, the rest are 128 x 64 and cover the columns after them (grouped order in each).
+__device__ __forceinline__ bool bq_mixed_tile(int t, int num_m, int wide, int narrow, int& m0, int& n0) {
+  int mb, nb;
+  const int tw = num_m * wide;
+  if (t < tw) {
+    bq_tile_coords(t, num_m, wide, mb, nb);
+    m0 = mb * WG_BM; n0 = nb * 128;
+    return true;
+  }
+  bq_tile_coords(t - tw, num_m, narrow, mb, nb);
+  m0 = mb * WG_BM; n0 = wide * 128 + nb * 64;
+  return false;
+}
+
+// U = K stages per unrolled step (4). `wide` = column tiles of 128 done first, the columns after them as
+// 128 x 64 tiles (tmBn: W's tensor map with 64-row boxes): at M = 1024, N = 3072 on 132 SMs, 16 wide
+// column tiles (128 tiles, one round) and 128 narrow ones take 1 + 0.6 tile times where all-wide tiles
+// take 2 (192 tiles). A stage is 16 KB of A and up to 16 KB of B (a narrow tile uses half).
+template <int U>
 __device__ __forceinline__ void bq_wgmma_pp_body(
-    const BqTmaDesc* tmA, const BqTmaDesc* tmB,
+    const BqTmaDesc* tmA, const BqTmaDesc* tmB, const BqTmaDesc* tmBn,
     const float* __restrict__ sx, const float* __restrict__ sw,
     const void* __restrict__ bias, void* __restrict__ y,
-    int M, int N, int K, int bias_dtype, int out_dtype) {
-  constexpr int NACC = BN / 2;
-  constexpr int STAGE_B = BN * WG_BK;
+    int M, int N, int K, int bias_dtype, int out_dtype, int wide) {
   extern __shared__ __align__(1024) unsigned char bq_smem[];
   const u32 raw = bq_smem_addr(bq_smem);
   const u32 base = (raw + 1023) & ~1023u;
   const u32 sA = base;
-  const u32 sB = base + STAGES * WG_STAGE_A;
-  const u32 bar_full = sB + STAGES * STAGE_B;
-  const u32 bar_empty = bar_full + STAGES * 8;
-  const int num_m = (M + WG_BM - 1) / WG_BM, num_n = (N + BN - 1) / BN;
-  const int num_tiles = num_m * num_n;
+  const u32 sB = base + WG_STAGES * WG_STAGE_A;
+  const u32 bar_full = sB + WG_STAGES * WG_STAGE_B;
+  const u32 bar_empty = bar_full + WG_STAGES * 8;
+  const int num_m = (M + WG_BM - 1) / WG_BM;
+  const int rest = N - wide * 128;                   // columns left to the 128 x 64 tiles
+  const int narrow = rest > 0 ? (rest + 63) / 64 : 0;
+  const int num_tiles = num_m * (wide + narrow);
   const int nk = (K + WG_BK - 1) / WG_BK;            // == KB since B == 128
   const int nkp = (nk + U - 1) / U * U;              // padded: TMA zero-fills k >= K, scales are 0 there
   const int wg = threadIdx.x >> 7;
 
   if (threadIdx.x == 0) {
-    for (int s = 0; s < STAGES; s++) { bq_mbar_init(bar_full + 8 * s, 1); bq_mbar_init(bar_empty + 8 * s, 8); }
+    for (int s = 0; s < WG_STAGES; s++) { bq_mbar_init(bar_full + 8 * s, 1); bq_mbar_init(bar_empty + 8 * s, 8); }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
@@ -315,89 +398,46 @@ __device__ __forceinline__ void bq_wgmma_pp_body(
     if (threadIdx.x == 0) {
       int stage = 0; u32 phase = 0;
       for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
-        int mb, nb; bq_tile_coords(t, num_m, num_n, mb, nb);
+        int m0, n0;
+        const bool is_wide = bq_mixed_tile(t, num_m, wide, narrow, m0, n0);
         for (int kb = 0; kb < nkp; kb++) {
           bq_mbar_wait(bar_empty + 8 * stage, phase ^ 1);
-          bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + STAGE_B);
-          bq_tma_load_2d(sA + stage * WG_STAGE_A, tmA, kb * WG_BK, mb * WG_BM, bar_full + 8 * stage);
-          bq_tma_load_2d(sB + stage * STAGE_B, tmB, kb * WG_BK, nb * BN, bar_full + 8 * stage);
-          if (++stage == STAGES) { stage = 0; phase ^= 1; }
+          bq_mbar_expect_tx(bar_full + 8 * stage, WG_STAGE_A + (is_wide ? WG_STAGE_B : WG_STAGE_B / 2));
+          bq_tma_load_2d(sA + stage * WG_STAGE_A, tmA, kb * WG_BK, m0, bar_full + 8 * stage);
+          bq_tma_load_2d(sB + stage * WG_STAGE_B, is_wide ? tmB : tmBn, kb * WG_BK, n0, bar_full + 8 * stage);
+          if (++stage == WG_STAGES) { stage = 0; phase ^= 1; }
         }
       }
     }
   } else {
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
     const int cw = wg - 1;
-    const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
     int stage = 0; u32 phase = 0;
     for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
-      int mb, nb; bq_tile_coords(t, num_m, num_n, mb, nb);
-      const int m0 = mb * WG_BM, n0 = nb * BN;
-      const int r0 = m0 + cw * 64 + warp_in_wg * 16 + (lane >> 2), r1 = r0 + 8;
-      const bool v0 = r0 < M, v1 = r1 < M;
-      const float* sx0 = sx + (long long)min(r0, M - 1) * nk;
-      const float* sx1 = sx + (long long)min(r1, M - 1) * nk;
-      const float* swr = sw + (long long)(n0 / 128) * nk;  // the 128-row weight block of this tile
-      float accf[NACC];
-      int accA[NACC], accB[NACC];
-#pragma unroll
-      for (int i = 0; i < NACC; i++) accf[i] = 0.0f;
-      for (int kb = 0; kb < nkp; kb += U) {
-        // straight-line: A B A B ... ; the set of stage u is promoted after stage u+1 is issued
-        int relA = stage, relB = stage;
-        bq_pp_issue<BN>(accA, sA, sB, bar_full, stage, phase, cw);
-        if (++stage == STAGES) { stage = 0; phase ^= 1; }
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-          const int k = kb + u;
-          const bool kv = k < nk;
-          const float ws = kv ? __ldg(swr + k) : 0.0f;
-          const float s0 = (v0 && kv) ? __ldg(sx0 + k) * ws : 0.0f;
-          const float s1 = (v1 && kv) ? __ldg(sx1 + k) * ws : 0.0f;
-          if (u + 1 < U) {
-            if (u & 1) { relA = stage; bq_pp_issue<BN>(accA, sA, sB, bar_full, stage, phase, cw); }
-            else { relB = stage; bq_pp_issue<BN>(accB, sA, sB, bar_full, stage, phase, cw); }
-            if (++stage == STAGES) { stage = 0; phase ^= 1; }
-            bq_wgmma_wait1();
-          } else {
-            bq_wgmma_wait0();
-          }
-          if (u & 1) {
-            bq_fence_acc(accB);
-            if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relB);
-            bq_pp_promote(accB, accf, s0, s1);
-          } else {
-            bq_fence_acc(accA);
-            if (lane == 0) bq_mbar_arrive(bar_empty + 8 * relA);
-            bq_pp_promote(accA, accf, s0, s1);
-          }
-        }
-      }
-      const int cbase = n0 + (lane & 3) * 2;
-      if (m0 + WG_BM <= M && n0 + BN <= N && (N & 1) == 0) {
-        if (out_dtype == DT_BF16) bq_epi_fast<DT_BF16>(y, accf, r0, cbase, N, bias, bias_dtype);
-        else if (out_dtype == DT_F32) bq_epi_fast<DT_F32>(y, accf, r0, cbase, N, bias, bias_dtype);
-        else bq_epi_fast<DT_F16>(y, accf, r0, cbase, N, bias, bias_dtype);
-      } else {
-#pragma unroll
-        for (int g8 = 0; g8 < NACC / 4; g8++) {
-          const int c = cbase + g8 * 8;
-          const float b0 = bq_bias(bias, c, N, bias_dtype), b1 = bq_bias(bias, c + 1, N, bias_dtype);
-          if (v0) bq_store_pair(y, r0, c, N, accf[4 * g8] + b0, accf[4 * g8 + 1] + b1, out_dtype);
-          if (v1) bq_store_pair(y, r1, c, N, accf[4 * g8 + 2] + b0, accf[4 * g8 + 3] + b1, out_dtype);
-        }
-      }
+      int m0, n0;
+      if (bq_mixed_tile(t, num_m, wide, narrow, m0, n0))
+        bq_pp_tile<U, 128>(sA, sB, bar_full, bar_empty, stage, phase, m0, n0, cw, sx, sw, bias, y, M, N, nk, nkp,
+                           bias_dtype, out_dtype);
+      else
+        bq_pp_tile<U, 64>(sA, sB, bar_full, bar_empty, stage, phase, m0, n0, cw, sx, sw, bias, y, M, N, nk, nkp,
+                          bias_dtype, out_dtype);
     }
   }
 }
 
-#define BQ_WGMMA_PP_KERNEL(NAME, U, BN, STAGES)                                                      \
-  extern "C" __global__ void __launch_bounds__(384, 1) NAME(                                         \
-      const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,                  \
-      const float* __restrict__ sx, const float* __restrict__ sw,                                    \
-      const void* __restrict__ bias, void* __restrict__ y,                                           \
-      int M, int N, int K, int B, int bias_dtype, int out_dtype) {                                   \
-    bq_wgmma_pp_body<U, BN, STAGES>(&tmA, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype);    \
-  }
-BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128, 4, 128, WG_STAGES)
-BQ_WGMMA_PP_KERNEL(bw8_gemm_wgmma_pp_b128_n64, 4, 64, 7)
+extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128(
+    const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,
+    const float* __restrict__ sx, const float* __restrict__ sw,
+    const void* __restrict__ bias, void* __restrict__ y,
+    int M, int N, int K, int B, int bias_dtype, int out_dtype) {
+  bq_wgmma_pp_body<4>(&tmA, &tmB, &tmB, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype, (N + 127) / 128);
+}
+
+// The same with `wide` 128-column tiles and 128 x 64 tiles after them (tmBn: 64-row boxes of W).
+extern "C" __global__ void __launch_bounds__(384, 1) bw8_gemm_wgmma_pp_b128_mixed(
+    const __grid_constant__ BqTmaDesc tmA, const __grid_constant__ BqTmaDesc tmB,
+    const __grid_constant__ BqTmaDesc tmBn, const float* __restrict__ sx, const float* __restrict__ sw,
+    const void* __restrict__ bias, void* __restrict__ y,
+    int M, int N, int K, int B, int bias_dtype, int out_dtype, int wide) {
+  bq_wgmma_pp_body<4>(&tmA, &tmB, &tmBn, sx, sw, bias, y, M, N, K, bias_dtype, out_dtype, wide);
+}

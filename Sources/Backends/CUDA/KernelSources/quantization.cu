@@ -12,8 +12,9 @@
 // - Layout of the streaming kernels (`quant_rows`, `dequant`, `fp8_dequant`): a warp step covers
 //   U * 32 consecutive chunks, lane l holding chunks u * 32 + l, so each load and store instruction
 //   of a warp touches one contiguous run (whole 32-byte sectors). Measured on the H200 (54560 x 3072,
-//   scripts/gpu/membound_harness.py): quantize 0.76 of the copy bandwidth, dequantize 0.81 (INT8) and
-//   0.89 (FP8), fused tanh-gelu requantization 0.45 (INT8 codes) / 0.55 (bf16 input); NOTES.md issue 10.
+//   scripts/gpu/membound_harness.py): quantize 0.79 of the copy bandwidth (bf16, U = 4), dequantize 0.81
+//   (INT8) and 0.89 (FP8), fused tanh-gelu requantization 0.45 (INT8 codes) / 0.55 (bf16 input);
+//   NOTES.md issue 10.
 //
 // Every quantizer follows the CPU definition exactly: `scale = amax / 127` (true division),
 // `q = clamp(round(x / scale), -127, 127)` with `x / scale` correctly rounded (a reciprocal and one
