@@ -184,6 +184,50 @@ import Testing
         #expect(everySlotComesBack())
     }
 
+    /// A region of width `w` runs its body on the caller and `w - 1` workers at once (at most the
+    /// workers there are) and returns only when every run has finished.
+    @Test func workersRunARegionBesideItsCaller() {
+        let workers = ComputeWorkers(threads: 3)
+        let meter = ConcurrencyMeter()
+        let runs = ResultList()
+        let caller = Thread.current
+        let onCaller = ResultList()
+        workers.run(width: 4) {
+            meter.measure { usleep(20_000) }
+            runs.add(1)
+            if Thread.current == caller { onCaller.add(1) }
+        }
+        #expect(runs.total == 4 && meter.peak == 4 && onCaller.total == 1)
+        workers.run(width: 9) { runs.add(1) }
+        #expect(runs.total == 4 + 4, "three workers and the caller")
+        workers.run(width: 1) { runs.add(1) }
+        #expect(runs.total == 9)
+    }
+
+    /// A region run from a Swift task gets all its helpers even while the other threads of the
+    /// cooperative pool are blocked (here in a semaphore): the workers are threads of their own.
+    @Test func workersComeWhileTasksBlockTheCooperativePool() async {
+        let width = max(2, ComputeSlots.shared.count)
+        let workers = ComputeWorkers(threads: width - 1)
+        let blocked = DispatchSemaphore(value: 0)
+        let started = ResultList()
+        let meter = ConcurrencyMeter()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<(width - 1) {
+                group.addTask {
+                    started.add(1)
+                    blocked.wait()
+                }
+            }
+            group.addTask {
+                while started.total < width - 1 { usleep(1_000) }
+                workers.run(width: width) { meter.measure { usleep(20_000) } }
+                for _ in 0..<(width - 1) { blocked.signal() }
+            }
+        }
+        #expect(meter.peak == width, "peak \(meter.peak) of \(width)")
+    }
+
     /// The held-slot integral grows by the slots in use times the time they are held, and not at all
     /// while every slot is free.
     @Test func heldSlotSecondsIntegratesTheSlotsInUse() {

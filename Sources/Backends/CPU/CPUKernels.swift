@@ -114,11 +114,11 @@ package enum CPUKernels {
         // Four ranges per granted core: a worker that wakes late takes fewer of them instead of
         // leaving the last half of the work to one core.
         let parts = min(granted * 4, units)
-        // The ranges are disjoint and `concurrentPerform` returns only when all are done, so the
-        // non-Sendable body (it captures raw pointers) is safe to share with the workers.
+        // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable body
+        // (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
         let next = PartCounter()
-        DispatchQueue.concurrentPerform(iterations: granted) { _ in
+        ComputeWorkers.shared.run(width: granted) {
             ComputeSlots.markingRegion {
                 while let part = next.take(below: parts) {
                     let start = min(count, units * part / parts * granule)
