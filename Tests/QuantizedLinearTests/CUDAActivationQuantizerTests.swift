@@ -34,6 +34,19 @@ struct CUDAActivationQuantizerTests {
         }
     }
 
+    /// Enough bfloat16 rows for `quant_rows`' four-chunk launch (2816 x 3072: 8448 warps of work, 64 per
+    /// SM on 132 SMs), every rounding and a block wider than a warp's chunk: the CPU reference's bits.
+    @Test(arguments: [(32, Rounding.nearestEven), (128, .towardZero), (512, .nearestEven)])
+    func manyBFloat16RowsAreBitExact(block: (Int, Rounding)) throws {
+        registerBuiltinLayouts()
+        let layout = try BlockWiseINT8Layout.activation(blockSize: block.0, rounding: block.1)
+        let x = try Tensor.randomNormal([2816, 3072], standardDeviation: 3, dtype: .bfloat16, seed: 310)
+        let cpu = try QuantizedTensor.fromFloat(x, layout: layout)
+        let cuda = try linearQuantize(x.to(gpu), layout)
+        #expect(try cuda.codes.elements(as: Int8.self) == cpu.data.elements(as: Int8.self))
+        #expect(try cuda.scales.floats() == cpu.scale.floats())
+    }
+
     @Test(arguments: [32, 128, 100])
     func nanAndInfinityPropagateToScalesAndRows(blockSize: Int) throws {
         registerBuiltinLayouts()

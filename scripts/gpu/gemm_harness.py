@@ -330,13 +330,12 @@ def wide_column_tiles(M, N, sms, c=NARROW_TILE_COST):
     if rt * allw >= 4 * sms:
         return allw
 
-    def time(w):
+    def time(w):  # CTA 0 finishes last: (1 - c) ceil(Tw / G) + c ceil(T / G)
         rest = N - 128 * w
         tw = rt * w
         t = tw + rt * ((rest + 63) // 64 if rest > 0 else 0)
         g = min(sms, t)
-        cnt = lambda x, b: (x - b + g - 1) // g if b < x else 0
-        return max(cnt(tw, b) + c * (cnt(t, b) - cnt(tw, b)) for b in range(g))
+        return (1 - c) * ((tw + g - 1) // g) + c * ((t + g - 1) // g)
     best = (allw, time(allw))
     for k in range((rt * allw + sms - 1) // sms):
         w = min(allw - 1, k * sms // rt)

@@ -68,14 +68,14 @@ enum BlockwiseINT8GEMM {
     /// mix finishes sooner. The grid is persistent (G = min(SMs, tiles) CTAs, tile t on CTA t mod G, wide
     /// tiles first), so with `Tw` wide tiles of T in all, CTA b takes
     ///
-    ///     cost(b) = count(Tw, b) + narrowTileCost * (count(T, b) - count(Tw, b)),
+    ///     cost(b) = count(Tw, b) + c * (count(T, b) - count(Tw, b)),   c = narrowTileCost,
     ///     count(X, b) = ceil((X - b) / G) for b < X, else 0,
     ///
-    /// tile times of a 128 x 128 tile, and the kernel takes the largest. Tried: all wide, and for each
-    /// k the most wide column tiles that fit in k whole rounds; only where the wide tiles take fewer
-    /// than 4 rounds (with more, the last round is a small share). At M = 1024 on 132 SMs: N = 3072
-    /// gives 16 wide column tiles (1.62 tile times against 2 for all wide), N = 5120 gives 33 (2.62
-    /// against 3).
+    /// tile times of a 128 x 128 tile. Both counts fall with b, so CTA 0 finishes last:
+    /// `time = (1 - c) ceil(Tw / G) + c ceil(T / G)`. Tried: all wide, and for each k the most wide
+    /// column tiles that fit in k whole rounds; only where the wide tiles take fewer than 4 rounds (with
+    /// more, the last round is a small share). At M = 1024 on 132 SMs: N = 3072 gives 16 wide column
+    /// tiles (1.62 tile times against 2 for all wide), N = 5120 gives 33 (2.62 against 3).
     static func wgmmaWideColumnTiles(m: Int, n: Int, multiprocessors: Int) -> Int {
         let rowTiles = (m + BlockwiseINT8GEMMKernels.tileM - 1) / BlockwiseINT8GEMMKernels.tileM
         let allWide = (n + 127) / 128
@@ -85,10 +85,8 @@ enum BlockwiseINT8GEMM {
             let wideTiles = rowTiles * wide
             let tiles = wideTiles + rowTiles * (rest > 0 ? (rest + 63) / 64 : 0)
             let grid = min(multiprocessors, tiles)
-            let count = { (x: Int, b: Int) in b < x ? (x - b + grid - 1) / grid : 0 }
-            return (0..<grid).map { b in
-                Double(count(wideTiles, b)) + narrowTileCost * Double(count(tiles, b) - count(wideTiles, b))
-            }.max() ?? 0
+            let rounds = { (count: Int) in Double((count + grid - 1) / grid) }
+            return (1 - narrowTileCost) * rounds(wideTiles) + narrowTileCost * rounds(tiles)
         }
         var best = (wide: allWide, time: time(wide: allWide))
         for rounds in 0..<((rowTiles * allWide + multiprocessors - 1) / multiprocessors) {

@@ -21,7 +21,7 @@ package enum CUDAKernelCheck {
         }
         for src in 0...1 {
             for opk in 0...3 {
-                for (ept, lanes, chunks) in [(8, 16, 2), (4, 64, 2), (1, 4, 2), (16, 8, 2)] {
+                for (ept, lanes, chunks) in [(8, 16, 2), (8, 16, 4), (4, 64, 2), (1, 4, 2), (16, 8, 2)] {
                     variants.append((QuantizationKernels.source, [
                         "ROWS": 1, "SRC": src, "IN_DT": 2, "OPK": opk, "DELTA_DT": 0, "ROUND_DT": 2, "TOWARD_ZERO": 0,
                         "EPT": ept, "G": lanes, "U": chunks, "BC": ept * lanes]))

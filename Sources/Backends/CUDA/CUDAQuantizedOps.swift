@@ -210,13 +210,9 @@ package enum CUDAQuantizedOps {
     }
 
     /// `quant_rows`' shape for 1 x `blockColumns` blocks: elements per 16-byte access of the source
-    /// (narrower where the row length, the block or an address needs it) and chunks per lane (U); `nil`
-    /// when the block is not a power-of-two number of accesses (the general kernel then runs).
-    ///
-    /// U = 2 chunks per lane in flight, or U = 4 for a plain bfloat16 source (kept packed: 62 registers,
-    /// 4 blocks of 256 threads per SM) with at least ``rowWarpsPerSMForFourChunks`` warps of work per
-    /// SM: on the H200 at 54560 x 3072, U = 4 ran at 0.79 of the copy bandwidth against 0.73 for U = 2,
-    /// while at M = 1024 (one round of warps or less) U = 4 was 0.6 us slower (NOTES.md, issue 10 round 4).
+    /// (narrower where the row length, the block or an address needs it) and chunks per lane
+    /// (``rowChunks(rows:columns:ept:lanes:packed:multiprocessors:)``); `nil` when the block is not a
+    /// power-of-two number of accesses (the general kernel then runs).
     static func rowPlan(rows: Int, columns: Int, blockColumns: Int, input: PreparedSource, multiprocessors: Int)
         -> (ept: Int, chunks: Int)? {
         let widest = 16 / (input.alignedAddresses.map(\.size).max() ?? 1)
@@ -227,17 +223,27 @@ package enum CUDAQuantizedOps {
             guard lanes & (lanes - 1) == 0 && lanes <= 256 else { return nil }
             let packed = input.defines["SRC"] == 0 && input.defines["IN_DT"] == DType.bfloat16.kernelCode
                 && input.defines["OPK"] == 0 && ept % 2 == 0
-            let span = 4 * 32 * ept
-            let warps = rows * ((columns + span - 1) / span)
-            let chunks = packed && warps >= rowWarpsPerSMForFourChunks * multiprocessors ? 4 : rowChunksPerLane
-            // A block wider than a warp's chunk spans lanes / 32 of them.
-            return (ept, max(chunks, lanes / 32))
+            return (ept, rowChunks(rows: rows, columns: columns, ept: ept, lanes: lanes, packed: packed,
+                                   multiprocessors: multiprocessors))
         }
         return nil
     }
 
+    /// Chunks per lane (U) of `quant_rows`: 2 in flight, or 4 for a plain bfloat16 source (`packed`: the
+    /// kernel keeps it packed, 62 registers, 4 blocks of 256 threads per SM) with at least
+    /// ``rowWarpsPerSMForFourChunks`` warps of work per SM; at least `lanes / 32`, so that a span holds
+    /// whole blocks. On the H200 at 54560 x 3072 U = 4 ran at 0.79 of the copy bandwidth against 0.73 for
+    /// U = 2, while at M = 1024 (one round of warps or less) it was 0.6 us slower (NOTES.md, issue 10
+    /// round 4).
+    static func rowChunks(rows: Int, columns: Int, ept: Int, lanes: Int, packed: Bool, multiprocessors: Int) -> Int {
+        let span = 4 * 32 * ept
+        let warps = rows * ((columns + span - 1) / span)
+        let chunks = packed && warps >= rowWarpsPerSMForFourChunks * multiprocessors ? 4 : rowChunksPerLane
+        return max(chunks, lanes / 32)
+    }
+
     /// Chunks each lane of `quant_rows` loads before it quantizes (every source but the plain bfloat16
-    /// one at large row counts, ``rowPlan(rows:columns:blockColumns:input:multiprocessors:)``).
+    /// one at large row counts).
     static let rowChunksPerLane = 2
 
     /// Warps of U = 4 work per SM from which `quant_rows` takes U = 4 on a plain bfloat16 source: two
