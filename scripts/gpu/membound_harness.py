@@ -97,7 +97,7 @@ def rows_u(ept, B):
 
 def backend_u(in_dt, src, opk, ept, B, M, C, sms):
     """CUDAQuantizedOps.rowPlan: U = 4 for a plain bf16 source with at least 64 warps of U = 4 work per SM."""
-    packed = src == 0 and in_dt == 'bf16' and opk == 0 and ept % 2 == 0
+    packed = src == 0 and in_dt == 'bf16' and opk == 0 and ept % 2 == 0 and ept <= 8
     warps = M * ((C + 4 * 32 * ept - 1) // (4 * 32 * ept))
     return max(4, (B // ept) // 32) if packed and warps >= 64 * sms else rows_u(ept, B)
 

@@ -222,7 +222,7 @@ package enum CUDAQuantizedOps {
             let lanes = blockColumns / ept
             guard lanes & (lanes - 1) == 0 && lanes <= 256 else { return nil }
             let packed = input.defines["SRC"] == 0 && input.defines["IN_DT"] == DType.bfloat16.kernelCode
-                && input.defines["OPK"] == 0 && ept % 2 == 0
+                && input.defines["OPK"] == 0 && ept % 2 == 0 && ept <= 8
             return (ept, rowChunks(rows: rows, columns: columns, ept: ept, lanes: lanes, packed: packed,
                                    multiprocessors: multiprocessors))
         }

@@ -182,12 +182,13 @@ template <int N> __device__ __forceinline__ void store_low_bytes(i8* p, const u3
     }
 }
 
-/// One lane's chunk of EPT source values in `quant_rows`. A plain bfloat16 source (no op) stays packed,
-/// EPT / 2 words instead of EPT floats (8 registers fewer per chunk, so more warps fit an SM), its amax
-/// taken two values at a time (`max.NaN.bf16x2` on the magnitudes) and each value unpacked where it is
-/// divided; every other source is held as the floats `source_values` gives. Both give the same amax
-/// bits (bf16 -> float is exact; a NaN comes out as the canonical NaN of `max.NaN.f32`) and values.
-#if SRC == 0 && IN_DT == DT_BF16 && OPK == 0 && EPT % 2 == 0
+/// One lane's chunk of EPT source values in `quant_rows`. A plain bfloat16 source (no op, one 16-byte
+/// access or less) stays packed, EPT / 2 words instead of EPT floats (8 registers fewer per chunk, so more
+/// warps fit an SM), its amax taken two values at a time (`max.NaN.bf16x2` on the magnitudes) and each
+/// value unpacked where it is divided; every other source is held as the floats `source_values` gives.
+/// Both give the same amax bits (bf16 -> float is exact; a NaN comes out as the canonical NaN of
+/// `max.NaN.f32`) and values.
+#if SRC == 0 && IN_DT == DT_BF16 && OPK == 0 && EPT % 2 == 0 && EPT <= 8
 struct RowChunk {
     union { typename Vec<2 * EPT>::T vec; u32 w[EPT / 2]; } pack;
     __device__ __forceinline__ void load(const void* src, float, const void*, float, i64 i) {
