@@ -670,8 +670,9 @@ def run_tiles(K_, args):
         K_.gemm_wgmma(qxs[0][0], qxs[0][1], qws[0][0], qws[0][1], None, y1, B, variant='pp')
         for name, v, wide in (('pp', 'pp', None), ('rule', 'mixed', rule), ('narrow', 'mixed', 0)):
             maps = [K_.wgmma_maps(qxs[i][0], qws[i][0], v == 'mixed') for i in range(nrot)]
-            G = lambda i, v=v, maps=maps, wide=wide: K_.gemm_wgmma(qxs[i % nrot][0], qxs[i % nrot][1], qws[i % nrot][0],
-                                                                   qws[i % nrot][1], None, y, B, maps[i % nrot], v, wide)
+            def G(i, v=v, maps=maps, wide=wide):
+                j = i % nrot
+                K_.gemm_wgmma(qxs[j][0], qxs[j][1], qws[j][0], qws[j][1], None, y, B, maps[j], v, wide)
             res[name] = bench_graph(G, inner, reps)[0]
             res[name + '+q'] = bench_graph(lambda i, G=G: (K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0],
                                                                         qxs[i % nrot][1]), G(i)), inner, reps)[0]
@@ -679,8 +680,8 @@ def run_tiles(K_, args):
             torch.cuda.synchronize()
             same = same and bool(torch.equal(y, y1))
         tf = lambda t: 2.0 * M * N * K / (t * 1e-3) / 1e12
-        out.append('%5d %5d %5d | bf16 %6.1f us %4.0f | pp %6.1f us %4.0f +q %.2fx | rule wide=%3d %6.1f us %4.0f +q %.2fx'
-                   ' | narrow %6.1f us %4.0f +q %.2fx | same bits %s' % (
+        out.append('%5d %5d %5d | bf16 %6.1f us %4.0f | pp %6.1f us %4.0f +q %.2fx | rule wide=%3d %6.1f us %4.0f '
+                   '+q %.2fx | narrow %6.1f us %4.0f +q %.2fx | same bits %s' % (
                        M, N, K, t_bf * 1e3, tf(t_bf), res['pp'] * 1e3, tf(res['pp']), t_bf / res['pp+q'], rule,
                        res['rule'] * 1e3, tf(res['rule']), t_bf / res['rule+q'], res['narrow'] * 1e3,
                        tf(res['narrow']), t_bf / res['narrow+q'], same))
