@@ -89,9 +89,12 @@ package enum CPUKernels {
     /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers).
     /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
     /// possible; small work runs on the calling thread (still holding a slot). Called from inside
-    /// another region, it runs on the current thread.
+    /// another region, it runs on the current thread. `rangesPerCore` ranges per granted core (at
+    /// most one per granule): the default 4 lets a worker that wakes late take fewer; 1 gives each
+    /// core one wide range, for kernels whose cost per range is a pass over a shared operand (the AMX
+    /// GEMM reads the whole activation once per range).
     package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
-                                      _ body: (Range<Int>) -> Void) {
+                                      rangesPerCore: Int = 4, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         if ComputeSlots.isInsideRegion {
             body(0..<count)
@@ -107,9 +110,9 @@ package enum CPUKernels {
             ComputeSlots.markingRegion { body(0..<count) }
             return
         }
-        // Four ranges per granted core: a worker that wakes late takes fewer of them instead of
-        // leaving the last half of the work to one core.
-        let parts = min(granted * 4, units)
+        // Four ranges per granted core by default: a worker that wakes late takes fewer of them
+        // instead of leaving the last half of the work to one core.
+        let parts = min(granted * max(rangesPerCore, 1), units)
         // The ranges are disjoint and `concurrentPerform` returns only when all are done, so the
         // non-Sendable body (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body

@@ -7,16 +7,13 @@
 // transposed into sixteen 16-column sub-panels ([k][16] floats, 256 KB: the L2-resident block); then
 // each 6-row input tile (6 KB, L1) passes over all sub-panels, a 6 x 16 FMA micro-kernel (12
 // accumulators, each input value broadcast once for 16 columns, the sub-panel streamed from L2)
-// adding into a float tile of rows x 256. NOTES.md ("CPU kernels") has the measurements.
-#include "ck_internal.h"
+// adding into a float tile of rows x 256. On the AVX-512 paths the micro-kernel is 12 x 32
+// (decoded_gemm_avx512.c: two tiles, two sub-panels), bit-identical to the AVX2 one. NOTES.md ("CPU
+// kernels") has the measurements.
+#include "decoded_gemm.h"
 #include <float.h>
 
 #pragma STDC FP_CONTRACT OFF
-
-/// MR x NR micro-tile, NC-column panels, KC-deep chunks; at most MC_MAX rows share one float tile
-/// (rows x NC floats, 2 MB), more rows run in equal chunks that each decode the panel again; past
-/// PREFETCH_C_ROWS rows the float tile (with the 256 KB block) outgrows L2 and its rows are prefetched.
-enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048, PREFETCH_C_ROWS = 256 };
 
 /// Decodes weight rows [col0, col0 + NR) (rows >= n1 as zeros), K [k0, k0 + depth), into a
 /// [depth][NR] panel; portable.
@@ -239,6 +236,13 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
                         decode_panel_portable(w, k, nc0 + s * NR, n1, k0, depth, sub);
                 }
                 // Each input tile (L1) passes over every sub-panel of the block (L2).
+#if CK_X86
+                if (path == CK_PATH_AVX512VNNI || path == CK_PATH_AMX) {
+                    ck_decoded_chunk_avx512(xp + ((k0 / KC) * tiles + mc0 / MR) * KC * MR, mc1 - mc0, panel, nsub,
+                                            depth, cbuf, NC, prefetch_c);
+                    continue;
+                }
+#endif
                 for (int64_t mt = mc0; mt < mc1; mt += MR) {
                     const int64_t rows = mc1 - mt < MR ? mc1 - mt : MR;
                     const float *xt = xp + ((k0 / KC) * tiles + mt / MR) * KC * MR;
