@@ -5,9 +5,11 @@ import QLTensor
 /// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
 /// every path the CPU supports in turn).
 ///
-/// The compute-bound INT8 W8A8 GEMM has one version per path. Memory-bound kernels (quantize,
-/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run
-/// the AVX2 one, since they are limited by memory bandwidth, not by vector width.
+/// The compute-bound INT8 W8A8 GEMM has one version per path; the float GEMM on decoded weight panels
+/// (weight-only and FP8) runs a 12 x 32 AVX-512 micro-kernel on the ``avx512vnni`` and ``amx`` paths
+/// (bit-identical to its AVX2 one). Memory-bound kernels (quantize, dequantize, GEMV, FP8 decode)
+/// have a portable and an AVX2 version; the VNNI and AMX paths run the AVX2 one, since they are
+/// limited by memory bandwidth, not by vector width.
 public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Plain C; any CPU.
     case portable
@@ -16,7 +18,8 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
     case avx2
     /// AVX2 + AVX-VNNI: `vpdpbusd` on ymm (u8 x s8 into int32) for the INT8 GEMM.
     case avxvnni
-    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm for the INT8 GEMM.
+    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm for the INT8 GEMM, zmm FMA for the decoded-panel
+    /// float GEMM.
     case avx512vnni
     /// AMX-INT8: `tdpbssd` tiles for the INT8 GEMM (AVX-512 VNNI for the rest); needs the OS's
     /// permission for tile data, asked for once per process.
