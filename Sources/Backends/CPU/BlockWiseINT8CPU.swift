@@ -229,7 +229,7 @@ enum BlockWiseINT8CPU {
                             }
                             var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_INT8), codes: w, scales: s,
                                                            scale: 1, bn: bn, bk: bk)
-                            try CPUKernels.decodedGEMM(x: x.baseAddress!, m: m, n: n, k: k, weight: &weight,
+                            try CPUKernels.decodedGEMM(x: .floats(x.baseAddress!), m: m, n: n, k: k, weight: &weight,
                                                        alpha: 1, bias: biasPointer, output: out,
                                                        outputCode: outputCode, path: path)
                         }

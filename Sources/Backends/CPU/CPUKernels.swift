@@ -157,17 +157,26 @@ package enum CPUKernels {
 }
 
 extension CPUKernels {
+    /// The input of ``decodedGEMM(x:m:n:k:weight:alpha:bias:output:outputCode:path:)``: `m x k` float32
+    /// values, or `m x k` e4m3 codes (FP8 W8A8) that the packing decodes to their exact values (`nil`
+    /// only for an empty input, which no kernel reads).
+    package enum DecodedGEMMInput {
+        case floats(UnsafePointer<Float>?)
+        case e4m3(UnsafePointer<UInt8>?)
+    }
+
     /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
     /// the input is packed once into 6-row tiles, K chunk by K chunk (`ck_decoded_gemm_pack_input`,
     /// row tiles in parallel; one sequential stream for the micro-kernel, about 6-13% faster than
     /// reading the rows in place), then our FMA GEMM decodes each 256-column panel of W, 256 K values
     /// at a time, into an L2-sized float block (exactly the dequantized values) that every input tile
-    /// passes over; output columns split across the cores. The float weight is never materialised.
+    /// passes over; output columns split across the cores. The float weight is never materialised, nor,
+    /// for e4m3 input codes, a float copy of the input (the packing decodes them).
     /// - Parameters:
-    ///   - x: `m x k` float32, row-major.
+    ///   - x: `m x k`, row-major: float32 values or e4m3 codes.
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
     /// - Throws: ``TensorError/Code/backendFailure`` when a thread cannot allocate its buffers.
-    package static func decodedGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int,
+    package static func decodedGEMM(x: DecodedGEMMInput, m: Int, n: Int, k: Int,
                                     weight: UnsafePointer<ck_decoded_weight>, alpha: Float,
                                     bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
                                     path: CPUKernelPath) throws {
@@ -179,8 +188,13 @@ extension CPUKernels {
             let xp = packed.storage.hostPointer.assumingMemoryBound(to: Float.self)
             let tiles = (m + 5) / 6
             parallelRanges(count: tiles, minimumPerThread: max(1, 4096 / max(k, 1))) { range in
-                ck_decoded_gemm_pack_input(x, Int64(m), Int64(k), Int64(range.lowerBound), Int64(range.upperBound),
-                                           xp, path.code)
+                let (tile0, tile1) = (Int64(range.lowerBound), Int64(range.upperBound))
+                switch x {
+                case .floats(let values):
+                    ck_decoded_gemm_pack_input(values, Int64(m), Int64(k), tile0, tile1, xp, path.code)
+                case .e4m3(let codes):
+                    ck_decoded_gemm_pack_input_e4m3(codes, Int64(m), Int64(k), tile0, tile1, xp, path.code)
+                }
             }
             parallelRanges(count: n, granule: 16) { range in
                 if ck_decoded_gemm(xp, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,

@@ -174,6 +174,11 @@ int64_t ck_decoded_gemm_input_size(int64_t m, int64_t k);
 void ck_decoded_gemm_pack_input(const float *x, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
                                 int path);
 
+/// ck_decoded_gemm_pack_input for an input given as m x k e4m3 codes (FP8 W8A8): each code packed as its
+/// exact float value (0x7F and 0xFF as NaN), no float copy of the input first.
+void ck_decoded_gemm_pack_input_e4m3(const uint8_t *q, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
+                                     int path);
+
 /// y = (x W^T) * alpha + bias for output columns [n0, n1) of an m x n output (out_dtype), x m x k
 /// float32 packed by ck_decoded_gemm_pack_input (`xp`), W decoded from its codes into cache-sized
 /// float panels as the GEMM goes: each element is exactly its dequantized value (INT8 q * s, e4m3
