@@ -103,15 +103,129 @@ import Testing
         #expect(covered.total == 800)
     }
 
-    @Test func aRequestGetsWhatItCanUseUpToTheCores() {
+    @Test func aLoneRequestGetsWhatItCanUseUpToTheCores() {
         let slots = ComputeSlots(count: 3)
-        #expect(slots.acquire(upTo: 2) == 2)
-        #expect(slots.acquire(upTo: 0) == 1)
+        let two = slots.acquire(upTo: 2)
+        #expect(two.slots == 2)
+        let small = slots.acquire(upTo: 0)
+        #expect(small.slots == 1)
         #expect(slots.freeCount == 0)
-        slots.release(3)
-        #expect(slots.acquire(upTo: 5) == 3)
-        slots.release(3)
+        slots.release(two)
+        slots.release(small)
+        let all = slots.acquire(upTo: 5)
+        #expect(all.slots == 3)
+        slots.release(all)
         #expect(slots.freeCount == 3 && slots.waitingCount == 0)
+    }
+
+    /// Requests that want several slots share the cores: each is granted `count / c` (at least one) with
+    /// `c` such requests in flight, itself included, and a lone request gets every core again.
+    @Test func competingRequestsShareTheCores() {
+        let slots = ComputeSlots(count: 4)
+        let first = slots.acquire(upTo: 4)
+        #expect(first.slots == 4)
+        let second = GrantBox()
+        let group = DispatchGroup()
+        group.enter()
+        Thread {
+            second.set(slots.acquire(upTo: 4))
+            group.leave()
+        }.start()
+        while slots.waitingCount < 1 { usleep(100) }
+        slots.release(first)
+        group.wait()
+        #expect(second.grant?.slots == 2, "two competitors on four cores: two each")
+        let third = slots.acquire(upTo: 4)
+        #expect(third.slots == 2 && slots.freeCount == 0)
+        second.grant.map(slots.release)
+        slots.release(third)
+        let alone = slots.acquire(upTo: 4)
+        #expect(alone.slots == 4)
+        slots.release(alone)
+        #expect(slots.freeCount == 4 && slots.waitingCount == 0)
+    }
+
+    /// Idle slots are lent without waiting only while nobody waits, and lent slots do not compete.
+    @Test func idleSlotsAreLentOnlyWhileNobodyWaits() {
+        let slots = ComputeSlots(count: 3)
+        let small = slots.acquire(upTo: 1)
+        let lent = slots.borrowIdle(upTo: 5)
+        #expect(lent.slots == 2 && slots.freeCount == 0)
+        slots.release(lent)
+        #expect(slots.borrowIdle(upTo: 0).slots == 0)
+        let waiter = DispatchGroup()
+        waiter.enter()
+        let big = GrantBox()
+        slots.release(small)
+        let all = slots.acquire(upTo: 3)
+        Thread {
+            big.set(slots.acquire(upTo: 2))
+            waiter.leave()
+        }.start()
+        while slots.waitingCount < 1 { usleep(100) }
+        #expect(slots.borrowIdle(upTo: 1).slots == 0, "a request is waiting")
+        slots.release(all)
+        waiter.wait()
+        #expect(big.grant?.slots == 1, "two competitors on three cores: one each")
+        big.grant.map(slots.release)
+        #expect(slots.freeCount == 3)
+    }
+
+    /// A region inside an op's hold of one slot widens onto a core that nobody else uses.
+    @Test func aRegionInsideASmallHoldUsesIdleCores() {
+        #expect(everySlotComesBack())
+        let meter = ConcurrencyMeter()
+        ComputeSlots.holding(upTo: 1) {
+            #expect(ComputeSlots.heldByThisThread == 1)
+            CPUKernels.parallelRanges(count: 64) { _ in meter.measure { usleep(2_000) } }
+        }
+        let cores = ComputeSlots.shared.count
+        #expect(meter.peak >= min(2, cores) && meter.peak <= cores, "peak \(meter.peak) on \(cores) cores")
+        #expect(everySlotComesBack())
+    }
+
+    /// A region of width `w` runs its body on the caller and `w - 1` workers at once (at most the
+    /// workers there are) and returns only when every run has finished.
+    @Test func workersRunARegionBesideItsCaller() {
+        let workers = ComputeWorkers(threads: 3)
+        let meter = ConcurrencyMeter()
+        let runs = ResultList()
+        let caller = Thread.current
+        let onCaller = ResultList()
+        workers.run(width: 4) {
+            meter.measure { usleep(20_000) }
+            runs.add(1)
+            if Thread.current == caller { onCaller.add(1) }
+        }
+        #expect(runs.total == 4 && meter.peak == 4 && onCaller.total == 1)
+        workers.run(width: 9) { runs.add(1) }
+        #expect(runs.total == 4 + 4, "three workers and the caller")
+        workers.run(width: 1) { runs.add(1) }
+        #expect(runs.total == 9)
+    }
+
+    /// A region run from a Swift task gets all its helpers even while the other threads of the
+    /// cooperative pool are blocked (here in a semaphore): the workers are threads of their own.
+    @Test func workersComeWhileTasksBlockTheCooperativePool() async {
+        let width = max(2, ComputeSlots.shared.count)
+        let workers = ComputeWorkers(threads: width - 1)
+        let blocked = DispatchSemaphore(value: 0)
+        let started = ResultList()
+        let meter = ConcurrencyMeter()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<(width - 1) {
+                group.addTask {
+                    started.add(1)
+                    blocked.wait()
+                }
+            }
+            group.addTask {
+                while started.total < width - 1 { usleep(1_000) }
+                workers.run(width: width) { meter.measure { usleep(20_000) } }
+                for _ in 0..<(width - 1) { blocked.signal() }
+            }
+        }
+        #expect(meter.peak == width, "peak \(meter.peak) of \(width)")
     }
 
     /// The held-slot integral grows by the slots in use times the time they are held, and not at all
@@ -119,9 +233,10 @@ import Testing
     @Test func heldSlotSecondsIntegratesTheSlotsInUse() {
         let slots = ComputeSlots(count: 3)
         let start = slots.heldSlotSeconds
-        #expect(slots.acquire(upTo: 2) == 2)
+        let grant = slots.acquire(upTo: 2)
+        #expect(grant.slots == 2)
         Thread.sleep(forTimeInterval: 0.05)
-        slots.release(2)
+        slots.release(grant)
         let afterHold = slots.heldSlotSeconds
         #expect(afterHold - start >= 2 * 0.05)
         Thread.sleep(forTimeInterval: 0.02)
@@ -146,20 +261,22 @@ import Testing
         #expect(everySlotComesBack())
     }
 
-    /// Requests are granted in arrival order and in full: a request for two slots waits for both
-    /// rather than starting on one, and a later request for one slot does not overtake it.
-    @Test func requestsAreGrantedInFullInArrivalOrder() {
+    /// Requests are granted in arrival order: a request for two slots (its share, being the only one
+    /// that competes) waits for both rather than starting on one, and a later request for one slot does
+    /// not overtake it.
+    @Test func requestsAreGrantedInArrivalOrder() {
         let slots = ComputeSlots(count: 2)
-        #expect(slots.acquire(upTo: 1) == 1)
+        let small = slots.acquire(upTo: 1)
+        #expect(small.slots == 1)
         let order = ResultList()
         let group = DispatchGroup()
         func request(_ wanted: Int) {
             group.enter()
             Thread {
-                let taken = slots.acquire(upTo: wanted)
-                order.add(wanted * 10 + taken)
+                let grant = slots.acquire(upTo: wanted)
+                order.add(wanted * 10 + grant.slots)
                 order.record(wanted)
-                slots.release(taken)
+                slots.release(grant)
                 group.leave()
             }.start()
         }
@@ -169,7 +286,7 @@ import Testing
         while slots.waitingCount < 2 { usleep(100) }
         usleep(20_000)
         #expect(order.recorded.isEmpty, "one slot was free, but the request for two arrived first")
-        slots.release(1)
+        slots.release(small)
         group.wait()
         #expect(order.recorded == [2, 1])
         #expect(order.total == 22 + 11)
@@ -181,9 +298,17 @@ import Testing
 /// for a moment: this waits for them; a leaked slot never comes back, and the suite's time limit fails it).
 private func everySlotComesBack() -> Bool {
     let slots = ComputeSlots.shared
-    let taken = slots.acquire(upTo: slots.count)
-    slots.release(taken)
-    return taken == slots.count
+    let grant = slots.acquire(upTo: slots.count)
+    slots.release(grant)
+    return grant.slots == slots.count
+}
+
+/// The grant a request made on another thread received.
+private final class GrantBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: ComputeSlots.Grant?
+    func set(_ grant: ComputeSlots.Grant) { lock.withLock { value = grant } }
+    var grant: ComputeSlots.Grant? { lock.withLock { value } }
 }
 
 private final class ConcurrencyMeter: @unchecked Sendable {

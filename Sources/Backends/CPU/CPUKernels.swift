@@ -89,7 +89,8 @@ package enum CPUKernels {
     }
 
     /// Calls `body` on disjoint ranges that cover `0..<count`, in parallel on as many cores as
-    /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers).
+    /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers;
+    /// inside an op's hold, the held slots and any idle ones).
     /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
     /// possible; small work runs on the calling thread (still holding a slot). Called from inside
     /// another region, it runs on the current thread. `rangesPerCore` ranges per granted core (at
@@ -107,8 +108,11 @@ package enum CPUKernels {
         let wanted = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
         let slots = ComputeSlots.shared
         let held = ComputeSlots.heldByThisThread
-        let granted = held > 0 ? min(held, max(wanted, 1)) : slots.acquire(upTo: wanted)
-        defer { if held == 0 { slots.release(granted) } }
+        // Inside an op's hold the region runs on the held slots, plus any that are idle with nobody
+        // waiting (a hold granted a share while another caller was busy takes back the cores it left).
+        let grant = held > 0 ? slots.borrowIdle(upTo: wanted - held) : slots.acquire(upTo: wanted)
+        defer { slots.release(grant) }
+        let granted = (held > 0 ? min(held, wanted) : 0) + grant.slots
         if granted <= 1 {
             ComputeSlots.markingRegion { body(0..<count) }
             return
@@ -116,11 +120,11 @@ package enum CPUKernels {
         // Four ranges per granted core by default: a worker that wakes late takes fewer of them
         // instead of leaving the last half of the work to one core.
         let parts = min(granted * max(rangesPerCore, 1), units)
-        // The ranges are disjoint and `concurrentPerform` returns only when all are done, so the
-        // non-Sendable body (it captures raw pointers) is safe to share with the workers.
+        // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable body
+        // (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
         let next = PartCounter()
-        DispatchQueue.concurrentPerform(iterations: granted) { _ in
+        ComputeWorkers.shared.run(width: granted) {
             ComputeSlots.markingRegion {
                 while let part = next.take(below: parts) {
                     let start = min(count, units * part / parts * granule)

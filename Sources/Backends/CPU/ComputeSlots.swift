@@ -6,19 +6,22 @@ import Glibc
 /// The process-wide limit on CPU compute threads: one slot per core, shared by every caller.
 ///
 /// Every parallel region of the CPU backend (``CPUKernels/parallelRanges(count:granule:minimumPerThread:_:)``,
-/// which the float GEMMs use too, with OpenBLAS held at one thread) takes slots before it computes. A region
-/// asks for the slots it can use (`wanted`, at most ``count``) and waits, in arrival order, until that many
-/// are free; then it runs with exactly those. So however many threads or tasks call the library, at most
-/// ``count`` threads run its kernels at once; one caller gets every core, and several callers take turns,
-/// each region running as fast as it would alone (eight callers on two cores do not split into eight
-/// one-core GEMMs thrashing the caches, nor into 8 x (OpenBLAS's threads + ours)). Regions that want fewer
-/// slots than there are cores (small work) run side by side. Arrival order means a large region is never
-/// starved by a stream of small ones. An op of several kernels holds its slots across them
-/// (``holding(upTo:_:)``): measured on 2 cores with 8 callers of a 64 x 3072 x 3072 INT8 linear, regions
-/// queued one by one gave 0.80-0.85x of one caller's throughput (each hand-over between two callers'
-/// regions waits for a sleeping thread), a lock around each whole call 0.97-1.06x. A region nested in
-/// another (a kernel called from inside a worker) runs on the thread it is on, covered by the outer
-/// region's slots, so nesting cannot deadlock.
+/// which the float GEMMs use too, with OpenBLAS held at one thread) takes slots before it computes, and an op
+/// of several kernels holds its slots across them (``holding(upTo:_:)``). So however many threads or tasks
+/// call the library, at most ``count`` threads run its kernels at once (eight callers on two cores do not
+/// split into eight one-core GEMMs thrashing the caches, nor into 8 x (OpenBLAS's threads + ours)).
+///
+/// How many slots a request gets is its fair share of the cores among the requests that compete for them:
+/// with `c` requests in flight (holding or waiting) that want more than one slot, this one included, a
+/// request wanting `w` slots is granted `min(w, count, max(1, count / c))`. A lone caller gets every core
+/// it can use; two callers on two cores each run on one core, side by side. That is faster than taking
+/// turns with both cores: an op on one core has no part imbalance, no worker to wake and no serial stretch
+/// that leaves the other core idle (2 cores, 64 x 3072 x 3072: INT8 W8A8 on one core 65-71 calls/s, two such
+/// callers side by side 117-130, one caller on both cores 109-118; float32 41-46, 77-86 and 68-83).
+/// Requests that want one slot (small work) do not count as competitors. Requests wait in arrival order,
+/// each until its grant is free, so a large one is never starved by a stream of small ones. A region
+/// nested in another (a kernel called from inside a worker) runs on the thread it is on, covered by the
+/// outer region's slots, so nesting cannot deadlock.
 package final class ComputeSlots: @unchecked Sendable {
     package static let shared = ComputeSlots(count: max(1, ProcessInfo.processInfo.activeProcessorCount))
 
@@ -28,6 +31,8 @@ package final class ComputeSlots: @unchecked Sendable {
     /// Requests waiting for their slots, in arrival order; each is woken alone, by the release that
     /// grants it (no thundering herd of waiters rechecking a shared condition).
     private var queue: [(slots: Int, granted: DispatchSemaphore)] = []
+    /// Requests holding or waiting for slots that wanted more than one (those that share the cores).
+    private var competing = 0
     private let lock = NSLock()
     /// Slot-nanoseconds held so far, and when the number of slots in use last changed.
     private var heldSlotNanoseconds: UInt64 = 0
@@ -61,30 +66,57 @@ package final class ComputeSlots: @unchecked Sendable {
         lastChange = now
     }
 
-    /// Takes `min(max(wanted, 1), count)` slots, waiting until every earlier request has been granted
-    /// and that many slots are free, and returns how many it took.
-    package func acquire(upTo wanted: Int) -> Int {
-        let taken = min(max(wanted, 1), count)
-        lock.lock()
-        if queue.isEmpty && free >= taken {
-            account(at: DispatchTime.now().uptimeNanoseconds)
-            free -= taken
-            lock.unlock()
-            return taken
-        }
-        let granted = DispatchSemaphore(value: 0)
-        queue.append((taken, granted))
-        lock.unlock()
-        granted.wait()
-        return taken
+    /// The slots granted to one request; give them back with ``release(_:)``.
+    package struct Grant: Sendable {
+        /// How many slots the request holds.
+        package let slots: Int
+        /// Whether the request wanted more than one slot (it counts among the competing requests).
+        fileprivate let competes: Bool
     }
 
-    /// Gives back `taken` slots and grants them, in arrival order, to the waiting requests they cover.
-    package func release(_ taken: Int) {
+    /// Takes this request's fair share of the slots, `min(max(wanted, 1), count, max(1, count / c))` with
+    /// `c` the requests wanting more than one slot now in flight (this one included), waiting until every
+    /// earlier request has been granted and that many slots are free.
+    package func acquire(upTo wanted: Int) -> Grant {
+        let competes = wanted > 1 && count > 1
+        lock.lock()
+        if competes { competing += 1 }
+        let grant = Grant(slots: competes ? min(wanted, count, max(1, count / competing)) : 1, competes: competes)
+        if queue.isEmpty && free >= grant.slots {
+            account(at: DispatchTime.now().uptimeNanoseconds)
+            free -= grant.slots
+            lock.unlock()
+            return grant
+        }
+        let granted = DispatchSemaphore(value: 0)
+        queue.append((grant.slots, granted))
+        lock.unlock()
+        granted.wait()
+        return grant
+    }
+
+    /// Takes up to `wanted` slots that are free while no request waits, without waiting (none otherwise):
+    /// a region inside a hold widens onto cores nobody else asked for. Borrowed slots do not compete.
+    package func borrowIdle(upTo wanted: Int) -> Grant {
+        guard wanted > 0 else { return Grant(slots: 0, competes: false) }
         lock.lock()
         defer { lock.unlock() }
+        let taken = queue.isEmpty ? min(wanted, free) : 0
+        if taken > 0 {
+            account(at: DispatchTime.now().uptimeNanoseconds)
+            free -= taken
+        }
+        return Grant(slots: taken, competes: false)
+    }
+
+    /// Gives back a request's slots and grants them, in arrival order, to the waiting requests they cover.
+    package func release(_ grant: Grant) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard grant.slots > 0 else { return }
         account(at: DispatchTime.now().uptimeNanoseconds)
-        free += taken
+        if grant.competes { competing -= 1 }
+        free += grant.slots
         while let head = queue.first, head.slots <= free {
             free -= head.slots
             queue.removeFirst()
@@ -98,9 +130,9 @@ package final class ComputeSlots: @unchecked Sendable {
     /// callers' kernels. Inside a region or another hold it just runs `body`.
     package static func holding<R>(upTo wanted: Int, _ body: () throws -> R) rethrows -> R {
         if isInsideRegion || heldByThisThread > 0 { return try body() }
-        let taken = shared.acquire(upTo: wanted)
-        defer { shared.release(taken) }
-        pthread_setspecific(heldKey, UnsafeRawPointer(bitPattern: taken))
+        let grant = shared.acquire(upTo: wanted)
+        defer { shared.release(grant) }
+        pthread_setspecific(heldKey, UnsafeRawPointer(bitPattern: grant.slots))
         defer { pthread_setspecific(heldKey, nil) }
         return try body()
     }
