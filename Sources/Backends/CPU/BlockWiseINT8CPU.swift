@@ -171,7 +171,8 @@ enum BlockWiseINT8CPU {
         let packing = path != .portable && !inPlace
         // A tensor's storage: buffers of 2 MB and more get huge pages, so first touch is cheap.
         let packed = try Tensor(uninitializedShape: [packing ? max(Int(rows * rowBytes), 1) : 1], dtype: .int8)
-        let packedScales = try Tensor(uninitializedShape: [packing ? max(Int(rows * kBlocks), 1) : 1], dtype: .float32)
+        let packedScales = try Tensor(uninitializedShape: [packing ? max(Int(rows * kBlocks), 1) : 1],
+                                      dtype: .float32)
         let packedCodes = packed.storage.hostPointer
         let packedScaleValues = packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self)
         if packing {
@@ -229,8 +230,8 @@ enum BlockWiseINT8CPU {
                             }
                             var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_INT8), codes: w, scales: s,
                                                            scale: 1, bn: bn, bk: bk)
-                            try CPUKernels.decodedGEMM(x: .floats(x.baseAddress!), m: m, n: n, k: k, weight: &weight,
-                                                       alpha: 1, bias: biasPointer, output: out,
+                            try CPUKernels.decodedGEMM(x: .floats(x.baseAddress!), m: m, n: n, k: k,
+                                                       weight: &weight, alpha: 1, bias: biasPointer, output: out,
                                                        outputCode: outputCode, path: path)
                         }
                     }
