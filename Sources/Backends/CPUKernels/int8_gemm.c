@@ -158,11 +158,14 @@ static void store_tile(const ck_i8_gemm_args *a, const float *tile, int64_t ld, 
                        int path) {
     const size_t esize = ck_out_size(a->out_dtype);
     for (int64_t r = 0; r < a->m; r++) {
+        char *dst = (char *)a->out + ((size_t)r * (size_t)a->n + (size_t)n0) * esize;
+        // float32 results go straight to the output; other types through a row of floats.
+        float *row = a->out_dtype == CK_OUT_F32 ? (float *)dst : tmp;
         for (int64_t c = 0; c < cols; c++) {
             const float v = tile[r * ld + c];
-            tmp[c] = a->bias ? v + a->bias[n0 + c] : v;
+            row[c] = a->bias ? v + a->bias[n0 + c] : v;
         }
-        ck_store(tmp, (char *)a->out + ((size_t)r * (size_t)a->n + (size_t)n0) * esize, a->out_dtype, cols, path);
+        if (row == tmp) ck_store(tmp, dst, a->out_dtype, cols, path);
     }
 }
 
