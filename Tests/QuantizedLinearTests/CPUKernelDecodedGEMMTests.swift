@@ -98,6 +98,43 @@ struct CPUKernelDecodedGEMMTests {
         }
     }
 
+    /// FP8 W8A8 decodes the input codes inside the GEMM's packing (M > 16) or into a small buffer (the
+    /// GEMV): an input holding every e4m3 code (subnormals, both zeros, +-448) must give the reference's
+    /// product, and a row holding a NaN code (0x7F or 0xFF, in the packing's 8-code steps at K = 40 or its
+    /// tail at K = 99) exactly that output row NaN.
+    @Test("FP8 W8A8: every input code decodes exactly, a NaN input code makes exactly its row NaN",
+          arguments: [(1, 0x7F as UInt8), (5, 0xFF), (20, 0x7F), (40, 0xFF), (70, 0x7F)])
+    func fp8InputCodes(m: Int, nanCode: UInt8) throws {
+        let (n, k, nanRow) = (24, 100, m / 2)
+        let w = try Self.fp8Weight(n: n, k: k, scale: 0.01)
+        var codes = (0..<(m * k)).map { index -> UInt8 in
+            let code = UInt8((index * 37 + index / k) % 256)
+            return code & 0x7F == 0x7F ? code ^ 0x01 : code
+        }
+        codes[nanRow * k + (m % 2 == 0 ? 40 : 99)] = nanCode
+        let inputScale: Float = 0.125
+        let qx = try QuantizedTensor(layout: TensorCoreFP8Layout.dynamic,
+                                     data: try Tensor(elements: codes.map(Float8E4M3FN.init(bitPattern:)),
+                                                      shape: [m, k]),
+                                     scale: try Tensor([inputScale], shape: []), shape: [m, k],
+                                     originalDType: .float32)
+        var finiteCodes = codes
+        finiteCodes[nanRow * k + (m % 2 == 0 ? 40 : 99)] = 0
+        let expected = FP8Reference.linear(inputCodes: finiteCodes.map(Float8E4M3FN.init(bitPattern:)),
+                                           inputScale: inputScale, m: m, k: k,
+                                           weightCodes: try w.data.elements(as: Float8E4M3FN.self),
+                                           weightScale: 0.01, n: n, bias: nil)
+        try CPUKernelCheck.onEveryPath { path in
+            let y = try linear(qx, w).dequantized().floats()
+            for row in 0..<m where row != nanRow {
+                let got = Array(y[row * n..<(row + 1) * n]), want = Array(expected[row * n..<(row + 1) * n])
+                #expect(CPUKernelCheck.relativeError(got, want) <= 1e-6, "\(path) M=\(m) row \(row)")
+            }
+            let nanRowValues = y[nanRow * n..<(nanRow + 1) * n]
+            #expect(nanRowValues.allSatisfy { $0.isNaN }, "\(path) M=\(m) NaN row \(nanRow)")
+        }
+    }
+
     /// Above FLT_MAX / 256 the kernels' folded factor 256 * scale would overflow: they decode through
     /// the plain path instead, and the dequantized weight (codes below 0x68, |value| <= 60, so at most
     /// 0.3 x FLT_MAX) times a tiny input still matches dequantize-then-float32.

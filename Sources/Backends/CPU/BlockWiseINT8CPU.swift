@@ -165,25 +165,35 @@ enum BlockWiseINT8CPU {
         var rowBytes: Int64 = 0
         ck_i8_gemm_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
         let kBlocks = (args.k + args.bk - 1) / args.bk
-        let packed = UnsafeMutableRawPointer.allocate(byteCount: max(Int(rows * rowBytes), 1), alignment: 64)
-        let packedScales = UnsafeMutablePointer<Float>.allocate(capacity: max(Int(rows * kBlocks), 1))
-        defer {
-            packed.deallocate()
-            packedScales.deallocate()
-        }
-        if path != .portable {
+        // AMX reads the codes in place where its packed rows would be the rows as they are (K blocks
+        // of multiples of 64): no packing pass, no buffer.
+        let inPlace = ck_i8_gemm_activation_in_place(args.k, args.bk, path.code) == 1
+        let packing = path != .portable && !inPlace
+        // A tensor's storage: buffers of 2 MB and more get huge pages, so first touch is cheap.
+        let packed = try Tensor(uninitializedShape: [packing ? max(Int(rows * rowBytes), 1) : 1], dtype: .int8)
+        let packedScales = try Tensor(uninitializedShape: [packing ? max(Int(rows * kBlocks), 1) : 1],
+                                      dtype: .float32)
+        let packedCodes = packed.storage.hostPointer
+        let packedScaleValues = packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self)
+        if packing {
             CPUKernels.parallelRanges(count: Int(rows), minimumPerThread: 16) { range in
                 ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code,
-                                           Int64(range.lowerBound), Int64(range.upperBound), packed, packedScales)
+                                           Int64(range.lowerBound), Int64(range.upperBound), packedCodes,
+                                           packedScaleValues)
             }
-            args.apack = UnsafeRawPointer(packed)
-            args.sxpack = UnsafePointer(packedScales)
+            args.apack = UnsafeRawPointer(packedCodes)
+            args.sxpack = UnsafePointer(packedScaleValues)
         }
+        // AMX: one wide column range per core, since each range streams the whole activation once.
+        let rangesPerCore = path == .amx ? 1 : 4
         let failed = KernelFlag()
-        withUnsafePointer(to: args) { pointer in
-            CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_granule(path.code))) { range in
-                if ck_i8_gemm_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
-                    failed.set()
+        withExtendedLifetime((packed, packedScales)) {
+            withUnsafePointer(to: args) { pointer in
+                CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_granule(path.code)),
+                                          rangesPerCore: rangesPerCore) { range in
+                    if ck_i8_gemm_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
+                        failed.set()
+                    }
                 }
             }
         }
@@ -220,8 +230,8 @@ enum BlockWiseINT8CPU {
                             }
                             var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_INT8), codes: w, scales: s,
                                                            scale: 1, bn: bn, bk: bk)
-                            try CPUKernels.decodedGEMM(x: x.baseAddress!, m: m, n: n, k: k, weight: &weight,
-                                                       alpha: 1, bias: biasPointer, output: out,
+                            try CPUKernels.decodedGEMM(x: .floats(x.baseAddress!), m: m, n: n, k: k,
+                                                       weight: &weight, alpha: 1, bias: biasPointer, output: out,
                                                        outputCode: outputCode, path: path)
                         }
                     }

@@ -62,9 +62,9 @@ extension CPUBackend: QuantizedKernels {
         // float32 is the FP8 x FP8 product; the scales apply once, after the sum.
         let (m, k) = (input.codes.shape[0], input.codes.shape[1])
         let post = try input.scale.floats()[0] * weight.scale.floats()[0]
-        let x = try FP8CPU.decoded(input.codes)
-        return .done(try x.withUnsafeBufferPointer {
-            try FP8CPU.linear($0, m: m, k: k, weightCodes: weight.codes, weightScale: 1, post: post, bias: bias,
+        return .done(try input.codes.withUnsafeContiguousBytes { codes in
+            try FP8CPU.linear(.e4m3(codes.baseAddress?.assumingMemoryBound(to: UInt8.self)), m: m, k: k,
+                              weightCodes: weight.codes, weightScale: 1, post: post, bias: bias,
                               outputDType: outputDType)
         })
     }
@@ -73,8 +73,8 @@ extension CPUBackend: QuantizedKernels {
         let (m, k) = (input.shape[0], input.shape[1])
         let weightScale = try weight.scale.floats()[0]
         return .done(try input.withUnsafeFloats {
-            try FP8CPU.linear($0, m: m, k: k, weightCodes: weight.codes, weightScale: weightScale, post: 1,
-                              bias: bias, outputDType: input.dtype)
+            try FP8CPU.linear(.floats($0.baseAddress), m: m, k: k, weightCodes: weight.codes,
+                              weightScale: weightScale, post: 1, bias: bias, outputDType: input.dtype)
         })
     }
 

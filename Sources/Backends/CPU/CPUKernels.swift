@@ -5,9 +5,11 @@ import QLTensor
 /// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
 /// every path the CPU supports in turn).
 ///
-/// The compute-bound INT8 W8A8 GEMM has one version per path. Memory-bound kernels (quantize,
-/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run
-/// the AVX2 one, since they are limited by memory bandwidth, not by vector width.
+/// The compute-bound INT8 W8A8 GEMM has one version per path; the float GEMM on decoded weight panels
+/// (weight-only and FP8) runs a 12 x 32 AVX-512 micro-kernel on the ``avx512vnni`` and ``amx`` paths
+/// (bit-identical to its AVX2 one). Memory-bound kernels (quantize, dequantize, GEMV, FP8 decode)
+/// have a portable and an AVX2 version; the VNNI and AMX paths run the AVX2 one, since they are
+/// limited by memory bandwidth, not by vector width.
 public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Plain C; any CPU.
     case portable
@@ -16,7 +18,8 @@ public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertib
     case avx2
     /// AVX2 + AVX-VNNI: `vpdpbusd` on ymm (u8 x s8 into int32) for the INT8 GEMM.
     case avxvnni
-    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm for the INT8 GEMM.
+    /// AVX-512 F/BW/VL + VNNI: `vpdpbusd` on zmm for the INT8 GEMM, zmm FMA for the decoded-panel
+    /// float GEMM.
     case avx512vnni
     /// AMX-INT8: `tdpbssd` tiles for the INT8 GEMM (AVX-512 VNNI for the rest); needs the OS's
     /// permission for tile data, asked for once per process.
@@ -90,9 +93,12 @@ package enum CPUKernels {
     /// inside an op's hold, the held slots and any idle ones).
     /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
     /// possible; small work runs on the calling thread (still holding a slot). Called from inside
-    /// another region, it runs on the current thread.
+    /// another region, it runs on the current thread. `rangesPerCore` ranges per granted core (at
+    /// most one per granule): the default 4 lets a worker that wakes late take fewer; 1 gives each
+    /// core one wide range, for kernels whose cost per range is a pass over a shared operand (the AMX
+    /// GEMM reads the whole activation once per range).
     package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
-                                      _ body: (Range<Int>) -> Void) {
+                                      rangesPerCore: Int = 4, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         if ComputeSlots.isInsideRegion {
             body(0..<count)
@@ -111,9 +117,9 @@ package enum CPUKernels {
             ComputeSlots.markingRegion { body(0..<count) }
             return
         }
-        // Four ranges per granted core: a worker that wakes late takes fewer of them instead of
-        // leaving the last half of the work to one core.
-        let parts = min(granted * 4, units)
+        // Four ranges per granted core by default: a worker that wakes late takes fewer of them
+        // instead of leaving the last half of the work to one core.
+        let parts = min(granted * max(rangesPerCore, 1), units)
         // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable body
         // (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
@@ -155,17 +161,26 @@ package enum CPUKernels {
 }
 
 extension CPUKernels {
+    /// The input of ``decodedGEMM(x:m:n:k:weight:alpha:bias:output:outputCode:path:)``: `m x k` float32
+    /// values, or `m x k` e4m3 codes (FP8 W8A8) that the packing decodes to their exact values (`nil`
+    /// only for an empty input, which no kernel reads).
+    package enum DecodedGEMMInput {
+        case floats(UnsafePointer<Float>?)
+        case e4m3(UnsafePointer<UInt8>?)
+    }
+
     /// `y = (x W^T) * alpha + bias` for a weight that exists only as codes (`ck_decoded_weight`):
     /// the input is packed once into 6-row tiles, K chunk by K chunk (`ck_decoded_gemm_pack_input`,
     /// row tiles in parallel; one sequential stream for the micro-kernel, about 6-13% faster than
     /// reading the rows in place), then our FMA GEMM decodes each 256-column panel of W, 256 K values
     /// at a time, into an L2-sized float block (exactly the dequantized values) that every input tile
-    /// passes over; output columns split across the cores. The float weight is never materialised.
+    /// passes over; output columns split across the cores. The float weight is never materialised, nor,
+    /// for e4m3 input codes, a float copy of the input (the packing decodes them).
     /// - Parameters:
-    ///   - x: `m x k` float32, row-major.
+    ///   - x: `m x k`, row-major: float32 values or e4m3 codes.
     ///   - output: `m x n` in `outputCode`'s type (`CK_OUT_*`).
     /// - Throws: ``TensorError/Code/backendFailure`` when a thread cannot allocate its buffers.
-    package static func decodedGEMM(x: UnsafePointer<Float>, m: Int, n: Int, k: Int,
+    package static func decodedGEMM(x: DecodedGEMMInput, m: Int, n: Int, k: Int,
                                     weight: UnsafePointer<ck_decoded_weight>, alpha: Float,
                                     bias: UnsafePointer<Float>?, output: UnsafeMutableRawPointer, outputCode: Int32,
                                     path: CPUKernelPath) throws {
@@ -177,8 +192,13 @@ extension CPUKernels {
             let xp = packed.storage.hostPointer.assumingMemoryBound(to: Float.self)
             let tiles = (m + 5) / 6
             parallelRanges(count: tiles, minimumPerThread: max(1, 4096 / max(k, 1))) { range in
-                ck_decoded_gemm_pack_input(x, Int64(m), Int64(k), Int64(range.lowerBound), Int64(range.upperBound),
-                                           xp, path.code)
+                let (tile0, tile1) = (Int64(range.lowerBound), Int64(range.upperBound))
+                switch x {
+                case .floats(let values):
+                    ck_decoded_gemm_pack_input(values, Int64(m), Int64(k), tile0, tile1, xp, path.code)
+                case .e4m3(let codes):
+                    ck_decoded_gemm_pack_input_e4m3(codes, Int64(m), Int64(k), tile0, tile1, xp, path.code)
+                }
             }
             parallelRanges(count: n, granule: 16) { range in
                 if ck_decoded_gemm(xp, Int64(m), Int64(n), Int64(k), weight, alpha, bias, output, outputCode,

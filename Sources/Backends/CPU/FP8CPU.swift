@@ -54,10 +54,11 @@ enum FP8CPU {
     }
 
     /// `y = (x Wq^T) * post + b` where each weight row is `float(qw) * weightScale` decoded on the fly:
-    /// weight-only passes the float input, the weight scale and post 1; W8A8 passes the decoded
-    /// input codes, weight scale 1 and post `sx * sw`.
+    /// weight-only passes the float input, the weight scale and post 1; W8A8 passes the input codes
+    /// (decoded exactly: into the GEMM's packing for M > 16, into a small buffer for the GEMV), weight
+    /// scale 1 and post `sx * sw`.
     /// - Returns: `(M, N)` in `outputDType`.
-    static func linear(_ x: UnsafeBufferPointer<Float>, m: Int, k: Int, weightCodes: Tensor, weightScale: Float,
+    static func linear(_ x: CPUKernels.DecodedGEMMInput, m: Int, k: Int, weightCodes: Tensor, weightScale: Float,
                        post: Float, bias: Tensor?, outputDType: DType) throws -> Tensor {
         let n = weightCodes.shape[0]
         let bias = try bias?.floats()
@@ -68,34 +69,39 @@ enum FP8CPU {
                 try CPUKernels.withOptionalFloats(bias) { biasPointer in
                     let w = wq.baseAddress!.assumingMemoryBound(to: UInt8.self)
                     if m <= BlockWiseINT8CPU.decodeRows {
-                        CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
-                            ck_fp8_gemv(x.baseAddress, Int64(m), Int64(k), w, weightScale, post, Int64(n), biasPointer,
-                                        out, outputCode, Int64(range.lowerBound), Int64(range.upperBound), path.code)
+                        withFloats(of: x, count: m * k, path: path) { values in
+                            CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
+                                ck_fp8_gemv(values, Int64(m), Int64(k), w, weightScale, post, Int64(n), biasPointer,
+                                            out, outputCode, Int64(range.lowerBound), Int64(range.upperBound),
+                                            path.code)
+                            }
                         }
                         return
                     }
                     var weight = ck_decoded_weight(kind: Int32(CK_WEIGHT_E4M3), codes: w, scales: nil,
                                                    scale: weightScale, bn: 1, bk: 1)
-                    try CPUKernels.decodedGEMM(x: x.baseAddress!, m: m, n: n, k: k, weight: &weight, alpha: post,
+                    try CPUKernels.decodedGEMM(x: x, m: m, n: n, k: k, weight: &weight, alpha: post,
                                                bias: biasPointer, output: out, outputCode: outputCode, path: path)
                 }
             }
         }
     }
 
-    /// The exact float32 values of FP8 codes (no scale), decoded in parallel.
-    static func decoded(_ codes: Tensor) throws -> [Float] {
-        let path = CPUKernelPath.current.code
-        return try codes.withUnsafeContiguousBytes { bytes in
-            [Float](unsafeUninitializedCapacity: codes.count) { buffer, initialized in
-                if let source = bytes.baseAddress, let destination = buffer.baseAddress {
-                    CPUKernels.parallelRanges(count: codes.count, minimumPerThread: 1 << 16) { range in
-                        ck_fp8_decode(source.assumingMemoryBound(to: UInt8.self) + range.lowerBound,
-                                      Int64(range.count), 1, destination + range.lowerBound, path)
-                    }
+    /// Calls `body` with `count` float32 values of `input`: the floats themselves, or the exact values
+    /// of its e4m3 codes decoded into a temporary buffer (decode-sized inputs: at most 16 rows).
+    private static func withFloats<R>(of input: CPUKernels.DecodedGEMMInput, count: Int, path: CPUKernelPath,
+                                      _ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        switch input {
+        case .floats(let values):
+            return try body(values)
+        case .e4m3(let codes):
+            let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                if let destination = buffer.baseAddress, let codes {
+                    ck_fp8_decode(codes, Int64(count), 1, destination, path.code)
                 }
-                initialized = codes.count
+                initialized = count
             }
+            return try values.withUnsafeBufferPointer { try body($0.baseAddress) }
         }
     }
 }

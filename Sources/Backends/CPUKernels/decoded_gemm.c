@@ -7,16 +7,13 @@
 // transposed into sixteen 16-column sub-panels ([k][16] floats, 256 KB: the L2-resident block); then
 // each 6-row input tile (6 KB, L1) passes over all sub-panels, a 6 x 16 FMA micro-kernel (12
 // accumulators, each input value broadcast once for 16 columns, the sub-panel streamed from L2)
-// adding into a float tile of rows x 256. NOTES.md ("CPU kernels") has the measurements.
-#include "ck_internal.h"
+// adding into a float tile of rows x 256. On the AVX-512 paths the micro-kernel is 12 x 32
+// (decoded_gemm_avx512.c: two tiles, two sub-panels), bit-identical to the AVX2 one. NOTES.md ("CPU
+// kernels") has the measurements.
+#include "decoded_gemm.h"
 #include <float.h>
 
 #pragma STDC FP_CONTRACT OFF
-
-/// MR x NR micro-tile, NC-column panels, KC-deep chunks; at most MC_MAX rows share one float tile
-/// (rows x NC floats, 2 MB), more rows run in equal chunks that each decode the panel again; past
-/// PREFETCH_C_ROWS rows the float tile (with the 256 KB block) outgrows L2 and its rows are prefetched.
-enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048, PREFETCH_C_ROWS = 256 };
 
 /// Decodes weight rows [col0, col0 + NR) (rows >= n1 as zeros), K [k0, k0 + depth), into a
 /// [depth][NR] panel; portable.
@@ -155,23 +152,36 @@ CK_AVX2 static void tile_rows(const float *x, const float *panel, int64_t depth,
     }
 }
 
+/// Element `index` of the input: x[index], or the exact value of the e4m3 code q[index] when `q` is set.
+static inline float input_value(const float *x, const uint8_t *q, int64_t index) {
+    return q ? ck_e4m3_value(q[index]) : x[index];
+}
+
 /// Packs tile `tile` of the input (rows 6 tile .. 6 tile + 5, zeros past m), 8 K values at a time:
-/// the 6 rows' 8 values are transposed (8 x 8 with two zero rows) and stored 6 lanes per K value.
-CK_AVX2 static void pack_tile_avx2(const float *x, int64_t m, int64_t k, int64_t tile, int64_t tiles, float *xp) {
+/// the 6 rows' 8 values are transposed (8 x 8 with two zero rows) and stored 6 lanes per K value. With
+/// `q` (e4m3 codes) each 8 codes are decoded first: value / 256 through F16C, times 256 (exact).
+CK_AVX2 static void pack_tile_avx2(const float *x, const uint8_t *q, int64_t m, int64_t k, int64_t tile,
+                                   int64_t tiles, float *xp) {
     const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    const __m256 f256 = _mm256_set1_ps(256.0f);
     const int64_t row0 = tile * MR;
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
         const int64_t depth = k - k0 < KC ? k - k0 : KC, vdepth = depth / 8 * 8;
         float *dst = xp + ((k0 / KC) * tiles + tile) * KC * MR;
         for (int64_t t = 0; t < vdepth; t += 8) {
             __m256 r[8];
-            for (int i = 0; i < 8; i++)
-                r[i] = i < MR && row0 + i < m ? _mm256_loadu_ps(x + (row0 + i) * k + k0 + t) : _mm256_setzero_ps();
+            for (int i = 0; i < 8; i++) {
+                const int64_t at = (row0 + i) * k + k0 + t;
+                r[i] = i >= MR || row0 + i >= m ? _mm256_setzero_ps()
+                       : q                      ? _mm256_mul_ps(e4m3_decode8_div256(q + at), f256)
+                                                : _mm256_loadu_ps(x + at);
+            }
             transpose8x8_ps(r);
             for (int i = 0; i < 8; i++) _mm256_maskstore_ps(dst + (t + i) * MR, six, r[i]);
         }
         for (int64_t t = vdepth; t < depth; t++)
-            for (int64_t i = 0; i < MR; i++) dst[t * MR + i] = row0 + i < m ? x[(row0 + i) * k + k0 + t] : 0;
+            for (int64_t i = 0; i < MR; i++)
+                dst[t * MR + i] = row0 + i < m ? input_value(x, q, (row0 + i) * k + k0 + t) : 0;
     }
 }
 #endif
@@ -193,21 +203,33 @@ int64_t ck_decoded_gemm_input_size(int64_t m, int64_t k) {
     return ck_ceil_div(k, KC) * ck_ceil_div(m, MR) * KC * MR;
 }
 
-void ck_decoded_gemm_pack_input(const float *x, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
-                                int path) {
+/// Row tiles [tile0, tile1) of the float input x, or of the e4m3 codes q decoded, into xp.
+static void pack_input(const float *x, const uint8_t *q, int64_t m, int64_t k, int64_t tile0, int64_t tile1,
+                       float *xp, int path) {
     const int64_t tiles = ck_ceil_div(m, MR);
     for (int64_t tile = tile0; tile < tile1 && tile < tiles; tile++) {
 #if CK_X86
         if (path != CK_PATH_PORTABLE) {
-            pack_tile_avx2(x, m, k, tile, tiles, xp);
+            pack_tile_avx2(x, q, m, k, tile, tiles, xp);
             continue;
         }
 #endif
         for (int64_t p = 0; p < k; p++) {
             float *dst = xp + ((p / KC) * tiles + tile) * KC * MR + (p % KC) * MR;
-            for (int64_t i = 0; i < MR; i++) dst[i] = tile * MR + i < m ? x[(tile * MR + i) * k + p] : 0;
+            for (int64_t i = 0; i < MR; i++)
+                dst[i] = tile * MR + i < m ? input_value(x, q, (tile * MR + i) * k + p) : 0;
         }
     }
+}
+
+void ck_decoded_gemm_pack_input(const float *x, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
+                                int path) {
+    pack_input(x, NULL, m, k, tile0, tile1, xp, path);
+}
+
+void ck_decoded_gemm_pack_input_e4m3(const uint8_t *q, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
+                                     int path) {
+    pack_input(NULL, q, m, k, tile0, tile1, xp, path);
 }
 
 int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
@@ -239,6 +261,13 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
                         decode_panel_portable(w, k, nc0 + s * NR, n1, k0, depth, sub);
                 }
                 // Each input tile (L1) passes over every sub-panel of the block (L2).
+#if CK_X86
+                if (path == CK_PATH_AVX512VNNI || path == CK_PATH_AMX) {
+                    ck_decoded_chunk_avx512(xp + ((k0 / KC) * tiles + mc0 / MR) * KC * MR, mc1 - mc0, panel, nsub,
+                                            depth, cbuf, NC, prefetch_c);
+                    continue;
+                }
+#endif
                 for (int64_t mt = mc0; mt < mc1; mt += MR) {
                     const int64_t rows = mc1 - mt < MR ? mc1 - mt : MR;
                     const float *xt = xp + ((k0 / KC) * tiles + mt / MR) * KC * MR;

@@ -51,7 +51,7 @@ void ck_i8_gemm_pack_activation(const int8_t *x, const float *sx, int64_t m, int
 
 int64_t ck_i8_gemm_granule(int path) {
     if (path == CK_PATH_PORTABLE) return 1;
-    if (path == CK_PATH_AMX) return 32;
+    if (path == CK_PATH_AMX) return 64;
     return ck_gemm_geometry_of(path).nr;
 }
 

@@ -70,8 +70,9 @@ void ck_gemm_ukernel_avx512vnni(const uint8_t *a, int64_t lda, int64_t block_byt
                                 int64_t ldc);
 
 /// The AMX GEMM for columns [n0, n1) (a multiple of 32 apart, except at n): 32 x 32 output tiles of
-/// four tdpbssd accumulators, one pass per 64 K of a block, flushed per K block. Returns 0, or -1
-/// when a buffer cannot be allocated.
+/// four tdpbssd accumulators, one pass per 64 K of a block, flushed per K block; panels of up to 256
+/// columns. args->apack NULL: the activation is read in place (ck_i8_gemm_activation_in_place).
+/// Returns 0, or -1 when a buffer cannot be allocated.
 int ck_gemm_amx(const ck_i8_gemm_args *a, int64_t n0, int64_t n1);
 #endif
 

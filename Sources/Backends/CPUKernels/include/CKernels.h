@@ -35,7 +35,8 @@ void ck_sgemm_nt_portable(int64_t m, int64_t n, int64_t k, float alpha, const fl
 enum {
     CK_PATH_PORTABLE = 0,   ///< plain C, any CPU
     CK_PATH_AVX2 = 1,       ///< AVX2 + FMA + F16C
-    CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd); memory-bound kernels use AVX2 here
+    CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd), zmm FMA in the decoded GEMM; memory-bound
+                            ///< kernels use AVX2 here
     CK_PATH_AVXVNNI = 3,    ///< AVX2 + AVX-VNNI (vpdpbusd on ymm) for the INT8 GEMM
     CK_PATH_AMX = 4,        ///< AMX-INT8 (tdpbssd) for the INT8 GEMM, AVX-512 VNNI elsewhere
 };
@@ -96,11 +97,17 @@ void ck_i8_gemm_activation_size(int64_t m, int64_t k, int64_t bk, int path, int6
 void ck_i8_gemm_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int path,
                                 int64_t row0, int64_t row1, void *apack, float *sxpack);
 
+/// 1 when `path` reads the activation codes and scales in place (args->x and args->sx, with
+/// args->apack and args->sxpack NULL, no packing pass): AMX with every K block a multiple of 64 codes
+/// long (bk and k multiples of 64), whose packed rows would be the rows as they are; else 0.
+int ck_i8_gemm_activation_in_place(int64_t k, int64_t bk, int path);
+
 /// The multiple of which each thread's column range [n0, n1) of ck_i8_gemm_run must start.
 int64_t ck_i8_gemm_granule(int path);
 
 /// W8A8 GEMM for output columns [n0, n1), any M (args->apack and args->sxpack packed by
-/// ck_i8_gemm_pack_activation; the portable path reads args->x and args->sx instead). The weight
+/// ck_i8_gemm_pack_activation, or NULL where ck_i8_gemm_activation_in_place says so; the portable
+/// path reads args->x and args->sx instead). The weight
 /// is packed panel by panel (a panel of the thread's columns, a chunk of whole K blocks) into
 /// buffers of cache size: AVX2 stores w and |w| for the sign trick (vpsignb moves w's sign onto
 /// the activation, vpmaddubsw multiplies |w| x (+-x): every pair sum is at most 2 x 127 x 127 =
@@ -167,11 +174,16 @@ int64_t ck_decoded_gemm_input_size(int64_t m, int64_t k);
 void ck_decoded_gemm_pack_input(const float *x, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
                                 int path);
 
+/// ck_decoded_gemm_pack_input for an input given as m x k e4m3 codes (FP8 W8A8): each code packed as its
+/// exact float value (0x7F and 0xFF as NaN), no float copy of the input first.
+void ck_decoded_gemm_pack_input_e4m3(const uint8_t *q, int64_t m, int64_t k, int64_t tile0, int64_t tile1, float *xp,
+                                     int path);
+
 /// y = (x W^T) * alpha + bias for output columns [n0, n1) of an m x n output (out_dtype), x m x k
 /// float32 packed by ck_decoded_gemm_pack_input (`xp`), W decoded from its codes into cache-sized
 /// float panels as the GEMM goes: each element is exactly its dequantized value (INT8 q * s, e4m3
-/// float(q) * scale), products and sums in float32 (FMA). Returns 0, or -1 when a buffer cannot be
-/// allocated.
+/// float(q) * scale), products and sums in float32 (FMA; the AVX-512 paths' 12 x 32 micro-kernel gives
+/// the AVX2 path's bits). Returns 0, or -1 when a buffer cannot be allocated.
 int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
                     const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
 

@@ -1,0 +1,92 @@
+import QuantizedLinear
+import Testing
+
+/// The kernels that run only on AVX-512 / AMX hosts (session 5): the decoded-panel float GEMM's 12 x 32
+/// AVX-512 micro-kernel, which must give the AVX2 path's bits, and the AMX W8A8 GEMM's in-place
+/// activation (tail rows copied), one wide column range per core and panels of up to 256 columns,
+/// which must give the reference's bits. Skipped, with the reason, on CPUs without them (this Zen 3 dev
+/// machine has neither).
+@Suite("CPU kernels: AVX-512 decoded GEMM and AMX tilings")
+struct CPUKernelAVX512Tests {
+    /// (input shape, N) at the AVX-512 micro-kernel's edges: rows in pairs of 6-row tiles (M = 17, 18:
+    /// one row past a tile pair's first tile; 23 / 24: a pair short by one / full), an odd number of
+    /// 16-column sub-panels (N = 300: 18.75 sub-panels, 529 two panels plus one column), K two chunks plus
+    /// 88, M = 257 (float-tile rows prefetched), M = 2053 (two row chunks), K < 8.
+    static let decodedShapes: [([Int], Int)] = [
+        ([17, 600], 300), ([18, 600], 529), ([23, 520], 48), ([24, 520], 16), ([257, 72], 40), ([2053, 40], 20),
+        ([64, 7], 33), ([3, 30, 40], 270),
+    ]
+
+    /// The paths whose float GEMM runs the AVX-512 micro-kernel.
+    static let avx512Paths = [CPUKernelPath.avx512vnni, .amx].filter(\.isSupported)
+
+    @Test("decoded GEMM: the AVX-512 micro-kernel gives the AVX2 path's bits (INT8 and FP8, weight-only and W8A8)",
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 (F, BW, VL, VNNI)"))
+    func decodedGEMMMatchesAVX2() throws {
+        for (index, (inputShape, n)) in Self.decodedShapes.enumerated() {
+            let k = inputShape.last!
+            let seed = UInt64(4100 + index * 7)
+            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+            let wValues = try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1), shape: [n, k])
+            let bias = try Tensor.randomNormal([n], seed: seed + 2)
+            let weights = [
+                try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: 32)),
+                try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: 7)),
+                try QuantizedTensor.fromFloat(wValues, layout: TensorCoreFP8Layout.dynamic),
+            ]
+            for (which, w) in weights.enumerated() {
+                // INT8 W8A8 is not a float GEMM; FP8 W8A8 is (decoded input codes).
+                let modes: [LinearOptions?] = which == 2 ? [LinearOptions(floatInput: .dequantizeWeight), nil]
+                                                         : [LinearOptions(floatInput: .dequantizeWeight)]
+                for options in modes {
+                    func run(_ path: CPUKernelPath) throws -> [UInt32] {
+                        try CPUKernelPath.withPath(path) {
+                            try FallbackPolicy.withPolicy(.fail) {
+                                let y = try options.map { try linear(x, w, bias: bias, options: $0) }
+                                    ?? linear(x, w, bias: bias)
+                                return try y.dequantized().floats().map(\.bitPattern)
+                            }
+                        }
+                    }
+                    let expected = try run(.avx2)
+                    for path in Self.avx512Paths {
+                        let mode = options == nil ? "W8A8" : "weight-only"
+                        #expect(try run(path) == expected, "\(path) \(inputShape) N=\(n) weight \(which) \(mode)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// (input shape, N, block size): K blocks of multiples of 64 (activation read in place) with M % 32
+    /// tail rows (17, 40, 100, 1) and without (64, 96), N past 256 columns per core's range on a
+    /// 16-core host (5000: two panels per range, the last range ending off a multiple of 32), block widths
+    /// 64, 128 and 256, and K not a multiple of 64 with B = 64 (packed: the last block is padded).
+    static let amxCases: [([Int], Int, Int)] = [
+        ([17, 256], 70, 64), ([40, 512], 300, 128), ([64, 768], 130, 256), ([96, 384], 5000, 128),
+        ([2, 50, 128], 5000, 64), ([100, 200], 33, 64), ([1, 33, 640], 96, 64),
+    ]
+
+    @Test("AMX W8A8: in-place activation, tail rows and wide panels are bit-identical to the reference",
+          .enabled(if: CPUKernelPath.amx.isSupported, "skipped: this CPU has no AMX-INT8, or the OS refused tile data"))
+    func amxTilingsAreExact() throws {
+        for (index, (inputShape, n, blockSize)) in Self.amxCases.enumerated() {
+            let k = inputShape.last!, m = inputShape.dropLast().reduce(1, *)
+            let seed = UInt64(4300 + index * 7)
+            let weightLayout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
+            let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
+                                                             shape: [n, k]), layout: weightLayout)
+            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+            let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize))
+            let bias = try Tensor.randomNormal([n], seed: seed + 2)
+            let expected = BlockWiseINT8Reference.linear(
+                inputCodes: try qx.data.elements(as: Int8.self), inputScales: try qx.scale.floats(), m: m, k: k,
+                weightCodes: try w.data.elements(as: Int8.self), weightScales: try w.scale.floats(), n: n,
+                weightBlockRows: weightLayout.blockRows, blockColumns: blockSize, bias: try bias.floats())
+            let y = try CPUKernelPath.withPath(.amx) {
+                try FallbackPolicy.withPolicy(.fail) { try linear(qx, w, bias: bias).dequantized().floats() }
+            }
+            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "AMX \(inputShape) N=\(n) B=\(blockSize)")
+        }
+    }
+}
