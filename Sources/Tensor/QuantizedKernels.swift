@@ -67,7 +67,7 @@ package protocol QuantizedKernels: Sendable {
     /// of about `multiplyAdds` multiply-adds. The CPU holds the compute threads such an op can use for
     /// all of its calls, so concurrent callers take turns op by op instead of interleaving their
     /// kernels; other backends just run `body`.
-    func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R
+    func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) throws -> R
 }
 
 extension QuantizedKernels {
@@ -76,7 +76,7 @@ extension QuantizedKernels {
                                            outputDType: DType) throws -> Tensor? { nil }
 
     /// No resources to hold across an op's kernel calls.
-    package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R { try body() }
+    package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) throws -> R { try body() }
 }
 
 /// A kernel's answer: the result, or why this backend cannot compute it.

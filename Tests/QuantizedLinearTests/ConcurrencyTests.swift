@@ -172,10 +172,10 @@ import Testing
     }
 
     /// A region inside an op's hold of one slot widens onto a core that nobody else uses.
-    @Test func aRegionInsideASmallHoldUsesIdleCores() {
+    @Test func aRegionInsideASmallHoldUsesIdleCores() throws {
         #expect(everySlotComesBack())
         let meter = ConcurrencyMeter()
-        ComputeSlots.holding(upTo: 1) {
+        try ComputeSlots.holding(upTo: 1) {
             #expect(ComputeSlots.heldByThisThread == 1)
             CPUKernels.parallelRanges(count: 64) { _ in meter.measure { usleep(2_000) } }
         }
@@ -184,24 +184,76 @@ import Testing
         #expect(everySlotComesBack())
     }
 
-    /// A region of width `w` runs its body on the caller and `w - 1` workers at once (at most the
-    /// workers there are) and returns only when every run has finished.
-    @Test func workersRunARegionBesideItsCaller() {
+    /// `run` runs its body once on each named worker (and once on the caller when joining), all at once,
+    /// and returns only when every run has finished; `perform` runs on the named worker and hands back
+    /// its result or error.
+    @Test func workersRunJobsOnTheNamedWorkers() throws {
         let workers = ComputeWorkers(threads: 3)
         let meter = ConcurrencyMeter()
         let runs = ResultList()
         let caller = Thread.current
         let onCaller = ResultList()
-        workers.run(width: 4) {
+        workers.run(on: [0, 1, 2], joining: true) {
             meter.measure { usleep(20_000) }
             runs.add(1)
             if Thread.current == caller { onCaller.add(1) }
         }
         #expect(runs.total == 4 && meter.peak == 4 && onCaller.total == 1)
-        workers.run(width: 9) { runs.add(1) }
-        #expect(runs.total == 4 + 4, "three workers and the caller")
-        workers.run(width: 1) { runs.add(1) }
-        #expect(runs.total == 9)
+        workers.run(on: [2], joining: false) {
+            runs.add(1)
+            if Thread.current == caller { onCaller.add(1) }
+        }
+        workers.run(on: [Int](), joining: true) { runs.add(1) }
+        #expect(runs.total == 6 && onCaller.total == 1)
+        #expect(try workers.perform(on: 1) { ComputeWorkers.currentWorker } == 1)
+        #expect(ComputeWorkers.currentWorker == nil)
+        #expect(throws: TensorError.self) {
+            try workers.perform(on: 0) { throw TensorError(.invalidArgument, "from the worker") }
+        }
+    }
+
+    /// An op granted its slots while another op competes runs on its first slot's worker thread (not on
+    /// the caller's, so however many callers take turns only the workers run kernels), with the caller's
+    /// forced kernel path.
+    @Test func aContendedOpRunsOnItsSlotsWorkerWithTheCallersPath() throws {
+        let cores = ComputeSlots.shared.count
+        guard cores > 1 else {
+            // One core: no request competes, every op runs on its caller.
+            #expect(try ComputeSlots.holding(upTo: 2) { ComputeSlots.heldGrant?.contended } == false)
+            return
+        }
+        let inFirst = DispatchSemaphore(value: 0)
+        let releaseFirst = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        group.enter()
+        Thread {
+            _ = try? ComputeSlots.holding(upTo: cores) {
+                inFirst.signal()
+                releaseFirst.wait()
+            }
+            group.leave()
+        }.start()
+        inFirst.wait()
+        let seen = GrantBox()
+        let second = Thread {
+            let observed = try? CPUKernelPath.withPath(.portable) {
+                try ComputeSlots.holding(upTo: 2) { (ComputeWorkers.currentWorker, CPUKernelPath.current) }
+            }
+            seen.setObservation(observed)
+        }
+        group.enter()
+        let done = Thread {
+            while ComputeSlots.shared.waitingCount < 1 { usleep(100) }
+            releaseFirst.signal()
+            group.leave()
+        }
+        second.start()
+        done.start()
+        group.wait()
+        while seen.observation == nil { usleep(1_000) }
+        #expect(seen.observation?.worker != nil, "the op ran on its caller's thread")
+        #expect(seen.observation?.path == .portable)
+        #expect(everySlotComesBack())
     }
 
     /// A region run from a Swift task gets all its helpers even while the other threads of the
@@ -221,7 +273,7 @@ import Testing
             }
             group.addTask {
                 while started.total < width - 1 { usleep(1_000) }
-                workers.run(width: width) { meter.measure { usleep(20_000) } }
+                workers.run(on: 0..<(width - 1), joining: true) { meter.measure { usleep(20_000) } }
                 for _ in 0..<(width - 1) { blocked.signal() }
             }
         }
@@ -246,15 +298,15 @@ import Testing
     /// An op's hold covers every region it enters: they run on the held slots without queueing again
     /// (with every slot held, queueing would never return), a nested hold adds nothing, and the slots
     /// come back when the hold ends.
-    @Test func regionsInsideAHoldUseItsSlots() {
+    @Test func regionsInsideAHoldUseItsSlots() throws {
         let slots = ComputeSlots.shared
         let covered = ResultList()
-        ComputeSlots.holding(upTo: slots.count) {
+        try ComputeSlots.holding(upTo: slots.count) {
             #expect(ComputeSlots.heldByThisThread == slots.count)
             for _ in 0..<3 {
                 CPUKernels.parallelRanges(count: 64) { range in covered.add(range.count) }
             }
-            ComputeSlots.holding(upTo: 1) { #expect(ComputeSlots.heldByThisThread == slots.count) }
+            try ComputeSlots.holding(upTo: 1) { #expect(ComputeSlots.heldByThisThread == slots.count) }
         }
         #expect(covered.total == 3 * 64)
         #expect(ComputeSlots.heldByThisThread == 0)
@@ -303,12 +355,15 @@ private func everySlotComesBack() -> Bool {
     return grant.slots == slots.count
 }
 
-/// The grant a request made on another thread received.
+/// What a request made on another thread received or saw.
 private final class GrantBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value: ComputeSlots.Grant?
+    private var seen: (worker: Int?, path: CPUKernelPath)?
     func set(_ grant: ComputeSlots.Grant) { lock.withLock { value = grant } }
     var grant: ComputeSlots.Grant? { lock.withLock { value } }
+    func setObservation(_ observed: (Int?, CPUKernelPath)?) { lock.withLock { seen = observed.map { ($0.0, $0.1) } } }
+    var observation: (worker: Int?, path: CPUKernelPath)? { lock.withLock { seen } }
 }
 
 private final class ConcurrencyMeter: @unchecked Sendable {

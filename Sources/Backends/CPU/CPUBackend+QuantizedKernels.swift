@@ -6,7 +6,7 @@ import QLTensor
 /// (bit-identical): dequantize to float32, transform, round to `roundTo`, quantize.
 extension CPUBackend: QuantizedKernels {
     /// Holds ``ComputeSlots`` for the whole op (``ComputeSlots/holding(upTo:_:)``).
-    package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) rethrows -> R {
+    package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) throws -> R {
         try ComputeSlots.holding(upTo: CPUKernels.threads(forMultiplyAdds: multiplyAdds), body)
     }
 

@@ -107,24 +107,36 @@ package enum CPUKernels {
         let units = (count + granule - 1) / granule
         let wanted = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
         let slots = ComputeSlots.shared
-        let held = ComputeSlots.heldByThisThread
-        // Inside an op's hold the region runs on the held slots, plus any that are idle with nobody
-        // waiting (a hold granted a share while another caller was busy takes back the cores it left).
-        let grant = held > 0 ? slots.borrowIdle(upTo: wanted - held) : slots.acquire(upTo: wanted)
+        // The slots this region runs on, and whether this thread stands in for the first: inside an op's
+        // hold, the held slots (this thread is the first one's worker, or the caller of an uncontended
+        // hold) plus any that are idle with nobody waiting (a hold granted a share while another caller
+        // was busy takes back the cores it left); outside, a grant of its own, which under contention
+        // runs on its slots' workers only.
+        let indices: [Int]
+        let joining: Bool
+        let grant: ComputeSlots.Grant
+        if let held = ComputeSlots.heldGrant {
+            grant = slots.borrowIdle(upTo: wanted - held.slots)
+            indices = Array(held.indices.prefix(wanted)) + grant.indices
+            joining = true
+        } else {
+            grant = slots.acquire(upTo: wanted)
+            indices = grant.indices
+            joining = !grant.contended
+        }
         defer { slots.release(grant) }
-        let granted = (held > 0 ? min(held, wanted) : 0) + grant.slots
-        if granted <= 1 {
+        if indices.count <= 1 && joining {
             ComputeSlots.markingRegion { body(0..<count) }
             return
         }
         // Four ranges per granted core by default: a worker that wakes late takes fewer of them
         // instead of leaving the last half of the work to one core.
-        let parts = min(granted * max(rangesPerCore, 1), units)
+        let parts = min(indices.count * max(rangesPerCore, 1), units)
         // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable body
         // (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
         let next = PartCounter()
-        ComputeWorkers.shared.run(width: granted) {
+        ComputeWorkers.shared.run(on: joining ? indices.dropFirst() : indices[...], joining: joining) {
             ComputeSlots.markingRegion {
                 while let part = next.take(below: parts) {
                     let start = min(count, units * part / parts * granule)

@@ -27,10 +27,18 @@ package final class ComputeSlots: @unchecked Sendable {
 
     /// The number of slots (cores).
     package let count: Int
-    private var free: Int
-    /// Requests waiting for their slots, in arrival order; each is woken alone, by the release that
-    /// grants it (no thundering herd of waiters rechecking a shared condition).
-    private var queue: [(slots: Int, granted: DispatchSemaphore)] = []
+    /// The free slot numbers, the most recently freed last (taken first: its worker's caches are warm).
+    private var freeSlots: [Int]
+    /// A request waiting for its slots; woken alone, by the release that grants it (no thundering herd
+    /// of waiters rechecking a shared condition).
+    private final class Waiter {
+        let slots: Int
+        var granted: [Int] = []
+        let semaphore = DispatchSemaphore(value: 0)
+        init(slots: Int) { self.slots = slots }
+    }
+    /// Requests waiting for their slots, in arrival order.
+    private var queue: [Waiter] = []
     /// Requests holding or waiting for slots that wanted more than one (those that share the cores).
     private var competing = 0
     private let lock = NSLock()
@@ -40,11 +48,11 @@ package final class ComputeSlots: @unchecked Sendable {
 
     package init(count: Int) {
         self.count = count
-        free = count
+        freeSlots = Array((0..<count).reversed())
     }
 
     /// Slots free now (for tests and reports; it changes as soon as it is read).
-    package var freeCount: Int { lock.withLock { free } }
+    package var freeCount: Int { lock.withLock { freeSlots.count } }
 
     /// Requests waiting for their slots now (for tests; it changes as soon as it is read).
     package var waitingCount: Int { lock.withLock { queue.count } }
@@ -60,18 +68,26 @@ package final class ComputeSlots: @unchecked Sendable {
     }
 
     /// Adds the slots in use since the last change up to `now`. Call with the lock held, before
-    /// `free` changes.
+    /// the free slots change.
     private func account(at now: UInt64) {
-        heldSlotNanoseconds &+= UInt64(count - free) &* (now &- min(lastChange, now))
+        heldSlotNanoseconds &+= UInt64(count - freeSlots.count) &* (now &- min(lastChange, now))
         lastChange = now
     }
 
     /// The slots granted to one request; give them back with ``release(_:)``.
     package struct Grant: Sendable {
-        /// How many slots the request holds.
-        package let slots: Int
+        /// The slot numbers held; slot `i`'s work runs on worker `i` of ``ComputeWorkers/shared`` (or, for
+        /// the first slot of a grant made without contention, on the caller's thread).
+        package let indices: [Int]
         /// Whether the request wanted more than one slot (it counts among the competing requests).
         fileprivate let competes: Bool
+        /// Whether other requests for several slots were in flight when this one arrived: its work then
+        /// runs on its slots' workers, not on the caller's thread, so however many callers take turns,
+        /// at most ``ComputeSlots/count`` threads ever run kernels (their caches and buffers stay warm).
+        package let contended: Bool
+
+        /// How many slots the request holds.
+        package var slots: Int { indices.count }
     }
 
     /// Takes this request's fair share of the slots, `min(max(wanted, 1), count, max(1, count / c))` with
@@ -81,32 +97,37 @@ package final class ComputeSlots: @unchecked Sendable {
         let competes = wanted > 1 && count > 1
         lock.lock()
         if competes { competing += 1 }
-        let grant = Grant(slots: competes ? min(wanted, count, max(1, count / competing)) : 1, competes: competes)
-        if queue.isEmpty && free >= grant.slots {
+        let share = competes ? min(wanted, count, max(1, count / competing)) : 1
+        let contended = competes && competing > 1
+        if queue.isEmpty && freeSlots.count >= share {
             account(at: DispatchTime.now().uptimeNanoseconds)
-            free -= grant.slots
+            let taken = takeFree(share)
             lock.unlock()
-            return grant
+            return Grant(indices: taken, competes: competes, contended: contended)
         }
-        let granted = DispatchSemaphore(value: 0)
-        queue.append((grant.slots, granted))
+        let waiter = Waiter(slots: share)
+        queue.append(waiter)
         lock.unlock()
-        granted.wait()
-        return grant
+        waiter.semaphore.wait()
+        return Grant(indices: waiter.granted, competes: competes, contended: contended)
+    }
+
+    /// Removes and returns the `n` most recently freed slots. Call with the lock held.
+    private func takeFree(_ n: Int) -> [Int] {
+        let taken = Array(freeSlots.suffix(n).reversed())
+        freeSlots.removeLast(n)
+        return taken
     }
 
     /// Takes up to `wanted` slots that are free while no request waits, without waiting (none otherwise):
     /// a region inside a hold widens onto cores nobody else asked for. Borrowed slots do not compete.
     package func borrowIdle(upTo wanted: Int) -> Grant {
-        guard wanted > 0 else { return Grant(slots: 0, competes: false) }
+        guard wanted > 0 else { return Grant(indices: [], competes: false, contended: false) }
         lock.lock()
         defer { lock.unlock() }
-        let taken = queue.isEmpty ? min(wanted, free) : 0
-        if taken > 0 {
-            account(at: DispatchTime.now().uptimeNanoseconds)
-            free -= taken
-        }
-        return Grant(slots: taken, competes: false)
+        let n = queue.isEmpty ? min(wanted, freeSlots.count) : 0
+        if n > 0 { account(at: DispatchTime.now().uptimeNanoseconds) }
+        return Grant(indices: takeFree(n), competes: false, contended: false)
     }
 
     /// Gives back a request's slots and grants them, in arrival order, to the waiting requests they cover.
@@ -116,29 +137,49 @@ package final class ComputeSlots: @unchecked Sendable {
         guard grant.slots > 0 else { return }
         account(at: DispatchTime.now().uptimeNanoseconds)
         if grant.competes { competing -= 1 }
-        free += grant.slots
-        while let head = queue.first, head.slots <= free {
-            free -= head.slots
+        freeSlots.append(contentsOf: grant.indices.reversed())
+        while let head = queue.first, head.slots <= freeSlots.count {
+            head.granted = takeFree(head.slots)
             queue.removeFirst()
-            head.granted.signal()
+            head.semaphore.signal()
         }
     }
 
     /// Runs `body` holding up to `wanted` of the ``shared`` slots for all of it: every region `body`
-    /// enters on this thread runs with those slots (at most as many as it wants) instead of queueing
-    /// again, so a sequence of kernels of one op (quantize, then GEMM) is not interleaved with other
-    /// callers' kernels. Inside a region or another hold it just runs `body`.
-    package static func holding<R>(upTo wanted: Int, _ body: () throws -> R) rethrows -> R {
-        if isInsideRegion || heldByThisThread > 0 { return try body() }
+    /// enters runs with those slots (at most as many as it wants) instead of queueing again, so a
+    /// sequence of kernels of one op (quantize, then GEMM) is not interleaved with other callers'
+    /// kernels. A grant made under contention runs `body` on the worker of its first slot (this thread
+    /// waits); one made without runs it here. Inside a region or another hold it just runs `body`.
+    package static func holding<R>(upTo wanted: Int, _ body: () throws -> R) throws -> R {
+        if isInsideRegion || heldGrant != nil { return try body() }
         let grant = shared.acquire(upTo: wanted)
         defer { shared.release(grant) }
-        pthread_setspecific(heldKey, UnsafeRawPointer(bitPattern: grant.slots))
+        if grant.contended {
+            return try ComputeWorkers.shared.perform(on: grant.indices[0]) { try running(grant, body) }
+        }
+        return try running(grant, body)
+    }
+
+    /// Runs `body` with `grant` as this thread's hold.
+    private static func running<R>(_ grant: Grant, _ body: () throws -> R) rethrows -> R {
+        let box = HeldGrant(grant)
+        pthread_setspecific(heldKey, Unmanaged.passUnretained(box).toOpaque())
         defer { pthread_setspecific(heldKey, nil) }
-        return try body()
+        return try withExtendedLifetime(box) { try body() }
+    }
+
+    private final class HeldGrant {
+        let grant: Grant
+        init(_ grant: Grant) { self.grant = grant }
+    }
+
+    /// The grant this thread holds through ``holding(upTo:_:)``, nil outside a hold.
+    package static var heldGrant: Grant? {
+        pthread_getspecific(heldKey).map { Unmanaged<HeldGrant>.fromOpaque($0).takeUnretainedValue().grant }
     }
 
     /// The slots this thread holds through ``holding(upTo:_:)``, 0 outside a hold.
-    package static var heldByThisThread: Int { Int(bitPattern: pthread_getspecific(heldKey)) }
+    package static var heldByThisThread: Int { heldGrant?.slots ?? 0 }
 
     private static let heldKey: pthread_key_t = {
         var key = pthread_key_t()

@@ -1,68 +1,120 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The library's own threads that run parallel regions beside their callers: one fewer than the cores,
-/// started on first use and kept for the life of the process (a worker parks on a semaphore between
-/// regions; an instance and its threads are never freed).
+/// The library's own compute threads: one per slot of ``ComputeSlots`` (one per core), started on first
+/// use and kept for the life of the process (a worker parks on a semaphore between jobs; an instance
+/// and its threads are never freed).
 ///
-/// A region granted `w` slots (``ComputeSlots``) runs its body on the calling thread and on `w - 1` of
-/// these workers. Because the slots bound the threads inside regions at the cores, and each region holds
-/// its caller's slot as well, a region never finds every worker busy: its helpers start at once,
-/// whatever the caller's executor is doing. (With Dispatch's `concurrentPerform`, sixteen Swift tasks on
-/// a 16-core host left the shared thread pool saturated by the blocked tasks: each region's helpers came
-/// late or never, the caller ran its parts alone while holding every slot, and the throughput fell to
-/// 0.31-0.50x of one caller's.)
+/// Slot `i`'s work runs on worker `i`. A region granted slots `[i, j, ...]` runs its body on those
+/// workers (with the caller standing in for the first slot when the grant was made without contention),
+/// and an op granted its slots under contention runs whole on its first slot's worker while the caller
+/// waits. So however many threads or tasks call the library, kernels run on at most one thread per core,
+/// always the same threads: their caches, our scratch buffers and OpenBLAS's stay warm, and a region's
+/// helpers start at once whatever the caller's executor is doing. (With Dispatch's `concurrentPerform`,
+/// sixteen Swift tasks on a 16-core host left the shared thread pool saturated by the blocked tasks: each
+/// region's helpers came late or never, and the throughput fell to 0.31-0.50x of one caller's.) A job
+/// runs with the caller's forced kernel path (``CPUKernelPath/withPath(_:_:)``).
 package final class ComputeWorkers: @unchecked Sendable {
-    package static let shared = ComputeWorkers(threads: ComputeSlots.shared.count - 1)
+    package static let shared = ComputeWorkers(threads: ComputeSlots.shared.count)
 
-    /// One region's body, shared by the caller and its helpers.
-    private final class Region: @unchecked Sendable {
+    /// One job for one worker; `finished` is signalled after the worker has dropped its reference.
+    private final class Job: @unchecked Sendable {
         let body: () -> Void
+        let path: CPUKernelPath?
         let finished = DispatchSemaphore(value: 0)
-        init(body: @escaping () -> Void) { self.body = body }
+        init(body: @escaping () -> Void, path: CPUKernelPath?) {
+            self.body = body
+            self.path = path
+        }
     }
 
+    /// A worker's mailbox: the jobs posted to it, in order.
+    private final class Mailbox: @unchecked Sendable {
+        private var jobs: [Job] = []
+        private let lock = NSLock()
+        private let posted = DispatchSemaphore(value: 0)
+
+        func post(_ job: Job) {
+            lock.withLock { jobs.append(job) }
+            posted.signal()
+        }
+
+        func next() -> Job {
+            posted.wait()
+            return lock.withLock { jobs.removeFirst() }
+        }
+    }
+
+    private let mailboxes: [Mailbox]
+
     /// The number of worker threads.
-    package let threads: Int
-    private var pending: [Region] = []
-    private let lock = NSLock()
-    private let posted = DispatchSemaphore(value: 0)
+    package var threads: Int { mailboxes.count }
 
     package init(threads: Int) {
-        self.threads = max(0, threads)
-        for index in 0..<self.threads {
-            let thread = Thread { self.serve() }
-            thread.name = "QuantizedLinear compute \(index + 1)"
+        mailboxes = (0..<max(0, threads)).map { _ in Mailbox() }
+        for (index, mailbox) in mailboxes.enumerated() {
+            let thread = Thread { Self.serve(mailbox, index: index) }
+            thread.name = "ql-compute-\(index)"   // Linux keeps 15 bytes of a thread's name
             thread.stackSize = 8 << 20
             thread.start()
         }
     }
 
-    /// Runs `body` on `width` threads at once (this one and `width - 1` workers, at most ``threads``),
-    /// returning when every run has finished.
-    package func run(width: Int, _ body: () -> Void) {
-        let helpers = min(width - 1, threads)
-        guard helpers > 0 else {
-            body()
+    /// Runs `body` once on each worker in `workers` and, when `joining`, once on this thread too, at the
+    /// same time; returns when every run has finished.
+    package func run(on workers: some Collection<Int>, joining: Bool, _ body: () -> Void) {
+        guard !workers.isEmpty else {
+            if joining { body() }
             return
         }
-        // The workers drop their reference to the region before they signal, so `body` has not escaped
-        // when this returns.
+        // Each worker drops its reference to the job before it signals, so `body` has not escaped when
+        // this returns.
         withoutActuallyEscaping(body) { body in
-            let region = Region(body: body)
-            lock.withLock { pending.append(contentsOf: repeatElement(region, count: helpers)) }
-            for _ in 0..<helpers { posted.signal() }
-            region.body()
-            for _ in 0..<helpers { region.finished.wait() }
+            let path = CPUKernelPath.forced
+            let jobs = workers.map { index in
+                let job = Job(body: body, path: path)
+                mailboxes[index].post(job)
+                return job
+            }
+            if joining { body() }
+            for job in jobs { job.finished.wait() }
         }
     }
 
-    private func serve() {
+    /// Runs `body` on worker `index` while this thread waits, and returns its result.
+    package func perform<R>(on index: Int, _ body: () throws -> R) throws -> R {
+        let outcome = Outcome<R>()
+        withoutActuallyEscaping(body) { body in
+            run(on: CollectionOfOne(index), joining: false) { outcome.result = Result { try body() } }
+        }
+        return try outcome.result!.get()
+    }
+
+    /// A result handed from a worker back to the waiting caller (the job's semaphore orders the two).
+    private final class Outcome<R>: @unchecked Sendable {
+        var result: Result<R, Error>?
+    }
+
+    /// The index of the worker this thread is, nil on any other thread.
+    package static var currentWorker: Int? {
+        pthread_getspecific(workerKey).map { Int(bitPattern: $0) - 1 }
+    }
+
+    private static let workerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    private static func serve(_ mailbox: Mailbox, index: Int) {
+        pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: index + 1))
         while true {
-            posted.wait()
-            var region: Region? = lock.withLock { pending.removeFirst() }
-            let finished = region!.finished
-            region!.body()
-            region = nil
+            var job: Job? = mailbox.next()
+            let finished = job!.finished
+            CPUKernelPath.$forced.withValue(job!.path) { job!.body() }
+            job = nil
             finished.signal()
         }
     }
