@@ -302,11 +302,13 @@ import Testing
         let slots = ComputeSlots.shared
         let covered = ResultList()
         try ComputeSlots.holding(upTo: slots.count) {
-            #expect(ComputeSlots.heldByThisThread == slots.count)
+            // All the cores, or this op's fair share of them while another suite's kernels compete.
+            let held = ComputeSlots.heldByThisThread
+            #expect(held >= 1 && held <= slots.count)
             for _ in 0..<3 {
                 CPUKernels.parallelRanges(count: 64) { range in covered.add(range.count) }
             }
-            try ComputeSlots.holding(upTo: 1) { #expect(ComputeSlots.heldByThisThread == slots.count) }
+            try ComputeSlots.holding(upTo: 1) { #expect(ComputeSlots.heldByThisThread == held) }
         }
         #expect(covered.total == 3 * 64)
         #expect(ComputeSlots.heldByThisThread == 0)
@@ -346,13 +348,17 @@ import Testing
     }
 }
 
-/// Whether every slot of the shared ``ComputeSlots`` can be taken (other suites' kernels may hold some
-/// for a moment: this waits for them; a leaked slot never comes back, and the suite's time limit fails it).
+/// Whether every slot of the shared ``ComputeSlots`` is free again within ten seconds (other suites'
+/// kernels may hold some for a moment, and a request made now would only get its fair share beside
+/// them: this waits until none is held; a leaked slot never comes back).
 private func everySlotComesBack() -> Bool {
     let slots = ComputeSlots.shared
-    let grant = slots.acquire(upTo: slots.count)
-    slots.release(grant)
-    return grant.slots == slots.count
+    let deadline = DispatchTime.now().uptimeNanoseconds + 10_000_000_000
+    while slots.freeCount < slots.count {
+        guard DispatchTime.now().uptimeNanoseconds < deadline else { return false }
+        usleep(1_000)
+    }
+    return true
 }
 
 /// What a request made on another thread received or saw.
