@@ -92,8 +92,9 @@ package enum CPUKernels {
     /// ``ComputeSlots`` grants (at least one; it waits while every core is busy with other callers;
     /// inside an op's hold, the held slots and any idle ones).
     /// Each range starts at a multiple of `granule` and holds at least `minimumPerThread` units where
-    /// possible; small work runs on the calling thread (still holding a slot). Called from inside
-    /// another region, it runs on the current thread. `rangesPerCore` ranges per granted core (at
+    /// possible; small work runs on the calling thread (still holding a slot), and a grant made under
+    /// contention runs on its slots' workers (``ComputeWorkers``). Called from inside another region,
+    /// it runs on the current thread. `rangesPerCore` ranges per granted core (at
     /// most one per granule): the default 4 lets a worker that wakes late take fewer; 1 gives each
     /// core one wide range, for kernels whose cost per range is a pass over a shared operand (the AMX
     /// GEMM reads the whole activation once per range).

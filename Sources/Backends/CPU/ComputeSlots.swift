@@ -19,9 +19,11 @@ import Glibc
 /// that leaves the other core idle (2 cores, 64 x 3072 x 3072: INT8 W8A8 on one core 65-71 calls/s, two such
 /// callers side by side 117-130, one caller on both cores 109-118; float32 41-46, 77-86 and 68-83).
 /// Requests that want one slot (small work) do not count as competitors. Requests wait in arrival order,
-/// each until its grant is free, so a large one is never starved by a stream of small ones. A region
-/// nested in another (a kernel called from inside a worker) runs on the thread it is on, covered by the
-/// outer region's slots, so nesting cannot deadlock.
+/// each until its grant is free, so a large one is never starved by a stream of small ones. Slot `i`'s
+/// work runs on worker `i` of ``ComputeWorkers`` (a grant made without contention lets the caller stand in
+/// for its first slot), so under contention the same `count` threads run every kernel. A region nested in
+/// another (a kernel called from inside a worker) runs on the thread it is on, covered by the outer
+/// region's slots, so nesting cannot deadlock.
 package final class ComputeSlots: @unchecked Sendable {
     package static let shared = ComputeSlots(count: max(1, ProcessInfo.processInfo.activeProcessorCount))
 
