@@ -127,21 +127,10 @@ package enum CPUKernels {
         }
         defer { slots.release(grant) }
         // Four ranges per granted core by default: a worker that wakes late takes fewer of them
-        // instead of leaving the last half of the work to one core.
+        // instead of leaving the last half of the work to one core. One core alone runs the same ranges
+        // one after another, not one long call (OpenBLAS's sgemm at M = 64, K = 3072 on one core: 26.7 ms
+        // for 3072 columns in one call, 23.4 in four calls of 768).
         let parts = min(max(indices.count, 1) * max(rangesPerCore, 1), units)
-        if indices.count <= 1 && joining {
-            // One core runs the same ranges, one after another, as each core of a wider grant: a
-            // one-core share is not one long call (OpenBLAS's sgemm at M = 64, K = 3072 on one core:
-            // 26.7 ms for 3072 columns in one call, 23.4 in four calls of 768).
-            ComputeSlots.markingRegion {
-                for part in 0..<parts {
-                    let start = min(count, units * part / parts * granule)
-                    let end = min(count, units * (part + 1) / parts * granule)
-                    if start < end { body(start..<end) }
-                }
-            }
-            return
-        }
         // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable body
         // (it captures raw pointers) is safe to share with the workers.
         nonisolated(unsafe) let work = body
