@@ -124,20 +124,13 @@ import Testing
         let slots = ComputeSlots(count: 4)
         let first = slots.acquire(upTo: 4)
         #expect(first.slots == 4)
-        let second = GrantBox()
-        let group = DispatchGroup()
-        group.enter()
-        Thread {
-            second.set(slots.acquire(upTo: 4))
-            group.leave()
-        }.start()
-        while slots.waitingCount < 1 { usleep(100) }
+        let second = QueuedRequest(slots, upTo: 4)
         slots.release(first)
-        group.wait()
-        #expect(second.grant?.slots == 2, "two competitors on four cores: two each")
+        let secondGrant = second.granted()
+        #expect(secondGrant.slots == 2, "two competitors on four cores: two each")
         let third = slots.acquire(upTo: 4)
         #expect(third.slots == 2 && slots.freeCount == 0)
-        second.grant.map(slots.release)
+        slots.release(secondGrant)
         slots.release(third)
         let alone = slots.acquire(upTo: 4)
         #expect(alone.slots == 4)
@@ -153,21 +146,14 @@ import Testing
         #expect(lent.slots == 2 && slots.freeCount == 0)
         slots.release(lent)
         #expect(slots.borrowIdle(upTo: 0).slots == 0)
-        let waiter = DispatchGroup()
-        waiter.enter()
-        let big = GrantBox()
         slots.release(small)
         let all = slots.acquire(upTo: 3)
-        Thread {
-            big.set(slots.acquire(upTo: 2))
-            waiter.leave()
-        }.start()
-        while slots.waitingCount < 1 { usleep(100) }
+        let big = QueuedRequest(slots, upTo: 2)
         #expect(slots.borrowIdle(upTo: 1).slots == 0, "a request is waiting")
         slots.release(all)
-        waiter.wait()
-        #expect(big.grant?.slots == 1, "two competitors on three cores: one each")
-        big.grant.map(slots.release)
+        let bigGrant = big.granted()
+        #expect(bigGrant.slots == 1, "two competitors on three cores: one each")
+        slots.release(bigGrant)
         #expect(slots.freeCount == 3)
     }
 
@@ -234,23 +220,19 @@ import Testing
             group.leave()
         }.start()
         inFirst.wait()
-        let seen = GrantBox()
-        let second = Thread {
+        let seen = ObservationBox()
+        group.enter()
+        Thread {
             let observed = try? CPUKernelPath.withPath(.portable) {
                 try ComputeSlots.holding(upTo: 2) { (ComputeWorkers.currentWorker, CPUKernelPath.current) }
             }
             seen.setObservation(observed)
-        }
-        group.enter()
-        let done = Thread {
-            while ComputeSlots.shared.waitingCount < 1 { usleep(100) }
-            releaseFirst.signal()
             group.leave()
-        }
-        second.start()
-        done.start()
+        }.start()
+        while ComputeSlots.shared.waitingCount < 1 { usleep(100) }
+        releaseFirst.signal()
         group.wait()
-        while seen.observation == nil { usleep(1_000) }
+        #expect(seen.observation != nil, "the second op did not run")
         #expect(seen.observation?.worker != nil, "the op ran on its caller's thread")
         #expect(seen.observation?.path == .portable)
         #expect(everySlotComesBack())
@@ -361,13 +343,32 @@ private func everySlotComesBack() -> Bool {
     return true
 }
 
-/// What a request made on another thread received or saw.
-private final class GrantBox: @unchecked Sendable {
+/// A request for slots made on another thread, returned once it waits in the queue.
+private final class QueuedRequest: @unchecked Sendable {
+    private var grant: ComputeSlots.Grant?
+    private let done = DispatchGroup()
+
+    init(_ slots: ComputeSlots, upTo wanted: Int) {
+        let waitingBefore = slots.waitingCount
+        done.enter()
+        Thread {
+            self.grant = slots.acquire(upTo: wanted)
+            self.done.leave()
+        }.start()
+        while slots.waitingCount <= waitingBefore { usleep(100) }
+    }
+
+    /// Waits until the request is granted and returns its grant.
+    func granted() -> ComputeSlots.Grant {
+        done.wait()
+        return grant!
+    }
+}
+
+/// What an op run on another thread saw.
+private final class ObservationBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var value: ComputeSlots.Grant?
     private var seen: (worker: Int?, path: CPUKernelPath)?
-    func set(_ grant: ComputeSlots.Grant) { lock.withLock { value = grant } }
-    var grant: ComputeSlots.Grant? { lock.withLock { value } }
     func setObservation(_ observed: (Int?, CPUKernelPath)?) { lock.withLock { seen = observed.map { ($0.0, $0.1) } } }
     var observation: (worker: Int?, path: CPUKernelPath)? { lock.withLock { seen } }
 }
