@@ -9,9 +9,12 @@ enum BenchmarkConcurrency {
         discussion: """
             Runs C calls of y = x W^T, x (M, K), W (N, K) for float32 (OpenBLAS), INT8 W8A8 and INT8
             weight-only, shared by 1, 2 and 8 callers: plain threads, then tasks of one Swift TaskGroup.
-            Prints calls per second (best of R interleaved rounds), the ratio to one caller and the share
-            of the cores that ComputeSlots had granted during that round (below 100 %: time between
-            one caller's op and the next one's, or outside any op). ComputeSlots keeps the compute
+            Prints calls per second (best of R interleaved rounds), the ratio of that to one caller's
+            best, the median, lowest and highest of the rounds' own ratios (each round times every
+            caller count within seconds, so its ratio is the least disturbed by a change of the
+            machine's speed), and the share of the cores that ComputeSlots had granted during the
+            best round (below 100 %: time between one caller's op and the next one's, or outside any
+            op). ComputeSlots keeps the compute
             threads at one per core, so more callers should not lower the throughput.
             """,
         options: [
@@ -19,7 +22,7 @@ enum BenchmarkConcurrency {
             .integer("n", placeholder: "N", default: 3072, in: 1...65_536, "output features N"),
             .integer("k", placeholder: "K", default: 3072, in: 1...65_536, "input features K"),
             .integer("calls", placeholder: "C", default: 48, in: 1...100_000, "calls per run"),
-            .integer("repeats", placeholder: "R", default: 3, in: 1...1000, "runs (the best is shown)"),
+            .integer("repeats", placeholder: "R", default: 3, in: 1...1000, "interleaved rounds (the best and the rounds' ratios are shown)"),
             .text("callers", placeholder: "LIST", default: "1,2,8", validate: { _ = try parseCallers($0) },
                   "caller counts, comma-separated; 1 is always measured (the ratios' base)"),
             .choice("path", ["all", "float32", "w8a8", "weight-only"], default: "all", "the linear paths to run"),
@@ -49,31 +52,48 @@ enum BenchmarkConcurrency {
         let paths = allPaths.filter { chosenPath == "all" || $0.option == chosenPath }
         print("qlinear bench-concurrency: \(calls) calls of \(m) x \(n) x \(k) per run, best of \(repeats); "
             + "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(OpenBLAS.shared.summary)")
-        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + pad("vs 1 caller", 13) + "cores held")
+        print(pad("path", 22) + pad("callers", 16) + pad("calls/s", 10) + pad("vs 1 caller", 13)
+            + pad("per round [min, max]", 24) + "cores held")
         for (_, name, call) in paths {
             try call()   // warm-up
             for mode in modes {
-                // Rounds of 1, 2 and 8 callers, interleaved, so that a drift of the machine's speed
-                // (other processes, clock) during the runs reaches every caller count alike.
+                // Rounds of 1, 2 and 8 callers, interleaved, the order reversed every other round
+                // (1 2 8, 8 2 1, ...), so that a drift of the machine's speed (other processes, clock)
+                // reaches every caller count alike; each round's ratios compare runs seconds apart.
                 var best = [Int: (rate: Double, busy: Double)]()
-                for _ in 0..<repeats {
-                    for callers in callerCounts {
+                var ratios = [Int: [Double]]()
+                for round in 0..<repeats {
+                    var rates = [Int: Double]()
+                    for callers in round % 2 == 0 ? callerCounts : callerCounts.reversed() {
                         let held = ComputeSlots.shared.heldSlotSeconds
                         let seconds = mode == "threads" ? try threads(callers, calls, call) : try tasks(callers, calls, call)
                         let busy = (ComputeSlots.shared.heldSlotSeconds - held)
                             / (Double(ComputeSlots.shared.count) * seconds)
                         let rate = Double(calls) / seconds
+                        rates[callers] = rate
                         if rate > best[callers]?.rate ?? 0 { best[callers] = (rate, busy) }
                     }
+                    for callers in callerCounts { ratios[callers, default: []].append(rates[callers]! / rates[1]!) }
                 }
                 let single = best[1]?.rate ?? 1
                 for callers in callerCounts {
                     let (rate, busy) = best[callers] ?? (0, 0)
+                    let paired = (ratios[callers] ?? []).sorted()
                     print(pad(name, 22) + pad("\(callers) \(mode)", 16) + pad(String(format: "%.1f", rate), 10)
-                        + pad(String(format: "%.2fx", rate / single), 13) + String(format: "%.0f%%", 100 * busy))
+                        + pad(String(format: "%.2fx", rate / single), 13)
+                        + pad(String(format: "%.2fx [%.2f, %.2f]", median(paired), paired.first ?? 0,
+                                     paired.last ?? 0), 24)
+                        + String(format: "%.0f%%", 100 * busy))
                 }
             }
         }
+    }
+
+    /// The middle value of `sorted` (the mean of the two middle ones for an even count; 0 when empty).
+    static func median(_ sorted: [Double]) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
     }
 
     /// `2,8` -> [1, 2, 8]: the counts in increasing order, 1 always first.

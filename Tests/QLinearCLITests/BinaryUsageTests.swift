@@ -82,4 +82,25 @@ struct BinaryUsageTests {
         #expect(!result.timedOut)
         #expect(result.status == 0 && result.stdout == "qlinear 0.1.0\n" && result.stderr.isEmpty)
     }
+
+    @Test("bench-concurrency runs every path with threads and tasks and prints each round's ratio to one caller")
+    func benchConcurrencyRows() throws {
+        guard QLinearBinary.isAvailable else { return }
+        let directory = try QLinearBinary.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try QLinearBinary.run(["bench-concurrency", "--rows", "2", "--n", "64", "--k", "256",
+                                            "--calls", "4", "--repeats", "3", "--callers", "3"],
+                                           in: directory, timeout: 120)
+        #expect(result.status == 0 && result.stderr.isEmpty, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n").map(String.init)
+        for path in ["float32 (OpenBLAS)", "INT8 W8A8", "INT8 weight-only"] {
+            for callers in ["1 threads", "3 threads", "1 tasks", "3 tasks"] {
+                let row = rows.first { $0.hasPrefix(path) && $0.contains(" \(callers) ") }
+                #expect(row != nil, "no row for \(path), \(callers):\n\(result.stdout)")
+                // One caller's own rounds are its base: every ratio is exactly 1.
+                if callers.hasPrefix("1 "), let row { #expect(row.contains("1.00x [1.00, 1.00]"), "\(row)") }
+                if let row { #expect(row.range(of: #"[0-9.]+x \[[0-9.]+, [0-9.]+\]"#, options: .regularExpression) != nil) }
+            }
+        }
+    }
 }
