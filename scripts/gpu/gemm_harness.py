@@ -221,11 +221,12 @@ class Driver:
 # ------------------------------------------------------------------------------------------ kernels
 DT = {'f32': 0, 'f16': 1, 'bf16': 2}
 WG_SMEM = 197728
+C3_SMEM = 1024 + 5 * (192 * 128 + 128 * 128) + 2 * 5 * 8
 MMA_SMEM = 131072
 
 
 class Kernels:
-    def __init__(self, sources, want_hopper=True):
+    def __init__(self, sources, want_hopper=True, probes=False):
         import torch
         self.torch = torch
         portable, hopper = programs(sources)
@@ -251,6 +252,35 @@ class Kernels:
                          32: self.drv.func(mh, 'bw8_gemm_wgmma_b32', WG_SMEM),
                          'pp': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128', WG_SMEM),
                          'mixed': self.drv.func(mh, 'bw8_gemm_wgmma_pp_b128_mixed', WG_SMEM)}
+            # bw8_hopper_c3.cu: 3 consumer warpgroups, 192 x 128 tiles (its own program); with probes, the
+            # timing probe that promotes only the last K block is compiled in too (harness only).
+            if os.path.exists(os.path.join(sources, 'bw8_hopper_c3.cu')):
+                c3 = Program(sources, 'bw8_hopper_c3')
+                if probes:
+                    c3.text = '#define C3_PROBES\n' + c3.text
+                h3 = cached_cubin(c3, ['--gpu-architecture=sm_90a'] + BACKEND_OPTIONS)
+                print('NVRTC hopper c3 (sm_90a): %.1fs %s' % (h3['secs'], h3['log'].strip()[:500]))
+                m3 = self.drv.load(h3['cubin'])
+                self.f_wg['c3'] = self.drv.func(m3, 'bw8_gemm_wgmma_c3_b128', C3_SMEM)
+                self.f_wg['c3mc'] = self.drv.func(m3, 'bw8_gemm_wgmma_c3mc_b128', C3_SMEM)
+                if probes:
+                    self.f_wg['c3np'] = self.drv.func(m3, 'bw8_gemm_wgmma_c3_b128_nopromote', C3_SMEM)
+                    self.f_wg['c3mcnp'] = self.drv.func(m3, 'bw8_gemm_wgmma_c3mc_b128_nopromote', C3_SMEM)
+            if probes:
+                # BW8_I2F_MAGIC: the promotion's int32 -> float32 by the exact 1.5 * 2^23 add instead of I2FP
+                hm = Program(sources, 'bw8_hopper')
+                hm.text = '#define BW8_I2F_MAGIC\n' + hm.text
+                o = cached_cubin(hm, ['--gpu-architecture=sm_90a'] + BACKEND_OPTIONS)
+                mm = self.drv.load(o['cubin'])
+                self.f_wg['ppm'] = self.drv.func(mm, 'bw8_gemm_wgmma_pp_b128', WG_SMEM)
+                self.f_wg['mixedm'] = self.drv.func(mm, 'bw8_gemm_wgmma_pp_b128_mixed', WG_SMEM)
+                if os.path.exists(os.path.join(sources, 'bw8_hopper_c3.cu')):
+                    cm = Program(sources, 'bw8_hopper_c3')
+                    cm.text = '#define C3_PROBES\n#define BW8_I2F_MAGIC\n' + cm.text
+                    o = cached_cubin(cm, ['--gpu-architecture=sm_90a'] + BACKEND_OPTIONS)
+                    m3m = self.drv.load(o['cubin'])
+                    self.f_wg['c3m'] = self.drv.func(m3m, 'bw8_gemm_wgmma_c3_b128', C3_SMEM)
+                    self.f_wg['c3mcm'] = self.drv.func(m3m, 'bw8_gemm_wgmma_c3mc_b128', C3_SMEM)
 
     def stream(self):
         return self.torch.cuda.current_stream().cuda_stream
@@ -303,22 +333,105 @@ class Kernels:
             maps.append(self.drv.tmap_2d_u8(qw.data_ptr(), N, K, box_rows=64))
         return maps
 
+    def c3_maps(self, qx, qw, mc=False):
+        """The c3 kernels' tensor maps: A with 192-row boxes (96 for the cluster kernel, each CTA loading
+        half), W with 128-row boxes."""
+        M, K = qx.shape
+        N = qw.shape[0]
+        return [self.drv.tmap_2d_u8(qx.data_ptr(), M, K, box_rows=96 if mc else 192),
+                self.drv.tmap_2d_u8(qw.data_ptr(), N, K)]
+
     def gemm_wgmma(self, qx, sx, qw, sw, bias, y, B, maps=None, variant='pp', wide=None):
         """variant: 'pp' (128 x 128 tiles), 'mixed' (`wide` 128-column tiles, then 128 x 64 ones; B == 128)
         or 'v1'."""
         M, N, K, bdt, odt, bp = self._common(qx, sx, qw, sw, bias, y)
-        if B == 128 and variant in ('pp', 'mixed'):
+        if variant.startswith('c3'):
+            assert B == 128
+            mc = variant.startswith('c3mc')
+            maps = maps if maps is not None else self.c3_maps(qx, qw, mc)
+            if mc:  # clusters of 2 CTAs, one pair of column tiles each
+                grid = 2 * min(((M + 191) // 192) * (((N + 127) // 128 + 1) // 2), self.sms // 2)
+            else:
+                grid = min(((M + 191) // 192) * ((N + 127) // 128), self.sms)
+            self.drv.launch(self.f_wg[variant], (grid,), (512,), C3_SMEM, self.stream(),
+                            list(maps) + [('ptr', sx.data_ptr()), ('ptr', sw.data_ptr()), ('ptr', bp),
+                                          ('ptr', y.data_ptr()), M, N, K, B, bdt, odt])
+            return
+        if B == 128 and variant in ('pp', 'mixed', 'ppm', 'mixedm'):
             f = self.f_wg[variant]
         else:
             f = self.f_wg[128 if B % 128 == 0 else B]
-        maps = maps if maps is not None else self.wgmma_maps(qx, qw, variant == 'mixed')
-        wide = (N + 127) // 128 if variant != 'mixed' else wide
+        mixed = variant in ('mixed', 'mixedm')
+        maps = maps if maps is not None else self.wgmma_maps(qx, qw, mixed)
+        wide = (N + 127) // 128 if not mixed else wide
         rest = N - 128 * wide
         tiles = ((M + 127) // 128) * (wide + ((rest + 63) // 64 if rest > 0 else 0))
-        extra = [wide] if variant == 'mixed' else []
+        extra = [wide] if mixed else []
         self.drv.launch(f, (min(tiles, self.sms),), (384,), WG_SMEM, self.stream(),
                         list(maps) + [('ptr', sx.data_ptr()), ('ptr', sw.data_ptr()), ('ptr', bp),
                                       ('ptr', y.data_ptr()), M, N, K, B, bdt, odt] + extra)
+
+
+# ------------------------------------------------------------------------------------------ references
+def ref_quant(x, B, round_mode):
+    """Exact reference on the CPU (IEEE float32 division)."""
+    import torch
+    x = x.float().cpu()
+    M, K = x.shape
+    KB = (K + B - 1) // B
+    xp = torch.zeros((M, KB * B), dtype=torch.float32)
+    xp[:, :K] = x
+    xb = xp.view(M, KB, B)
+    amax = xb.abs().amax(dim=2)
+    scale = amax / 127.0
+    sc = scale.unsqueeze(2)
+    safe = torch.where(sc == 0, torch.ones_like(sc), sc)
+    t = xb / safe
+    t = torch.round(t) if round_mode == 0 else torch.trunc(t)
+    t = t.clamp(-127, 127)
+    t = torch.where(sc == 0, torch.zeros_like(t), t)
+    return t.view(M, KB * B)[:, :K].to(torch.int8), scale
+
+
+def quant_weight(w, B):
+    """B x B block weight quantization (nearest even), on the GPU; used to make test/bench weights."""
+    import torch
+    N, K = w.shape
+    NB, KB = (N + B - 1) // B, (K + B - 1) // B
+    wp = torch.zeros((NB * B, KB * B), dtype=torch.float32, device=w.device)
+    wp[:N, :K] = w.float()
+    wb = wp.view(NB, B, KB, B)
+    amax = wb.abs().amax(dim=(1, 3))
+    scale = amax / 127.0
+    sc = scale[:, None, :, None]
+    safe = torch.where(sc == 0, torch.ones_like(sc), sc)
+    q = torch.round(wb / safe).clamp(-127, 127)
+    return q.view(NB * B, KB * B)[:N, :K].to(torch.int8).contiguous(), scale.contiguous()
+
+
+def ref_gemm(qx, sx, qw, sw, bias, B, Bn, rows=None):
+    import torch
+    M, K = qx.shape
+    N = qw.shape[0]
+    if rows is not None:
+        qx, sx = qx[rows], sx[rows]
+    xd = qx.double() * sx.double().repeat_interleave(B, dim=1)[:, :K]
+    swe = sw.double().repeat_interleave(Bn, dim=0)[:N].repeat_interleave(B, dim=1)[:, :K]
+    wd = qw.double() * swe
+    y = xd @ wd.t()
+    if bias is not None:
+        y = y + bias.double()[None, :]
+    return y
+
+
+def relerr(out, ref):
+    o = out.double()
+    if not bool(o.isfinite().all()):
+        return float('inf')
+    return float((o - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+TOL = {'f32': 2e-6, 'f16': 1e-3, 'bf16': 6e-3}
 
 
 NARROW_TILE_COST = 0.62
@@ -430,6 +543,15 @@ def run_checks(K_, args):
                     if oi == 2:
                         y = torch.full((M, N), float('nan'), dtype=odt, device=dev)
                         K_.gemm_wgmma(qx, sx, qw, sw, bias, y, B, variant='pp')
+                    for v in [v for v in ('c3', 'c3mc', 'c3m', 'c3mcm', 'ppm') if v in K_.f_wg]:
+                        y2 = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+                        K_.gemm_wgmma(qx, sx, qw, sw, bias, y2, B, variant=v)
+                        torch.cuda.synchronize()
+                        e2 = relerr(y2, ref)
+                        same = bool(torch.equal(y, y2))
+                        rec('wgmma-%s M=%d N=%d K=%d out=%s bias=%s' % (
+                            v, M, N, K, on, None if bias is None else str(bias.dtype)[6:]),
+                            e2 < TOL[on] and same, 'rel err %.2e, bit-identical to pp: %s' % (e2, same))
                     for wide in sorted({0, ((N + 127) // 128) // 2, wide_column_tiles(M, N, K_.sms)}):
                         y2 = torch.full((M, N), float('nan'), dtype=odt, device=dev)
                         K_.gemm_wgmma(qx, sx, qw, sw, bias, y2, B, variant='mixed', wide=wide)
@@ -692,6 +814,68 @@ def run_tiles(K_, args):
           '(vec16), as bf16 time / it) ===\n' + '\n'.join(out))
 
 
+VARIANT_SHAPES = WAN + [(2048, 3072, 3072), (4096, 5120, 5120)]
+
+
+def run_variants(K_, args):
+    """The launch's choice today (pp, or the mixed tiles at small M) against the other B = 128 kernels
+    (c3: three consumer warpgroups, 192 x 128 tiles; c3np: its no-promotion timing probe) beside torch bf16,
+    one process, CUDA-graph medians, each also with the activation quantizer (+q, as bf16 time / it);
+    every timed output of c3 compared bit for bit with pp's."""
+    torch = K_.torch
+    F = torch.nn.functional
+    dev = 'cuda'
+    B = 128
+    names = [v for v in ('c3', 'c3m', 'c3mc', 'c3mcm', 'c3np', 'c3mcnp') if v in K_.f_wg]
+    out = []
+    for (M, N, K) in (VARIANT_SHAPES[:1] + VARIANT_SHAPES[6:7] if args.quick else VARIANT_SHAPES):
+        nrot = 1 if M * K * 2 > 2e8 else 4
+        xs = [torch.randn(M, K, device=dev, dtype=torch.bfloat16) for _ in range(nrot)]
+        ws = [(torch.randn(N, K, device=dev) * 0.02).to(torch.bfloat16) for _ in range(nrot)]
+        inner, reps = (2, 8) if M > 4096 else (20, 15)
+        t_bf = bench_graph(lambda i: F.linear(xs[i % nrot], ws[i % nrot]), inner, reps)[0]
+        qws = [quant_weight(w, B) for w in ws]
+        qxs = [K_.quantize(x, B) for x in xs]
+        t_q = bench_graph(lambda i: K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0], qxs[i % nrot][1]), inner, reps)[0]
+        y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+        y_pp = torch.empty_like(y)
+        K_.gemm_wgmma(qxs[0][0], qxs[0][1], qws[0][0], qws[0][1], None, y_pp, B, variant='pp')
+        rule = wide_column_tiles(M, N, K_.sms)
+        base = ['pp', 'ppm'] if rule == (N + 127) // 128 else ['mixed', 'mixedm']
+        base = [b for b in base if b in K_.f_wg]
+        res, same = {}, {}
+        for name in base + names:
+            if name in ('mixed', 'mixedm'):
+                maps = [K_.wgmma_maps(qxs[i][0], qws[i][0], True) for i in range(nrot)]
+            elif name in ('pp', 'ppm'):
+                maps = [K_.wgmma_maps(qxs[i][0], qws[i][0]) for i in range(nrot)]
+            else:
+                maps = [K_.c3_maps(qxs[i][0], qws[i][0], name.startswith('c3mc')) for i in range(nrot)]
+
+            def G(i, v=name, maps=maps):
+                j = i % nrot
+                K_.gemm_wgmma(qxs[j][0], qxs[j][1], qws[j][0], qws[j][1], None, y, B, maps[j], v, rule)
+            res[name] = bench_graph(G, inner, reps)[0]
+            res[name + '+q'] = bench_graph(lambda i, G=G: (K_.quantize(xs[i % nrot], B, 0, qxs[i % nrot][0],
+                                                                        qxs[i % nrot][1]), G(i)), inner, reps)[0]
+            y.fill_(float('nan'))
+            G(0)
+            torch.cuda.synchronize()
+            same[name] = bool(torch.equal(y, y_pp))
+        tf = lambda t: 2.0 * M * N * K / (t * 1e-3) / 1e12
+        line = '%5d %5d %5d | bf16 %7.1f us %4.0f | quant %6.1f us' % (M, N, K, t_bf * 1e3, tf(t_bf), t_q * 1e3)
+        for name in base + names:
+            line += ' | %s %7.1f us %4.0f +q %.2fx%s' % (name, res[name] * 1e3, tf(res[name]), t_bf / res[name + '+q'],
+                                                        '' if name.endswith('np') else (' bits=pp' if same[name] else ' BITS DIFFER'))
+        out.append(line)
+        print(line, flush=True)
+        del xs, ws, qws, qxs, y, y_pp
+        torch.cuda.empty_cache()
+    print('\n=== INT8 W8A8 B = 128 kernels (bf16 in/out; us and TFLOP/s or TOP/s; +q = with the activation quantizer, '
+          'as bf16 time / it; c3np = timing probe, wrong numbers) on %s ===\n' % torch.cuda.get_device_name()
+          + '\n'.join(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--sources', default=None)
@@ -703,6 +887,8 @@ def main():
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--fill-cache', action='store_true')
     ap.add_argument('--tiles', action='store_true', help='128 x 128 against mixed 128 x 64 tiles, M = 1024 to 54560')
+    ap.add_argument('--variants', action='store_true', help='pp / mixed against c3 (192 x 128 tiles) and probes')
+    ap.add_argument('--probes', action='store_true', help='also compile the timing probes (harness only)')
     args = ap.parse_args()
     sp = find_sources(args.sources)
     portable, hopper = programs(sp)
@@ -720,7 +906,7 @@ def main():
     import torch
     torch.cuda.init()
     torch.zeros(1, device='cuda')
-    K_ = Kernels(sp, want_hopper=not args.skip_wgmma)
+    K_ = Kernels(sp, want_hopper=not args.skip_wgmma, probes=args.probes)
     ok = True
     if args.check:
         ok = run_checks(K_, args)
@@ -728,6 +914,8 @@ def main():
         run_bench(K_, args)
     if args.tiles:
         run_tiles(K_, args)
+    if args.variants:
+        run_variants(K_, args)
     sys.exit(0 if ok else 1)
 
 
