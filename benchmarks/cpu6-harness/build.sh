@@ -7,6 +7,6 @@ CC="clang -O3 -fno-math-errno -I$K/include -I$K"
 objs=""
 for f in $K/*.c; do $CC -c $f -o $O/obj-$$/$(basename $f .c).o & objs="$objs $O/obj-$$/$(basename $f .c).o"; done
 for j in $(jobs -p); do wait $j || exit 1; done
-$CC benchmarks/cpu6-harness/harness.c $objs -lpthread -lm -o $O/harness
+$CC benchmarks/cpu6-harness/harness.c $objs -lpthread -lm -ldl -o $O/harness
 rm -rf $O/obj-$$
 echo "built $O/harness"

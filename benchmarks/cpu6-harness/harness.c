@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dlfcn.h>
 
 static double tcpu(void) {
     struct timespec t;
@@ -41,7 +42,23 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < m * kb; i++) sx[i] = 1e-3f * (1 + rnd() % 100);
     double *t = xa(reps * 8);
     int64_t nh = strcmp(mode, "par") == 0 ? n : n / 2;
-    if (!strcmp(mode, "w8a8") || !strcmp(mode, "par")) {
+    if (!strcmp(mode, "sgemm")) {
+        // OpenBLAS (the system's libopenblas.so.0) on this thread: y = x W^T for N/2 columns.
+        void *h = dlopen("libopenblas.so.0", RTLD_NOW);
+        if (!h) { fprintf(stderr, "no openblas\n"); return 1; }
+        void (*setn)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+        void (*gemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int) =
+            (void (*)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int))dlsym(h, "cblas_sgemm");
+        setn(1);
+        float *xf = xa(m * k * 4), *wf = xa(n * k * 4);
+        for (int64_t i = 0; i < m * k; i++) xf[i] = (float)x[i] * 0.01f;
+        for (int64_t i = 0; i < n * k; i++) wf[i] = (float)w[i] * 0.01f;
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = tcpu();
+            gemm(101, 111, 112, (int)m, (int)nh, (int)k, 1, xf, (int)k, wf, (int)k, 0, out, (int)n);
+            if (r) t[r - 1] = tcpu() - t0;
+        }
+    } else if (!strcmp(mode, "w8a8") || !strcmp(mode, "par")) {
         int64_t rows, rb;
         ck_i8_gemm_activation_size(m, k, bk, path, &rows, &rb);
         void *ap = xa(rows * rb);
