@@ -89,4 +89,55 @@ struct CPUKernelAVX512Tests {
             #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "AMX \(inputShape) N=\(n) B=\(blockSize)")
         }
     }
+
+    /// (input shape, N, block size) for the AVX-512 VNNI W8A8 GEMM that reads the weight in place (session
+    /// 6, int8_gemm_avx512.c: k and the block multiples of 4): 64-row tiles of 1-4 row vectors (M = 17, 33,
+    /// 48, 64, 100, 130: 2, 3, 4 vectors, two and three tiles), column groups of 24 / rv with a ragged last
+    /// group (N = 70, 37, 5000), 16 K blocks reduced at once and a partial set (K = 2304 at B = 128: 18 blocks),
+    /// block widths 4, 36 and 100 (masked block-sum tails), the last block shorter (K = 1000 at B = 128),
+    /// and K = 1002 (not a multiple of 4: the packed path).
+    static let vnniCases: [([Int], Int, Int)] = [
+        ([17, 256], 70, 128), ([33, 2304], 37, 128), ([48, 1000], 96, 128), ([64, 384], 5000, 128),
+        ([2, 50, 512], 100, 4), ([100, 720], 33, 36), ([130, 400], 40, 100), ([40, 1002], 24, 128),
+    ]
+
+    @Test("AVX-512 VNNI W8A8 with the weight in place is bit-identical to the reference (and at codes +-127)",
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 (F, BW, VL, VNNI)"))
+    func vnniWeightInPlaceIsExact() throws {
+        for (index, (inputShape, n, blockSize)) in Self.vnniCases.enumerated() {
+            let k = inputShape.last!, m = inputShape.dropLast().reduce(1, *)
+            let seed = UInt64(4500 + index * 7)
+            let weightLayout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
+            let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
+                                                             shape: [n, k]), layout: weightLayout)
+            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+            let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize))
+            let bias = try Tensor.randomNormal([n], seed: seed + 2)
+            let expected = BlockWiseINT8Reference.linear(
+                inputCodes: try qx.data.elements(as: Int8.self), inputScales: try qx.scale.floats(), m: m, k: k,
+                weightCodes: try w.data.elements(as: Int8.self), weightScales: try w.scale.floats(), n: n,
+                weightBlockRows: weightLayout.blockRows, blockColumns: blockSize, bias: try bias.floats())
+            let y = try CPUKernelPath.withPath(.avx512vnni) {
+                try FallbackPolicy.withPolicy(.fail) { try linear(qx, w, bias: bias).dequantized().floats() }
+            }
+            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "VNNI \(inputShape) N=\(n) B=\(blockSize)")
+        }
+        // Codes at +-127 everywhere (every block sum at its extreme): a constant input and an alternating
+        // weight quantize to exactly those codes.
+        let (m, n, k) = (64, 30, 3072)
+        let x = try Tensor([Float](repeating: -1, count: m * k), shape: [m, k])
+        let wValues = (0..<(n * k)).map { Float(($0 + $0 / k) % 2 == 0 ? 1 : -1) }
+        let layout = try BlockWiseINT8Layout.weight(blockSize: 128)
+        let w = try QuantizedTensor.fromFloat(try Tensor(wValues, shape: [n, k]), layout: layout)
+        let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: 128))
+        let codes = try w.data.elements(as: Int8.self), inputCodes = try qx.data.elements(as: Int8.self)
+        #expect(codes.allSatisfy { $0 == 127 || $0 == -127 } && inputCodes.allSatisfy { $0 == -127 })
+        let expected = BlockWiseINT8Reference.linear(
+            inputCodes: inputCodes, inputScales: try qx.scale.floats(), m: m, k: k, weightCodes: codes,
+            weightScales: try w.scale.floats(), n: n, weightBlockRows: layout.blockRows, blockColumns: 128, bias: nil)
+        let y = try CPUKernelPath.withPath(.avx512vnni) {
+            try FallbackPolicy.withPolicy(.fail) { try linear(qx, w).dequantized().floats() }
+        }
+        #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "VNNI +-127")
+    }
 }

@@ -20,6 +20,13 @@ void ck_i8_gemm_activation_size(int64_t m, int64_t k, int64_t bk, int path, int6
         *row_bytes = 0;
         return;
     }
+#if CK_X86
+    if (ck_gemm_wt_applies(m, k, bk, path)) {
+        *rows = ck_round_up(m, 16);
+        *row_bytes = k;
+        return;
+    }
+#endif
     const ck_gemm_geometry g = ck_gemm_geometry_of(path);
     *rows = ck_round_up(m, g.mr);
     *row_bytes = ck_gemm_packed_k(k, bk, g.group);
@@ -29,6 +36,12 @@ void ck_i8_gemm_pack_activation(const int8_t *x, const float *sx, int64_t m, int
                                 int64_t row0, int64_t row1, void *apack, float *sxpack) {
     int64_t rows, row_bytes;
     ck_i8_gemm_activation_size(m, k, bk, path, &rows, &row_bytes);
+#if CK_X86
+    if (ck_gemm_wt_applies(m, k, bk, path)) {
+        ck_gemm_wt_pack_activation(x, sx, m, k, bk, row0, row1, (uint8_t *)apack, sxpack);
+        return;
+    }
+#endif
     const ck_gemm_geometry g = ck_gemm_geometry_of(path);
     const int64_t kb = ck_ceil_div(k, bk), bp = ck_round_up(bk, g.group);
     const uint8_t flip = g.act_u8 ? 0x80 : 0;
@@ -269,6 +282,7 @@ int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path
     if (n0 >= n1) return 0;
 #if CK_X86
     if (path == CK_PATH_AMX) return ck_gemm_amx(args, n0, n1);
+    if (ck_gemm_wt_applies(args->m, args->k, args->bk, path)) return ck_gemm_wt_run(args, n0, n1);
 #endif
     if (path == CK_PATH_PORTABLE) return gemm_portable(args, n0, n1);
     return gemm_packed(args, n0, n1, path);

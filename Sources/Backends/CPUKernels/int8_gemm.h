@@ -74,6 +74,14 @@ void ck_gemm_ukernel_avx512vnni(const uint8_t *a, int64_t lda, int64_t block_byt
 /// columns. args->apack NULL: the activation is read in place (ck_i8_gemm_activation_in_place).
 /// Returns 0, or -1 when a buffer cannot be allocated.
 int ck_gemm_amx(const ck_i8_gemm_args *a, int64_t n0, int64_t n1);
+
+/// 1 when the AVX-512 VNNI GEMM reads the weight in place (int8_gemm_avx512.c) for these sizes: the
+/// activation is then packed by ck_gemm_wt_pack_activation (rows padded to 16, no K padding) and the
+/// product run by ck_gemm_wt_run.
+int ck_gemm_wt_applies(int64_t m, int64_t k, int64_t bk, int path);
+void ck_gemm_wt_pack_activation(const int8_t *x, const float *sx, int64_t m, int64_t k, int64_t bk, int64_t row0,
+                                int64_t row1, uint8_t *apack, float *sxt);
+int ck_gemm_wt_run(const ck_i8_gemm_args *a, int64_t n0, int64_t n1);
 #endif
 
 #endif
