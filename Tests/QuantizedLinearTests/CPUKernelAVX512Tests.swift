@@ -70,24 +70,7 @@ struct CPUKernelAVX512Tests {
     @Test("AMX W8A8: in-place activation, tail rows and wide panels are bit-identical to the reference",
           .enabled(if: CPUKernelPath.amx.isSupported, "skipped: this CPU has no AMX-INT8, or the OS refused tile data"))
     func amxTilingsAreExact() throws {
-        for (index, (inputShape, n, blockSize)) in Self.amxCases.enumerated() {
-            let k = inputShape.last!, m = inputShape.dropLast().reduce(1, *)
-            let seed = UInt64(4300 + index * 7)
-            let weightLayout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
-            let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
-                                                             shape: [n, k]), layout: weightLayout)
-            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
-            let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize))
-            let bias = try Tensor.randomNormal([n], seed: seed + 2)
-            let expected = BlockWiseINT8Reference.linear(
-                inputCodes: try qx.data.elements(as: Int8.self), inputScales: try qx.scale.floats(), m: m, k: k,
-                weightCodes: try w.data.elements(as: Int8.self), weightScales: try w.scale.floats(), n: n,
-                weightBlockRows: weightLayout.blockRows, blockColumns: blockSize, bias: try bias.floats())
-            let y = try CPUKernelPath.withPath(.amx) {
-                try FallbackPolicy.withPolicy(.fail) { try linear(qx, w, bias: bias).dequantized().floats() }
-            }
-            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "AMX \(inputShape) N=\(n) B=\(blockSize)")
-        }
+        try Self.expectLinearsMatchReference(Self.amxCases, path: .amx, firstSeed: 4300, label: "AMX")
     }
 
     /// (input shape, N, block size) for the AVX-512 VNNI W8A8 GEMM that reads the weight in place (session
@@ -104,24 +87,7 @@ struct CPUKernelAVX512Tests {
     @Test("AVX-512 VNNI W8A8 with the weight in place is bit-identical to the reference (and at codes +-127)",
           .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 (F, BW, VL, VNNI)"))
     func vnniWeightInPlaceIsExact() throws {
-        for (index, (inputShape, n, blockSize)) in Self.vnniCases.enumerated() {
-            let k = inputShape.last!, m = inputShape.dropLast().reduce(1, *)
-            let seed = UInt64(4500 + index * 7)
-            let weightLayout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
-            let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
-                                                             shape: [n, k]), layout: weightLayout)
-            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
-            let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize))
-            let bias = try Tensor.randomNormal([n], seed: seed + 2)
-            let expected = BlockWiseINT8Reference.linear(
-                inputCodes: try qx.data.elements(as: Int8.self), inputScales: try qx.scale.floats(), m: m, k: k,
-                weightCodes: try w.data.elements(as: Int8.self), weightScales: try w.scale.floats(), n: n,
-                weightBlockRows: weightLayout.blockRows, blockColumns: blockSize, bias: try bias.floats())
-            let y = try CPUKernelPath.withPath(.avx512vnni) {
-                try FallbackPolicy.withPolicy(.fail) { try linear(qx, w, bias: bias).dequantized().floats() }
-            }
-            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "VNNI \(inputShape) N=\(n) B=\(blockSize)")
-        }
+        try Self.expectLinearsMatchReference(Self.vnniCases, path: .avx512vnni, firstSeed: 4500, label: "VNNI")
         // Codes at +-127 everywhere (every block sum at its extreme): a constant input and an alternating
         // weight quantize to exactly those codes.
         let (m, n, k) = (64, 30, 3072)
@@ -139,5 +105,30 @@ struct CPUKernelAVX512Tests {
             try FallbackPolicy.withPolicy(.fail) { try linear(qx, w).dequantized().floats() }
         }
         #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "VNNI +-127")
+    }
+
+    /// For each (input shape, N, block size): a W8A8 linear with bias on `path` (fallback policy `fail`) has
+    /// the bits of `BlockWiseINT8Reference.linear` on the same codes and scales; case i draws its values from
+    /// seeds `firstSeed + 7 i` (input), `+ 1` (weight) and `+ 2` (bias).
+    static func expectLinearsMatchReference(_ cases: [([Int], Int, Int)], path: CPUKernelPath, firstSeed: UInt64,
+                                            label: String) throws {
+        for (index, (inputShape, n, blockSize)) in cases.enumerated() {
+            let k = inputShape.last!, m = inputShape.dropLast().reduce(1, *)
+            let seed = firstSeed + UInt64(index * 7)
+            let weightLayout = try BlockWiseINT8Layout.weight(blockSize: blockSize)
+            let w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
+                                                             shape: [n, k]), layout: weightLayout)
+            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+            let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize))
+            let bias = try Tensor.randomNormal([n], seed: seed + 2)
+            let expected = BlockWiseINT8Reference.linear(
+                inputCodes: try qx.data.elements(as: Int8.self), inputScales: try qx.scale.floats(), m: m, k: k,
+                weightCodes: try w.data.elements(as: Int8.self), weightScales: try w.scale.floats(), n: n,
+                weightBlockRows: weightLayout.blockRows, blockColumns: blockSize, bias: try bias.floats())
+            let y = try CPUKernelPath.withPath(path) {
+                try FallbackPolicy.withPolicy(.fail) { try linear(qx, w, bias: bias).dequantized().floats() }
+            }
+            #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(label) \(inputShape) N=\(n) B=\(blockSize)")
+        }
     }
 }
