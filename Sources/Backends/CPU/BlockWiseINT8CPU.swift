@@ -176,7 +176,8 @@ enum BlockWiseINT8CPU {
         let packedCodes = packed.storage.hostPointer
         let packedScaleValues = packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self)
         if packing {
-            CPUKernels.parallelRanges(count: Int(rows), minimumPerThread: 16) { range in
+            // Ranges of whole 16-row vectors: the in-place VNNI packer transposes 16 rows at a time.
+            CPUKernels.parallelRanges(count: Int(rows), granule: 16, minimumPerThread: 16) { range in
                 ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code,
                                            Int64(range.lowerBound), Int64(range.upperBound), packedCodes,
                                            packedScaleValues)
