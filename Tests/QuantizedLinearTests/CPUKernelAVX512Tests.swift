@@ -1,3 +1,4 @@
+import CQLKernels
 import QuantizedLinear
 import Testing
 
@@ -78,10 +79,15 @@ struct CPUKernelAVX512Tests {
     /// 48, 64, 100, 130: 2, 3, 4 vectors, two and three tiles), column groups of 24 / rv with a ragged last
     /// group (N = 70, 37, 5000), 16 K blocks reduced at once and a partial set (K = 2304 at B = 128: 18 blocks),
     /// block widths 4, 36 and 100 (masked block-sum tails), the last block shorter (K = 1000 at B = 128),
-    /// and K = 1002 (not a multiple of 4: the packed path).
+    /// and K = 1002 (not a multiple of 4: the packed path). Session 7 (block sums at the first tile's
+    /// flush, kept for later tiles; 16 x 16 transposes in the packer and the 48-column output spans):
+    /// K = 388 (97 quads: 16-quad transposes plus one quad per row), N = 49 and 97 (a span plus 1 / 2 spans
+    /// plus 1 column), M = 80 (a 4-vector tile, then a 1-vector tile of 24-column groups reading the sums),
+    /// M = 1030 (17 tiles, the last one with 6 live rows).
     static let vnniCases: [([Int], Int, Int)] = [
         ([17, 256], 70, 128), ([33, 2304], 37, 128), ([48, 1000], 96, 128), ([64, 384], 5000, 128),
         ([2, 50, 512], 100, 4), ([100, 720], 33, 36), ([130, 400], 40, 100), ([40, 1002], 24, 128),
+        ([64, 388], 49, 4), ([80, 3072], 97, 128), ([1030, 256], 97, 128), ([21, 1028], 50, 128),
     ]
 
     @Test("AVX-512 VNNI W8A8 with the weight in place is bit-identical to the reference (and at codes +-127)",
@@ -105,6 +111,61 @@ struct CPUKernelAVX512Tests {
             try FallbackPolicy.withPolicy(.fail) { try linear(qx, w).dequantized().floats() }
         }
         #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "VNNI +-127")
+        try Self.expectExtremeCodesExact(m: 37, n: 50, k: 1028)
+    }
+
+    /// Codes at +-127 everywhere on `.avx512vnni` (a constant input and an alternating weight quantize to
+    /// exactly those codes): the reference's bits.
+    static func expectExtremeCodesExact(m: Int, n: Int, k: Int) throws {
+        let x = try Tensor([Float](repeating: -1, count: m * k), shape: [m, k])
+        let wValues = (0..<(n * k)).map { Float(($0 + $0 / k) % 2 == 0 ? 1 : -1) }
+        let layout = try BlockWiseINT8Layout.weight(blockSize: 128)
+        let w = try QuantizedTensor.fromFloat(try Tensor(wValues, shape: [n, k]), layout: layout)
+        let qx = try QuantizedTensor.fromFloat(x, layout: try BlockWiseINT8Layout.activation(blockSize: 128))
+        let codes = try w.data.elements(as: Int8.self), inputCodes = try qx.data.elements(as: Int8.self)
+        #expect(codes.allSatisfy { $0 == 127 || $0 == -127 } && inputCodes.allSatisfy { $0 == -127 })
+        let expected = BlockWiseINT8Reference.linear(
+            inputCodes: inputCodes, inputScales: try qx.scale.floats(), m: m, k: k, weightCodes: codes,
+            weightScales: try w.scale.floats(), n: n, weightBlockRows: layout.blockRows, blockColumns: 128, bias: nil)
+        let y = try CPUKernelPath.withPath(.avx512vnni) {
+            try FallbackPolicy.withPolicy(.fail) { try linear(qx, w).dequantized().floats() }
+        }
+        #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "VNNI +-127 M=\(m) N=\(n) K=\(k)")
+    }
+
+    @Test("AVX-512 VNNI in-place packer: any row ranges (16-row vectors split or whole) give the same bytes",
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 (F, BW, VL, VNNI)"))
+    func vnniPackerRangesAgree() throws {
+        // M = 70 (80 rows: a 64-row tile and a 16-row tile), K = 388 (97 quads), B = 128 (4 blocks).
+        let (m, k, bk) = (70, 388, 128)
+        let path = Int32(CK_PATH_AVX512VNNI)
+        let codes = (0..<(m * k)).map { Int8(truncatingIfNeeded: ($0 * 37 + $0 / k) % 255 - 127) }
+        let kBlocks = (k + bk - 1) / bk
+        let scales = (0..<(m * kBlocks)).map { Float($0 + 1) }
+        var rows: Int64 = 0, rowBytes: Int64 = 0
+        ck_i8_gemm_activation_size(Int64(m), Int64(k), Int64(bk), path, &rows, &rowBytes)
+        #expect(rows == 80 && rowBytes == Int64(k))
+        func pack(_ bounds: [Int]) -> ([UInt8], [Float]) {
+            var packed = [UInt8](repeating: 0xAA, count: Int(rows * rowBytes))
+            var packedScales = [Float](repeating: -1, count: Int(rows) * kBlocks)
+            packed.withUnsafeMutableBytes { p in
+                packedScales.withUnsafeMutableBufferPointer { s in
+                    for (lower, upper) in zip(bounds, bounds.dropFirst()) {
+                        ck_i8_gemm_pack_activation(codes, scales, Int64(m), Int64(k), Int64(bk), path, Int64(lower),
+                                                   Int64(upper), p.baseAddress, s.baseAddress)
+                    }
+                }
+            }
+            return (packed, packedScales)
+        }
+        let whole = pack([0, 80])
+        // Row 5 of the packed tile, quad 96 (the last, packed one quad at a time): codes ^ 0x80 at
+        // quad * 4 row vectors * 64 + 4 * row.
+        #expect(whole.0[96 * 4 * 64 + 4 * 5] == UInt8(bitPattern: codes[5 * k + 384]) ^ 0x80)
+        for bounds in [[0, 5, 16, 37, 64, 71, 80], [0, 16, 32, 48, 64, 80], [0, 1, 79, 80]] {
+            let split = pack(bounds)
+            #expect(split.0 == whole.0 && split.1 == whole.1, "ranges \(bounds)")
+        }
     }
 
     /// For each (input shape, N, block size): a W8A8 linear with bias on `path` (fallback policy `fail`) has
