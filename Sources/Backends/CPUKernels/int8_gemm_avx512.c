@@ -103,18 +103,22 @@ CK_VNNI static inline __m512i hsum_all(__m512i v) {
 
 /// One micro-tile: RV row vectors (16 rows each) of the packed tile `a` x NB weight rows `wr`, over
 /// all K blocks; c[col * 64 + row] gets the float sums. sums: find corr[n][j] (128 x the block's sum of
-/// weight row n) at each flush and store it; else read it.
+/// weight row n) at each flush, store it and subtract it; else start the accumulators at -corr[n][j]
+/// (the same wrapping int32 sum). Columns of one weight block row share one sx * sw product per row.
 #define WT_TILE(RV, NB)                                                                                             \
     CK_VNNI static void wt_tile_##RV(const uint8_t *a, const int8_t *const *wr, int64_t k, int64_t bk,              \
                                      int32_t *const *corr, int sums, const float *sxt, int64_t rows,                \
                                      const float *const *swr, const int8_t *const *next, float *c) {                \
         const int64_t kb = ck_ceil_div(k, bk);                                                                      \
         const __m512i ones = _mm512_set1_epi8(1);                                                                   \
+        const int one_sw = swr[0] == swr[NB - 1]; /* every column in one weight block row: one sx * sw */        \
         for (int64_t j = 0; j < kb; j++) {                                                                          \
             const int64_t p0 = j * bk, len = k - p0 < bk ? k - p0 : bk;                                             \
             __m512i acc[RV][NB];                                                                                    \
-            _Pragma("clang loop unroll(full)") for (int v = 0; v < RV; v++)                                         \
-                _Pragma("clang loop unroll(full)") for (int n = 0; n < NB; n++) acc[v][n] = _mm512_setzero_si512(); \
+            _Pragma("clang loop unroll(full)") for (int n = 0; n < NB; n++) {                                       \
+                const __m512i start = sums ? _mm512_setzero_si512() : _mm512_set1_epi32(-corr[n][j]);              \
+                _Pragma("clang loop unroll(full)") for (int v = 0; v < RV; v++) acc[v][n] = start;                  \
+            }                                                                                                       \
             if (next) {                                                                                             \
                 _Pragma("clang loop unroll(full)") for (int n = 0; n < NB; n++) {                                   \
                     for (int64_t t = 0; t < len; t += 64) _mm_prefetch((const char *)(next[n] + p0 + t), _MM_HINT_T1); \
@@ -135,8 +139,12 @@ CK_VNNI static inline __m512i hsum_all(__m512i v) {
                         acc[v][n] = _mm512_dpbusd_epi32(acc[v][n], av[v], b);                                       \
                 }                                                                                                   \
             }                                                                                                       \
+            __m512 sxv[RV];                                                                                         \
+            _Pragma("clang loop unroll(full)") for (int v = 0; v < RV; v++) {                                       \
+                sxv[v] = _mm512_loadu_ps(sxt + j * rows + 16 * v);                                                  \
+                if (one_sw) sxv[v] = _mm512_mul_ps(sxv[v], _mm512_set1_ps(swr[0][j]));                              \
+            }                                                                                                       \
             _Pragma("clang loop unroll(full)") for (int n = 0; n < NB; n++) {                                       \
-                __m512i cr;                                                                                         \
                 if (sums) {                                                                                         \
                     __m512i s = _mm512_setzero_si512();                                                             \
                     int64_t t = 0;                                                                                  \
@@ -145,18 +153,18 @@ CK_VNNI static inline __m512i hsum_all(__m512i v) {
                     if (t < len)                                                                                    \
                         s = _mm512_dpbusd_epi32(                                                                    \
                             s, ones, _mm512_maskz_loadu_epi8(((__mmask64)1 << (len - t)) - 1, (const void *)(wr[n] + p0 + t))); \
-                    cr = _mm512_slli_epi32(hsum_all(s), 7);                                                         \
+                    const __m512i cr = _mm512_slli_epi32(hsum_all(s), 7);                                           \
                     corr[n][j] = _mm_cvtsi128_si32(_mm512_castsi512_si128(cr));                                     \
-                } else {                                                                                            \
-                    cr = _mm512_set1_epi32(corr[n][j]);                                                             \
+                    _Pragma("clang loop unroll(full)") for (int v = 0; v < RV; v++)                                 \
+                        acc[v][n] = _mm512_sub_epi32(acc[v][n], cr);                                                \
                 }                                                                                                   \
                 const __m512 sw = _mm512_set1_ps(swr[n][j]);                                                        \
                 _Pragma("clang loop unroll(full)") for (int v = 0; v < RV; v++) {                                   \
                     float *cv = c + n * TILE_ROWS + 16 * v;                                                         \
-                    const __m512 sx = _mm512_loadu_ps(sxt + j * rows + 16 * v);                                     \
-                    const __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[v][n], cr));                           \
+                    const __m512 scale = one_sw ? sxv[v] : _mm512_mul_ps(sxv[v], sw);                               \
+                    const __m512 f = _mm512_cvtepi32_ps(acc[v][n]);                                                 \
                     const __m512 prev = j ? _mm512_loadu_ps(cv) : _mm512_setzero_ps();                               \
-                    _mm512_storeu_ps(cv, _mm512_add_ps(prev, _mm512_mul_ps(f, _mm512_mul_ps(sx, sw))));             \
+                    _mm512_storeu_ps(cv, _mm512_add_ps(prev, _mm512_mul_ps(f, scale)));                             \
                 }                                                                                                   \
             }                                                                                                       \
         }                                                                                                           \
