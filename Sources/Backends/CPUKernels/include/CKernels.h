@@ -35,8 +35,8 @@ void ck_sgemm_nt_portable(int64_t m, int64_t n, int64_t k, float alpha, const fl
 enum {
     CK_PATH_PORTABLE = 0,   ///< plain C, any CPU
     CK_PATH_AVX2 = 1,       ///< AVX2 + FMA + F16C
-    CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd), zmm FMA in the decoded GEMM; memory-bound
-                            ///< kernels use AVX2 here
+    CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd), zmm FMA in the decoded GEMM and the dense
+                            ///< row kernels; memory-bound kernels use AVX2 here
     CK_PATH_AVXVNNI = 3,    ///< AVX2 + AVX-VNNI (vpdpbusd on ymm) for the INT8 GEMM
     CK_PATH_AMX = 4,        ///< AMX-INT8 (tdpbssd) for the INT8 GEMM, AVX-512 VNNI elsewhere
 };
