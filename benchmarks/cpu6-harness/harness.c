@@ -94,6 +94,18 @@ int main(int argc, char **argv) {
         ck_decoded_weight dw = {fp8 ? CK_WEIGHT_E4M3 : CK_WEIGHT_INT8, w, sw, 0.5f, bn, bk};
         int64_t b[5];
         ranges(nh, 16, 4, b);
+        if (getenv("DPAR")) {
+            // Decoded-GEMM parity (session 7): this path over all N against the AVX2 path, bit for bit.
+            if (fp8) ck_decoded_gemm_pack_input_e4m3(xq, m, k, 0, (m + 5) / 6, xp, path);
+            else ck_decoded_gemm_pack_input(xf, m, k, 0, (m + 5) / 6, xp, path);
+            ranges(n, 16, 4, b);
+            for (int p = 0; p < 4; p++) ck_decoded_gemm(xp, m, n, k, &dw, 1.0f, NULL, out, CK_OUT_F32, b[p], b[p + 1], path);
+            for (int p = 0; p < 4; p++) ck_decoded_gemm(xp, m, n, k, &dw, 1.0f, NULL, ref, CK_OUT_F32, b[p], b[p + 1], CK_PATH_AVX2);
+            int64_t bad = 0;
+            for (int64_t i = 0; i < m * n; i++) if (memcmp(&out[i], &ref[i], 4)) { if (bad < 5) fprintf(stderr, "diff %lld: %g vs %g\n", (long long)i, out[i], ref[i]); bad++; }
+            printf("decoded parity %s m=%lld n=%lld k=%lld path=%d vs avx2: %lld differ\n", mode, (long long)m, (long long)n, (long long)k, path, (long long)bad);
+            return bad != 0;
+        }
         for (int r = 0; r < reps + 1; r++) {
             double t0 = tcpu();
             if (fp8) ck_decoded_gemm_pack_input_e4m3(xq, m, k, 0, (m + 5) / 6, xp, path);

@@ -19,8 +19,16 @@ enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048, PREFETCH_C_ROWS = 256
 /// the chunk (tile i at x + i * KC * MR, [t][MR]). Two input tiles and two sub-panels at a time (a 12 x
 /// 32 tile of 24 zmm accumulators); each product is the same FMA chain over t as the AVX2 kernel's, so
 /// the results are bit-identical to it. `prefetch_c` fetches the tile's c rows before each call.
+/// Decodes the first depth / 16 * 16 K values [k0, ..) of weight rows [col0, col0 + 16) into the
+/// sub-panel ([t][16]) as decoded_gemm.c's AVX2 decode does (the same values: INT8 q * s, e4m3
+/// (value / 256) * (256 scale)), 16 columns x 16 K values at a time through a 16 x 16 transpose.
+/// Returns the number of K values decoded: 0 (nothing done) unless all 16 columns exist (< n1),
+/// INT8 blocks start at multiples of 16 with k0 one too, and the e4m3 scale times 256 is finite.
+int64_t ck_decoded_decode_avx512(const ck_decoded_weight *w, int64_t k, int64_t col0, int64_t n1, int64_t k0,
+                                 int64_t depth, float *panel);
+
 void ck_decoded_chunk_avx512(const float *x, int64_t rows, const float *panel, int64_t nsub, int64_t depth,
-                             float *c, int64_t ldc, int prefetch_c);
+                             float *c, int64_t ldc, int prefetch_c, int first);
 #endif
 
 #endif
