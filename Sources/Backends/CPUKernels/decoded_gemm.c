@@ -7,9 +7,10 @@
 // transposed into sixteen 16-column sub-panels ([k][16] floats, 256 KB: the L2-resident block); then
 // each 6-row input tile (6 KB, L1) passes over all sub-panels, a 6 x 16 FMA micro-kernel (12
 // accumulators, each input value broadcast once for 16 columns, the sub-panel streamed from L2)
-// adding into a float tile of rows x 256. On the AVX-512 paths the micro-kernel is 12 x 32
-// (decoded_gemm_avx512.c: two tiles, two sub-panels), bit-identical to the AVX2 one. NOTES.md ("CPU
-// kernels") has the measurements.
+// adding into a float tile of rows x 256. On the AVX-512 paths the micro-kernel is 24 x 16
+// (decoded_gemm_avx512.c: four tiles, input values broadcast in pairs), the decode 16 x 16, the
+// first chunk's sums are stored (no zeroing of the float tile), bit-identical to the AVX2 path.
+// NOTES.md ("CPU kernels") has the measurements.
 #include "decoded_gemm.h"
 #include <float.h>
 
