@@ -2,7 +2,7 @@ import QuantizedLinear
 import Testing
 
 /// The kernels that run only on AVX-512 / AMX hosts (session 5): the decoded-panel float GEMM's AVX-512
-/// micro-kernel (24 x 16 since session 7) and 16 x 16 decode, which must give the AVX2 path's bits, and the AMX W8A8 GEMM's in-place
+/// micro-kernel (24 x 16 since session 7) and 16 x 16 INT8 decode, which must give the AVX2 path's bits, and the AMX W8A8 GEMM's in-place
 /// activation (tail rows copied), one wide column range per core and panels of up to 256 columns,
 /// which must give the reference's bits. Skipped, with the reason, on CPUs without them (this Zen 3 dev
 /// machine has neither).
