@@ -44,6 +44,9 @@ int main(int argc, char **argv) {
     int64_t nh = strcmp(mode, "par") == 0 ? n : n / 2;
     if (!strcmp(mode, "sgemm")) {
         // OpenBLAS (the system's libopenblas.so.0) on this thread: y = x W^T for N/2 columns.
+        // OpenBLAS 0.3.21 takes this CPU for a Prescott (generic kernels, ~5x slower) unless told, as
+        // the Swift loader (OpenBLAS.swift) tells it from CPUID.
+        setenv("OPENBLAS_CORETYPE", __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell", 0);
         void *h = dlopen("libopenblas.so.0", RTLD_NOW);
         if (!h) { fprintf(stderr, "no openblas\n"); return 1; }
         void (*setn)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");

@@ -42,6 +42,9 @@ int main(int argc, char **argv) {
     ck_decoded_weight dw = {fp8 ? CK_WEIGHT_E4M3 : CK_WEIGHT_INT8, w, sw, 0.5f, bn, bk};
     void (*gemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int) = NULL;
     if (sg) {
+        // OpenBLAS 0.3.21 takes this CPU for a Prescott (generic kernels, ~5x slower) unless told, as
+        // the Swift loader (OpenBLAS.swift) tells it from CPUID.
+        setenv("OPENBLAS_CORETYPE", __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell", 0);
         void *h = dlopen("libopenblas.so.0", RTLD_NOW);
         ((void (*)(int))dlsym(h, "openblas_set_num_threads"))(1);
         gemm = (void (*)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int))dlsym(h, "cblas_sgemm");
