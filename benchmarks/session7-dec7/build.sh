@@ -1,9 +1,12 @@
 #!/bin/bash
-# build.sh OUT name1=dir1[:cflags] name2=dir2 ... : one binary, each variant's decoded_gemm*.c renamed.
+# Session 7 (dec7) A/B harness: build.sh OUT name1=DIR1[:cflags] name2=DIR2 ... builds one binary with
+# each DIR's decoded_gemm.c, decoded_gemm_avx512.c and decoded_gemm.h (symbols renamed name_*) and this
+# tree's other kernel files; run it as OUT wo|fp8 M N K ROUNDS (NOSGEMM=1: without OpenBLAS).
 set -e
 OUT=$1; shift
-K=/work/wt-dec7/Sources/Backends/CPUKernels
-W=/tmp/dec7-ab/w; rm -rf $W; mkdir -p $W
+H=$(cd $(dirname $0) && pwd)
+K=$H/../../Sources/Backends/CPUKernels
+W=${TMPDIR:-/tmp}/ab-w-$$; rm -rf $W; mkdir -p $W
 CC="clang -O3 -fno-math-errno -I$K/include -I$K"
 objs=""; decl=""; tab=""
 for f in $K/*.c; do b=$(basename $f .c); case $b in decoded_gemm*) continue;; esac; $CC -c $f -o $W/$b.o & objs="$objs $W/$b.o"; done
@@ -15,5 +18,6 @@ for v in "$@"; do
   decl="$decl DECL($n)"; tab="$tab ENTRY($n),"
 done
 wait
-$CC -DVARIANTS="$decl" -DTABLE="$tab" /tmp/dec7-ab/ab.c $objs -lpthread -lm -ldl -o $OUT
+$CC -DVARIANTS="$decl" -DTABLE="$tab" $H/ab.c $objs -lpthread -lm -ldl -o $OUT
+rm -rf $W
 echo built $OUT
