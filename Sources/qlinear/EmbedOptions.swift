@@ -95,7 +95,11 @@ struct EmbedModelOptions {
 }
 
 /// Sentences run through tokenizer and model in batches of similar length (as sentence-transformers
-/// does: sorted by token count, so padding stays small), embeddings returned in input order.
+/// does: longest first, so padding stays small), embeddings returned in input order.
+///
+/// Longest first also lets every later batch reuse the buffers of an earlier, larger one
+/// (``HostBufferPool``); shortest first would need a slightly larger buffer every batch, each one
+/// fresh memory that the kernel zero-fills on first touch.
 struct SentenceEncoder {
     let model: MiniLM
     let tokenizer: WordPieceTokenizer
@@ -104,7 +108,7 @@ struct SentenceEncoder {
     /// `(sentences.count, hidden)` float32 values, row per sentence; `progress(done)` after each batch.
     func embed(_ sentences: [String], progress: (Int) -> Void = { _ in }) throws -> [[Float]] {
         let tokens = sentences.map(tokenizer.encode)
-        let order = tokens.indices.sorted { tokens[$0].count < tokens[$1].count }
+        let order = tokens.indices.sorted { tokens[$0].count > tokens[$1].count }
         var result = [[Float]](repeating: [], count: sentences.count)
         var done = 0
         for start in stride(from: 0, to: order.count, by: batchSize) {

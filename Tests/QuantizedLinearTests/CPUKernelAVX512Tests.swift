@@ -2,20 +2,21 @@ import CQLKernels
 import QuantizedLinear
 import Testing
 
-/// The kernels that run only on AVX-512 / AMX hosts (session 5): the decoded-panel float GEMM's 12 x 32
-/// AVX-512 micro-kernel, which must give the AVX2 path's bits, and the AMX W8A8 GEMM's in-place
+/// The kernels that run only on AVX-512 / AMX hosts (session 5): the decoded-panel float GEMM's AVX-512
+/// micro-kernel (24 x 16 since session 7) and 16 x 16 INT8 decode, which must give the AVX2 path's bits, and the AMX W8A8 GEMM's in-place
 /// activation (tail rows copied), one wide column range per core and panels of up to 256 columns,
 /// which must give the reference's bits. Skipped, with the reason, on CPUs without them (this Zen 3 dev
 /// machine has neither).
 @Suite("CPU kernels: AVX-512 decoded GEMM and AMX tilings")
 struct CPUKernelAVX512Tests {
-    /// (input shape, N) at the AVX-512 micro-kernel's edges: rows in pairs of 6-row tiles (M = 17, 18:
-    /// one row past a tile pair's first tile; 23 / 24: a pair short by one / full), an odd number of
-    /// 16-column sub-panels (N = 300: 18.75 sub-panels, 529 two panels plus one column), K two chunks plus
-    /// 88, M = 257 (float-tile rows prefetched), M = 2053 (two row chunks), K < 8.
+    /// (input shape, N) at the AVX-512 micro-kernel's edges: rows in groups of four 6-row tiles (M = 17, 18:
+    /// three tiles, the last short / full; 23 / 24: a group short by one / full; 25: a group and one row;
+    /// 47: a group and three tiles), ragged 16-column sub-panels (N = 300: 18.75 sub-panels, 529 two panels
+    /// plus one column), K two chunks plus 88 (80 decoded 16 at a time, 8 by the AVX2 decode) or 8 (AVX2
+    /// only), M = 257 (float-tile rows prefetched), M = 2053 (two row chunks), K < 8.
     static let decodedShapes: [([Int], Int)] = [
-        ([17, 600], 300), ([18, 600], 529), ([23, 520], 48), ([24, 520], 16), ([257, 72], 40), ([2053, 40], 20),
-        ([64, 7], 33), ([3, 30, 40], 270),
+        ([17, 600], 300), ([18, 600], 529), ([23, 520], 48), ([24, 520], 16), ([25, 600], 33), ([47, 264], 300),
+        ([257, 72], 40), ([2053, 40], 20), ([64, 7], 33), ([3, 30, 40], 270),
     ]
 
     /// The paths whose float GEMM runs the AVX-512 micro-kernel.
@@ -33,11 +34,14 @@ struct CPUKernelAVX512Tests {
             let weights = [
                 try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: 32)),
                 try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: 7)),
+                // B = 16: the AVX-512 decode's smallest block; B = 8: it declines, the AVX2 decode runs.
+                try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: 16)),
+                try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: 8)),
                 try QuantizedTensor.fromFloat(wValues, layout: TensorCoreFP8Layout.dynamic),
             ]
             for (which, w) in weights.enumerated() {
                 // INT8 W8A8 is not a float GEMM; FP8 W8A8 is (decoded input codes).
-                let modes: [LinearOptions?] = which == 2 ? [LinearOptions(floatInput: .dequantizeWeight), nil]
+                let modes: [LinearOptions?] = which == weights.count - 1 ? [LinearOptions(floatInput: .dequantizeWeight), nil]
                                                          : [LinearOptions(floatInput: .dequantizeWeight)]
                 for options in modes {
                     func run(_ path: CPUKernelPath) throws -> [UInt32] {

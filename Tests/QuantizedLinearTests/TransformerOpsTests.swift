@@ -109,7 +109,7 @@ struct TransformerOpsTests {
         #expect(throws: TensorError.self) { try multiply(a, try TestData.tensor([5], seed: 1)) }
     }
 
-    @Test("vector GELU: float64 agreement, and the AVX2 and portable paths equal the scalar definition bit for bit",
+    @Test("vector GELU: float64 agreement, and every path (portable, AVX2, AVX-512) equals the scalar definition bit for bit",
           arguments: GeluApproximation.allCases)
     func geluPaths(approximation: GeluApproximation) throws {
         var values = try TestData.tensor([4099], scale: 3, seed: 51).floats()

@@ -44,6 +44,9 @@ int main(int argc, char **argv) {
     int64_t nh = strcmp(mode, "par") == 0 ? n : n / 2;
     if (!strcmp(mode, "sgemm")) {
         // OpenBLAS (the system's libopenblas.so.0) on this thread: y = x W^T for N/2 columns.
+        // OpenBLAS 0.3.21 takes this CPU for a Prescott (generic kernels, ~5x slower) unless told, as
+        // the Swift loader (OpenBLAS.swift) tells it from CPUID.
+        setenv("OPENBLAS_CORETYPE", __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell", 0);
         void *h = dlopen("libopenblas.so.0", RTLD_NOW);
         if (!h) { fprintf(stderr, "no openblas\n"); return 1; }
         void (*setn)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
@@ -94,6 +97,18 @@ int main(int argc, char **argv) {
         ck_decoded_weight dw = {fp8 ? CK_WEIGHT_E4M3 : CK_WEIGHT_INT8, w, sw, 0.5f, bn, bk};
         int64_t b[5];
         ranges(nh, 16, 4, b);
+        if (getenv("DPAR")) {
+            // Decoded-GEMM parity (session 7): this path over all N against the AVX2 path, bit for bit.
+            if (fp8) ck_decoded_gemm_pack_input_e4m3(xq, m, k, 0, (m + 5) / 6, xp, path);
+            else ck_decoded_gemm_pack_input(xf, m, k, 0, (m + 5) / 6, xp, path);
+            ranges(n, 16, 4, b);
+            for (int p = 0; p < 4; p++) ck_decoded_gemm(xp, m, n, k, &dw, 1.0f, NULL, out, CK_OUT_F32, b[p], b[p + 1], path);
+            for (int p = 0; p < 4; p++) ck_decoded_gemm(xp, m, n, k, &dw, 1.0f, NULL, ref, CK_OUT_F32, b[p], b[p + 1], CK_PATH_AVX2);
+            int64_t bad = 0;
+            for (int64_t i = 0; i < m * n; i++) if (memcmp(&out[i], &ref[i], 4)) { if (bad < 5) fprintf(stderr, "diff %lld: %g vs %g\n", (long long)i, out[i], ref[i]); bad++; }
+            printf("decoded parity %s m=%lld n=%lld k=%lld path=%d vs avx2: %lld differ\n", mode, (long long)m, (long long)n, (long long)k, path, (long long)bad);
+            return bad != 0;
+        }
         for (int r = 0; r < reps + 1; r++) {
             double t0 = tcpu();
             if (fp8) ck_decoded_gemm_pack_input_e4m3(xq, m, k, 0, (m + 5) / 6, xp, path);

@@ -6,10 +6,11 @@ import QLTensor
 /// every path the CPU supports in turn).
 ///
 /// The compute-bound INT8 W8A8 GEMM has one version per path; the float GEMM on decoded weight panels
-/// (weight-only and FP8) runs a 12 x 32 AVX-512 micro-kernel on the ``avx512vnni`` and ``amx`` paths
-/// (bit-identical to its AVX2 one). Memory-bound kernels (quantize, dequantize, GEMV, FP8 decode)
-/// have a portable and an AVX2 version; the VNNI and AMX paths run the AVX2 one, since they are
-/// limited by memory bandwidth, not by vector width.
+/// (weight-only and FP8) runs a 24 x 16 AVX-512 micro-kernel and a 16 x 16 decode on the ``avx512vnni``
+/// and ``amx`` paths (bit-identical to its AVX2 one), and so do the dense transformer row kernels
+/// (GELU, softmax, layer norm: exp and erf are compute-bound). Memory-bound kernels (quantize,
+/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run the
+/// AVX2 one, since they are limited by memory bandwidth, not by vector width.
 public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Plain C; any CPU.
     case portable

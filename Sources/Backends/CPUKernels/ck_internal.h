@@ -15,6 +15,7 @@
 // Functions that use AVX2 carry the attribute instead of the whole target being built with
 // -mavx2: the library must load and run its portable path on CPUs without AVX2.
 #define CK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define CK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 static inline int64_t ck_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -7,9 +7,10 @@
 // transposed into sixteen 16-column sub-panels ([k][16] floats, 256 KB: the L2-resident block); then
 // each 6-row input tile (6 KB, L1) passes over all sub-panels, a 6 x 16 FMA micro-kernel (12
 // accumulators, each input value broadcast once for 16 columns, the sub-panel streamed from L2)
-// adding into a float tile of rows x 256. On the AVX-512 paths the micro-kernel is 12 x 32
-// (decoded_gemm_avx512.c: two tiles, two sub-panels), bit-identical to the AVX2 one. NOTES.md ("CPU
-// kernels") has the measurements.
+// adding into a float tile of rows x 256. On the AVX-512 paths the micro-kernel is 24 x 16
+// (decoded_gemm_avx512.c: four tiles, input values broadcast in pairs), the decode 16 x 16, the
+// first chunk's sums are stored (no zeroing of the float tile), bit-identical to the AVX2 path.
+// NOTES.md ("CPU kernels") has the measurements.
 #include "decoded_gemm.h"
 #include <float.h>
 
@@ -244,27 +245,35 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
     float *panel = (float *)scratch, *cbuf = (float *)(scratch + panel_bytes);
     float *tmp = (float *)(scratch + panel_bytes + tile_bytes);
     const size_t esize = ck_out_size(out_dtype);
+#if CK_X86
+    const int avx512 = path == CK_PATH_AVX512VNNI || path == CK_PATH_AMX;
+#else
+    const int avx512 = 0;
+#endif
     for (int64_t nc0 = n0; nc0 < n1; nc0 += NC) {
         const int64_t cols = n1 - nc0 < NC ? n1 - nc0 : NC, nsub = ck_ceil_div(cols, NR);
         for (int64_t mc0 = 0; mc0 < m; mc0 += chunk_rows) {
             const int64_t mc1 = mc0 + chunk_rows < m ? mc0 + chunk_rows : m;
-            memset(cbuf, 0, (size_t)((mc1 - mc0) * NC) * 4);
+            // The AVX-512 kernel stores the first chunk's sums (+ 0) itself.
+            if (!avx512) memset(cbuf, 0, (size_t)((mc1 - mc0) * NC) * 4);
             const int prefetch_c = mc1 - mc0 > PREFETCH_C_ROWS;
             for (int64_t k0 = 0; k0 < k; k0 += KC) {
                 const int64_t depth = k - k0 < KC ? k - k0 : KC;
                 for (int64_t s = 0; s < nsub; s++) {
                     float *sub = panel + s * KC * NR;
 #if CK_X86
-                    if (path != CK_PATH_PORTABLE) decode_panel_avx2(w, k, nc0 + s * NR, n1, k0, depth, sub);
-                    else
+                    if (path != CK_PATH_PORTABLE) {
+                        const int64_t done = avx512 ? ck_decoded_decode_avx512(w, k, nc0 + s * NR, n1, k0, depth, sub) : 0;
+                        if (done < depth) decode_panel_avx2(w, k, nc0 + s * NR, n1, k0 + done, depth - done, sub + done * NR);
+                    } else
 #endif
                         decode_panel_portable(w, k, nc0 + s * NR, n1, k0, depth, sub);
                 }
                 // Each input tile (L1) passes over every sub-panel of the block (L2).
 #if CK_X86
-                if (path == CK_PATH_AVX512VNNI || path == CK_PATH_AMX) {
+                if (avx512) {
                     ck_decoded_chunk_avx512(xp + ((k0 / KC) * tiles + mc0 / MR) * KC * MR, mc1 - mc0, panel, nsub,
-                                            depth, cbuf, NC, prefetch_c);
+                                            depth, cbuf, NC, prefetch_c, k0 == 0);
                     continue;
                 }
 #endif
@@ -283,11 +292,14 @@ int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_d
                 }
             }
             for (int64_t r = mc0; r < mc1; r++) {
+                // float32 rows are written in place; the others go through tmp to the dtype.
+                char *dst = (char *)out + ((size_t)r * (size_t)n + (size_t)nc0) * esize;
+                float *row = out_dtype == CK_OUT_F32 ? (float *)dst : tmp;
                 for (int64_t c = 0; c < cols; c++) {
                     const float v = cbuf[(r - mc0) * NC + c] * alpha;
-                    tmp[c] = bias ? v + bias[nc0 + c] : v;
+                    row[c] = bias ? v + bias[nc0 + c] : v;
                 }
-                ck_store(tmp, (char *)out + ((size_t)r * (size_t)n + (size_t)nc0) * esize, out_dtype, cols, path);
+                ck_store(row, dst, out_dtype, cols, path);
             }
         }
     }

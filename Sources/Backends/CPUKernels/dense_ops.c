@@ -1,10 +1,11 @@
 // Dense transformer kernels: layer norm, softmax with an additive mask, elementwise ops and GELU,
 // masked mean pooling, L2 normalisation. Contracts in include/CKernelsDense.h.
 //
-// Each kernel has an AVX2 + FMA version and a portable one. exp and erf are polynomials evaluated
-// with the same float operations in both (fmaf in the scalar code, _mm256_fmadd_ps in the vector
-// code; contraction is off so the compiler adds no fusing of its own), so the two paths and the
-// scalar definition (ck_gelu_scalar) give bit-identical results.
+// Each kernel has a portable version and vector ones (dense_simd.h, instantiated for AVX2 + FMA and
+// for AVX-512 F). exp and erf are polynomials evaluated with the same float operations in all of them
+// (fmaf in the scalar code, the vector fused multiply-add in the vector code; contraction is off so
+// the compiler adds no fusing of its own), so every path and the scalar definition (ck_gelu_scalar)
+// give bit-identical elementwise results.
 #include "ck_internal.h"
 #include "CKernelsDense.h"
 #include <float.h>
@@ -210,7 +211,10 @@ static void divide_portable(const float *x, float d, int64_t n, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] / d;
 }
 
-// MARK: - AVX2 kernels
+// MARK: - Vector kernels (dense_simd.h, once per width)
+
+#define SIMD_CAT_(a, b) a##_##b
+#define SIMD_CAT(a, b) SIMD_CAT_(a, b)
 
 #if CK_X86
 CK_AVX2 static inline float hsum_avx2(__m256 v) {
@@ -227,173 +231,135 @@ CK_AVX2 static inline float hmax_avx2(__m256 v) {
     return _mm_cvtss_f32(h);
 }
 
-// The vector twins of exp_scalar / erf_scalar / tanh_scalar: the same operations lane by lane.
-CK_AVX2 static inline __m256 exp_avx2(__m256 x) {
-    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_LO), _CMP_LT_OQ);
-    __m256 v = _mm256_min_ps(_mm256_set1_ps(EXP_HI), x); // NaN in x stays NaN (second operand)
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), v);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(EP0), r, _mm256_set1_ps(EP1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP5));
-    __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    y = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-    return _mm256_andnot_ps(underflow, y);
+/// All ones in the first `n` of 8 lanes.
+CK_AVX2 static inline __m256i lanes_below_avx2(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-CK_AVX2 static inline __m256 erf_avx2(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    __m256 a = _mm256_andnot_ps(sign, x);
-    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), a, one));
-    __m256 r = _mm256_fmadd_ps(_mm256_set1_ps(ERF_A5), t, _mm256_set1_ps(ERF_A4));
-    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(ERF_A3));
-    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(ERF_A2));
-    r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(ERF_A1));
-    __m256 e = exp_avx2(_mm256_xor_ps(sign, _mm256_mul_ps(x, x)));
-    __m256 y = _mm256_fmadd_ps(_mm256_xor_ps(sign, _mm256_mul_ps(e, t)), r, one);
-    return _mm256_or_ps(_mm256_andnot_ps(sign, y), _mm256_and_ps(sign, x));
-}
+#define SIMD_TARGET CK_AVX2
+#define SIMD_NAME(name) SIMD_CAT(name, avx2)
+#define vf __m256
+#define VLANES 8
+#define v_load _mm256_loadu_ps
+#define v_store _mm256_storeu_ps
+#define v_set1 _mm256_set1_ps
+#define v_zero _mm256_setzero_ps
+#define v_add _mm256_add_ps
+#define v_sub _mm256_sub_ps
+#define v_mul _mm256_mul_ps
+#define v_div _mm256_div_ps
+#define v_fma _mm256_fmadd_ps
+#define v_min _mm256_min_ps
+#define v_max _mm256_max_ps
+#define v_round(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define v_abs(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
+#define v_neg(v) _mm256_xor_ps(_mm256_set1_ps(-0.0f), v)
+#define v_copysign(m, s) _mm256_or_ps(v_abs(m), _mm256_and_ps(_mm256_set1_ps(-0.0f), s))
+#define v_pow2(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), \
+                                                                        _mm256_set1_epi32(127)), 23))
+#define v_zero_below(y, x, lo) _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y)
+#define v_hsum hsum_avx2
+#define v_hmax hmax_avx2
+#define v_load_tail(p, n, fill) _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, lanes_below_avx2(n)), \
+                                                 _mm256_castsi256_ps(lanes_below_avx2(n)))
+#define v_store_tail(p, v, n) _mm256_maskstore_ps(p, lanes_below_avx2(n), v)
+#include "dense_simd.h"
+#undef SIMD_TARGET
+#undef SIMD_NAME
+#undef vf
+#undef VLANES
+#undef v_load
+#undef v_store
+#undef v_set1
+#undef v_zero
+#undef v_add
+#undef v_sub
+#undef v_mul
+#undef v_div
+#undef v_fma
+#undef v_min
+#undef v_max
+#undef v_round
+#undef v_abs
+#undef v_neg
+#undef v_copysign
+#undef v_pow2
+#undef v_zero_below
+#undef v_hsum
+#undef v_hmax
+#undef v_load_tail
+#undef v_store_tail
 
-CK_AVX2 static inline __m256 gelu_avx2(__m256 x, int tanh_form) {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-    __m256 g;
-    if (tanh_form) {
-        __m256 k = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_TANH_K), x), x);
-        __m256 inner = _mm256_mul_ps(_mm256_set1_ps(GELU_TANH_C), _mm256_fmadd_ps(k, x, x));
-        __m256 e = exp_avx2(_mm256_add_ps(inner, inner));
-        g = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-    } else {
-        g = erf_avx2(_mm256_mul_ps(x, _mm256_set1_ps(GELU_RSQRT2)));
-    }
-    return _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, g));
-}
-
-CK_AVX2 static void layer_norm_row_avx2(const float *x, int64_t n, const float *w, const float *b, float eps,
-                                        float *y) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
-    float sum = hsum_avx2(acc);
-    for (; i < n; i++) sum += x[i];
-    const float mean = sum / (float)n;
-    const __m256 vmean = _mm256_set1_ps(mean);
-    acc = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmean);
-        acc = _mm256_fmadd_ps(d, d, acc);
-    }
-    float squares = hsum_avx2(acc);
-    for (; i < n; i++) {
-        float d = x[i] - mean;
-        squares = fmaf(d, d, squares);
-    }
-    const float rstd = 1.0f / sqrtf(squares / (float)n + eps);
-    const __m256 vrstd = _mm256_set1_ps(rstd), ones = _mm256_set1_ps(1.0f), zeros = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmean), vrstd);
-        __m256 vw = w ? _mm256_loadu_ps(w + i) : ones;
-        __m256 vb = b ? _mm256_loadu_ps(b + i) : zeros;
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(v, vw, vb));
-    }
-    for (; i < n; i++) {
-        float v = (x[i] - mean) * rstd;
-        y[i] = fmaf(v, w ? w[i] : 1.0f, b ? b[i] : 0.0f);
-    }
-}
-
-CK_AVX2 static void softmax_row_avx2(const float *x, const float *mask, int64_t n, float *y) {
-    __m256 vmax = _mm256_set1_ps(-INFINITY);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        if (mask) v = _mm256_add_ps(v, _mm256_loadu_ps(mask + i));
-        _mm256_storeu_ps(y + i, v);
-        vmax = _mm256_max_ps(vmax, v);
-    }
-    float m = hmax_avx2(vmax);
-    for (; i < n; i++) {
-        float v = mask ? x[i] + mask[i] : x[i];
-        y[i] = v;
-        m = v > m ? v : m;
-    }
-    if (m == -INFINITY) {
-        memset(y, 0, (size_t)n * 4);
-        return;
-    }
-    const __m256 vm = _mm256_set1_ps(m);
-    __m256 acc = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(y + i), vm));
-        _mm256_storeu_ps(y + i, e);
-        acc = _mm256_add_ps(acc, e);
-    }
-    float sum = hsum_avx2(acc);
-    for (; i < n; i++) {
-        y[i] = exp_scalar(y[i] - m);
-        sum += y[i];
-    }
-    const float inverse = 1.0f / sum;
-    const __m256 vinv = _mm256_set1_ps(inverse);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), vinv));
-    for (; i < n; i++) y[i] *= inverse;
-}
-
-CK_AVX2 static void elementwise_avx2(int op, const float *a, const float *b, float factor, int64_t n, float *y) {
-    int64_t i = 0;
-    const __m256 f = _mm256_set1_ps(factor);
-    for (; i + 8 <= n; i += 8) {
-        __m256 va = _mm256_loadu_ps(a + i), r;
-        switch (op) {
-        case CK_ELEMENTWISE_MULTIPLY: r = _mm256_mul_ps(va, _mm256_loadu_ps(b + i)); break;
-        case CK_ELEMENTWISE_ADD: r = _mm256_add_ps(va, _mm256_loadu_ps(b + i)); break;
-        case CK_ELEMENTWISE_SCALE: r = _mm256_mul_ps(va, f); break;
-        case CK_ELEMENTWISE_GELU_ERF: r = gelu_avx2(va, 0); break;
-        default: r = gelu_avx2(va, 1); break;
-        }
-        _mm256_storeu_ps(y + i, r);
-    }
-    elementwise_portable(op, a + i, b ? b + i : NULL, factor, n - i, y + i);
-}
-
-CK_AVX2 static float sum_squares_avx2(const float *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        acc = _mm256_fmadd_ps(v, v, acc);
-    }
-    float s = hsum_avx2(acc);
-    for (; i < n; i++) s = fmaf(x[i], x[i], s);
-    return s;
-}
-
-CK_AVX2 static void axpy_avx2(float alpha, const float *x, float *acc, int64_t n) {
-    const __m256 va = _mm256_set1_ps(alpha);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(acc + i)));
-    }
-    axpy_portable(alpha, x + i, acc + i, n - i);
-}
-
-CK_AVX2 static void divide_avx2(const float *x, float d, int64_t n, float *y) {
-    const __m256 vd = _mm256_set1_ps(d);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_div_ps(_mm256_loadu_ps(x + i), vd));
-    divide_portable(x + i, d, n - i, y + i);
-}
+// AVX-512 F only (the paths that take it, avx512vnni and amx, have it); sign operations go through
+// the integer view because AVX-512 F has no float and/or/xor.
+#define SIMD_TARGET CK_AVX512
+#define SIMD_NAME(name) SIMD_CAT(name, avx512)
+#define vf __m512
+#define VLANES 16
+#define v_load _mm512_loadu_ps
+#define v_store _mm512_storeu_ps
+#define v_set1 _mm512_set1_ps
+#define v_zero _mm512_setzero_ps
+#define v_add _mm512_add_ps
+#define v_sub _mm512_sub_ps
+#define v_mul _mm512_mul_ps
+#define v_div _mm512_div_ps
+#define v_fma _mm512_fmadd_ps
+#define v_min _mm512_min_ps
+#define v_max _mm512_max_ps
+#define v_round(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define v_bits _mm512_castps_si512
+#define v_float _mm512_castsi512_ps
+#define v_abs(v) v_float(_mm512_and_si512(v_bits(v), _mm512_set1_epi32(0x7fffffff)))
+#define v_neg(v) v_float(_mm512_xor_si512(v_bits(v), _mm512_set1_epi32((int)0x80000000u)))
+#define v_copysign(m, s) v_float(_mm512_ternarylogic_epi32(v_bits(m), v_bits(s), \
+                                                           _mm512_set1_epi32(0x7fffffff), 0xe4))
+#define v_pow2(n) v_float(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define v_zero_below(y, x, lo) _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), _mm512_setzero_ps())
+#define v_hsum _mm512_reduce_add_ps
+#define v_hmax _mm512_reduce_max_ps
+#define v_load_tail(p, n, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << (n)) - 1), p)
+#define v_store_tail(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
+#include "dense_simd.h"
+#undef SIMD_TARGET
+#undef SIMD_NAME
+#undef vf
+#undef VLANES
+#undef v_load
+#undef v_store
+#undef v_set1
+#undef v_zero
+#undef v_add
+#undef v_sub
+#undef v_mul
+#undef v_div
+#undef v_fma
+#undef v_min
+#undef v_max
+#undef v_round
+#undef v_bits
+#undef v_float
+#undef v_abs
+#undef v_neg
+#undef v_copysign
+#undef v_pow2
+#undef v_zero_below
+#undef v_hsum
+#undef v_hmax
+#undef v_load_tail
+#undef v_store_tail
 #endif
 
 // MARK: - Dispatch by path
 
+/// The row kernels run on zmm on the paths whose CPUs have AVX-512 F (avx512vnni, amx), on ymm on the
+/// other vector paths.
+static inline int dense_uses_avx512(int path) { return path == CK_PATH_AVX512VNNI || path == CK_PATH_AMX; }
+
 static inline void layer_norm_row(const float *x, int64_t n, const float *w, const float *b, float eps, float *y,
                                   int path) {
 #if CK_X86
+    if (dense_uses_avx512(path)) { layer_norm_row_avx512(x, n, w, b, eps, y); return; }
     if (path != CK_PATH_PORTABLE) { layer_norm_row_avx2(x, n, w, b, eps, y); return; }
 #endif
     layer_norm_row_portable(x, n, w, b, eps, y);
@@ -401,6 +367,7 @@ static inline void layer_norm_row(const float *x, int64_t n, const float *w, con
 
 static inline void softmax_row(const float *x, const float *mask, int64_t n, float *y, int path) {
 #if CK_X86
+    if (dense_uses_avx512(path)) { softmax_row_avx512(x, mask, n, y); return; }
     if (path != CK_PATH_PORTABLE) { softmax_row_avx2(x, mask, n, y); return; }
 #endif
     softmax_row_portable(x, mask, n, y);
@@ -408,6 +375,7 @@ static inline void softmax_row(const float *x, const float *mask, int64_t n, flo
 
 static inline void elementwise(int op, const float *a, const float *b, float factor, int64_t n, float *y, int path) {
 #if CK_X86
+    if (dense_uses_avx512(path)) { elementwise_avx512(op, a, b, factor, n, y); return; }
     if (path != CK_PATH_PORTABLE) { elementwise_avx2(op, a, b, factor, n, y); return; }
 #endif
     elementwise_portable(op, a, b, factor, n, y);
@@ -415,6 +383,7 @@ static inline void elementwise(int op, const float *a, const float *b, float fac
 
 static inline float sum_squares(const float *x, int64_t n, int path) {
 #if CK_X86
+    if (dense_uses_avx512(path)) return sum_squares_avx512(x, n);
     if (path != CK_PATH_PORTABLE) return sum_squares_avx2(x, n);
 #endif
     return sum_squares_portable(x, n);
@@ -422,6 +391,7 @@ static inline float sum_squares(const float *x, int64_t n, int path) {
 
 static inline void axpy(float alpha, const float *x, float *acc, int64_t n, int path) {
 #if CK_X86
+    if (dense_uses_avx512(path)) { axpy_avx512(alpha, x, acc, n); return; }
     if (path != CK_PATH_PORTABLE) { axpy_avx2(alpha, x, acc, n); return; }
 #endif
     axpy_portable(alpha, x, acc, n);
@@ -429,6 +399,7 @@ static inline void axpy(float alpha, const float *x, float *acc, int64_t n, int 
 
 static inline void divide(const float *x, float d, int64_t n, float *y, int path) {
 #if CK_X86
+    if (dense_uses_avx512(path)) { divide_avx512(x, d, n, y); return; }
     if (path != CK_PATH_PORTABLE) { divide_avx2(x, d, n, y); return; }
 #endif
     divide_portable(x, d, n, y);
@@ -436,7 +407,9 @@ static inline void divide(const float *x, float d, int64_t n, float *y, int path
 
 // MARK: - Row kernels
 
-/// Two float32 buffers of `n` values for a row kernel (input conversion, output before the store).
+/// Two float32 buffers of `n` values for a row kernel (input conversion, output before the store);
+/// float32 rows are read and written where they are instead (each row kernel reads an input value
+/// before it writes that position, so even an output that aliases its input would be right).
 typedef struct {
     float *in;
     float *out;
@@ -465,8 +438,9 @@ int ck_layer_norm_rows(const void *x, int dtype, int64_t cols, const float *weig
     if (row_buffers_make(&buf, cols) != 0) return -1;
     for (int64_t r = row0; r < row1; r++) {
         const float *row = row_f32(x, dtype, r * cols, buf.in, cols, path);
-        layer_norm_row(row, cols, weight, bias, eps, buf.out, path);
-        ck_store(buf.out, element_at(out, dtype, r * cols), dtype, cols, path);
+        float *y = dtype == CK_OUT_F32 ? (float *)out + r * cols : buf.out;
+        layer_norm_row(row, cols, weight, bias, eps, y, path);
+        if (dtype != CK_OUT_F32) ck_store(buf.out, element_at(out, dtype, r * cols), dtype, cols, path);
     }
     row_buffers_free(&buf);
     return 0;
@@ -480,8 +454,9 @@ int ck_softmax_rows(const void *x, int dtype, int64_t cols, const float *mask, i
     for (int64_t r = row0; r < row1; r++) {
         const float *row = row_f32(x, dtype, r * cols, buf.in, cols, path);
         const float *m = mask ? mask + (r / rows_per_batch) * cols : NULL;
-        softmax_row(row, m, cols, buf.out, path);
-        ck_store(buf.out, element_at(out, dtype, r * cols), dtype, cols, path);
+        float *y = dtype == CK_OUT_F32 ? (float *)out + r * cols : buf.out;
+        softmax_row(row, m, cols, y, path);
+        if (dtype != CK_OUT_F32) ck_store(buf.out, element_at(out, dtype, r * cols), dtype, cols, path);
     }
     row_buffers_free(&buf);
     return 0;
@@ -540,8 +515,9 @@ int ck_l2_normalize_rows(const void *x, int dtype, int64_t cols, float eps, int6
     for (int64_t r = row0; r < row1; r++) {
         const float *row = row_f32(x, dtype, r * cols, buf.in, cols, path);
         const float norm = sqrtf(sum_squares(row, cols, path));
-        divide(row, norm > eps ? norm : eps, cols, buf.out, path);
-        ck_store(buf.out, element_at(out, dtype, r * cols), dtype, cols, path);
+        float *y = dtype == CK_OUT_F32 ? (float *)out + r * cols : buf.out;
+        divide(row, norm > eps ? norm : eps, cols, y, path);
+        if (dtype != CK_OUT_F32) ck_store(buf.out, element_at(out, dtype, r * cols), dtype, cols, path);
     }
     row_buffers_free(&buf);
     return 0;

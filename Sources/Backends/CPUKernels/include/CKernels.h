@@ -35,8 +35,8 @@ void ck_sgemm_nt_portable(int64_t m, int64_t n, int64_t k, float alpha, const fl
 enum {
     CK_PATH_PORTABLE = 0,   ///< plain C, any CPU
     CK_PATH_AVX2 = 1,       ///< AVX2 + FMA + F16C
-    CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd), zmm FMA in the decoded GEMM; memory-bound
-                            ///< kernels use AVX2 here
+    CK_PATH_AVX512VNNI = 2, ///< AVX-512 F/BW/VL + VNNI (vpdpbusd), zmm FMA in the decoded GEMM and the dense
+                            ///< row kernels; memory-bound kernels use AVX2 here
     CK_PATH_AVXVNNI = 3,    ///< AVX2 + AVX-VNNI (vpdpbusd on ymm) for the INT8 GEMM
     CK_PATH_AMX = 4,        ///< AMX-INT8 (tdpbssd) for the INT8 GEMM, AVX-512 VNNI elsewhere
 };
@@ -182,7 +182,7 @@ void ck_decoded_gemm_pack_input_e4m3(const uint8_t *q, int64_t m, int64_t k, int
 /// y = (x W^T) * alpha + bias for output columns [n0, n1) of an m x n output (out_dtype), x m x k
 /// float32 packed by ck_decoded_gemm_pack_input (`xp`), W decoded from its codes into cache-sized
 /// float panels as the GEMM goes: each element is exactly its dequantized value (INT8 q * s, e4m3
-/// float(q) * scale), products and sums in float32 (FMA; the AVX-512 paths' 12 x 32 micro-kernel gives
+/// float(q) * scale), products and sums in float32 (FMA; the AVX-512 paths' 24 x 16 micro-kernel gives
 /// the AVX2 path's bits). Returns 0, or -1 when a buffer cannot be allocated.
 int ck_decoded_gemm(const float *xp, int64_t m, int64_t n, int64_t k, const ck_decoded_weight *w, float alpha,
                     const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1, int path);
