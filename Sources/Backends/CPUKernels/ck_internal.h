@@ -15,8 +15,38 @@
 // Functions that use AVX2 carry the attribute instead of the whole target being built with
 // -mavx2: the library must load and run its portable path on CPUs without AVX2.
 #define CK_AVX2 __attribute__((target("avx2,fma,f16c")))
+/// AVX-512 F (with AVX2, FMA, F16C): the zmm float kernels of the avx512vnni and amx paths.
 #define CK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+#if CK_X86
+/// Transposes a 16 x 16 matrix of 32-bit lanes in place: r[i] lane j <-> r[j] lane i (unpacks within
+/// 128-bit lanes, then two rounds of 128-bit lane shuffles; 64 shuffles). Float rows go through
+/// `_mm512_castps_si512`.
+CK_AVX512 static inline void ck_transpose16x16_epi32(__m512i r[16]) {
+    __m512i a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    // b[4 g + c], 128-bit lane L: element 4 L + c of rows 4 g .. 4 g + 3.
+    for (int c = 0; c < 4; c++) {
+        const __m512i c1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x88), c2 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xDD);
+        const __m512i d1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x88),
+                      d2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_i32x4(c1, d1, 0x88);
+        r[8 + c] = _mm512_shuffle_i32x4(c1, d1, 0xDD);
+        r[4 + c] = _mm512_shuffle_i32x4(c2, d2, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(c2, d2, 0xDD);
+    }
+}
+#endif
 
 static inline int64_t ck_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

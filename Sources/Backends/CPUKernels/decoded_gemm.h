@@ -11,8 +11,6 @@
 enum { MR = 6, NR = 16, NC = 256, KC = 256, MC_MAX = 2048, PREFETCH_C_ROWS = 256 };
 
 #if CK_X86
-#define CK_AVX512F __attribute__((target("avx512f,avx2,fma,f16c")))
-
 /// Decodes the first depth / 16 * 16 K values [k0, ..) of INT8 weight rows [col0, col0 + 16) into the
 /// sub-panel ([t][16]) as decoded_gemm.c's AVX2 decode does (the same values q * s), 16 columns x 16 K
 /// values at a time through a 16 x 16 transpose. Returns the number of K values decoded: 0 (nothing

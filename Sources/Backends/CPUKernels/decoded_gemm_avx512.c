@@ -15,33 +15,7 @@
 #pragma STDC FP_CONTRACT OFF
 
 #if CK_X86
-/// 16 rows of 16 floats transposed in place: unpack and shuffle within 128-bit lanes (4 x 4 blocks),
-/// then two rounds of lane shuffles.
-CK_AVX512F static inline void transpose16x16_ps(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int h = 0; h < 4; h++) {
-        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0x44);
-        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h + 0], t[4 * h + 2], 0xEE);
-        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
-    }
-    // u[4h + j], 128-bit lane L: element 4L + j of rows 4h .. 4h + 3.
-    for (int j = 0; j < 4; j++) {
-        const __m512 even01 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), odd01 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-        const __m512 even23 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-        const __m512 odd23 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_f32x4(even01, even23, 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(even01, even23, 0xDD);
-        r[4 + j] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(odd01, odd23, 0xDD);
-    }
-}
-
-CK_AVX512F int64_t ck_decoded_decode_avx512(const ck_decoded_weight *w, int64_t k, int64_t col0, int64_t n1,
+CK_AVX512 int64_t ck_decoded_decode_avx512(const ck_decoded_weight *w, int64_t k, int64_t col0, int64_t n1,
                                             int64_t k0, int64_t depth, float *panel) {
     const int64_t vdepth = depth / NR * NR;
     if (w->kind != CK_WEIGHT_INT8 || col0 + NR > n1 || vdepth == 0 || w->bk % NR != 0 || k0 % NR != 0) return 0;
@@ -55,14 +29,14 @@ CK_AVX512F int64_t ck_decoded_decode_avx512(const ck_decoded_weight *w, int64_t 
             block++;
             block_end += w->bk;
         }
-        __m512 r[NR];
+        __m512i r[NR];
         for (int c = 0; c < NR; c++) {
             const int8_t *src = (const int8_t *)w->codes + (col0 + c) * k + p;
             const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)src)));
-            r[c] = _mm512_mul_ps(q, _mm512_set1_ps(scale_rows[c][block]));
+            r[c] = _mm512_castps_si512(_mm512_mul_ps(q, _mm512_set1_ps(scale_rows[c][block])));
         }
-        transpose16x16_ps(r);
-        for (int i = 0; i < NR; i++) _mm512_store_ps(panel + (t + i) * NR, r[i]);
+        ck_transpose16x16_epi32(r);
+        for (int i = 0; i < NR; i++) _mm512_store_ps(panel + (t + i) * NR, _mm512_castsi512_ps(r[i]));
     }
     return vdepth;
 }
@@ -70,7 +44,7 @@ CK_AVX512F int64_t ck_decoded_decode_avx512(const ck_decoded_weight *w, int64_t 
 /// rows x 16 of c += the `tiles` consecutive input tiles at x (tile i at x + i * KC * MR, rows 6i ..
 /// 6i + 5) times the sub-panel p over `depth` K values (`first`: c = 0 + the sums, c is not read);
 /// only the first `rows` rows are stored.
-CK_AVX512F static inline __attribute__((always_inline)) void tile(const float *x, const float *p, int64_t depth,
+CK_AVX512 static inline __attribute__((always_inline)) void tile(const float *x, const float *p, int64_t depth,
                                                                    float *c, int64_t ldc, int64_t rows,
                                                                    const int tiles, int prefetch_c, int first) {
     enum { PAIRS = MR / 2 };
@@ -113,7 +87,7 @@ CK_AVX512F static inline __attribute__((always_inline)) void tile(const float *x
     }
 }
 
-CK_AVX512F void ck_decoded_chunk_avx512(const float *x, int64_t rows, const float *panel, int64_t nsub,
+CK_AVX512 void ck_decoded_chunk_avx512(const float *x, int64_t rows, const float *panel, int64_t nsub,
                                         int64_t depth, float *c, int64_t ldc, int prefetch_c, int first) {
     for (int64_t mt = 0; mt < rows; mt += 4 * MR) {
         const int64_t live = rows - mt < 4 * MR ? rows - mt : 4 * MR;

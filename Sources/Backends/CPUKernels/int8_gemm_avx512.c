@@ -25,31 +25,6 @@ int ck_gemm_wt_applies(int64_t m, int64_t k, int64_t bk, int path) {
     return path == CK_PATH_AVX512VNNI && k % 4 == 0 && bk % 4 == 0;
 }
 
-/// Transposes a 16 x 16 matrix of 32-bit lanes in place: r[i] lane j <-> r[j] lane i (64 shuffles).
-CK_VNNI static inline void transpose16(__m512i r[16]) {
-    __m512i a[16], b[16];
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
-        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
-        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
-        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
-    }
-    // b[4 g + c], 128-bit lane L: element 4 L + c of rows 4 g .. 4 g + 3.
-    for (int c = 0; c < 4; c++) {
-        const __m512i c1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x88), c2 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xDD);
-        const __m512i d1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x88),
-                      d2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xDD);
-        r[c] = _mm512_shuffle_i32x4(c1, d1, 0x88);
-        r[8 + c] = _mm512_shuffle_i32x4(c1, d1, 0xDD);
-        r[4 + c] = _mm512_shuffle_i32x4(c2, d2, 0x88);
-        r[12 + c] = _mm512_shuffle_i32x4(c2, d2, 0xDD);
-    }
-}
-
 /// Packed activation: rows padded to 16; tiles of 64 rows (the last one 16-64), tile t at t * 64 * k
 /// bytes; in a tile of rv row vectors, quad q at q * rv * 64, row vector v at + v * 64, lane l at + 4 l.
 /// Scales transposed: sxT[j * rows + r]. A row vector wholly inside [row0, row1) is packed 16 quads at
@@ -72,7 +47,7 @@ CK_VNNI void ck_gemm_wt_pack_activation(const int8_t *x, const float *sx, int64_
                 for (int i = 0; i < 16; i++)
                     rq[i] = r + i < m ? _mm512_xor_si512(_mm512_loadu_si512((const void *)(x + (r + i) * k + 4 * q)), flip)
                                       : _mm512_setzero_si512();
-                transpose16(rq);
+                ck_transpose16x16_epi32(rq);
                 for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(dst + (q + i) * stride), rq[i]);
             }
         }
@@ -191,7 +166,7 @@ CK_VNNI static void wt_store_span(const ck_i8_gemm_args *a, const float *ct, int
             __m512i blk[16];
             for (int i = 0; i < 16; i++)
                 blk[i] = i < cw ? _mm512_loadu_si512((const void *)(ct + (c0 + i) * TILE_ROWS + v0)) : _mm512_setzero_si512();
-            transpose16(blk);
+            ck_transpose16x16_epi32(blk);
             const int64_t nr = live - v0 < 16 ? live - v0 : 16;
             for (int64_t i = 0; i < nr; i++) {
                 const __m512 v = _mm512_add_ps(_mm512_castsi512_ps(blk[i]), bias);
