@@ -18,12 +18,17 @@ enum Benchmark {
             time, GFLOP/s, speed-up against float32 from the same run, the peak memory the path adds
             (resident-set high-water mark above the level before the call, large allocations returned
             to the system), and the relative L2 error against a float64 product on sampled rows.
+            The timed calls reuse tensor buffers through the library's buffer pool, as a program
+            calling a layer repeatedly does (and as ONNX Runtime's arena does); --fresh-buffers
+            times every call on freshly mapped memory instead (each large output then pays its
+            first-touch page faults). The peak memory is always measured on fresh memory.
             At M = 1 every path rotates among weight copies of more than 1 GB together, so the weights
             stream from memory; the machine's read and copy bandwidth are measured in the same run,
             and so are quantize and dequantize.
             """,
         options: [
             .flag("quick", "two shapes, fewer repetitions (a smoke run)"),
+            .flag("fresh-buffers", "time every call on freshly mapped buffers (the buffer pool off)"),
             .text("json", placeholder: "FILE", "also write every measurement as JSON to FILE"),
             .text("m", placeholder: "LIST", validate: { _ = try parseCounts($0) },
                   "the M values to time, comma-separated (default: the large M, then 1)"),
@@ -80,6 +85,8 @@ enum Benchmark {
         let openBLAS: String
         let cpuKernelPath: String
         let threads: Int
+        /// Whether the timed linear calls reused pooled buffers (false with `--fresh-buffers`).
+        let buffersReused: Bool
         let readBandwidthGBs: Double
         let copyBandwidthGBs: Double
         let linear: [Measurement]
@@ -119,9 +126,10 @@ enum Benchmark {
         print("CPU features: \(CPUFeatures.current); quantized kernels: \(CPUKernelPath.current) path, "
             + "\(CPUKernels.threadCount) threads")
         // Blocks of 1 MB and more are mapped fresh and returned on free, so the resident-set
-        // high-water mark shows what each call allocates (every path pays first-touch page faults
-        // on its large buffers, as a program does for large tensors). The tensor buffer pool is off
-        // for the same reason: with it, a call's output would reuse the last call's pages.
+        // high-water mark shows what each call allocates. The tensor buffer pool is off for the same
+        // reason (with it, a call's output would reuse the last call's pages) except while the
+        // linear paths' timed calls run (``withBufferPool``), unless --fresh-buffers.
+        let poolBytes = arguments.flag("fresh-buffers") ? 0 : HostBufferPool.shared.capacityBytes
         setMmapThreshold(1 << 20)
         HostBufferPool.shared.capacityBytes = 0
         let (readBandwidth, copyBandwidth) = try measureBandwidth(quick: quick)
@@ -136,7 +144,7 @@ enum Benchmark {
             print(pad("layer", 16) + pad("N x K", 13) + pad("path", 26) + pad("median", 11) + pad("GFLOP/s", 9)
                 + pad("vs fp32", 9) + pad("peak mem", 11) + "rel. err")
             for (index, shape) in chosen.enumerated() {
-                let rows = try measureShape(shape, m: m, repeats: m == 1 ? repeats * 4 : repeats,
+                let rows = try measureShape(shape, m: m, repeats: m == 1 ? repeats * 4 : repeats, poolBytes: poolBytes,
                                             seed: UInt64(index * 10 + (m == 1 ? 5 : 0)))
                 measurements += rows
                 for row in rows {
@@ -167,7 +175,8 @@ enum Benchmark {
         if let file = arguments.string("json") {
             let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: machine,
                                 openBLAS: OpenBLAS.shared.summary, cpuKernelPath: CPUKernelPath.current.rawValue,
-                                threads: CPUKernels.threadCount, readBandwidthGBs: readBandwidth / 1e9,
+                                threads: CPUKernels.threadCount, buffersReused: poolBytes > 0,
+                                readBandwidthGBs: readBandwidth / 1e9,
                                 copyBandwidthGBs: copyBandwidth / 1e9, linear: measurements,
                                 quantization: quantization)
             let encoder = JSONEncoder()
@@ -201,7 +210,10 @@ enum Benchmark {
 
     // MARK: Linear
 
-    static func measureShape(_ shape: Shape, m: Int, repeats: Int, seed: UInt64) throws -> [Measurement] {
+    /// - Parameter poolBytes: the buffer pool's bound during the timed calls (0: fresh buffers).
+    static func measureShape(_ shape: Shape, m: Int, repeats: Int, poolBytes: Int, seed: UInt64) throws
+        -> [Measurement]
+    {
         let (n, k) = (shape.n, shape.k)
         let x = try Tensor.randomNormal([m, k], seed: seed)
         let w = try Tensor.randomNormal([n, k], standardDeviation: 1 / Float(k).squareRoot(), seed: seed + 1)
@@ -245,7 +257,7 @@ enum Benchmark {
             // The reference path is the same at M = 1 with or without rotation (it rebuilds the
             // weight each call): fewer repetitions keep the run short.
             let count = path.name.hasPrefix("reference") ? max(2, repeats / 4) : repeats
-            let (output, time) = try timed(count, path.run)
+            let (output, time) = try withBufferPool(bytes: poolBytes) { try timed(count, path.run) }
             if floatTime == 0 { floatTime = time }
             let peak = try peakBytes { _ = try path.run(0) }
             let values = try output.floats()
@@ -366,6 +378,14 @@ enum Benchmark {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         return (result, times.sorted()[times.count / 2])
+    }
+
+    /// Runs `body` with the tensor buffer pool bounded by `bytes` (0: off), then turns it off again,
+    /// which frees every buffer it kept: no later measurement starts with this one's pages.
+    static func withBufferPool<R>(bytes: Int, _ body: () throws -> R) rethrows -> R {
+        HostBufferPool.shared.capacityBytes = bytes
+        defer { HostBufferPool.shared.capacityBytes = 0 }
+        return try body()
     }
 
     /// Bytes of resident memory the call adds at its peak: the kernel's high-water mark (reset
