@@ -6,6 +6,7 @@ import QLTensor
 ///
 /// | kernel | when |
 /// |---|---|
+/// | `bw8_gemm_wgmma_c3_b128` | the same problems with many rounds of 192 x 128 tiles (``usesThreeConsumerKernel``) |
 /// | `bw8_gemm_wgmma_pp_b128` | sm_90, weight blocks 128 x 128, K % 16 == 0 (the pipelined one) |
 /// | `bw8_gemm_wgmma_pp_b128_mixed` | the same, with 128 x 64 tiles after 128 x 128 ones (``wgmmaWideColumnTiles``) |
 /// | `bw8_gemm_wgmma_b{128,64,32}` | sm_90, weight blocks B x B, B in {32, 64, 128k}, K % 16 == 0 |
@@ -18,12 +19,17 @@ import QLTensor
 enum BlockwiseINT8GEMM {
     static let portable = KernelSource(file: "bw8_portable", contractsMultiplyAdd: true)
     static let hopper = KernelSource(file: "bw8_hopper", needsArchSpecific: true, contractsMultiplyAdd: true)
+    /// Its own program so that a change to it costs NVRTC seconds, not the minutes of `bw8_hopper.cu`.
+    static let hopperC3 = KernelSource(file: "bw8_hopper_c3", needsArchSpecific: true, contractsMultiplyAdd: true)
 
     enum Plan: Equatable {
         /// A TMA + wgmma kernel with 128 x 128 output tiles.
         case wgmma(entry: String)
         /// `bw8_gemm_wgmma_pp_b128_mixed`: `wideTiles` column tiles of 128 x 128, then 128 x 64 tiles.
         case wgmmaMixed(wideTiles: Int)
+        /// `bw8_gemm_wgmma_c3_b128` (three consumer warpgroups, 192 x 128 tiles), or with `cluster`
+        /// `bw8_gemm_wgmma_c3mc_b128` (CTA pairs sharing each A stage by TMA multicast).
+        case wgmmaC3(cluster: Bool)
         case mma
     }
 
@@ -47,6 +53,10 @@ enum BlockwiseINT8GEMM {
            device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.wgmmaDynamicSharedBytes,
            device.driver.tensorMapEncodeTiled != nil {
             if b == 128 {
+                if usesThreeConsumerKernel(m: m, n: n, multiprocessors: device.multiprocessorCount),
+                   device.maxSharedMemoryPerBlock >= BlockwiseINT8GEMMKernels.c3DynamicSharedBytes {
+                    return .success(.wgmmaC3(cluster: threeConsumerKernelUsesClusters))
+                }
                 let wide = wgmmaWideColumnTiles(m: m, n: n, multiprocessors: device.multiprocessorCount)
                 return .success(wide == (n + 127) / 128 ? .wgmma(entry: "bw8_gemm_wgmma_pp_b128")
                                                         : .wgmmaMixed(wideTiles: wide))
@@ -62,6 +72,22 @@ enum BlockwiseINT8GEMM {
             + "needs M <= 16 and B a power of two in 16...512, the MMA kernel B % 32 == 0 and "
             + "\(BlockwiseINT8GEMMKernels.mmaDynamicSharedBytes) bytes of shared memory per block"))
     }
+
+    /// Whether the B = 128 GEMM runs `bw8_gemm_wgmma_c3_b128` (192 x 128 tiles, three consumer
+    /// warpgroups; the same bits as the 128 x 128 kernel) rather than `bw8_gemm_wgmma_pp_b128` or its
+    /// mixed tiles: where its tiles make at least 4 rounds on the SMs and the rows past M in its last row
+    /// tile are at most 1/16 of M, so that neither the part-empty last round nor those rows (up to 191)
+    /// cost much. Measured on the
+    /// H200 (NOTES.md, "Issue 10, round 5"): faster than pp at M = 54560, the same at 4096 x 5120, slower
+    /// at M = 1024 (144 or 240 tiles of 192 rows make 1.1 or 1.8 rounds).
+    static func usesThreeConsumerKernel(m: Int, n: Int, multiprocessors: Int) -> Bool {
+        let tileM = BlockwiseINT8GEMMKernels.c3TileM
+        let rowTiles = (m + tileM - 1) / tileM
+        return rowTiles * ((n + 127) / 128) >= 4 * multiprocessors && 16 * (rowTiles * tileM - m) <= m
+    }
+
+    /// Whether ``Plan/wgmmaC3(cluster:)`` takes the 2-CTA cluster form (NOTES.md, "Issue 10, round 5").
+    static let threeConsumerKernelUsesClusters = false
 
     /// How many 128-column tiles the B = 128 wgmma GEMM does as 128 x 128 tiles before it does the
     /// remaining columns as 128 x 64 tiles: `ceil(N / 128)` (all wide, `bw8_gemm_wgmma_pp_b128`) unless a
@@ -128,7 +154,30 @@ enum BlockwiseINT8GEMM {
         case .wgmmaMixed(let wide):
             try launchWGMMA(entry: "bw8_gemm_wgmma_pp_b128_mixed", wideTiles: wide, x: x, w: w,
                             arguments: tail + common, m: m, n: n, k: k)
+        case .wgmmaC3(let cluster):
+            try launchC3(cluster: cluster, x: x, w: w, arguments: tail + common, m: m, n: n, k: k)
         }
+    }
+
+    /// `bw8_gemm_wgmma_c3_b128`: A's tensor map with 192-row boxes, W's with 128-row boxes; one CTA per SM.
+    /// The cluster form: 96-row boxes of A (each CTA of a pair loads half of the shared A stage) and an
+    /// even grid of CTA pairs, each pair taking two column tiles of one row tile at a time.
+    private static func launchC3(cluster: Bool, x: GPU, w: GPU, arguments: [KernelArgument], m: Int, n: Int,
+                                 k: Int) throws {
+        let device = x.device
+        let function = try device.function(hopperC3, entry: cluster ? "bw8_gemm_wgmma_c3mc_b128"
+                                                                    : "bw8_gemm_wgmma_c3_b128")
+        let shared = BlockwiseINT8GEMMKernels.c3DynamicSharedBytes
+        try device.setDynamicSharedMemory(function, bytes: shared)
+        let tileM = BlockwiseINT8GEMMKernels.c3TileM
+        let mapA = try device.tensorMap2D(int8: x.address, rows: m, columns: k, boxRows: cluster ? tileM / 2 : tileM,
+                                          boxColumns: 128)
+        let mapB = try device.tensorMap2D(int8: w.address, rows: n, columns: k, boxRows: 128, boxColumns: 128)
+        let rowTiles = (m + tileM - 1) / tileM, columnTiles = (n + 127) / 128
+        let sms = device.multiprocessorCount
+        let grid = cluster ? 2 * min(rowTiles * ((columnTiles + 1) / 2), sms / 2) : min(rowTiles * columnTiles, sms)
+        try device.launch(function, grid: (grid, 1, 1), block: (BlockwiseINT8GEMMKernels.c3Threads, 1, 1),
+                          sharedMemory: shared, [.bytes(mapA), .bytes(mapB)] + arguments)
     }
 
     /// A wgmma kernel: W's tensor map with 128-row boxes, and for the mixed kernel (`wideTiles` given) a

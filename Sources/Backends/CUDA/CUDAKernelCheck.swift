@@ -67,6 +67,7 @@ package enum CUDAKernelCheck {
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))
+        variants.append((BlockwiseINT8GEMM.hopperC3, [:]))
         // Through the disk cache with the keys a device of `architecture` computes, so that running
         // this where only NVRTC exists fills `QLINEAR_KERNEL_CACHE` for a GPU machine with the same NVRTC.
         for (source, defines) in variants {
