@@ -149,6 +149,13 @@ enum BlockWiseINT8CPU {
         }
     }
 
+    /// The least activation bytes a thread packs (smaller packs run on the calling thread).
+    static let packBytesPerThread = 256 << 10
+    /// The least multiply-adds a thread of the W8A8 GEMM gets (2^24, ~25 us at 650 GOP/s): below that,
+    /// waking a worker costs more than it saves (M = 64, 256 x 256 took 0.19 ms on two cores, 0.07 ms on
+    /// one, on the 2-core VM).
+    static let multiplyAddsPerThread = 1 << 24
+
     /// Runs the W8A8 kernels on checked operands (m, n, k > 0).
     private static func gemm(_ args: ck_i8_gemm_args, path: CPUKernelPath) throws {
         var args = args
@@ -176,8 +183,11 @@ enum BlockWiseINT8CPU {
         let packedCodes = packed.storage.hostPointer
         let packedScaleValues = packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self)
         if packing {
-            // Ranges of whole 16-row vectors: the in-place VNNI packer transposes 16 rows at a time.
-            CPUKernels.parallelRanges(count: Int(rows), granule: 16, minimumPerThread: 16) { range in
+            // Ranges of whole 16-row vectors: the in-place VNNI packer transposes 16 rows at a time. At
+            // least 256 KB of codes per thread: handing a smaller pack to a worker costs more (waking a
+            // parked worker took ~40 us on the 2-core VM) than packing it here.
+            CPUKernels.parallelRanges(count: Int(rows), granule: 16,
+                                      minimumPerThread: max(16, Self.packBytesPerThread / Int(args.k))) { range in
                 ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code,
                                            Int64(range.lowerBound), Int64(range.upperBound), packedCodes,
                                            packedScaleValues)
@@ -191,6 +201,7 @@ enum BlockWiseINT8CPU {
         withExtendedLifetime((packed, packedScales)) {
             withUnsafePointer(to: args) { pointer in
                 CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_granule(path.code)),
+                                          minimumPerThread: max(1, Self.multiplyAddsPerThread / Int(args.m * args.k)),
                                           rangesPerCore: rangesPerCore) { range in
                     if ck_i8_gemm_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
                         failed.set()
