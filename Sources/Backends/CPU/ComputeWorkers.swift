@@ -98,7 +98,12 @@ package final class ComputeWorkers: @unchecked Sendable {
                 return job
             }
             if joining { body() }
-            for job in jobs { Self.waitBriefSpin(job.finished) }
+            // A caller that ran a share itself waits for peers that started with it: poll briefly. One
+            // whose op runs whole on a worker (contention) blocks at once: callers polling beside busy
+            // workers took their cores (8 callers on 2 cores: 0.73x of one caller's throughput).
+            for job in jobs {
+                if joining { Self.waitBriefSpin(job.finished) } else { job.finished.wait() }
+            }
         }
     }
 
