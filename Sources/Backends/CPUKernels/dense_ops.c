@@ -264,31 +264,6 @@ CK_AVX2 static inline __m256i lanes_below_avx2(int n) {
                                                  _mm256_castsi256_ps(lanes_below_avx2(n)))
 #define v_store_tail(p, v, n) _mm256_maskstore_ps(p, lanes_below_avx2(n), v)
 #include "dense_simd.h"
-#undef SIMD_TARGET
-#undef SIMD_NAME
-#undef vf
-#undef VLANES
-#undef v_load
-#undef v_store
-#undef v_set1
-#undef v_zero
-#undef v_add
-#undef v_sub
-#undef v_mul
-#undef v_div
-#undef v_fma
-#undef v_min
-#undef v_max
-#undef v_round
-#undef v_abs
-#undef v_neg
-#undef v_copysign
-#undef v_pow2
-#undef v_zero_below
-#undef v_hsum
-#undef v_hmax
-#undef v_load_tail
-#undef v_store_tail
 
 // AVX-512 F only (the paths that take it, avx512vnni and amx, have it); sign operations go through
 // the integer view because AVX-512 F has no float and/or/xor.
@@ -321,33 +296,8 @@ CK_AVX2 static inline __m256i lanes_below_avx2(int n) {
 #define v_load_tail(p, n, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << (n)) - 1), p)
 #define v_store_tail(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 #include "dense_simd.h"
-#undef SIMD_TARGET
-#undef SIMD_NAME
-#undef vf
-#undef VLANES
-#undef v_load
-#undef v_store
-#undef v_set1
-#undef v_zero
-#undef v_add
-#undef v_sub
-#undef v_mul
-#undef v_div
-#undef v_fma
-#undef v_min
-#undef v_max
-#undef v_round
 #undef v_bits
 #undef v_float
-#undef v_abs
-#undef v_neg
-#undef v_copysign
-#undef v_pow2
-#undef v_zero_below
-#undef v_hsum
-#undef v_hmax
-#undef v_load_tail
-#undef v_store_tail
 #endif
 
 // MARK: - Dispatch by path

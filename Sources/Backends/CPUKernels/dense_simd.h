@@ -11,6 +11,7 @@
 //   v_hsum, v_hmax       horizontal sum and maximum (an order of their own per width),
 //   v_load_tail(p, n, fill), v_store_tail(p, v, n)  the first n < VLANES lanes only (the others
 //                        `fill` when loading; nothing past p + n is read or written).
+// The file undefines these parameters at its end, so the next instantiation starts clean.
 // Every lane does the operations of the scalar definitions in dense_ops.c (exp_scalar, erf_scalar,
 // ck_gelu_scalar) in the same order, so elementwise results are bit-identical on every width and
 // to the portable path; sums over a row (layer norm, softmax, L2) are added in a per-width order.
@@ -174,3 +175,29 @@ SIMD_TARGET static void SIMD_NAME(divide)(const float *x, float d, int64_t n, fl
     for (; i + VLANES <= n; i += VLANES) v_store(y + i, v_div(v_load(x + i), vd));
     divide_portable(x + i, d, n - i, y + i);
 }
+
+#undef SIMD_TARGET
+#undef SIMD_NAME
+#undef vf
+#undef VLANES
+#undef v_load
+#undef v_store
+#undef v_set1
+#undef v_zero
+#undef v_add
+#undef v_sub
+#undef v_mul
+#undef v_div
+#undef v_fma
+#undef v_min
+#undef v_max
+#undef v_round
+#undef v_abs
+#undef v_neg
+#undef v_copysign
+#undef v_pow2
+#undef v_zero_below
+#undef v_hsum
+#undef v_hmax
+#undef v_load_tail
+#undef v_store_tail
