@@ -180,16 +180,25 @@ public struct BertLayer: Module {
         func heads(_ t: Tensor) throws -> Tensor {
             try t.reshaped([batch, length, headCount, headSize]).permuted([0, 2, 1, 3])
         }
-        let q = try heads(scaled(query(x), by: 1 / Float(headSize).squareRoot()))
+        // Intermediate activations are updated in place (`scaled(inPlace:)`, `softmax(inPlace:)`, ...): each
+        // is the only owner of its buffer, so no new buffer is allocated and faulted in per op.
+        var scaledQuery = try query(x)
+        try scaled(inPlace: &scaledQuery, by: 1 / Float(headSize).squareRoot())
+        let q = try heads(scaledQuery)
         let k = try heads(key(x))
         let v = try heads(value(x))
-        let scores = try batchedMatmul(q, k, transposeB: true)           // (B, heads, S, S)
-        let probabilities = try softmax(scores, additiveMask: additiveMask)
+        var probabilities = try batchedMatmul(q, k, transposeB: true)    // (B, heads, S, S) scores
+        try softmax(inPlace: &probabilities, additiveMask: additiveMask)
         let context = try batchedMatmul(probabilities, v)                // (B, heads, S, headSize)
         let merged = try context.permuted([0, 2, 1, 3]).reshaped([batch, length, hidden])
-        let attended = try attentionNorm(add(attentionOutput(merged), x))
-        let expanded = try gelu(intermediate(attended), approximation: .none)
-        return try outputNorm(add(output(expanded), attended))
+        var attentionSum = try attentionOutput(merged)
+        try add(inPlace: &attentionSum, x)
+        let attended = try attentionNorm(attentionSum)
+        var expanded = try intermediate(attended)
+        try gelu(inPlace: &expanded, approximation: .none)
+        var outputSum = try output(expanded)
+        try add(inPlace: &outputSum, attended)
+        return try outputNorm(outputSum)
     }
 
     public mutating func updateLinears(_ body: (String, inout Linear) throws -> Void) rethrows {

@@ -64,3 +64,30 @@ public func l2Normalize(_ x: some TensorOperand, epsilon: Float = 1e-12) throws 
     attributes.epsilon = epsilon
     return try LayoutRegistry.shared.dispatch(OpCall(.l2Normalize, [x.anyTensor], attributes)).requireDense()
 }
+
+// In-place forms, for an activation whose old value is not needed again: `x` becomes the result (the same
+// bits as the out-of-place op), written over its own buffer where `x` owns it alone (no new buffer to map
+// and fault in, the data written where it was read), copied first when it shares its storage or is a
+// strided view (no other tensor sees the change). Dense tensors only; a quantized activation uses the
+// out-of-place op, which dispatches to its layout.
+
+/// `x = gelu(x)`, exact (erf) or tanh form.
+public func gelu(inPlace x: inout Tensor, approximation: GeluApproximation = .none) throws {
+    try DenseOps.gelu(inPlace: &x, approximation: approximation)
+}
+
+/// `x = x + y`, `y` broadcast to `x`'s shape (a residual connection, a bias row).
+/// - Throws: ``TensorError/Code/shapeMismatch`` when broadcasting would change `x`'s shape.
+public func add(inPlace x: inout Tensor, _ y: Tensor) throws {
+    try DenseOps.add(inPlace: &x, y)
+}
+
+/// `x = softmax(x + mask)` over the last dimension, as ``softmax(_:additiveMask:)``.
+public func softmax(inPlace x: inout Tensor, additiveMask: Tensor? = nil) throws {
+    try DenseOps.softmax(inPlace: &x, additiveMask: additiveMask)
+}
+
+/// `x = x * factor`, elementwise.
+public func scaled(inPlace x: inout Tensor, by factor: Float) throws {
+    try DenseOps.scaled(inPlace: &x, by: factor)
+}

@@ -47,6 +47,12 @@ extension DenseOps {
     ///     negative number for padding), or `nil`.
     /// - Throws: ``TensorError/Code/shapeMismatch`` when the mask is not `(B, C)`.
     public static func softmax(_ x: Tensor, additiveMask: Tensor?) throws -> Tensor {
+        try checkSoftmax(x, additiveMask: additiveMask)
+        return try DeviceBackends.backend(for: x.device).softmax(x, additiveMask: additiveMask)
+    }
+
+    /// The operand checks of ``softmax(_:additiveMask:)``.
+    static func checkSoftmax(_ x: Tensor, additiveMask: Tensor?) throws {
         try checkDense(x, "softmax input")
         guard x.rank >= 1 else { throw TensorError(.shapeMismatch, "softmax needs a tensor of rank >= 1") }
         if let mask = additiveMask {
@@ -61,7 +67,6 @@ extension DenseOps {
             }
         }
         try sameDevice([x] + [additiveMask].compactMap { $0 }, op: "softmax")
-        return try DeviceBackends.backend(for: x.device).softmax(x, additiveMask: additiveMask)
     }
 
     /// Rows of `table` gathered by `indices`: `y[i..., :] = table[indices[i...], :]`.

@@ -32,6 +32,29 @@ public protocol DeviceBackend: AnyObject, Sendable {
     func maskedMeanPool(_ x: Tensor, mask: Tensor) throws -> Tensor
     /// x / max(||x||_2, eps) over the last dimension (eps = 1e-12 in sentence-transformers).
     func l2Normalize(_ x: Tensor, epsilon: Float) throws -> Tensor
+    /// In-place forms (``DenseOps/gelu(inPlace:approximation:)`` and its siblings): `x` becomes the op's
+    /// result, bit for bit what the out-of-place op returns. A backend that can write into `x`'s buffer
+    /// does so when `x` owns it alone (contiguous, unshared, writable) and copies `x` first otherwise;
+    /// the defaults run the out-of-place op and assign its result.
+    func geluInPlace(_ x: inout Tensor, approximation: GeluApproximation) throws
+    /// `x = x + y`, `y` broadcast to `x`'s shape (the result has `x`'s shape and dtype).
+    func addInPlace(_ x: inout Tensor, _ y: Tensor) throws
+    func softmaxInPlace(_ x: inout Tensor, additiveMask: Tensor?) throws
+    func scaleInPlace(_ x: inout Tensor, by factor: Float) throws
+}
+
+extension DeviceBackend {
+    public func geluInPlace(_ x: inout Tensor, approximation: GeluApproximation) throws {
+        x = try gelu(x, approximation: approximation)
+    }
+
+    public func addInPlace(_ x: inout Tensor, _ y: Tensor) throws { x = try add(x, y) }
+
+    public func softmaxInPlace(_ x: inout Tensor, additiveMask: Tensor?) throws {
+        x = try softmax(x, additiveMask: additiveMask)
+    }
+
+    public func scaleInPlace(_ x: inout Tensor, by factor: Float) throws { x = try scaled(x, by: factor) }
 }
 
 /// Memory on a device other than the host, provided by that device's backend (host memory is

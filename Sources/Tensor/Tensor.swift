@@ -171,6 +171,19 @@ public struct Tensor: @unchecked Sendable {
         return try body(UnsafeMutableBufferPointer(start: start, count: count))
     }
 
+    /// Calls `body` with this tensor's bytes, writable, for a kernel that writes its result over its
+    /// input: the tensor is made contiguous and unshared first (copy-on-write), so nothing else sees
+    /// the write. CPU only.
+    package mutating func withUnsafeMutableContiguousBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R)
+        throws -> R {
+        try requireCPU("writing elements")
+        if !isContiguous || !isKnownUniquelyReferenced(&storage) || !storage.isWritable {
+            self = try Tensor.copying(self)
+        }
+        let start = storage.hostPointer + offset * dtype.byteSize
+        return try body(UnsafeMutableRawBufferPointer(start: start, count: count * dtype.byteSize))
+    }
+
     /// Calls `body` with the elements as contiguous float32 values, converting only when the
     /// tensor is not already contiguous float32 on the CPU.
     public func withUnsafeFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {

@@ -290,6 +290,30 @@ struct CUDATransformerOpsTests {
         }
     }
 
+    /// The in-place ops on the GPU (the backend's default: the out-of-place op, assigned) give the
+    /// out-of-place results, and a copy sharing the tensor keeps its values.
+    @Test(arguments: floatTypes)
+    func inPlaceOpsMatchOutOfPlace(dtype: DType) throws {
+        let (_, x) = try input([2, 9, 384], dtype: dtype, strided: false, seed: 41, scale: 3)
+        let residual = try input([2, 9, 384], dtype: .float32, strided: false, seed: 42).gpu
+        let mask = try Tensor((0..<(2 * 384)).map { $0 % 5 == 1 ? -Float.greatestFiniteMagnitude : 0 },
+                              shape: [2, 384]).to(gpu)
+        let cases: [(String, (Tensor) throws -> Tensor, (inout Tensor) throws -> Void)] = [
+            ("gelu", { try gelu($0).requireDense() }, { try gelu(inPlace: &$0) }),
+            ("add", { try add($0, residual).requireDense() }, { try add(inPlace: &$0, residual) }),
+            ("softmax", { try softmax($0, additiveMask: mask) }, { try softmax(inPlace: &$0, additiveMask: mask) }),
+            ("scaled", { try scaled($0, by: 0.5) }, { try scaled(inPlace: &$0, by: 0.5) }),
+        ]
+        let original = try x.floats().map(\.bitPattern)
+        for (name, outOfPlace, inPlace) in cases {
+            var y = x
+            try withoutFallback { try inPlace(&y) }
+            #expect(y.device == gpu && y.dtype == dtype, "\(name)")
+            #expect(try y.floats().map(\.bitPattern) == outOfPlace(x).floats().map(\.bitPattern), "\(name)")
+            #expect(try x.floats().map(\.bitPattern) == original, "\(name) changed the shared tensor")
+        }
+    }
+
     @Test func wrongShapesAndDtypesThrow() throws {
         let x = try Tensor.randomNormal([2, 3, 8], seed: 51).to(gpu)
         let codes = try Tensor(elements: [Int32](repeating: 1, count: 6), shape: [2, 3]).to(gpu)

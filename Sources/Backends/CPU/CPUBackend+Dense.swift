@@ -44,6 +44,25 @@ extension CPUBackend {
         return try CPUDenseKernels.elementwise(op, try CPUDenseKernels.float32Contiguous(x), nil).converted(to: x.dtype)
     }
 
+    package func geluInPlace(_ x: inout Tensor, approximation: GeluApproximation) throws {
+        guard CPUKernels.outputCode(x.dtype) != nil else {
+            x = try gelu(x, approximation: approximation)
+            return
+        }
+        let op = Int32(approximation == .tanh ? CK_ELEMENTWISE_GELU_TANH : CK_ELEMENTWISE_GELU_ERF)
+        try CPUDenseKernels.elementwise(inPlace: &x, op, nil)
+    }
+
+    /// In place on the vector kernel when `y`'s shape is a suffix of `x`'s (a residual, a row vector);
+    /// other broadcasts run ``add(_:_:)`` and assign.
+    package func addInPlace(_ x: inout Tensor, _ y: Tensor) throws {
+        guard CPUKernels.outputCode(x.dtype) != nil, DenseOps.isSuffix(y.shape, of: x.shape) else {
+            x = try add(x, y)
+            return
+        }
+        try CPUDenseKernels.elementwise(inPlace: &x, Int32(CK_ELEMENTWISE_ADD), y)
+    }
+
     package func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         let shape = try DenseOps.broadcastShape(a.shape, b.shape)
         // The common cases (residual connections, a row vector over a matrix) on the vector kernel.

@@ -12,6 +12,14 @@ extension CPUBackend {
         try CPUDenseKernels.softmax(x, mask: try additiveMask?.floats(), batches: x.shape[0])
     }
 
+    package func softmaxInPlace(_ x: inout Tensor, additiveMask: Tensor?) throws {
+        try CPUDenseKernels.softmax(inPlace: &x, mask: try additiveMask?.floats(), batches: x.shape[0])
+    }
+
+    package func scaleInPlace(_ x: inout Tensor, by factor: Float) throws {
+        try CPUDenseKernels.elementwise(inPlace: &x, Int32(CK_ELEMENTWISE_SCALE), nil, factor: factor)
+    }
+
     package func embedding(_ table: Tensor, indices: Tensor) throws -> Tensor {
         let ids = try indices.elements(as: Int32.self)
         let rows = table.shape[0]

@@ -63,44 +63,80 @@ enum CPUDenseKernels {
     }
 
     static func softmax(_ x: Tensor, mask: [Float]?, batches: Int) throws -> Tensor {
-        let columns = x.shape.last ?? 1
-        let rows = x.count / max(columns, 1)
+        try withElements(x) { input, code in
+            try output(x.shape, x.dtype) { out, _ in
+                try runSoftmax(input, out, shape: x.shape, code: code, mask: mask, batches: batches)
+            }
+        }
+    }
+
+    /// ``softmax(_:mask:batches:)`` written over `x` (copied first when shared or strided): each row is
+    /// read before it is written, so the bits are the same.
+    static func softmax(inPlace x: inout Tensor, mask: [Float]?, batches: Int) throws {
+        guard let code = CPUKernels.outputCode(x.dtype) else {
+            throw TensorError(.unsupportedDType, "dense kernels take float32, float16 or bfloat16, not \(x.dtype)")
+        }
+        let shape = x.shape
+        try x.withUnsafeMutableContiguousBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            try runSoftmax(UnsafeRawPointer(base), base, shape: shape, code: code, mask: mask, batches: batches)
+        }
+    }
+
+    /// `ck_softmax_rows` over every row of `shape` on every core; `out` may be `input`.
+    private static func runSoftmax(_ input: UnsafeRawPointer, _ out: UnsafeMutableRawPointer, shape: [Int],
+                                   code: Int32, mask: [Float]?, batches: Int) throws {
+        let columns = shape.last ?? 1
+        let rows = shape.reduce(1, *) / max(columns, 1)
         let rowsPerBatch = max(1, rows / max(batches, 1))
         let path = CPUKernelPath.current.code
         let failed = KernelFlag()
-        let result = try withElements(x) { input, code in
-            try output(x.shape, x.dtype) { out, _ in
-                CPUKernels.withOptionalFloats(mask) { m in
-                    CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / max(columns, 1))) {
-                        range in
-                        if ck_softmax_rows(input, code, Int64(columns), m, Int64(rowsPerBatch), Int64(range.lowerBound),
-                                           Int64(range.upperBound), out, path) != 0 { failed.set() }
-                    }
-                }
+        CPUKernels.withOptionalFloats(mask) { m in
+            CPUKernels.parallelRanges(count: rows, minimumPerThread: max(1, 16384 / max(columns, 1))) { range in
+                if ck_softmax_rows(input, code, Int64(columns), m, Int64(rowsPerBatch), Int64(range.lowerBound),
+                                   Int64(range.upperBound), out, path) != 0 { failed.set() }
             }
         }
         try check(failed, "softmax")
-        return result
     }
 
     /// `op(a, b)` elementwise with `b` (float32, `b.count` values) repeated over `a`'s leading
     /// dimensions, or `a * factor` / GELU when the op takes no `b`.
     static func elementwise(_ op: Int32, _ a: Tensor, _ b: Tensor?, factor: Float = 1) throws -> Tensor {
-        let path = CPUKernelPath.current.code
-        return try withElements(a) { input, code in
+        try withElements(a) { input, code in
             try output(a.shape, a.dtype) { out, _ in
-                let run: (UnsafePointer<Float>?, Int) -> Void = { bValues, bCount in
-                    CPUKernels.parallelRanges(count: a.count, granule: 64, minimumPerThread: 32768) { range in
-                        ck_elementwise(op, input, bValues, Int64(bCount), factor, code, Int64(range.lowerBound),
-                                       Int64(range.upperBound), out, path)
-                    }
-                }
-                if let b {
-                    try b.withUnsafeFloats { run($0.baseAddress, $0.count) }
-                } else {
-                    run(nil, 1)
-                }
+                try runElementwise(op, input, out, count: a.count, code: code, b, factor: factor)
             }
+        }
+    }
+
+    /// ``elementwise(_:_:_:factor:)`` written over `x` (a float32/16/bfloat16 tensor; copied first when
+    /// shared or strided): each chunk is read before it is written, so the bits are the same.
+    static func elementwise(inPlace x: inout Tensor, _ op: Int32, _ b: Tensor?, factor: Float = 1) throws {
+        guard let code = CPUKernels.outputCode(x.dtype) else {
+            throw TensorError(.unsupportedDType, "dense kernels take float32, float16 or bfloat16, not \(x.dtype)")
+        }
+        let count = x.count
+        try x.withUnsafeMutableContiguousBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            try runElementwise(op, UnsafeRawPointer(base), base, count: count, code: code, b, factor: factor)
+        }
+    }
+
+    /// `ck_elementwise` over `count` elements on every core; `out` may be `input`.
+    private static func runElementwise(_ op: Int32, _ input: UnsafeRawPointer, _ out: UnsafeMutableRawPointer,
+                                       count: Int, code: Int32, _ b: Tensor?, factor: Float) throws {
+        let path = CPUKernelPath.current.code
+        let run: (UnsafePointer<Float>?, Int) -> Void = { bValues, bCount in
+            CPUKernels.parallelRanges(count: count, granule: 64, minimumPerThread: 32768) { range in
+                ck_elementwise(op, input, bValues, Int64(bCount), factor, code, Int64(range.lowerBound),
+                               Int64(range.upperBound), out, path)
+            }
+        }
+        if let b {
+            try b.withUnsafeFloats { run($0.baseAddress, $0.count) }
+        } else {
+            run(nil, 1)
         }
     }
 
