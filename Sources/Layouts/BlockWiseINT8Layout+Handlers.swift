@@ -56,6 +56,11 @@ extension BlockWiseINT8Layout: KernelQuantizedLayout {
     /// Gelu re-quantizes with the input's own blocks.
     var geluLayout: Self { self }
 
+    /// 1 x Bk activation blocks, Bk the weight's own, with the weight's rounding.
+    var w8a8InputLayout: any KernelQuantizedLayout {
+        get throws { try Self.activation(blockSize: blockColumns, rounding: rounding) }
+    }
+
     /// `q` if it can be this weight's W8A8 input: block-wise INT8 with 1 x Bk blocks along K, Bk
     /// the weight's own; declined otherwise (the fallback then handles it).
     func checkedGEMMInput(_ q: QuantizedTensor) throws -> QuantizedTensor {
@@ -93,9 +98,7 @@ extension BlockWiseINT8Layout: KernelQuantizedLayout {
                                                                  outputDType: operands.input.floatDType) {
                     return try operands.output(y.reshaped(operands.outputShape))
                 }
-                let activation = try Self.activation(blockSize: layout.blockColumns, rounding: layout.rounding)
-                quantizedInput = try activation.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
-                                                          checkFinite: false)
+                quantizedInput = try SharedLinearInput.quantize(x, with: layout.w8a8InputLayout)
             }
             let kBlocks = (k + layout.blockColumns - 1) / layout.blockColumns
             let y = try kernels.linearINT8(

@@ -17,6 +17,9 @@ protocol KernelQuantizedLayout: QuantizedLayout {
     /// The layout gelu's result is quantized with, given the input's.
     var geluLayout: Self { get }
 
+    /// The layout a linear with a weight of this layout quantizes a float input with for W8A8.
+    var w8a8InputLayout: any KernelQuantizedLayout { get throws }
+
     static func linear(_ call: OpCall) throws -> AnyTensor
     static func transpose(_ call: OpCall) throws -> QuantizedTensor
 }

@@ -43,6 +43,9 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
     /// The output range differs from the input's, so gelu's scale is chosen afresh.
     var geluLayout: Self { Self.dynamic }
 
+    /// Per-tensor FP8 with a dynamic scale (the input's amax / 448).
+    var w8a8InputLayout: any KernelQuantizedLayout { Self.dynamic }
+
     /// Exact transpose: the codes swap axes (a view); the per-tensor scale is unchanged.
     static func transpose(_ call: OpCall) throws -> QuantizedTensor {
         let (q, layout) = try UnaryOperand.quantized(call, as: Self.self)
@@ -71,8 +74,7 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
                                                             bias: operands.bias)
                     return try operands.output(y.orDecline().reshaped(operands.outputShape))
                 }
-                quantizedInput = try Self.dynamic.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
-                                                            checkFinite: false)
+                quantizedInput = try SharedLinearInput.quantize(x, with: Self.dynamic)
             }
             let input = FP8Parts(codes: try quantizedInput.data.reshaped([m, k]), scale: quantizedInput.scale)
             let y = try kernels.linearFP8(input: input, weight: weight, bias: operands.bias,

@@ -182,11 +182,13 @@ public struct BertLayer: Module {
         }
         // Intermediate activations are updated in place (`scaled(inPlace:)`, `softmax(inPlace:)`, ...): each
         // is the only owner of its buffer, so no new buffer is allocated and faulted in per op.
-        var scaledQuery = try query(x)
+        // W8A8 query, key and value quantize `x` once between them (the same codes each would make).
+        let input = try Linear.sharedInput(x, for: [query, key, value])
+        var scaledQuery = try query(input)
         try scaled(inPlace: &scaledQuery, by: 1 / Float(headSize).squareRoot())
         let q = try heads(scaledQuery)
-        let k = try heads(key(x))
-        let v = try heads(value(x))
+        let k = try heads(key(input))
+        let v = try heads(value(input))
         var probabilities = try batchedMatmul(q, k, transposeB: true)    // (B, heads, S, S) scores
         try softmax(inPlace: &probabilities, additiveMask: additiveMask)
         let context = try batchedMatmul(probabilities, v)                // (B, heads, S, headSize)

@@ -67,6 +67,23 @@ public struct Linear: Module {
         try linear(x, weight, bias: bias, options: LinearOptions(floatInput: floatInput)).requireDense()
     }
 
+    /// `x` prepared once for several linears that read it (attention's query, key and value): quantized
+    /// the way each of them would quantize it when all are W8A8 (``floatInput`` `.quantizeInput`) with
+    /// weights that take the same input layout (INT8 with the same K blocks and rounding, or FP8), so
+    /// the input is quantized once instead of once per layer; `x` itself otherwise. Each layer's result
+    /// on it is bit-identical to its result on `x`.
+    ///
+    /// ```swift
+    /// let input = try Linear.sharedInput(x, for: [query, key, value])
+    /// let (q, k, v) = (try query(input), try key(input), try value(input))
+    /// ```
+    public static func sharedInput(_ x: Tensor, for layers: [Linear]) throws -> AnyTensor {
+        let weightLayouts = layers.compactMap { $0.floatInput == .quantizeInput ? $0.weight.quantizedTensor?.layout : nil }
+        guard !layers.isEmpty, weightLayouts.count == layers.count,
+              let quantized = try SharedLinearInput.quantized(x, weightLayouts: weightLayouts) else { return .dense(x) }
+        return .quantized(quantized)
+    }
+
     /// Replaces a dense weight by its quantization with `layout` and sets ``floatInput``.
     /// - Throws: ``TensorError/Code/unsupportedOperation`` when the weight is already quantized, and the
     ///   quantizer's errors (non-finite weights, say).

@@ -91,6 +91,36 @@ struct QLNNTests {
         #expect(throws: TensorError.self) { try Linear(weight: try random([4], seed: 5)) }
     }
 
+    @Test("Linear.sharedInput: one quantization for W8A8 layers that agree, the same bits as each on x")
+    func sharedInput() throws {
+        let x = try random([3, 11, 256], seed: 6)
+        let dense = try (0..<3).map { try Linear(weight: random([64 + 32 * $0, 256], seed: 7 + UInt64($0)),
+                                                 bias: random([64 + 32 * $0], seed: 10 + UInt64($0))) }
+        func quantized(_ layout: any QuantizedLayout, _ mode: LinearOptions.FloatInputMode = .quantizeInput)
+            throws -> [Linear] {
+            try dense.map { var layer = $0; try layer.quantize(layout: layout, floatInput: mode); return layer }
+        }
+        let int8 = try quantized(try BlockWiseINT8Layout.weight(blockSize: 128))
+        let fp8 = try quantized(TensorCoreFP8Layout.dynamic)
+        for layers in [int8, fp8] {
+            let input = try Linear.sharedInput(x, for: layers)
+            #expect(input.quantizedTensor != nil && input.shape == x.shape)
+            for layer in layers {
+                let shared = try withoutFallback { try layer(input) }
+                #expect(try shared.floats().map(\.bitPattern) == layer(x).floats().map(\.bitPattern))
+                #expect(shared.dtype == x.dtype)
+            }
+        }
+        // Layers that would not quantize x the same way get x back.
+        let block64 = try quantized(try BlockWiseINT8Layout.weight(blockSize: 64))
+        let towardZero = try quantized(try BlockWiseINT8Layout.weight(blockSize: 128, rounding: .towardZero))
+        let weightOnly = try quantized(try BlockWiseINT8Layout.weight(blockSize: 128), .dequantizeWeight)
+        for layers in [[int8[0], block64[1]], [int8[0], towardZero[1]], [int8[0], fp8[1]], [int8[0], weightOnly[1]],
+                       [int8[0], dense[1]], dense, []] {
+            #expect(try Linear.sharedInput(x, for: layers).denseTensor != nil)
+        }
+    }
+
     @Test("quantizeEmbeddings: row-wise tables, lookups equal the dequantized table's rows, bytes, moves")
     func quantizeEmbeddings() throws {
         let wordTable = try random([1000, 384], seed: 50)
