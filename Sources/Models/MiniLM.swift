@@ -189,9 +189,8 @@ public struct BertLayer: Module {
         let q = try heads(scaledQuery)
         let k = try heads(key(input))
         let v = try heads(value(input))
-        var probabilities = try batchedMatmul(q, k, transposeB: true)    // (B, heads, S, S) scores
-        try softmax(inPlace: &probabilities, additiveMask: additiveMask)
-        let context = try batchedMatmul(probabilities, v)                // (B, heads, S, headSize)
+        // softmax(q k^T + mask) v, the scores of each (sentence, head) kept in cache: (B, heads, S, headSize).
+        let context = try attention(query: q, key: k, value: v, additiveMask: additiveMask)
         let merged = try context.permuted([0, 2, 1, 3]).reshaped([batch, length, hidden])
         var attentionSum = try attentionOutput(merged)
         try add(inPlace: &attentionSum, x)

@@ -52,6 +52,16 @@ public func batchedMatmul(_ a: some TensorOperand, _ b: some TensorOperand, tran
         .requireDense()
 }
 
+/// Attention over batch x heads, `softmax(q k^T + mask) v` for every batch index, the bits of
+/// `batchedMatmul(q, k, transposeB: true)`, `softmax(_:additiveMask:)` and `batchedMatmul(_, v)` in a row
+/// without the score tensor (``DenseOps/attention(query:key:value:additiveMask:)``). Scale `q` first.
+/// - Parameters: q `(B, ..., S_q, d)`, k `(B, ..., S_k, d)`, v `(B, ..., S_k, d_v)` (strided views allowed),
+///   additiveMask `(B, S_k)` float32 or `nil`. Dense tensors only.
+/// - Returns: `(B, ..., S_q, d_v)` in `q`'s dtype.
+public func attention(query q: Tensor, key k: Tensor, value v: Tensor, additiveMask: Tensor? = nil) throws -> Tensor {
+    try DenseOps.attention(query: q, key: k, value: v, additiveMask: additiveMask)
+}
+
 /// `y[b, d] = sum_s mask[b, s] x[b, s, d] / max(sum_s mask[b, s], 1e-9)` for `x` `(B, S, D)` and a
 /// 0/1 mask `(B, S)` (int32 or float): the mean over the tokens, padding left out.
 public func maskedMeanPool(_ x: some TensorOperand, mask: Tensor) throws -> Tensor {

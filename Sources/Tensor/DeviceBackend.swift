@@ -41,6 +41,9 @@ public protocol DeviceBackend: AnyObject, Sendable {
     func addInPlace(_ x: inout Tensor, _ y: Tensor) throws
     func softmaxInPlace(_ x: inout Tensor, additiveMask: Tensor?) throws
     func scaleInPlace(_ x: inout Tensor, by factor: Float) throws
+    /// `softmax(q k^T + mask) v` over batch x heads (``DenseOps/attention(query:key:value:additiveMask:)``),
+    /// the bits of the three ops in a row. The default runs them.
+    func attention(query q: Tensor, key k: Tensor, value v: Tensor, additiveMask: Tensor?) throws -> Tensor
 }
 
 extension DeviceBackend {
@@ -55,6 +58,18 @@ extension DeviceBackend {
     }
 
     public func scaleInPlace(_ x: inout Tensor, by factor: Float) throws { x = try scaled(x, by: factor) }
+
+    public func attention(query q: Tensor, key k: Tensor, value v: Tensor, additiveMask: Tensor?) throws -> Tensor {
+        try composedAttention(query: q, key: k, value: v, additiveMask: additiveMask)
+    }
+
+    /// ``attention(query:key:value:additiveMask:)`` as the three ops: `q k^T`, softmax in place, `p v`.
+    public func composedAttention(query q: Tensor, key k: Tensor, value v: Tensor, additiveMask: Tensor?) throws
+        -> Tensor {
+        var probabilities = try batchedMatmul(q, k, transposeB: true)
+        try softmaxInPlace(&probabilities, additiveMask: additiveMask)
+        return try batchedMatmul(probabilities, v, transposeB: false)
+    }
 }
 
 /// Memory on a device other than the host, provided by that device's backend (host memory is

@@ -314,6 +314,19 @@ struct CUDATransformerOpsTests {
         }
     }
 
+    /// The attention op on the GPU (the backend's default: the three ops) against the CPU's.
+    @Test func attentionMatchesTheCPU() throws {
+        let projection = try input([2, 11, 4 * 16], dtype: .float32, strided: false, seed: 43)
+        func heads(_ t: Tensor) throws -> Tensor { try t.reshaped([2, 11, 4, 16]).permuted([0, 2, 1, 3]) }
+        let mask = try Tensor((0..<22).map { $0 % 4 == 3 ? -Float.greatestFiniteMagnitude : 0 }, shape: [2, 11])
+        let expected = try attention(query: heads(projection.cpu), key: heads(projection.cpu),
+                                     value: heads(projection.cpu), additiveMask: mask)
+        let y = try attention(query: heads(projection.gpu), key: heads(projection.gpu), value: heads(projection.gpu),
+                              additiveMask: mask.to(gpu))
+        #expect(y.device == gpu && y.shape == [2, 4, 11, 16])
+        #expect(relativeError(try y.floats(), try expected.floats()) < 1e-5)
+    }
+
     @Test func wrongShapesAndDtypesThrow() throws {
         let x = try Tensor.randomNormal([2, 3, 8], seed: 51).to(gpu)
         let codes = try Tensor(elements: [Int32](repeating: 1, count: 6), shape: [2, 3]).to(gpu)

@@ -20,6 +20,21 @@ extension CPUBackend {
         try CPUDenseKernels.elementwise(inPlace: &x, Int32(CK_ELEMENTWISE_SCALE), nil, factor: factor)
     }
 
+    /// Float32 operands: each product's scores stay in a per-range buffer (``CPUDenseKernels/attention``);
+    /// other dtypes, empty sizes, or batch counts for which `batchedMatmul` would split its two products
+    /// differently run the three ops.
+    package func attention(query q: Tensor, key k: Tensor, value v: Tensor, additiveMask: Tensor?) throws -> Tensor {
+        let rank = q.rank
+        let (sq, d, sk, dv) = (q.shape[rank - 2], q.shape[rank - 1], k.shape[rank - 2], v.shape[rank - 1])
+        let batches = q.shape.dropLast(2).reduce(1, *)
+        let splits = [sq * sk * d, sq * dv * sk].map { CPUDenseKernels.splitsBatches(batches, multiplyAdds: $0) }
+        guard [q, k, v].allSatisfy({ $0.dtype == .float32 }), sq > 0, sk > 0, d > 0, dv > 0, batches > 0,
+              splits[0] == splits[1] else {
+            return try composedAttention(query: q, key: k, value: v, additiveMask: additiveMask)
+        }
+        return try CPUDenseKernels.attention(q, k, v, mask: try additiveMask?.floats(), overBatches: splits[0])
+    }
+
     package func embedding(_ table: Tensor, indices: Tensor) throws -> Tensor {
         let ids = try indices.elements(as: Int32.self)
         let rows = table.shape[0]

@@ -184,10 +184,7 @@ enum CPUDenseKernels {
                                            c: c)
                 }
             }
-            // With at least a batch per core (attention: batch x heads products), the batches go
-            // to the cores, each one single-threaded sgemm; fewer, each product's columns are
-            // split over the cores (`gemmNT` / `gemmNN`), which is worth it only for large ones.
-            if batches > 1 && (batches >= CPUKernels.threadCount || m * n * k < 262_144) {
+            if splitsBatches(batches, multiplyAdds: m * n * k) {
                 CPUKernels.parallelRanges(count: batches) { range in range.forEach(gemm) }
             } else {
                 (0..<batches).forEach(gemm)
@@ -195,6 +192,56 @@ enum CPUDenseKernels {
             withExtendedLifetime((left, right)) {}
         }
         return try converted(product, to: a.dtype)
+    }
+
+    /// Whether `batches` products of `multiplyAdds` each go to the cores a product at a time (each one
+    /// single-threaded sgemm): with at least a product per core (attention: batch x heads), or small
+    /// products. Otherwise each product's columns are split over the cores (`gemmNT` / `gemmNN`), which
+    /// is worth it only for large ones.
+    static func splitsBatches(_ batches: Int, multiplyAdds: Int) -> Bool {
+        batches > 1 && (batches >= CPUKernels.threadCount || multiplyAdds < 262_144)
+    }
+
+    /// `softmax(q k^T + mask) v` for float32 operands `(B, ..., S_q, d)`, `(B, ..., S_k, d)`,
+    /// `(B, ..., S_k, d_v)` (strided rows allowed) with no empty size: per batch index, `gemmNT` into a
+    /// per-range `S_q x S_k` buffer, `ck_softmax_rows` over it in place, `gemmNN` into the output. These
+    /// are the calls ``batchedMatmul(_:_:transposeB:batches:m:n:k:shape:)``, ``softmax(_:mask:batches:)``
+    /// and `batchedMatmul` make (`overBatches`: as ``splitsBatches(_:multiplyAdds:)`` decides for both
+    /// products), so the bits are theirs, but the scores never leave the cache as a tensor.
+    static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: [Float]?, overBatches: Bool) throws -> Tensor {
+        let rank = q.rank
+        let (sq, d, sk, dv) = (q.shape[rank - 2], q.shape[rank - 1], k.shape[rank - 2], v.shape[rank - 1])
+        let batchShape = Array(q.shape.dropLast(2))
+        let batches = batchShape.reduce(1, *)
+        let perMaskRow = max(1, batches / max(q.shape[0], 1))
+        let (query, key, value) = (try BatchedOperand(q), try BatchedOperand(k), try BatchedOperand(v))
+        let result = try Tensor(uninitializedShape: batchShape + [sq, dv], dtype: .float32)
+        let out = result.storage.hostPointer.assumingMemoryBound(to: Float.self)
+        let path = CPUKernelPath.current.code
+        let failed = KernelFlag()
+        CPUKernels.withOptionalFloats(mask) { maskValues in
+            let products: (Range<Int>) -> Void = { range in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: sq * sk)
+                defer { scores.deallocate() }
+                for i in range {
+                    OpenBLAS.shared.gemmNT(m: sq, n: sk, k: d, a: query.base + query.offsets[i], lda: query.rowStride,
+                                           b: key.base + key.offsets[i], ldb: key.rowStride, c: scores, ldc: sk)
+                    let maskRow = maskValues.map { $0 + (i / perMaskRow) * sk }
+                    if ck_softmax_rows(scores, Int32(CK_OUT_F32), Int64(sk), maskRow, Int64(sq), 0, Int64(sq), scores,
+                                       path) != 0 { failed.set() }
+                    OpenBLAS.shared.gemmNN(m: sq, n: dv, k: sk, a: scores, lda: sk, b: value.base + value.offsets[i],
+                                           ldb: value.rowStride, c: out + i * sq * dv, ldc: dv)
+                }
+            }
+            if overBatches {
+                CPUKernels.parallelRanges(count: batches, products)
+            } else {
+                products(0..<batches)
+            }
+        }
+        withExtendedLifetime((query, key, value)) {}
+        try check(failed, "attention")
+        return result
     }
 
     /// `x W^T + b` in float32 by OpenBLAS, the bias added by the vectorised epilogue, written as the input's
