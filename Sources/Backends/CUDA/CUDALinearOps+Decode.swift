@@ -2,8 +2,8 @@ import Foundation
 import QLTensor
 
 /// Decode shapes (1 <= M <= 16): every quantized linear runs ``DecodeKernels``' `gemv_stream`, which
-/// streams each weight row once, or for weight-only where it applies `gemv_wo_mma` on the tensor cores
-/// (see there for the arithmetic and the launch contracts).
+/// streams each weight row once, or where they apply the tensor-core kernels `gemv_w8a8_mma` (W8A8, the
+/// same bits) and `gemv_wo_mma` (weight-only) (see there for the arithmetic and the launch contracts).
 extension CUDALinearOps {
     /// Largest M the decode kernels serve.
     package static let decodeMaxRows = 16
@@ -36,6 +36,37 @@ extension CUDALinearOps {
         case .int8WeightOnly: 4
         case .fp8WeightOnly: 2
         }
+    }
+
+    /// `QLINEAR_W8A8_DECODE=stream`, read once: W8A8 decode always runs `gemv_stream` (to compare it with
+    /// `gemv_w8a8_mma`; both give the same bits).
+    static let forcesStreamW8A8Decode = ProcessInfo.processInfo.environment["QLINEAR_W8A8_DECODE"] == "stream"
+
+    /// Fewest rows that W8A8 decode runs on the tensor cores: at M = 1 and 2 `gemv_stream` was faster on the
+    /// H200 (5B / 14B first layer, 0.82 / 0.99 of copy against 0.75 / 0.88 at M = 1), from M = 4 on
+    /// `gemv_w8a8_mma` (M = 4: 0.65 / 0.81 against 0.52 / 0.63; M = 16: 0.31 / 0.44 against 0.12 / 0.13;
+    /// NOTES.md, issue 10 session 8).
+    static let w8a8MMAMinimumRows = 3
+
+    /// Whether W8A8 decode runs on the tensor cores (`gemv_w8a8_mma`): M >= ``w8a8MMAMinimumRows``, every
+    /// 64-element segment of a row in one K block (`blockColumns % 64 == 0`), and its shared memory fits.
+    static func w8a8OnTensorCores(m: Int, k: Int, blockColumns: Int, device: CUDADevice) -> Bool {
+        !forcesStreamW8A8Decode && m >= w8a8MMAMinimumRows && blockColumns % 64 == 0
+            && w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns) <= device.maxSharedMemoryPerBlock
+    }
+
+    /// `gemv_w8a8_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3 (2, 3 and 4 were
+    /// within 5 % of each other at M = 1...16 on the H200, 3 the best or near it at most).
+    static let w8a8MMASegments = 3
+
+    /// `gemv_w8a8_mma`'s dynamic shared memory (decode.cu): the codes, M rows of `w8_row_bytes(K)` (K rounded
+    /// up to 64, plus 64 where that is a multiple of 128), the M x KB activation scales (padded to 4), and two
+    /// buffers of KB x 16 x M block products.
+    static func w8a8MMASharedBytes(m: Int, k: Int, blockColumns: Int) -> Int {
+        let k64 = (k + 63) / 64 * 64
+        let rowBytes = k64 % 128 != 0 ? k64 : k64 + 64
+        let kBlocks = (k + blockColumns - 1) / blockColumns
+        return m * rowBytes + 4 * ((m * kBlocks + 3) & ~3) + 4 * 2 * kBlocks * 16 * m
     }
 
     /// Whether weight-only `mode` runs on the tensor cores (`gemv_wo_mma`): FP8 always, INT8 when every
@@ -86,7 +117,8 @@ extension CUDALinearOps {
         let x = try GPU(try input.contiguous())
         let w = try GPU(try weightCodes.contiguous())
         guard decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: true, addresses: [x.address, w.address]),
-              decodeSharedBytes(.w8a8Float, m: m, k: k, blockColumns: blockColumns, inputBytes: 1, staged: true)
+              w8a8OnTensorCores(m: m, k: k, blockColumns: blockColumns, device: x.device)
+                || decodeSharedBytes(.w8a8Float, m: m, k: k, blockColumns: blockColumns, inputBytes: 1, staged: true)
                 <= x.device.maxSharedMemoryPerBlock else {
             return nil
         }
@@ -106,6 +138,12 @@ extension CUDALinearOps {
         guard n > 0 else { return y }
         let b = try bias.map { try GPU(try $0.contiguous()) }
         let w8a8 = mode == .w8a8Codes || mode == .w8a8Float
+        if w8a8 && w8a8OnTensorCores(m: m, k: k, blockColumns: blockColumns, device: device) {
+            try w8a8MMA(mode, x: x, inputDType: inputDType, sx: sx, w: w, scales: scales, bias: b,
+                        biasDType: bias?.dtype, y: try GPU(y), m: m, n: n, k: k, blockRows: blockRows,
+                        blockColumns: blockColumns, towardZero: towardZero, outputDType: outputDType)
+            return y
+        }
         if !w8a8 && weightOnlyOnTensorCores(mode, m: m, k: k, blockColumns: blockColumns,
                                             floatInput: inputDType == .float32, device: device) {
             try weightOnlyMMA(mode, x: x, inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
@@ -139,6 +177,33 @@ extension CUDALinearOps {
             x.argument, sx?.argument ?? .null, w.argument, scales.argument, b?.argument ?? .null,
             try GPU(y).argument, .int32(Int32(n)), .int32(Int32(k))])
         return y
+    }
+
+    /// Queues `gemv_w8a8_mma` (W8A8 on the tensor cores, decode.cu) into `y`: mode 1 quantizes the float input
+    /// inside the kernel, mode 0 reads the given codes and scales `sx`. Persistent: all resident CTAs (at most
+    /// one per 16-row tile), CTA i taking tiles i, i + grid, ...; so the SMs' tile counts differ by at most one
+    /// per resident CTA (trimming the grid to equal rounds per CTA left some SMs with one CTA and others with
+    /// two, as `gemv_wo_mma`'s 5B launch shows).
+    private static func w8a8MMA(_ mode: DecodeMode, x: GPU, inputDType: DType, sx: GPU?, w: GPU, scales: GPU,
+                                bias: GPU?, biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
+                                blockColumns: Int, towardZero: Bool, outputDType: DType) throws {
+        let device = x.device
+        var defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
+                       "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "U": w8a8MMASegments,
+                       "XS": 1, "TC": 1]
+        if mode == .w8a8Float {
+            defines["X_DT"] = inputDType.kernelCode
+            defines["TOWARD_ZERO"] = towardZero ? 1 : 0
+        }
+        let function = try device.function(DecodeKernels.source, entry: "gemv_w8a8_mma", defines: defines)
+        let shared = w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns)
+        if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
+        let resident = device.multiprocessorCount
+            * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
+        try device.launch(function, grid: (min((n + 15) / 16, resident), 1, 1), block: (256, 1, 1),
+                          sharedMemory: shared, [
+                            x.argument, sx?.argument ?? .null, w.argument, scales.argument, bias?.argument ?? .null,
+                            y.argument, .int32(Int32(n)), .int32(Int32(k))])
     }
 
     /// Queues `gemv_wo_mma` (weight-only on the tensor cores, decode.cu) into `y`. Persistent: each CTA

@@ -1,6 +1,6 @@
 // Decode-shape linear kernels (1 <= M <= 16 rows): `gemv_stream`, that streams each weight row once
-// from memory (every mode), and `gemv_wo_mma` (weight-only on the tensor cores, with `TC` defined; see
-// there), specialised with `-D`:
+// from memory (every mode), and with `TC` defined `gemv_w8a8_mma` (W8A8, modes 0 and 1) and `gemv_wo_mma`
+// (weight-only, modes 2 and 3) on the tensor cores (see there), specialised with `-D`:
 // - `MODE` 0: INT8 W8A8 on given activation codes `qx` (M, K) int8 and scales `sx` (M, KB);
 //   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 //   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
@@ -107,10 +107,10 @@ __device__ __forceinline__ void load_weight_scales(float* out, const float* ws, 
 #if MODE == 1
 #define EPX (16 / (int)sizeof(Elem<X_DT>::T))   // input elements per 16-byte chunk
 #define LPB (BC / EPX)                                     // lanes per block
-/// Mode 1: quantizes x (MT, K) into 1 x BC blocks in shared memory. Where a block is at most 32
-/// chunks of 16 bytes, lane groups of LPB lanes hold one block each (4 chunks per thread in flight);
+/// Mode 1: quantizes x (MT, K) into 1 x BC blocks in shared memory (row m's codes at xq + m ldq). Where a
+/// block is at most 32 chunks of 16 bytes, lane groups of LPB lanes hold one block each (4 chunks per thread in flight);
 /// else one warp per block.
-__device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) {
+__device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB, int ldq) {
     const int lane = threadIdx.x & 31;
     if constexpr (LPB <= 32) {
         const int slots = MT * KB * LPB;  // chunk slots, rows and blocks padded to whole blocks
@@ -175,7 +175,7 @@ __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) 
                     for (int q = 0; q < EPX / 4; ++q)
                         codes.w[q] = __byte_perm(__byte_perm(bits[4 * q], bits[4 * q + 1], 0x0040),
                                                  __byte_perm(bits[4 * q + 2], bits[4 * q + 3], 0x0040), 0x5410);
-                    *(typename Vec<EPX>::T*)(xq + m * K + k) = codes.v;
+                    *(typename Vec<EPX>::T*)(xq + m * ldq + k) = codes.v;
                 }
             }
         }
@@ -197,7 +197,7 @@ __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) 
                     t = TOWARD_ZERO ? truncf(t) : rintf(t);
                     t = fminf(fmaxf(t, -127.0f), 127.0f);
                 }
-                xq[m * K + k0 + e] = (i8)(int)t;
+                xq[m * ldq + k0 + e] = (i8)(int)t;
             }
         }
     }
@@ -231,7 +231,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 #if MODE == 1
     // The first batch is loaded after the quantization: issued before it, its registers would stay
     // live through it and raise the kernel's register count (fewer resident warps).
-    quantize_input(x, xq, xs, K, KB);
+    quantize_input(x, xq, xs, K, KB, K);
     load_batch(cur, wq, n, 0, N, CK, lane);
 #else
     copy_to_shared((u8*)xq, x, MT * K);
@@ -382,7 +382,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
     }
 }
 
-#if (MODE == 2 || MODE == 3) && defined(TC)
+#if defined(TC)
 // Weight-only on the tensor cores (`TC` defined): `gemv_wo_mma`, for MT <= 16 and, in mode 2,
 // BC % 64 == 0 (every 64-element segment of a row in one weight block).
 //
@@ -408,6 +408,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 // tiles). At a tile's end the 8 warps' partial sums meet in shared memory and warp 0 adds them in warp
 // order, scales, adds the bias and stores.
 #define NT ((MT + 7) / 8)                    // n8 tiles of x rows
+#if MODE == 2 || MODE == 3
 #define PIECES (X_DT == DT_F32 ? 3 : 1)      // float16 pieces of x
 
 /// Staged row stride in 32-bit words (two float16 each): K rounded up to 64, then = 4 (mod 32) words,
@@ -461,8 +462,10 @@ __device__ __forceinline__ float wo_contract_sum(const void* x, const u8* wq, co
     return warp_sum(a) + bias_n;
 }
 
+#endif
+
 /// This lane's weight rows n0 + g and n0 + g + 8 of a tile: their first chunk (k = 64 s0 + 16 t) and,
-/// for INT8, their weight-scale rows; null past N or past the last tile.
+/// for INT8 (W8A8 or weight-only), their weight-scale rows; null past N or past the last tile.
 struct WoTile {
     const u8* row[2];
     const float* srow[2];
@@ -476,13 +479,13 @@ __device__ __forceinline__ WoTile wo_tile(const u8* wq, const float* ws, int til
         const int n = 16 * tile + g + 8 * h;
         const bool ok = tile < tiles && n < N;
         r.row[h] = ok ? wq + (i64)n * K + 64 * s0 + 16 * t : nullptr;
-        r.srow[h] = ok ? ws + (MODE == 2 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
+        r.srow[h] = ok ? ws + (MODE != 3 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
     }
     return r;
 }
 
 /// Loads batch `b` of a tile: the lane's chunks of segments s0 + b U + u (zeros from the lane's
-/// `lane_segs`-th on: past K) and, for INT8, the segments' scales of both rows (up to `warp_segs`).
+/// `lane_segs`-th on: past K) and, for INT8 (W8A8 or weight-only), the segments' scales of both rows (up to `warp_segs`).
 __device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], const WoTile& tile, int b, int s0,
                                         int lane_segs, int warp_segs) {
     #pragma unroll
@@ -491,13 +494,14 @@ __device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], con
         #pragma unroll
         for (int h = 0; h < 2; ++h) {
             w[u][h] = tile.row[h] && i < lane_segs ? ld_stream(tile.row[h] + 64 * i) : make_uint4(0, 0, 0, 0);
-#if MODE == 2
+#if MODE != 3
             sc[u][h] = tile.srow[h] && i < warp_segs ? __ldg(tile.srow[h] + (64 * (s0 + i)) / BC) : 0.0f;
 #endif
         }
     }
 }
 
+#if MODE == 2 || MODE == 3
 /// Stages x (MT, K) into shared memory as float16 pieces of x 2^-e_m, K rounded up to 64 with zeros,
 /// and e_m into `row_exp`; `row_max` (MT words, zero) collects max |x| of each row (as bits: a NaN's
 /// exceed infinity's, so a non-finite row gets e_m = 0 and its non-finite pieces).
@@ -694,4 +698,139 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
         }
     }
 }
+#endif
+
+#if W8A8_MODE
+// INT8 W8A8 on the tensor cores (`TC` defined): `gemv_w8a8_mma`, for MT <= 16 and BC % 64 == 0 (every
+// 64-element segment of a row in one K block). Mode 1 quantizes x inside the kernel (`quantize_input`,
+// the same codes and scales as `gemv_stream`), mode 0 copies the given codes and scales.
+//
+// Arithmetic: exactly gemv_stream's (the contract of NOTES.md "Numerics decisions"). The weight codes are
+// the A operand of `mma.m16n8k32` s8 x s8 -> s32 (16 weight rows), the activation codes the B operand (8
+// tokens per n8 tile, two tiles for MT > 8), so each K block's sum accumulates exactly in int32; at the
+// block's end the lane forms `float(S) * (sx[m,j] * sw[n/BR,j])` for its four (row, token) sums and stores
+// it to shared memory; at the tile's end one thread per output adds the KB products in increasing j from
+// 0.0f and the bias last: bit-identical to gemv_stream and the CPU reference.
+//
+// Layout: gemv_wo_mma's (16-row tiles, lane (g, t) loads 16 bytes at k = 64 s + 16 t of rows g and g + 8,
+// U segments in flight across tiles), but the 8 warps split K by whole blocks (warp w: blocks
+// [w BPW, (w + 1) BPW)). mma step e (0, 1) takes words 2e, 2e + 1 of the lane's chunk as the A columns
+// 4t...4t + 3 and 16 + 4t...16 + 4t + 3, and the same k of token g's codes (one 16-byte LDS per segment and
+// n8 tile) as B. The codes are staged with row stride `w8_row_bytes` (16 (mod 128) words apart: one LDS.128
+// phase of 8 lanes hits 32 distinct banks). The products sit in two buffers (tile parity) of KB x 16 x MT
+// floats, so the adding threads of one tile run while the other warps stream the next.
+#define SPB (BC / 64)  // 64-element segments per K block
+
+/// Staged code row stride in bytes: K rounded up to 64, then 64 (mod 128) bytes (16 words mod 32).
+__device__ __forceinline__ int w8_row_bytes(int K) {
+    const int k64 = (K + 63) & ~63;
+    return (k64 & 127) ? k64 : k64 + 64;
+}
+
+__device__ __forceinline__ void mma_s8(int* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_w8a8_mma(
+    const void* __restrict__ x, const float* __restrict__ sx, const u8* __restrict__ wq,
+    const float* __restrict__ ws, const void* __restrict__ bias, void* __restrict__ y, int N, int K) {
+    extern __shared__ __align__(16) u8 smem[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int KS = (K + 63) >> 6, KB = (K + BC - 1) / BC, BPW = (KB + 7) >> 3, BPT = (BPW * SPB + U - 1) / U;
+    const int j0 = warp * BPW, s0 = j0 * SPB;
+    const int warp_segs = max(0, min(KS, s0 + BPW * SPB) - s0);
+    const int lane_segs = max(0, min(s0 + warp_segs, (K - 16 * t + 63) >> 6) - s0);  // chunks with k < K
+    const int tiles = (N + 15) >> 4;
+    const int mine = blockIdx.x < tiles ? (tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;  // tiles of this CTA
+    const int RS = w8_row_bytes(K);
+    i8* xq = (i8*)smem;                                      // MT rows of RS bytes
+    float* xsc = (float*)(smem + MT * RS);                   // MT x KB activation scales
+    float* prod = xsc + ((MT * KB + 3) & ~3);                // 2 x KB x 16 x MT block products
+
+    // The first batch is in flight while x is quantized (or copied).
+    uint4 wa[U][2], wb[U][2];
+    float sa[U][2], sb[U][2];
+    int load_tile = blockIdx.x, load_batch = 0;
+    WoTile lt = wo_tile(wq, ws, load_tile, tiles, N, K, s0, g, t);
+    wo_load(wa, sa, lt, 0, s0, lane_segs, warp_segs);
+#if MODE == 1
+    quantize_input(x, xq, xsc, K, KB, RS);
+#else
+    for (int c = threadIdx.x; c < MT * (K >> 4); c += blockDim.x) {
+        const int m = c / (K >> 4), k = (c - m * (K >> 4)) * 16;
+        *(uint4*)(xq + m * RS + k) = __ldg((const uint4*)((const i8*)x + (i64)m * K + k));
+    }
+    for (int i = threadIdx.x; i < MT * KB; i += blockDim.x) xsc[i] = sx[i];
+#endif
+    __syncthreads();
+
+    int iacc[NT][4];
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) iacc[j][0] = iacc[j][1] = iacc[j][2] = iacc[j][3] = 0;
+    int round = 0, batch = 0;  // the batch being computed: tile blockIdx.x + round gridDim.x
+
+    auto step = [&](uint4 (&wc)[U][2], float (&sc)[U][2], uint4 (&wn)[U][2], float (&sn)[U][2]) {
+        if (++load_batch == BPT) {
+            load_batch = 0;
+            load_tile += gridDim.x;
+            lt = wo_tile(wq, ws, load_tile, tiles, N, K, s0, g, t);
+        }
+        wo_load(wn, sn, lt, load_batch, s0, lane_segs, warp_segs);
+        float* buf = prod + (round & 1) * (KB * 16 * MT);
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int i = batch * U + u;
+            if (i < warp_segs) {
+                const int kofs = 64 * (s0 + i) + 16 * t;
+                #pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    const int m = 8 * j + g;
+                    const uint4 bv = m < MT ? *(const uint4*)(xq + m * RS + kofs) : make_uint4(0, 0, 0, 0);
+                    mma_s8(iacc[j], wc[u][0].x, wc[u][1].x, wc[u][0].y, wc[u][1].y, bv.x, bv.y);
+                    mma_s8(iacc[j], wc[u][0].z, wc[u][1].z, wc[u][0].w, wc[u][1].w, bv.z, bv.w);
+                }
+                if ((i + 1) % SPB == 0 || i + 1 == warp_segs) {  // block jb's sums are complete
+                    const int jb = j0 + i / SPB;
+                    #pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int m = 8 * j + 2 * t + (e & 1), r = g + 8 * (e >> 1);
+                            if (m < MT)
+                                buf[(jb * 16 + r) * MT + m] = (float)iacc[j][e] * (xsc[m * KB + jb] * sc[u][e >> 1]);
+                            iacc[j][e] = 0;
+                        }
+                    }
+                }
+            }
+        }
+        if (++batch < BPT) return;
+        // The tile is done: one thread per output adds its KB products in increasing block order.
+        const int tile = blockIdx.x + round * gridDim.x;
+        batch = 0;
+        ++round;
+        __syncthreads();
+        const int o = threadIdx.x, r = o / MT, m = o - r * MT, n = 16 * tile + r;
+        if (o < 16 * MT && n < N) {
+            float acc = 0.0f;
+            for (int jb = 0; jb < KB; ++jb) acc = acc + buf[jb * 16 * MT + o];
+            store_f<OUT_DT>(y, (i64)m * N + n, acc + (bias ? load_f<BIAS_DT>(bias, n) : 0.0f));
+        }
+    };
+    const int items = mine * BPT;
+    for (int item = 0; item < items; ++item) {
+        step(wa, sa, wb, sb);
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            wa[u][0] = wb[u][0];
+            wa[u][1] = wb[u][1];
+            sa[u][0] = sb[u][0];
+            sa[u][1] = sb[u][1];
+        }
+    }
+}
+#endif
 #endif
