@@ -71,6 +71,11 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
                                                             bias: operands.bias)
                     return try operands.output(y.orDecline().reshaped(operands.outputShape))
                 }
+                if let y = try kernels.linearFP8QuantizingInput(input: x.reshaped([m, k]), weight: weight,
+                                                                bias: operands.bias,
+                                                                outputDType: operands.input.floatDType) {
+                    return try operands.output(y.reshaped(operands.outputShape))
+                }
                 quantizedInput = try Self.dynamic.quantized(.dense(x), shape: x.shape, originalDType: x.dtype,
                                                             checkFinite: false)
             }

@@ -125,6 +125,28 @@ struct CUDADecodeTests {
         }
     }
 
+    /// FP8 x FP8 on a float input at every decode row count (`gemv_wo_mma` mode 4: the input quantized inside
+    /// the kernel, the codes' products summed on the tensor cores) against the CPU's FP8 linear: K = 400 (a
+    /// partial last 64-element segment), N = 37 (a partial tile, which cuBLASLt's FP8 matmul would refuse),
+    /// a bias; float32 within 1e-5 (the same codes and scales, only the sum's rounding differs), bf16 within
+    /// 1e-2 (one rounding of nearly equal values).
+    @Test(arguments: Array(1...16))
+    func fp8W8A8EveryRowCountMatchesTheCPU(rows: Int) throws {
+        registerBuiltinLayouts()
+        let (n, k) = (37, 400)
+        let x = try Tensor.randomNormal([rows, k], standardDeviation: 2, seed: UInt64(90 + rows))
+        let w = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: 89),
+                                              layout: TensorCoreFP8Layout.dynamic)
+        let bias = try Tensor.randomNormal([n], seed: 88)
+        for dtype in [DType.float32, .bfloat16] {
+            let xd = try x.converted(to: dtype)
+            let expected = try withoutFallback { try linear(xd, w, bias: bias).dequantized().floats() }
+            let y = try withoutFallback { try linear(xd.to(gpu), w.to(gpu), bias: bias.to(gpu)).dequantized() }
+            #expect(y.dtype == dtype && y.shape == [rows, n])
+            #expect(relativeError(try y.floats(), expected) < (dtype == .float32 ? 1e-5 : 1e-2), "M = \(rows) \(dtype)")
+        }
+    }
+
     @Test func nanInputRowGivesNaNOutputRow() throws {
         registerBuiltinLayouts()
         var values = try Tensor.randomNormal([3, 256], seed: 54).floats()

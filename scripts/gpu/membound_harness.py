@@ -149,9 +149,14 @@ def w8_mma_variants():
             if M in (1, 2, 16):
                 out.append(('gemv_wo_mma', dict(decode_defs(2, M, 128, wo_mma_u(Kc), 1, 'bf16', 'bf16', 0), TC=1)))
                 out.append(('gemv_wo_mma', dict(decode_defs(3, M, 16, wo_mma_u(Kc), 1, 'bf16', 'bf16', 0), TC=1)))
+    for (M, N, Kc) in [(M, 37, 400) for M in (1, 2, 3, 5, 8, 9, 16)] + [(2, 18432, 3072), (16, 999, 5120)]:
+        for name in ('f32', 'bf16'):
+            out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, wo_mma_u(Kc), 1, name, name, 0), TC=1)))
+    for M in (1, 2, 4, 8, 16):
+        out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, wo_mma_u(3072), 1, 'bf16', 'bf16', 0), TC=1)))
     # the NaN / inf check
     out.append(('gemv_stream', decode_defs(1, 3, 128, decode_u(1, 640), 1, 'f32', 'f32', 0)))
-    out.append(('gemv_w8a8_mma', dict(decode_defs(1, 3, 128, w8_mma_u(640), 1, 'f32', 'f32', 0), TC=1)))
+    out.append(('gemv_w8a8_mma', dict(decode_defs(1, 3, 128, w8_mma_u(640, 3), 1, 'f32', 'f32', 0), TC=1)))
     return out
 
 
@@ -169,9 +174,9 @@ def _compile_decode(arg):
     compile_variant(Source(sources, 'decode'), d, 'sm_90')
 
 
-def w8_mma_u(K):
-    """CUDALinearOps.w8a8MMASegments."""
-    return 3
+def w8_mma_u(K, M=1):
+    """CUDALinearOps.w8a8MMASegments(m:): 3, or 2 above 8 rows."""
+    return 2 if M > 8 else 3
 
 
 def w8_mma_shared(M, K, B):
@@ -377,7 +382,7 @@ class K:
         out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[y.dtype]
         x_dt = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16', t.int8: 'bf16'}[x.dtype]
         if tc and mode <= 1:
-            U = U or w8_mma_u(K_)
+            U = U or w8_mma_u(K_, M)
             d = decode_defs(mode, M, B, U, 1, out, x_dt, rz, br)
             d['TC'] = 1
             smem = w8_mma_shared(M, K_, B)
@@ -392,7 +397,7 @@ class K:
             U = U or wo_mma_u(K_)
             d = decode_defs(mode, M, B, U, 1, out, x_dt, rz, br)
             d['TC'] = 1
-            smem = wo_mma_shared(M, K_, x_dt == 'f32')
+            smem = wo_mma_shared(M, K_, x_dt == 'f32' and mode != 4)
             f = self.R.fn('decode', 'gemv_wo_mma', d, smem)
             if smem > 48 * 1024:
                 self.R.drv.ck(self.R.drv.cu.cuFuncSetAttribute(f, 8, smem), 'cuFuncSetAttribute')
@@ -644,6 +649,25 @@ def run_checks(R, k, args):
         torch.cuda.synchronize()
         rec('w8a8_mma mode=1 NaN / inf rows', bool(y[1].isnan().all()) and bool(y[0].isfinite().all())
             and same(y, ys) == 0, 'nan pattern %s' % str(y.isnan().sum(1).tolist()))
+    # FP8 W8A8 on a float input (gemv_wo_mma mode 4): the input quantizer's codes, products summed in float32
+    for (M, N, Kc) in ([(M, 37, 400) for M in (1, 2, 3, 5, 8, 9, 16)] + [(2, 18432, 3072), (16, 999, 5120)]
+                       if want('fp8mma') else []):
+        x = torch.randn(M, Kc, device=dev) * 2
+        w = torch.randn(N, Kc, device=dev) * 0.05
+        s8 = (w.abs().max() / 448).reshape(1)
+        w8 = (w / s8).clamp(-448, 448).to(torch.float8_e4m3fn)
+        bias = torch.randn(N, device=dev)
+        for xdt in (torch.float32, torch.bfloat16):
+            xx = x.to(xdt)
+            sx = xx.float().abs().max() / 448
+            qx = (xx.float() / sx).clamp(-448, 448).to(torch.float8_e4m3fn)
+            ref = (qx.double() @ w8.double().t()) * float(sx * s8[0]) + bias.double()
+            y = torch.full((M, N), float('nan'), dtype=xdt, device=dev)
+            k.gemv(4, xx, None, w8.view(torch.uint8), s8, bias, y, 16, tc=True)
+            torch.cuda.synchronize()
+            e = H.relerr(y.double(), ref)
+            rec('fp8 w8a8 mode=4 M=%d N=%d K=%d %s' % (M, N, Kc, str(xdt)[6:]),
+                e < (1e-5 if xdt == torch.float32 else 4e-3), 'rel err %.1e' % e)
     # NaN row
     x = torch.randn(3, 256, device=dev)
     x[1, 17] = float('nan')
@@ -957,6 +981,9 @@ def run_decode_sweep(R, k, args):
                      ws_[i % nrot][1], None, y, B, tc=True), 40, 10), wbytes)
                 drow('FP8 weight-only gemv_wo_mma', timed(lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16,
                                                                           tc=True), 40, 10), N * Kc)
+            if M in (1, 2, 4, 8, 16):
+                drow('FP8 W8A8 (input quantized) gemv_wo_mma mode 4',
+                     timed(lambda i: k.gemv(4, x, None, f8s[i % nrot], sc, None, y, 16, tc=True), 40, 10), N * Kc)
         del ws_, f8s
         torch.cuda.empty_cache()
 

@@ -38,9 +38,12 @@ extension CUDALinearOps {
         }
     }
 
-    /// `QLINEAR_W8A8_DECODE=stream`, read once: W8A8 decode always runs `gemv_stream` (to compare it with
-    /// `gemv_w8a8_mma`; both give the same bits).
-    static let forcesStreamW8A8Decode = ProcessInfo.processInfo.environment["QLINEAR_W8A8_DECODE"] == "stream"
+    /// `QLINEAR_W8A8_DECODE`, read once, to compare W8A8 decode kernels (all give the same bits): `stream`
+    /// always runs `gemv_stream`; `gemm` runs no decode kernel (the activation quantizer, then the GEMM plan
+    /// of ``BlockwiseINT8GEMM``).
+    static let w8a8DecodeOverride = ProcessInfo.processInfo.environment["QLINEAR_W8A8_DECODE"]
+    static var forcesStreamW8A8Decode: Bool { w8a8DecodeOverride == "stream" }
+    package static var forcesW8A8GEMM: Bool { w8a8DecodeOverride == "gemm" }
 
     /// Fewest rows that W8A8 decode runs on the tensor cores: at M = 1 and 2 `gemv_stream` was faster on the
     /// H200 (5B / 14B first layer, 0.82 / 0.99 of copy against 0.75 / 0.88 at M = 1), from M = 4 on
@@ -55,9 +58,10 @@ extension CUDALinearOps {
             && w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns) <= device.maxSharedMemoryPerBlock
     }
 
-    /// `gemv_w8a8_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3 (2, 3 and 4 were
-    /// within 5 % of each other at M = 1...16 on the H200, 3 the best or near it at most).
-    static let w8a8MMASegments = 3
+    /// `gemv_w8a8_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, or 2 above 8 rows
+    /// (the fastest or within 2 % of it at every M of 1...16 on both WAN decode shapes on the H200; M = 16:
+    /// 43.9 / 85.9 us at U = 2 against 46.3 / 86.3 at U = 3).
+    static func w8a8MMASegments(m: Int) -> Int { m > 8 ? 2 : 3 }
 
     /// `gemv_w8a8_mma`'s dynamic shared memory (decode.cu): the codes, M rows of `w8_row_bytes(K)` (K rounded
     /// up to 64, plus 64 where that is a multiple of 128), the M x KB activation scales (padded to 4), and two
@@ -113,7 +117,7 @@ extension CUDALinearOps {
                                            weightBlockRows: Int, blockColumns: Int, towardZero: Bool, bias: Tensor?,
                                            outputDType: DType) throws -> Tensor? {
         let (m, k) = (input.shape[0], input.shape[1])
-        guard [.float32, .float16, .bfloat16].contains(input.dtype) else { return nil }
+        guard [.float32, .float16, .bfloat16].contains(input.dtype), !forcesW8A8GEMM else { return nil }
         let x = try GPU(try input.contiguous())
         let w = try GPU(try weightCodes.contiguous())
         guard decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: true, addresses: [x.address, w.address]),
@@ -126,6 +130,39 @@ extension CUDALinearOps {
                               scales: try GPU(try weightScales.contiguous()), bias: bias, m: m, n: weightCodes.shape[0], k: k,
                               blockRows: weightBlockRows, blockColumns: blockColumns, towardZero: towardZero,
                               outputDType: outputDType)
+    }
+
+    /// `QLINEAR_FP8_DECODE=cublaslt`, read once: FP8 W8A8 decode quantizes the input and runs cuBLASLt (to
+    /// compare with ``fp8W8A8Decode``).
+    static let forcesFP8BLASLt = ProcessInfo.processInfo.environment["QLINEAR_FP8_DECODE"] == "cublaslt"
+
+    /// Most rows ``fp8W8A8Decode`` takes.
+    static let fp8W8A8DecodeMaximumRows = 16
+
+    /// FP8 x FP8 on a float input (M, K) with M <= ``fp8W8A8DecodeMaximumRows``, quantized inside `gemv_wo_mma` (mode 4: the FP8 input
+    /// quantizer's codes and scale, the codes' values staged as float16) and multiplied on the tensor cores in
+    /// one launch, `(sum_k qx qw) * (sx * sw) + b`; `nil` where it does not apply (K not a positive multiple of
+    /// 16, unaligned operands, or the staged input too large; then quantize and call ``fp8``).
+    /// - Returns: `(M, N)` in `outputDType`.
+    package static func fp8W8A8Decode(input: Tensor, weightCodes: Tensor, weightScale: Tensor, bias: Tensor?,
+                                      outputDType: DType) throws -> Tensor? {
+        let (m, k) = (input.shape[0], input.shape[1])
+        let n = weightCodes.shape[0]
+        guard !forcesFP8BLASLt, m >= 1 && m <= fp8W8A8DecodeMaximumRows,
+              [.float32, .float16, .bfloat16].contains(input.dtype),
+              [.float32, .float16, .bfloat16].contains(outputDType) else { return nil }
+        let x = try GPU(try input.contiguous())
+        let w = try GPU(try weightCodes.contiguous())
+        guard decodeServes(m: m, k: k, blockColumns: 16, w8a8: false, addresses: [x.address, w.address]),
+              weightOnlyMMASharedBytes(m: m, k: k, floatInput: false) <= x.device.maxSharedMemoryPerBlock else {
+            return nil
+        }
+        let y = try GPU.empty([m, n], outputDType, on: x.device)
+        guard n > 0 else { return y }
+        try weightOnlyMMA(mode: 4, x: x, inputDType: input.dtype, w: w, scales: try GPU(try weightScale.contiguous()),
+                          bias: try bias.map { try GPU(try $0.contiguous()) }, biasDType: bias?.dtype, y: try GPU(y),
+                          m: m, n: n, k: k, blockRows: 1, blockColumns: 16, outputDType: outputDType)
+        return y
     }
 
     /// Queues `gemv_stream` in `mode`; the caller has checked ``decodeServes(m:k:blockColumns:w8a8:addresses:)``.
@@ -146,7 +183,7 @@ extension CUDALinearOps {
         }
         if !w8a8 && weightOnlyOnTensorCores(mode, m: m, k: k, blockColumns: blockColumns,
                                             floatInput: inputDType == .float32, device: device) {
-            try weightOnlyMMA(mode, x: x, inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
+            try weightOnlyMMA(mode: mode.rawValue, x: x, inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
                               y: try GPU(y), m: m, n: n, k: k, blockRows: blockRows, blockColumns: blockColumns,
                               outputDType: outputDType)
             return y
@@ -189,7 +226,7 @@ extension CUDALinearOps {
                                 blockColumns: Int, towardZero: Bool, outputDType: DType) throws {
         let device = x.device
         var defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
-                       "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "U": w8a8MMASegments,
+                       "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "U": w8a8MMASegments(m: m),
                        "XS": 1, "TC": 1]
         if mode == .w8a8Float {
             defines["X_DT"] = inputDType.kernelCode
@@ -206,18 +243,18 @@ extension CUDALinearOps {
                             y.argument, .int32(Int32(n)), .int32(Int32(k))])
     }
 
-    /// Queues `gemv_wo_mma` (weight-only on the tensor cores, decode.cu) into `y`. Persistent: each CTA
-    /// takes 16-row tiles blockIdx.x, + grid, ...; of the resident CTAs, as many as give every CTA the
-    /// same number of tiles.
-    private static func weightOnlyMMA(_ mode: DecodeMode, x: GPU, inputDType: DType, w: GPU, scales: GPU, bias: GPU?,
+    /// Queues `gemv_wo_mma` (decode.cu) into `y`: weight-only (modes 2, 3) or FP8 W8A8 (mode 4) on the tensor
+    /// cores. Persistent: each CTA takes 16-row tiles blockIdx.x, + grid, ...; of the resident CTAs, as many
+    /// as give every CTA the same number of tiles.
+    private static func weightOnlyMMA(mode: Int, x: GPU, inputDType: DType, w: GPU, scales: GPU, bias: GPU?,
                                       biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
                                       blockColumns: Int, outputDType: DType) throws {
         let device = x.device
-        let defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
+        let defines = ["MODE": mode, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
                        "U": weightOnlyMMASegments, "XS": 1, "TC": 1]
         let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
-        let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: inputDType == .float32)
+        let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: mode != 4 && inputDType == .float32)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
         let tiles = (n + 15) / 16
         let resident = device.multiprocessorCount

@@ -210,7 +210,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
     const int lane = threadIdx.x & 31;
     const int CK = K >> 4;
     const int batches = (CK + 32 * U - 1) / (32 * U);
-#if MODE != 3
+#if MODE <= 2
     const int KB = (K + BC - 1) / BC;
 #endif
     const int warps = gridDim.x * (blockDim.x >> 5);
@@ -408,8 +408,8 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 // tiles). At a tile's end the 8 warps' partial sums meet in shared memory and warp 0 adds them in warp
 // order, scales, adds the bias and stores.
 #define NT ((MT + 7) / 8)                    // n8 tiles of x rows
-#if MODE == 2 || MODE == 3
-#define PIECES (X_DT == DT_F32 ? 3 : 1)      // float16 pieces of x
+#if MODE >= 2
+#define PIECES (MODE != 4 && X_DT == DT_F32 ? 3 : 1)  // float16 pieces of x (FP8 W8A8: its codes' values)
 
 /// Staged row stride in 32-bit words (two float16 each): K rounded up to 64, then = 4 (mod 32) words,
 /// so that the quad's 16-byte reads of rows g and g + 1 (one phase of LDS.128) fall in different banks.
@@ -479,7 +479,7 @@ __device__ __forceinline__ WoTile wo_tile(const u8* wq, const float* ws, int til
         const int n = 16 * tile + g + 8 * h;
         const bool ok = tile < tiles && n < N;
         r.row[h] = ok ? wq + (i64)n * K + 64 * s0 + 16 * t : nullptr;
-        r.srow[h] = ok ? ws + (MODE != 3 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
+        r.srow[h] = ok ? ws + (MODE <= 2 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
     }
     return r;
 }
@@ -494,14 +494,14 @@ __device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], con
         #pragma unroll
         for (int h = 0; h < 2; ++h) {
             w[u][h] = tile.row[h] && i < lane_segs ? ld_stream(tile.row[h] + 64 * i) : make_uint4(0, 0, 0, 0);
-#if MODE != 3
+#if MODE <= 2
             sc[u][h] = tile.srow[h] && i < warp_segs ? __ldg(tile.srow[h] + (64 * (s0 + i)) / BC) : 0.0f;
 #endif
         }
     }
 }
 
-#if MODE == 2 || MODE == 3
+#if MODE >= 2
 /// Stages x (MT, K) into shared memory as float16 pieces of x 2^-e_m, K rounded up to 64 with zeros,
 /// and e_m into `row_exp`; `row_max` (MT words, zero) collects max |x| of each row (as bits: a NaN's
 /// exceed infinity's, so a non-finite row gets e_m = 0 and its non-finite pieces).
@@ -558,6 +558,65 @@ __device__ void wo_stage(const void* x, u32* xs, u32* row_max, int* row_exp, int
     __syncthreads();
 }
 
+#if MODE == 4
+/// FP8 W8A8: quantizes x (MT, K) as the linear's FP8 input quantizer does (`fp8_amax` + `fp8_encode`:
+/// amax of |x| over the tensor, NaN where any value is not finite; scale = amax / 448, 1 when amax is 0 or
+/// NaN; code = e4m3(clamp(x / scale, -448, 448)), the quotient correctly rounded) and stages the codes'
+/// values as float16 (exact) in wo_stage's layout (one piece, K rounded up to 64 with zeros); returns the
+/// scale. `row_max` (one zero word) collects the amax bits.
+__device__ float fp8_stage(const void* x, u32* xs, u32* row_max, int K, int RW) {
+    constexpr int EPX = 16 / (int)sizeof(typename Elem<X_DT>::T);
+    const int K64 = (K + 63) & ~63, per_row = K64 / EPX;
+    u32 a = 0;
+    for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
+        const int m = c / per_row, k = (c - m * per_row) * EPX;
+        if (k < K) {
+            float v[EPX];
+            load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e) a = is_finite(v[e]) ? max(a, __float_as_uint(v[e]) & 0x7fffffffu) : 0x7fc00000u;
+        }
+    }
+    a = __reduce_max_sync(0xffffffffu, a);
+    if ((threadIdx.x & 31) == 0) atomicMax(row_max, a);
+    __syncthreads();
+    const float amax = __uint_as_float(row_max[0]);
+    const float scale = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f;
+    const float r = scale >= 1.0e-30f && scale <= 1.0e30f ? __frcp_rn(scale) : 0.0f;
+    for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
+        const int m = c / per_row, k = (c - m * per_row) * EPX;
+        float v[EPX];
+        if (k < K) {
+            load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
+        } else {
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e) v[e] = 0.0f;
+        }
+        u32 words[EPX / 2];
+        #pragma unroll
+        for (int e = 0; e < EPX; e += 2) {
+            u16 h[2];
+            #pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                float q = r != 0.0f ? fmaf(fmaf(-scale, __fmul_rn(v[e + i], r), v[e + i]), r, __fmul_rn(v[e + i], r))
+                                    : __fdiv_rn(v[e + i], scale);
+                h[i] = f32_to_f16(e4m3_to_f32(f32_to_e4m3(fminf(fmaxf(q, -448.0f), 448.0f))));
+            }
+            words[e / 2] = (u32)h[0] | ((u32)h[1] << 16);
+        }
+        u32* dst = xs + m * RW + k / 2;
+        if constexpr (EPX == 8) {
+            *(uint4*)dst = make_uint4(words[0], words[1], words[2], words[3]);
+        } else {
+            *(uint2*)dst = make_uint2(words[0], words[1]);
+        }
+    }
+    if (threadIdx.x < 8) xs[MT * RW + threadIdx.x] = 0u;
+    __syncthreads();
+    return scale;
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     const void* __restrict__ x, const float* __restrict__ sx, const u8* __restrict__ wq,
     const float* __restrict__ ws, const void* __restrict__ bias, void* __restrict__ y, int N, int K) {
@@ -572,9 +631,13 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     u32* xs = (u32*)smem;                                // PIECES x MT rows of RW words, then 8 zero words
     float* red = (float*)(xs + PIECES * MT * RW + 8);    // 2 x 8 warps x 4 NT x 32 lanes
     u32* row_max = (u32*)(red + 2 * 8 * 4 * NT * 32);    // MT
+#if MODE != 4
     int* row_exp = (int*)(row_max + 16);                 // MT
+#endif
 #if MODE == 3
     const float s_all = ws[0];
+#elif MODE == 4
+    const float s_all = 1.0f;  // the segments' sums are added exactly as they are; the scales at the end
 #endif
 
     // The first batch is in flight while x is staged.
@@ -585,7 +648,11 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     wo_load(wa, sa, lt, 0, s0, lane_segs, warp_segs);
     if (threadIdx.x < 16) row_max[threadIdx.x] = 0u;
     __syncthreads();
+#if MODE == 4
+    const float sxw = __fmul_rn(fp8_stage(x, xs, row_max, K, RW), ws[0]);
+#else
     wo_stage(x, xs, row_max, row_exp, K, RW);
+#endif
 
     // Row g of n8 tile j, piece p (words); rows past MT read the 8 zero words after the pieces.
     int xrow[NT][PIECES];
@@ -674,6 +741,9 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
             #pragma unroll
             for (int w = 0; w < 8; ++w) v = v + buf[(w * 4 * NT + c) * 32 + lane];
             const float bn = output && bias ? load_f<BIAS_DT>(bias, n) : 0.0f;
+#if MODE == 4
+            v = __fmul_rn(v, sxw) + bn;  // (sum_k qx qw) * (sx * sw) + b
+#else
             v = ldexpf(v, output ? row_exp[m] : 0) + bn;
             // A non-finite input or scale, or a sum past the float range: the contract's sum, by the warp.
             for (u32 bad = __ballot_sync(0xffffffffu, output && !is_finite(v)); bad; bad &= bad - 1) {
@@ -683,6 +753,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
                                                     __shfl_sync(0xffffffffu, bn, src));
                 if (lane == src) v = exact;
             }
+#endif
             if (output) store_f<OUT_DT>(y, (i64)m * N + n, v);
         }
     };
