@@ -115,9 +115,9 @@ def decode_u(mode, K):
     return next((u for u in (6, 5, 4, 3) if (K // 16) % (32 * u) == 0), 4)
 
 
-def wo_mma_u(K):
+def wo_mma_u(K, mode=3, M=16):
     """CUDALinearOps.weightOnlyMMASegments: 3 segments per warp batch (the faster of 2 and 3 on the H200
-    at both decode shapes)."""
+    at both decode shapes in session 4; session 8's --wo-grid-sweep found 2 faster for INT8 at M <= 4)."""
     return 3
 
 
@@ -154,6 +154,12 @@ def w8_mma_variants():
             out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, wo_mma_u(Kc), 1, name, name, 0), TC=1)))
     for M in (1, 2, 4, 8, 16):
         out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, wo_mma_u(3072), 1, 'bf16', 'bf16', 0), TC=1)))
+    for Kc in (3072, 5120):
+        for M in (1, 2, 4, 16):
+            for U in (2, 3):
+                out.append(('gemv_wo_mma', dict(decode_defs(2, M, 128, U, 1, 'bf16', 'bf16', 0), TC=1)))
+                out.append(('gemv_wo_mma', dict(decode_defs(3, M, 16, U, 1, 'bf16', 'bf16', 0), TC=1)))
+                out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, U, 1, 'bf16', 'bf16', 0), TC=1)))
     # the NaN / inf check
     out.append(('gemv_stream', decode_defs(1, 3, 128, decode_u(1, 640), 1, 'f32', 'f32', 0)))
     out.append(('gemv_w8a8_mma', dict(decode_defs(1, 3, 128, w8_mma_u(640, 3), 1, 'f32', 'f32', 0), TC=1)))
@@ -375,7 +381,7 @@ class K:
         self.R.launch(f, grid, [P(q), P(s), P(y)] + i64args([count]))
         return y
 
-    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False, tc=False):
+    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False, tc=False, full_grid=False):
         t = self.t
         M, K_ = x.shape
         N = wq.shape[0]
@@ -394,7 +400,7 @@ class K:
             self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
             return y
         if tc:
-            U = U or wo_mma_u(K_)
+            U = U or wo_mma_u(K_, mode, M)
             d = decode_defs(mode, M, B, U, 1, out, x_dt, rz, br)
             d['TC'] = 1
             smem = wo_mma_shared(M, K_, x_dt == 'f32' and mode != 4)
@@ -404,7 +410,7 @@ class K:
             tiles = (N + 15) // 16
             cap = self.R.sms * self.R.occupancy(f, smem)
             rounds = (tiles + cap - 1) // cap
-            grid = max(1, (tiles + rounds - 1) // rounds)
+            grid = min(tiles, cap) if full_grid else max(1, (tiles + rounds - 1) // rounds)
             self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
             return y
         U = U or decode_u(mode, K_)
@@ -965,8 +971,8 @@ def run_decode_sweep(R, k, args):
             y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
 
             def drow(name, ms, nb):
-                print('%-40s M=%2d %dx%d %7.1f us  %.2f of copy' % (name, M, N, Kc, ms * 1e3, nb / (ms * 1e-3) / 1e9 / bw),
-                      flush=True)
+                print('%-40s M=%2d %dx%d %7.1f us  %.2f of copy'
+                      % (name, M, N, Kc, ms * 1e3, nb / (ms * 1e-3) / 1e9 / bw), flush=True)
             drow('W8A8 mode 1 gemv_stream', timed(lambda i: k.gemv(1, x, None, ws_[i % nrot][0], ws_[i % nrot][1],
                                                                   None, y, B), 40, 10), wbytes)
             for U in (2, 3, 4):
@@ -984,6 +990,48 @@ def run_decode_sweep(R, k, args):
             if M in (1, 2, 4, 8, 16):
                 drow('FP8 W8A8 (input quantized) gemv_wo_mma mode 4',
                      timed(lambda i: k.gemv(4, x, None, f8s[i % nrot], sc, None, y, 16, tc=True), 40, 10), N * Kc)
+        del ws_, f8s
+        torch.cuda.empty_cache()
+
+
+def run_wo_grid_sweep(R, k, args):
+    """gemv_wo_mma (modes 2, 3, 4) with the library's trimmed grid (equal rounds per CTA) against every resident
+    CTA with tiles strided over them, M = 1, 2, 4, 16, both WAN decode shapes; U = 2, 3."""
+    torch = R.torch
+    dev = 'cuda'
+    a = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
+    b = torch.empty_like(a)
+    st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    b.copy_(a)
+    ts = []
+    for _ in range(5):
+        st.record(); b.copy_(a); en.record(); torch.cuda.synchronize(); ts.append(st.elapsed_time(en))
+    bw = 2 * a.numel() / (statistics.median(ts) * 1e-3) / 1e9
+    del a, b
+    print('copy %.0f GB/s' % bw)
+    for (N, Kc) in [(18432, 3072), (30720, 5120)]:
+        nrot = max(2, int(6e8 // (N * Kc)) + 1)
+        ws_ = [H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, 128) for _ in range(nrot)]
+        f8s = [torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev) for _ in range(nrot)]
+        sc = torch.tensor([0.01], device=dev)
+        wbytes = N * Kc + ws_[0][1].numel() * 4
+        for M in (1, 2, 4, 16):
+            x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+            y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+            for U in (2, 3):
+                for full in (False, True):
+                    for mode, name in ((2, 'INT8 weight-only'), (3, 'FP8 weight-only'), (4, 'FP8 W8A8')):
+                        if mode == 2:
+                            fn = lambda i: k.gemv(2, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, 128, U=U,
+                                                  tc=True, full_grid=full)
+                        else:
+                            fn = lambda i: k.gemv(mode, x, None, f8s[i % nrot], sc, None, y, 16, U=U, tc=True,
+                                                  full_grid=full)
+                        ms = timed(fn, 40, 10)
+                        nb = wbytes if mode == 2 else N * Kc
+                        print('%-18s U=%d %-8s M=%2d %dx%d %7.1f us  %.2f of copy' % (
+                            name, U, 'full' if full else 'trimmed', M, N, Kc, ms * 1e3, nb / (ms * 1e-3) / 1e9 / bw),
+                            flush=True)
         del ws_, f8s
         torch.cuda.empty_cache()
 
@@ -1185,7 +1233,9 @@ def main():
     ap.add_argument('--profile', action='store_true')
     ap.add_argument('--sections', default=None, help='checks to run, comma-separated (default all)')
     ap.add_argument('--final', action='store_true', help='bench only the kernels this round changed, beside main')
-    ap.add_argument('--precompile', type=int, default=0, help='compile the w8mma / decode-sweep variants with N processes')
+    ap.add_argument('--precompile', type=int, default=0,
+                    help='compile the w8mma / decode-sweep variants with N processes')
+    ap.add_argument('--wo-grid-sweep', action='store_true', help='gemv_wo_mma: trimmed grid vs every resident CTA')
     ap.add_argument('--decode-sweep', action='store_true', help='W8A8 decode at M = 1...16, stream vs tensor cores')
     ap.add_argument('--rows-sweep', action='store_true', help='quant_rows launches at small and long M, beside main')
     args = ap.parse_args()
@@ -1195,7 +1245,7 @@ def main():
         return
     if args.precompile:
         precompile_w8_mma(sp, args.precompile)
-        if not (args.check or args.bench or args.decode_sweep):
+        if not (args.check or args.bench or args.decode_sweep or args.wo_grid_sweep):
             return
     import torch
     torch.zeros(1, device='cuda')
@@ -1213,6 +1263,8 @@ def main():
         run_rows_sweep(R, k, args)
     if args.decode_sweep:
         run_decode_sweep(R, k, args)
+    if args.wo_grid_sweep:
+        run_wo_grid_sweep(R, k, args)
     if args.profile:
         run_profile(R, k, args)
     sys.exit(0 if ok else 1)

@@ -83,7 +83,8 @@ extension CUDALinearOps {
     }
 
     /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, the faster of
-    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3).
+    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3; session 8 measured U = 2
+    /// faster for INT8 weight-only at M <= 4, not yet wired: see there).
     static let weightOnlyMMASegments = 3
 
     /// `gemv_wo_mma`'s dynamic shared memory (decode.cu): the input as float16 pieces (3 for float32, else
@@ -136,12 +137,16 @@ extension CUDALinearOps {
     /// compare with ``fp8W8A8Decode``).
     static let forcesFP8BLASLt = ProcessInfo.processInfo.environment["QLINEAR_FP8_DECODE"] == "cublaslt"
 
-    /// Most rows ``fp8W8A8Decode`` takes.
-    static let fp8W8A8DecodeMaximumRows = 16
+    /// Most rows ``fp8W8A8Decode`` takes: 4. On the H200 (CUDA-graph times, 5B / 14B first layer) it streams
+    /// at 0.76 / 0.89 of copy at M = 1, 0.70 / 0.84 at M = 2, 0.61 / 0.76 at M = 4, 0.47 / 0.63 at M = 8 and
+    /// 0.27 / 0.43 at M = 16, against 0.58-0.60 / 0.80-0.82 for the quantizer + cuBLASLt at M = 2 and 16 (whose
+    /// eager calls are host-bound besides: 44 us at 5B M = 2, four launches); so M <= 4 (NOTES.md, issue 10
+    /// session 8).
+    static let fp8W8A8DecodeMaximumRows = 4
 
-    /// FP8 x FP8 on a float input (M, K) with M <= ``fp8W8A8DecodeMaximumRows``, quantized inside `gemv_wo_mma` (mode 4: the FP8 input
-    /// quantizer's codes and scale, the codes' values staged as float16) and multiplied on the tensor cores in
-    /// one launch, `(sum_k qx qw) * (sx * sw) + b`; `nil` where it does not apply (K not a positive multiple of
+    /// FP8 x FP8 on a float input (M, K) with M <= ``fp8W8A8DecodeMaximumRows``, quantized inside `gemv_wo_mma`
+    /// (mode 4: the FP8 input quantizer's codes and scale, the codes' values staged as float16) and multiplied
+    /// on the tensor cores in one launch, `(sum_k qx qw) * (sx * sw) + b`; `nil` where it does not apply (K not a positive multiple of
     /// 16, unaligned operands, or the staged input too large; then quantize and call ``fp8``).
     /// - Returns: `(M, N)` in `outputDType`.
     package static func fp8W8A8Decode(input: Tensor, weightCodes: Tensor, weightScale: Tensor, bias: Tensor?,
@@ -183,7 +188,8 @@ extension CUDALinearOps {
         }
         if !w8a8 && weightOnlyOnTensorCores(mode, m: m, k: k, blockColumns: blockColumns,
                                             floatInput: inputDType == .float32, device: device) {
-            try weightOnlyMMA(mode: mode.rawValue, x: x, inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
+            try weightOnlyMMA(mode: mode.rawValue, x: x,
+                              inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
                               y: try GPU(y), m: m, n: n, k: k, blockRows: blockRows, blockColumns: blockColumns,
                               outputDType: outputDType)
             return y

@@ -5,7 +5,8 @@
 //   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 //   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
 //   clamp(round(x / scale))`, NaN-propagating amax), so the op is one launch;
-//   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`.
+//   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`;
+//   4 (`gemv_wo_mma` only): FP8 W8A8 on a float input, quantized inside the kernel (`fp8_stage`).
 // - `MT` = M, `OUT_DT`, `BIAS_DT`, `TOWARD_ZERO` (mode 1's rounding), `U` 16-byte chunks per lane per
 //   batch, `XS` 1 when the input is copied into shared memory first (mode 1 always; modes 0, 2, 3 where
 //   it fits), 0 when it is read from global memory.
@@ -108,8 +109,8 @@ __device__ __forceinline__ void load_weight_scales(float* out, const float* ws, 
 #define EPX (16 / (int)sizeof(Elem<X_DT>::T))   // input elements per 16-byte chunk
 #define LPB (BC / EPX)                                     // lanes per block
 /// Mode 1: quantizes x (MT, K) into 1 x BC blocks in shared memory (row m's codes at xq + m ldq). Where a
-/// block is at most 32 chunks of 16 bytes, lane groups of LPB lanes hold one block each (4 chunks per thread in flight);
-/// else one warp per block.
+/// block is at most 32 chunks of 16 bytes, lane groups of LPB lanes hold one block each (4 chunks per thread
+/// in flight); else one warp per block.
 __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB, int ldq) {
     const int lane = threadIdx.x & 31;
     if constexpr (LPB <= 32) {
@@ -384,7 +385,9 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 
 #if defined(TC)
 // Weight-only on the tensor cores (`TC` defined): `gemv_wo_mma`, for MT <= 16 and, in mode 2,
-// BC % 64 == 0 (every 64-element segment of a row in one weight block).
+// BC % 64 == 0 (every 64-element segment of a row in one weight block). Mode 4 (FP8 W8A8) runs the FP8
+// weight path on the input's e4m3 codes (`fp8_stage`), with no per-segment scale and no recomputation:
+// y = (sum_k qx qw) * (sx * sw) + bias.
 //
 // Arithmetic: each weight code's exact value (int8, or e4m3) is a float16 operand. Input row m is
 // scaled by a power of two, 2^-e_m (its largest |x| into [2^14, 2^15)), and split into float16
@@ -485,7 +488,8 @@ __device__ __forceinline__ WoTile wo_tile(const u8* wq, const float* ws, int til
 }
 
 /// Loads batch `b` of a tile: the lane's chunks of segments s0 + b U + u (zeros from the lane's
-/// `lane_segs`-th on: past K) and, for INT8 (W8A8 or weight-only), the segments' scales of both rows (up to `warp_segs`).
+/// `lane_segs`-th on: past K) and, for INT8 (W8A8 or weight-only),
+/// the segments' scales of both rows (up to `warp_segs`).
 __device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], const WoTile& tile, int b, int s0,
                                         int lane_segs, int warp_segs) {
     #pragma unroll
@@ -574,7 +578,8 @@ __device__ float fp8_stage(const void* x, u32* xs, u32* row_max, int K, int RW) 
             float v[EPX];
             load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
             #pragma unroll
-            for (int e = 0; e < EPX; ++e) a = is_finite(v[e]) ? max(a, __float_as_uint(v[e]) & 0x7fffffffu) : 0x7fc00000u;
+            for (int e = 0; e < EPX; ++e)
+                a = is_finite(v[e]) ? max(a, __float_as_uint(v[e]) & 0x7fffffffu) : 0x7fc00000u;
         }
     }
     a = __reduce_max_sync(0xffffffffu, a);

@@ -5,7 +5,9 @@
 ///   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 ///   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
 ///   clamp(round(x / scale))`, NaN-propagating amax), so the op is one launch;
-///   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`.
+///   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`;
+///   4 (`gemv_wo_mma` only): FP8 W8A8 on a float input, quantized inside the kernel like the FP8 input
+///   quantizer (per-tensor amax / 448, the same codes), `y = (sum_k qx qw) * (sx * sw) + b`.
 /// - `MT` = M, `OUT_DT`, `BIAS_DT`, `TOWARD_ZERO` (mode 1's rounding), `U` 16-byte chunks per lane per
 ///   batch, `XS` 1 when the input is copied into shared memory first (mode 1 always; modes 0, 2, 3 where
 ///   it fits), 0 when it is read from global memory.
