@@ -7,7 +7,7 @@ package enum SharedLinearInput {
     /// `x` quantized the way a W8A8 linear with a weight of each of `weightLayouts` quantizes a float
     /// input, when they all do it the same way (INT8 with the same 1 x Bk blocks and rounding, or FP8);
     /// nil otherwise (a dense or custom layout, or layouts that disagree): each linear then quantizes
-    /// `x` itself. The linears' results on it are bit-identical to theirs on `x`.
+    /// `x` itself. The codes and scales are the ones each linear's own quantization gives.
     package static func quantized(_ x: Tensor, weightLayouts: [any QuantizedLayout]) throws -> QuantizedTensor? {
         var shared: (any KernelQuantizedLayout)?
         for weightLayout in weightLayouts {

@@ -74,6 +74,11 @@ extension TensorCoreFP8Layout: KernelQuantizedLayout {
                                                             bias: operands.bias)
                     return try operands.output(y.orDecline().reshaped(operands.outputShape))
                 }
+                if let y = try kernels.linearFP8QuantizingInput(input: x.reshaped([m, k]), weight: weight,
+                                                                bias: operands.bias,
+                                                                outputDType: operands.input.floatDType) {
+                    return try operands.output(y.reshaped(operands.outputShape))
+                }
                 quantizedInput = try SharedLinearInput.quantize(x, with: Self.dynamic)
             }
             let input = FP8Parts(codes: try quantizedInput.data.reshaped([m, k]), scale: quantizedInput.scale)

@@ -70,8 +70,10 @@ public struct Linear: Module {
     /// `x` prepared once for several linears that read it (attention's query, key and value): quantized
     /// the way each of them would quantize it when all are W8A8 (``floatInput`` `.quantizeInput`) with
     /// weights that take the same input layout (INT8 with the same K blocks and rounding, or FP8), so
-    /// the input is quantized once instead of once per layer; `x` itself otherwise. Each layer's result
-    /// on it is bit-identical to its result on `x`.
+    /// the input is quantized once instead of once per layer; `x` itself otherwise. The codes are the ones
+    /// each layer would make, so on the CPU each result is bit-identical to the layer's on `x`; on a GPU at
+    /// decode sizes (M <= 16) a float input can take a kernel that quantizes inside the GEMV, whose
+    /// arithmetic differs within the layout's tolerance.
     ///
     /// ```swift
     /// let input = try Linear.sharedInput(x, for: [query, key, value])

@@ -63,6 +63,13 @@ package protocol QuantizedKernels: Sendable {
     func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
                                    outputDType: DType) throws -> Tensor?
 
+    /// FP8 x FP8 on a float input `(M, K)` that the kernel quantizes itself (per-tensor scale, the same codes
+    /// and scale as ``quantizeFP8(_:fixedScale:transform:roundTo:checkFinite:)`` without a finiteness check),
+    /// then ``linearFP8(input:weight:bias:outputDType:fallback:)``'s product `(sum_k qx qw) * (sx * sw) + b`
+    /// (products exact, the sum's rounding within FP8's tolerance), in one pass. `nil` when the backend has
+    /// no such kernel for the problem (the caller then quantizes and calls `linearFP8`); not a fallback.
+    func linearFP8QuantizingInput(input: Tensor, weight: FP8Parts, bias: Tensor?, outputDType: DType) throws -> Tensor?
+
     /// Runs the kernel calls of one op (e.g. a linear's input quantization, then its GEMM) as one unit
     /// of about `multiplyAdds` multiply-adds. The CPU holds the compute threads such an op can use for
     /// all of its calls, so concurrent callers take turns op by op instead of interleaving their
@@ -74,6 +81,10 @@ extension QuantizedKernels {
     /// No fused kernel: the caller quantizes, then calls `linearINT8`.
     package func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
                                            outputDType: DType) throws -> Tensor? { nil }
+
+    /// No fused kernel: the caller quantizes, then calls `linearFP8`.
+    package func linearFP8QuantizingInput(input: Tensor, weight: FP8Parts, bias: Tensor?,
+                                          outputDType: DType) throws -> Tensor? { nil }
 
     /// No resources to hold across an op's kernel calls.
     package func runningOp<R>(multiplyAdds: Int, _ body: () throws -> R) throws -> R { try body() }

@@ -71,6 +71,83 @@ struct CUDADecodeTests {
         }
     }
 
+    /// Every decode row count, M = 1...16 (M >= 3 on the tensor cores, `gemv_w8a8_mma`; M = 1, 2 on
+    /// `gemv_stream`), against the contract bit for bit: K = 400 (not a multiple of 64 or 128: a partial last
+    /// block and 64-element segment), N = 37 (a partial 16-row tile), 64- and 128-wide blocks, both roundings,
+    /// float and quantized inputs, with a bias.
+    @Test(arguments: Array(1...16))
+    func w8a8EveryRowCountMatchesTheContract(rows: Int) throws {
+        registerBuiltinLayouts()
+        let (n, k, block) = (37, 400, rows % 3 == 0 ? 64 : 128)
+        let rounding: Rounding = rows % 2 == 0 ? .nearestEven : .towardZero
+        let x = try Tensor.randomNormal([rows, k], standardDeviation: 2, seed: UInt64(70 + rows))
+        let wf = try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: 69)
+        let bias = try Tensor.randomNormal([n], seed: 68)
+        let w = try QuantizedTensor.fromFloat(wf, layout: try BlockWiseINT8Layout.weight(blockSize: block,
+                                                                                         rounding: rounding))
+        let activation = try BlockWiseINT8Layout.activation(blockSize: block, rounding: rounding)
+        let expected = try Self.contractW8A8(try QuantizedTensor.fromFloat(x, layout: activation), w,
+                                             bias: try bias.floats(), blockRows: block, blockColumns: block)
+        try withoutFallback {
+            let wGPU = try w.to(gpu)
+            let fromFloat = try linear(x.to(gpu), wGPU, bias: try bias.to(gpu)).dequantized()
+            let qx = try QuantizedTensor.fromFloat(x.to(gpu), layout: activation)
+            let fromCodes = try linear(qx, wGPU, bias: try bias.to(gpu)).dequantized()
+            #expect(try fromFloat.floats() == expected, "M = \(rows)")
+            #expect(try fromCodes.floats() == expected, "M = \(rows)")
+        }
+    }
+
+    /// Non-finite inputs at M = 5 (the tensor-core kernel): each output row depends on its input row only, so
+    /// the rows must equal their M = 1 products (`gemv_stream`) bit for bit, the row holding NaN all NaN and
+    /// the row holding +inf (infinite scale) its M = 1 values, NaN and infinities included.
+    @Test func w8a8NonFiniteRowsMatchRowByRow() throws {
+        registerBuiltinLayouts()
+        let (rows, k, n) = (5, 640, 40)
+        var values = try Tensor.randomNormal([rows, k], standardDeviation: 2, seed: 66).floats()
+        values[k + 17] = .nan
+        values[3 * k + 100] = .infinity
+        let w = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, k], seed: 67).to(gpu),
+                                              layout: BlockWiseINT8Layout.weight())
+        let (y, singles) = try withoutFallback {
+            (try linear(Tensor(values, shape: [rows, k]).to(gpu), w).dequantized().floats(),
+             try (0..<rows).map { row in
+                 try linear(Tensor(Array(values[(row * k)..<((row + 1) * k)]), shape: [1, k]).to(gpu), w)
+                     .dequantized().floats()
+             })
+        }
+        #expect(y[n..<(2 * n)].allSatisfy { $0.isNaN })
+        #expect(y[(3 * n)..<(4 * n)].contains { !$0.isFinite })
+        for row in 0..<rows {
+            let batched = Array(y[(row * n)..<((row + 1) * n)])
+            #expect(zip(batched, singles[row]).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) },
+                    "row \(row)")
+        }
+    }
+
+    /// FP8 x FP8 on a float input at every row count the fused decode kernel takes (`gemv_wo_mma` mode 4, M <= 4:
+    /// the input quantized inside the kernel, the codes' products summed on the tensor cores; the harness checks
+    /// it up to M = 16) against the CPU's FP8 linear: K = 400 (a
+    /// partial last 64-element segment), N = 37 (a partial tile, which cuBLASLt's FP8 matmul would refuse),
+    /// a bias; float32 within 1e-5 (the same codes and scales, only the sum's rounding differs), bf16 within
+    /// 1e-2 (one rounding of nearly equal values).
+    @Test(arguments: Array(1...4))
+    func fp8W8A8EveryRowCountMatchesTheCPU(rows: Int) throws {
+        registerBuiltinLayouts()
+        let (n, k) = (37, 400)
+        let x = try Tensor.randomNormal([rows, k], standardDeviation: 2, seed: UInt64(90 + rows))
+        let w = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, k], standardDeviation: 0.05, seed: 89),
+                                              layout: TensorCoreFP8Layout.dynamic)
+        let bias = try Tensor.randomNormal([n], seed: 88)
+        for dtype in [DType.float32, .bfloat16] {
+            let xd = try x.converted(to: dtype)
+            let expected = try withoutFallback { try linear(xd, w, bias: bias).dequantized().floats() }
+            let y = try withoutFallback { try linear(xd.to(gpu), w.to(gpu), bias: bias.to(gpu)).dequantized() }
+            #expect(y.dtype == dtype && y.shape == [rows, n])
+            #expect(relativeError(try y.floats(), expected) < (dtype == .float32 ? 1e-5 : 1e-2), "M = \(rows) \(dtype)")
+        }
+    }
+
     @Test func nanInputRowGivesNaNOutputRow() throws {
         registerBuiltinLayouts()
         var values = try Tensor.randomNormal([3, 256], seed: 54).floats()

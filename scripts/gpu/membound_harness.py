@@ -115,10 +115,82 @@ def decode_u(mode, K):
     return next((u for u in (6, 5, 4, 3) if (K // 16) % (32 * u) == 0), 4)
 
 
-def wo_mma_u(K):
+def wo_mma_u(K, mode=3, M=16):
     """CUDALinearOps.weightOnlyMMASegments: 3 segments per warp batch (the faster of 2 and 3 on the H200
-    at both decode shapes)."""
+    at both decode shapes in session 4; session 8's --wo-grid-sweep found 2 faster for INT8 at M <= 4)."""
     return 3
+
+
+def w8_mma_check_shapes():
+    """(M, N, K, B, toward zero, output dtypes (a slice of f32, bf16)): every M with K % 64 != 0, then WAN rows."""
+    shapes = [(M, 37, 400, 128, M % 2, (M % 2, M % 2 + 1)) for M in range(1, 17)]
+    shapes += [(2, 18432, 3072, 128, 0, (0, 2)), (16, 999, 5120, 128, 1, (0, 2)), (4, 70, 5120, 64, 0, (0, 1)),
+               (9, 24, 1024, 512, 0, (1, 2)), (3, 33, 336, 64, 1, (0, 1)), (16, 130, 5120, 256, 0, (1, 2)),
+               (7, 61, 1088, 64, 0, (0, 1)), (1, 300, 3072, 128, 0, (1, 2))]
+    return shapes
+
+
+def w8_mma_variants():
+    """The (entry, defines) the w8mma checks and --decode-sweep compile (to fill $MEMBOUND_CACHE beforehand)."""
+    out = []
+    for (M, N, Kc, B, rz, dts) in w8_mma_check_shapes():
+        for name in ('f32', 'bf16')[dts[0]:dts[1]]:
+            out.append(('gemv_stream', decode_defs(1, M, B, decode_u(1, Kc), 1, name, name, rz)))
+            for U in ((2, 3, 4) if N > 900 or M in (1, 16) else (3,)):
+                for mode in (1, 0):
+                    out.append(('gemv_w8a8_mma', dict(decode_defs(mode, M, B, U, 1, name, name if mode else 'bf16',
+                                                                  rz), TC=1)))
+    for Kc in (3072, 5120):
+        for M in (1, 2, 3, 4, 8, 16):
+            out.append(('gemv_stream', decode_defs(1, M, 128, decode_u(1, Kc), 1, 'bf16', 'bf16', 0)))
+            for U in (2, 3, 4):
+                out.append(('gemv_w8a8_mma', dict(decode_defs(1, M, 128, U, 1, 'bf16', 'bf16', 0), TC=1)))
+            out.append(('gemv_w8a8_mma', dict(decode_defs(0, M, 128, 3, 1, 'bf16', 'bf16', 0), TC=1)))
+            if M in (1, 2, 16):
+                out.append(('gemv_wo_mma', dict(decode_defs(2, M, 128, wo_mma_u(Kc), 1, 'bf16', 'bf16', 0), TC=1)))
+                out.append(('gemv_wo_mma', dict(decode_defs(3, M, 16, wo_mma_u(Kc), 1, 'bf16', 'bf16', 0), TC=1)))
+    for (M, N, Kc) in [(M, 37, 400) for M in (1, 2, 3, 5, 8, 9, 16)] + [(2, 18432, 3072), (16, 999, 5120)]:
+        for name in ('f32', 'bf16'):
+            out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, wo_mma_u(Kc), 1, name, name, 0), TC=1)))
+    for M in (1, 2, 4, 8, 16):
+        out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, wo_mma_u(3072), 1, 'bf16', 'bf16', 0), TC=1)))
+    for Kc in (3072, 5120):
+        for M in (1, 2, 4, 16):
+            for U in (2, 3):
+                out.append(('gemv_wo_mma', dict(decode_defs(2, M, 128, U, 1, 'bf16', 'bf16', 0), TC=1)))
+                out.append(('gemv_wo_mma', dict(decode_defs(3, M, 16, U, 1, 'bf16', 'bf16', 0), TC=1)))
+                out.append(('gemv_wo_mma', dict(decode_defs(4, M, 16, U, 1, 'bf16', 'bf16', 0), TC=1)))
+    # the NaN / inf check
+    out.append(('gemv_stream', decode_defs(1, 3, 128, decode_u(1, 640), 1, 'f32', 'f32', 0)))
+    out.append(('gemv_w8a8_mma', dict(decode_defs(1, 3, 128, w8_mma_u(640, 3), 1, 'f32', 'f32', 0), TC=1)))
+    return out
+
+
+def precompile_w8_mma(sources, jobs):
+    """Compiles w8_mma_variants() into $MEMBOUND_CACHE with `jobs` processes."""
+    from concurrent.futures import ProcessPoolExecutor
+    variants = list({tuple(sorted(d.items())): d for _, d in w8_mma_variants()}.values())
+    with ProcessPoolExecutor(jobs) as pool:
+        list(pool.map(_compile_decode, [(sources, d) for d in variants]))
+    print('precompiled %d decode variants' % len(variants), flush=True)
+
+
+def _compile_decode(arg):
+    sources, d = arg
+    compile_variant(Source(sources, 'decode'), d, 'sm_90')
+
+
+def w8_mma_u(K, M=1):
+    """CUDALinearOps.w8a8MMASegments(m:): 3, or 2 above 8 rows."""
+    return 2 if M > 8 else 3
+
+
+def w8_mma_shared(M, K, B):
+    """CUDALinearOps.w8a8MMASharedBytes: codes (rows of w8_row_bytes), scales, two product buffers."""
+    k64 = (K + 63) // 64 * 64
+    rs = k64 if k64 % 128 else k64 + 64
+    kb = (K + B - 1) // B
+    return M * rs + 4 * ((M * kb + 3) & ~3) + 4 * 2 * kb * 16 * M
 
 
 def wo_mma_shared(M, K, f32):
@@ -309,24 +381,36 @@ class K:
         self.R.launch(f, grid, [P(q), P(s), P(y)] + i64args([count]))
         return y
 
-    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False, tc=False):
+    def gemv(self, mode, x, sx, wq, ws, bias, y, B, U=None, xs=1, rz=0, br=None, old=False, tc=False, full_grid=False):
         t = self.t
         M, K_ = x.shape
         N = wq.shape[0]
         out = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16'}[y.dtype]
         x_dt = {t.float32: 'f32', t.float16: 'f16', t.bfloat16: 'bf16', t.int8: 'bf16'}[x.dtype]
-        if tc:
-            U = U or wo_mma_u(K_)
+        if tc and mode <= 1:
+            U = U or w8_mma_u(K_, M)
             d = decode_defs(mode, M, B, U, 1, out, x_dt, rz, br)
             d['TC'] = 1
-            smem = wo_mma_shared(M, K_, x_dt == 'f32')
+            smem = w8_mma_shared(M, K_, B)
+            f = self.R.fn('decode', 'gemv_w8a8_mma', d, smem)
+            if smem > 48 * 1024:
+                self.R.drv.ck(self.R.drv.cu.cuFuncSetAttribute(f, 8, smem), 'cuFuncSetAttribute')
+            tiles = (N + 15) // 16
+            grid = max(1, min(tiles, self.R.sms * self.R.occupancy(f, smem)))
+            self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
+            return y
+        if tc:
+            U = U or wo_mma_u(K_, mode, M)
+            d = decode_defs(mode, M, B, U, 1, out, x_dt, rz, br)
+            d['TC'] = 1
+            smem = wo_mma_shared(M, K_, x_dt == 'f32' and mode != 4)
             f = self.R.fn('decode', 'gemv_wo_mma', d, smem)
             if smem > 48 * 1024:
                 self.R.drv.ck(self.R.drv.cu.cuFuncSetAttribute(f, 8, smem), 'cuFuncSetAttribute')
             tiles = (N + 15) // 16
             cap = self.R.sms * self.R.occupancy(f, smem)
             rounds = (tiles + cap - 1) // cap
-            grid = max(1, (tiles + rounds - 1) // rounds)
+            grid = min(tiles, cap) if full_grid else max(1, (tiles + rounds - 1) // rounds)
             self.R.launch(f, grid, [P(x), P(sx), P(wq), P(ws), P(bias), P(y), N, K_], smem)
             return y
         U = U or decode_u(mode, K_)
@@ -539,6 +623,57 @@ def run_checks(R, k, args):
                     torch.cuda.synchronize()
                     rec('gemv mode=%d xs=%d U=%d M=%d N=%d K=%d B=%d %s' % (mode, xs, U, M, N, Kc, B, str(odt)[6:]),
                         same(y, ref) == 0, 'mismatches %d' % same(y, ref))
+    # W8A8 on the tensor cores (gemv_w8a8_mma), modes 0 and 1: bit-exact with the contract and gemv_stream
+    for (M, N, Kc, B, rz, dts) in (w8_mma_check_shapes() if want('w8mma') else []):
+        x = torch.randn(M, Kc, device=dev) * 2
+        x[0, 3] = 0
+        qw, sw = H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B)
+        bias = torch.randn(N, device=dev)
+        for xdt, odt in ((torch.float32, torch.float32), (torch.bfloat16, torch.bfloat16))[dts[0]:dts[1]]:
+            xx = x.to(xdt)
+            qx, sx = ref_quant_gpu(xx, B, rz)
+            ref = ref_w8a8(qx, sx, qw, sw, bias, B, B, odt)
+            ys = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+            k.gemv(1, xx, sx, qw, sw, bias, ys, B, rz=rz)
+            for U in ((2, 3, 4) if N > 900 or M in (1, 16) else (3,)):
+                for mode in (1, 0):
+                    y = torch.full((M, N), float('nan'), dtype=odt, device=dev)
+                    k.gemv(mode, xx if mode == 1 else qx, sx, qw, sw, bias, y, B, U=U, rz=rz, tc=True)
+                    torch.cuda.synchronize()
+                    rec('w8a8_mma mode=%d U=%d M=%d N=%d K=%d B=%d %s' % (mode, U, M, N, Kc, B, str(odt)[6:]),
+                        same(y, ref) == 0 and same(y, ys) == 0,
+                        'mismatches ref %d stream %d' % (same(y, ref), same(y, ys)))
+    if want('w8mma'):
+        x = torch.randn(3, 640, device=dev)
+        x[1, 17] = float('nan')
+        x[2, 100] = float('inf')
+        qw, sw = H.quant_weight(torch.randn(40, 640, device=dev), 128)
+        y = torch.zeros(3, 40, device=dev)
+        k.gemv(1, x, None, qw, sw, None, y, 128, tc=True)
+        ys = torch.zeros(3, 40, device=dev)
+        k.gemv(1, x, None, qw, sw, None, ys, 128)
+        torch.cuda.synchronize()
+        rec('w8a8_mma mode=1 NaN / inf rows', bool(y[1].isnan().all()) and bool(y[0].isfinite().all())
+            and same(y, ys) == 0, 'nan pattern %s' % str(y.isnan().sum(1).tolist()))
+    # FP8 W8A8 on a float input (gemv_wo_mma mode 4): the input quantizer's codes, products summed in float32
+    for (M, N, Kc) in ([(M, 37, 400) for M in (1, 2, 3, 5, 8, 9, 16)] + [(2, 18432, 3072), (16, 999, 5120)]
+                       if want('fp8mma') else []):
+        x = torch.randn(M, Kc, device=dev) * 2
+        w = torch.randn(N, Kc, device=dev) * 0.05
+        s8 = (w.abs().max() / 448).reshape(1)
+        w8 = (w / s8).clamp(-448, 448).to(torch.float8_e4m3fn)
+        bias = torch.randn(N, device=dev)
+        for xdt in (torch.float32, torch.bfloat16):
+            xx = x.to(xdt)
+            sx = xx.float().abs().max() / 448
+            qx = (xx.float() / sx).clamp(-448, 448).to(torch.float8_e4m3fn)
+            ref = (qx.double() @ w8.double().t()) * float(sx * s8[0]) + bias.double()
+            y = torch.full((M, N), float('nan'), dtype=xdt, device=dev)
+            k.gemv(4, xx, None, w8.view(torch.uint8), s8, bias, y, 16, tc=True)
+            torch.cuda.synchronize()
+            e = H.relerr(y.double(), ref)
+            rec('fp8 w8a8 mode=4 M=%d N=%d K=%d %s' % (M, N, Kc, str(xdt)[6:]),
+                e < (1e-5 if xdt == torch.float32 else 4e-3), 'rel err %.1e' % e)
     # NaN row
     x = torch.randn(3, 256, device=dev)
     x[1, 17] = float('nan')
@@ -804,6 +939,103 @@ def run_bench(R, k, args):
         print('%-44s %dx%dx%d %7.1f us  %.2f of copy  %.2fx bf16' % r)
 
 
+def run_decode_sweep(R, k, args):
+    """W8A8 decode at M = 1, 2, 4, 8, 16 on both WAN decode shapes: gemv_stream against gemv_w8a8_mma (U = 2,
+    3, 4), weight bytes / s over the eager 2 GB copy; bf16 torch linear and the weight-only kernels beside."""
+    torch = R.torch
+    dev = 'cuda'
+    B = 128
+    a = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
+    b = torch.empty_like(a)
+    t_copy = H.bench_eager(lambda: b.copy_(a), 5) if hasattr(H, 'bench_eager') else None
+    if t_copy is None:
+        st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        b.copy_(a)
+        ts = []
+        for _ in range(5):
+            st.record(); b.copy_(a); en.record(); torch.cuda.synchronize(); ts.append(st.elapsed_time(en))
+        t_copy = statistics.median(ts)
+    bw = 2 * a.numel() / (t_copy * 1e-3) / 1e9
+    del a, b
+    torch.cuda.empty_cache()
+    print('copy %.0f GB/s' % bw)
+    for (N, Kc) in [(18432, 3072), (30720, 5120)]:
+        nrot = max(2, int(6e8 // (N * Kc)) + 1)
+        ws_ = [H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, B) for _ in range(nrot)]
+        f8s = [torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev) for _ in range(nrot)]
+        sc = torch.tensor([0.01], device=dev)
+        wbytes = N * Kc + ws_[0][1].numel() * 4
+        for M in (1, 2, 3, 4, 8, 16):
+            x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+            qx, sx = ref_quant_gpu(x, B, 0)
+            y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+
+            def drow(name, ms, nb):
+                print('%-40s M=%2d %dx%d %7.1f us  %.2f of copy'
+                      % (name, M, N, Kc, ms * 1e3, nb / (ms * 1e-3) / 1e9 / bw), flush=True)
+            drow('W8A8 mode 1 gemv_stream', timed(lambda i: k.gemv(1, x, None, ws_[i % nrot][0], ws_[i % nrot][1],
+                                                                  None, y, B), 40, 10), wbytes)
+            for U in (2, 3, 4):
+                drow('W8A8 mode 1 gemv_w8a8_mma U=%d' % U,
+                     timed(lambda i: k.gemv(1, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, U=U, tc=True),
+                           40, 10), wbytes)
+            drow('W8A8 mode 0 (codes given) gemv_w8a8_mma U=3',
+                 timed(lambda i: k.gemv(0, qx, sx, ws_[i % nrot][0], ws_[i % nrot][1], None, y, B, U=3, tc=True),
+                       40, 10), wbytes)
+            if M in (1, 2, 16):
+                drow('INT8 weight-only gemv_wo_mma', timed(lambda i: k.gemv(2, x, None, ws_[i % nrot][0],
+                     ws_[i % nrot][1], None, y, B, tc=True), 40, 10), wbytes)
+                drow('FP8 weight-only gemv_wo_mma', timed(lambda i: k.gemv(3, x, None, f8s[i % nrot], sc, None, y, 16,
+                                                                          tc=True), 40, 10), N * Kc)
+            if M in (1, 2, 4, 8, 16):
+                drow('FP8 W8A8 (input quantized) gemv_wo_mma mode 4',
+                     timed(lambda i: k.gemv(4, x, None, f8s[i % nrot], sc, None, y, 16, tc=True), 40, 10), N * Kc)
+        del ws_, f8s
+        torch.cuda.empty_cache()
+
+
+def run_wo_grid_sweep(R, k, args):
+    """gemv_wo_mma (modes 2, 3, 4) with the library's trimmed grid (equal rounds per CTA) against every resident
+    CTA with tiles strided over them, M = 1, 2, 4, 16, both WAN decode shapes; U = 2, 3."""
+    torch = R.torch
+    dev = 'cuda'
+    a = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
+    b = torch.empty_like(a)
+    st, en = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    b.copy_(a)
+    ts = []
+    for _ in range(5):
+        st.record(); b.copy_(a); en.record(); torch.cuda.synchronize(); ts.append(st.elapsed_time(en))
+    bw = 2 * a.numel() / (statistics.median(ts) * 1e-3) / 1e9
+    del a, b
+    print('copy %.0f GB/s' % bw)
+    for (N, Kc) in [(18432, 3072), (30720, 5120)]:
+        nrot = max(2, int(6e8 // (N * Kc)) + 1)
+        ws_ = [H.quant_weight(torch.randn(N, Kc, device=dev) * 0.05, 128) for _ in range(nrot)]
+        f8s = [torch.randint(0, 126, (N, Kc), dtype=torch.uint8, device=dev) for _ in range(nrot)]
+        sc = torch.tensor([0.01], device=dev)
+        wbytes = N * Kc + ws_[0][1].numel() * 4
+        for M in (1, 2, 4, 16):
+            x = torch.randn(M, Kc, device=dev, dtype=torch.bfloat16)
+            y = torch.empty(M, N, dtype=torch.bfloat16, device=dev)
+            for U in (2, 3):
+                for full in (False, True):
+                    for mode, name in ((2, 'INT8 weight-only'), (3, 'FP8 weight-only'), (4, 'FP8 W8A8')):
+                        if mode == 2:
+                            fn = lambda i: k.gemv(2, x, None, ws_[i % nrot][0], ws_[i % nrot][1], None, y, 128, U=U,
+                                                  tc=True, full_grid=full)
+                        else:
+                            fn = lambda i: k.gemv(mode, x, None, f8s[i % nrot], sc, None, y, 16, U=U, tc=True,
+                                                  full_grid=full)
+                        ms = timed(fn, 40, 10)
+                        nb = wbytes if mode == 2 else N * Kc
+                        print('%-18s U=%d %-8s M=%2d %dx%d %7.1f us  %.2f of copy' % (
+                            name, U, 'full' if full else 'trimmed', M, N, Kc, ms * 1e3, nb / (ms * 1e-3) / 1e9 / bw),
+                            flush=True)
+        del ws_, f8s
+        torch.cuda.empty_cache()
+
+
 def run_final(R, k, args):
     """The kernels this round changed, each beside main's (--baseline), in one run: the quantizer, the
     fused gelu, and the decode GEMVs at both WAN shapes (M = 2)."""
@@ -1001,12 +1233,20 @@ def main():
     ap.add_argument('--profile', action='store_true')
     ap.add_argument('--sections', default=None, help='checks to run, comma-separated (default all)')
     ap.add_argument('--final', action='store_true', help='bench only the kernels this round changed, beside main')
+    ap.add_argument('--precompile', type=int, default=0,
+                    help='compile the w8mma / decode-sweep variants with N processes')
+    ap.add_argument('--wo-grid-sweep', action='store_true', help='gemv_wo_mma: trimmed grid vs every resident CTA')
+    ap.add_argument('--decode-sweep', action='store_true', help='W8A8 decode at M = 1...16, stream vs tensor cores')
     ap.add_argument('--rows-sweep', action='store_true', help='quant_rows launches at small and long M, beside main')
     args = ap.parse_args()
     sp = H.find_sources(args.sources)
     if args.compile_only:
         compile_all(sp)
         return
+    if args.precompile:
+        precompile_w8_mma(sp, args.precompile)
+        if not (args.check or args.bench or args.decode_sweep or args.wo_grid_sweep):
+            return
     import torch
     torch.zeros(1, device='cuda')
     R = Runner(sp, args.baseline)
@@ -1021,6 +1261,10 @@ def main():
         run_final(R, k, args)
     if args.rows_sweep:
         run_rows_sweep(R, k, args)
+    if args.decode_sweep:
+        run_decode_sweep(R, k, args)
+    if args.wo_grid_sweep:
+        run_wo_grid_sweep(R, k, args)
     if args.profile:
         run_profile(R, k, args)
     sys.exit(0 if ok else 1)

@@ -64,6 +64,14 @@ extension CUDABackend: QuantizedKernels {
                                     fallback: fallback))
     }
 
+    /// Decode shapes (M <= 16): the input quantized inside the GEMV (``CUDALinearOps/fp8W8A8Decode``).
+    package func linearFP8QuantizingInput(input: Tensor, weight: FP8Parts, bias: Tensor?,
+                                          outputDType: DType) throws -> Tensor? {
+        guard input.shape[0] <= CUDALinearOps.decodeMaxRows else { return nil }
+        return try CUDALinearOps.fp8W8A8Decode(input: input, weightCodes: weight.codes, weightScale: weight.scale,
+                                               bias: bias, outputDType: outputDType)
+    }
+
     package func linearFP8WeightOnly(input: Tensor, weight: FP8Parts, bias: Tensor?) throws -> KernelResult<Tensor> {
         .done(try CUDALinearOps.fp8WeightOnly(input: input, weightCodes: weight.codes, weightScale: weight.scale,
                                               bias: bias))

@@ -64,6 +64,21 @@ package enum CUDAKernelCheck {
                 "BR": mode == 3 ? 1 : 128, "BC": mode == 3 ? 16 : 128, "BIAS_DT": 0,
                 "U": CUDALinearOps.weightOnlyMMASegments, "XS": 1, "TC": 1]))
         }
+        // W8A8 on the tensor cores (`gemv_w8a8_mma`): both modes, one and two n8 tiles, every input dtype and
+        // block width it takes.
+        for (mode, rows, input, block) in [(1, 3, DType.bfloat16, 128), (0, 4, .bfloat16, 64), (1, 16, .float32, 512),
+                                           (1, 9, .float16, 64), (0, 16, .bfloat16, 256)] {
+            variants.append((DecodeKernels.source, [
+                "MODE": mode, "MT": rows, "X_DT": input.kernelCode, "OUT_DT": input.kernelCode, "BR": block,
+                "BC": block, "BIAS_DT": 0, "TOWARD_ZERO": rows % 2, "U": CUDALinearOps.w8a8MMASegments(m: rows),
+                "XS": 1, "TC": 1]))
+        }
+        // FP8 W8A8 (`gemv_wo_mma` mode 4, the input quantized in the kernel): one and two n8 tiles, every input dtype.
+        for (rows, input) in [(2, DType.bfloat16), (16, .float32), (7, .float16)] {
+            variants.append((DecodeKernels.source, [
+                "MODE": 4, "MT": rows, "X_DT": input.kernelCode, "OUT_DT": input.kernelCode, "BR": 1, "BC": 16,
+                "BIAS_DT": 0, "U": CUDALinearOps.weightOnlyMMASegments, "XS": 1, "TC": 1]))
+        }
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))

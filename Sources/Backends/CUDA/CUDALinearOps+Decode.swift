@@ -2,8 +2,8 @@ import Foundation
 import QLTensor
 
 /// Decode shapes (1 <= M <= 16): every quantized linear runs ``DecodeKernels``' `gemv_stream`, which
-/// streams each weight row once, or for weight-only where it applies `gemv_wo_mma` on the tensor cores
-/// (see there for the arithmetic and the launch contracts).
+/// streams each weight row once, or where they apply the tensor-core kernels `gemv_w8a8_mma` (W8A8, the
+/// same bits) and `gemv_wo_mma` (weight-only) (see there for the arithmetic and the launch contracts).
 extension CUDALinearOps {
     /// Largest M the decode kernels serve.
     package static let decodeMaxRows = 16
@@ -38,6 +38,41 @@ extension CUDALinearOps {
         }
     }
 
+    /// `QLINEAR_W8A8_DECODE`, read once, to compare W8A8 decode kernels (all give the same bits): `stream`
+    /// always runs `gemv_stream`; `gemm` runs no decode kernel (the activation quantizer, then the GEMM plan
+    /// of ``BlockwiseINT8GEMM``).
+    static let w8a8DecodeOverride = ProcessInfo.processInfo.environment["QLINEAR_W8A8_DECODE"]
+    static var forcesStreamW8A8Decode: Bool { w8a8DecodeOverride == "stream" }
+    package static var forcesW8A8GEMM: Bool { w8a8DecodeOverride == "gemm" }
+
+    /// Fewest rows that W8A8 decode runs on the tensor cores: at M = 1 and 2 `gemv_stream` was faster on the
+    /// H200 (5B / 14B first layer, 0.82 / 0.99 of copy against 0.75 / 0.88 at M = 1), from M = 4 on
+    /// `gemv_w8a8_mma` (M = 4: 0.65 / 0.81 against 0.52 / 0.63; M = 16: 0.31 / 0.44 against 0.12 / 0.13;
+    /// NOTES.md, issue 10 session 8).
+    static let w8a8MMAMinimumRows = 3
+
+    /// Whether W8A8 decode runs on the tensor cores (`gemv_w8a8_mma`): M >= ``w8a8MMAMinimumRows``, every
+    /// 64-element segment of a row in one K block (`blockColumns % 64 == 0`), and its shared memory fits.
+    static func w8a8OnTensorCores(m: Int, k: Int, blockColumns: Int, device: CUDADevice) -> Bool {
+        !forcesStreamW8A8Decode && m >= w8a8MMAMinimumRows && blockColumns % 64 == 0
+            && w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns) <= device.maxSharedMemoryPerBlock
+    }
+
+    /// `gemv_w8a8_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, or 2 above 8 rows
+    /// (the fastest or within 2 % of it at every M of 1...16 on both WAN decode shapes on the H200; M = 16:
+    /// 43.9 / 85.9 us at U = 2 against 46.3 / 86.3 at U = 3).
+    static func w8a8MMASegments(m: Int) -> Int { m > 8 ? 2 : 3 }
+
+    /// `gemv_w8a8_mma`'s dynamic shared memory (decode.cu): the codes, M rows of `w8_row_bytes(K)` (K rounded
+    /// up to 64, plus 64 where that is a multiple of 128), the M x KB activation scales (padded to 4), and two
+    /// buffers of KB x 16 x M block products.
+    static func w8a8MMASharedBytes(m: Int, k: Int, blockColumns: Int) -> Int {
+        let k64 = (k + 63) / 64 * 64
+        let rowBytes = k64 % 128 != 0 ? k64 : k64 + 64
+        let kBlocks = (k + blockColumns - 1) / blockColumns
+        return m * rowBytes + 4 * ((m * kBlocks + 3) & ~3) + 4 * 2 * kBlocks * 16 * m
+    }
+
     /// Whether weight-only `mode` runs on the tensor cores (`gemv_wo_mma`): FP8 always, INT8 when every
     /// 64-element segment of a row lies in one weight block (`blockColumns % 64 == 0`); and the staged
     /// input fits in shared memory.
@@ -48,7 +83,8 @@ extension CUDALinearOps {
     }
 
     /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, the faster of
-    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3).
+    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3; session 8 measured U = 2
+    /// faster for INT8 weight-only at M <= 4, not yet wired: see there).
     static let weightOnlyMMASegments = 3
 
     /// `gemv_wo_mma`'s dynamic shared memory (decode.cu): the input as float16 pieces (3 for float32, else
@@ -82,11 +118,12 @@ extension CUDALinearOps {
                                            weightBlockRows: Int, blockColumns: Int, towardZero: Bool, bias: Tensor?,
                                            outputDType: DType) throws -> Tensor? {
         let (m, k) = (input.shape[0], input.shape[1])
-        guard [.float32, .float16, .bfloat16].contains(input.dtype) else { return nil }
+        guard [.float32, .float16, .bfloat16].contains(input.dtype), !forcesW8A8GEMM else { return nil }
         let x = try GPU(try input.contiguous())
         let w = try GPU(try weightCodes.contiguous())
         guard decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: true, addresses: [x.address, w.address]),
-              decodeSharedBytes(.w8a8Float, m: m, k: k, blockColumns: blockColumns, inputBytes: 1, staged: true)
+              w8a8OnTensorCores(m: m, k: k, blockColumns: blockColumns, device: x.device)
+                || decodeSharedBytes(.w8a8Float, m: m, k: k, blockColumns: blockColumns, inputBytes: 1, staged: true)
                 <= x.device.maxSharedMemoryPerBlock else {
             return nil
         }
@@ -94,6 +131,43 @@ extension CUDALinearOps {
                               scales: try GPU(try weightScales.contiguous()), bias: bias, m: m, n: weightCodes.shape[0], k: k,
                               blockRows: weightBlockRows, blockColumns: blockColumns, towardZero: towardZero,
                               outputDType: outputDType)
+    }
+
+    /// `QLINEAR_FP8_DECODE=cublaslt`, read once: FP8 W8A8 decode quantizes the input and runs cuBLASLt (to
+    /// compare with ``fp8W8A8Decode``).
+    static let forcesFP8BLASLt = ProcessInfo.processInfo.environment["QLINEAR_FP8_DECODE"] == "cublaslt"
+
+    /// Most rows ``fp8W8A8Decode`` takes: 4. On the H200 (CUDA-graph times, 5B / 14B first layer) it streams
+    /// at 0.76 / 0.89 of copy at M = 1, 0.70 / 0.84 at M = 2, 0.61 / 0.76 at M = 4, 0.47 / 0.63 at M = 8 and
+    /// 0.27 / 0.43 at M = 16, against 0.58-0.60 / 0.80-0.82 for the quantizer + cuBLASLt at M = 2 and 16 (whose
+    /// eager calls are host-bound besides: 44 us at 5B M = 2, four launches); so M <= 4 (NOTES.md, issue 10
+    /// session 8).
+    static let fp8W8A8DecodeMaximumRows = 4
+
+    /// FP8 x FP8 on a float input (M, K) with M <= ``fp8W8A8DecodeMaximumRows``, quantized inside `gemv_wo_mma`
+    /// (mode 4: the FP8 input quantizer's codes and scale, the codes' values staged as float16) and multiplied
+    /// on the tensor cores in one launch, `(sum_k qx qw) * (sx * sw) + b`; `nil` where it does not apply (K not a positive multiple of
+    /// 16, unaligned operands, or the staged input too large; then quantize and call ``fp8``).
+    /// - Returns: `(M, N)` in `outputDType`.
+    package static func fp8W8A8Decode(input: Tensor, weightCodes: Tensor, weightScale: Tensor, bias: Tensor?,
+                                      outputDType: DType) throws -> Tensor? {
+        let (m, k) = (input.shape[0], input.shape[1])
+        let n = weightCodes.shape[0]
+        guard !forcesFP8BLASLt, m >= 1 && m <= fp8W8A8DecodeMaximumRows,
+              [.float32, .float16, .bfloat16].contains(input.dtype),
+              [.float32, .float16, .bfloat16].contains(outputDType) else { return nil }
+        let x = try GPU(try input.contiguous())
+        let w = try GPU(try weightCodes.contiguous())
+        guard decodeServes(m: m, k: k, blockColumns: 16, w8a8: false, addresses: [x.address, w.address]),
+              weightOnlyMMASharedBytes(m: m, k: k, floatInput: false) <= x.device.maxSharedMemoryPerBlock else {
+            return nil
+        }
+        let y = try GPU.empty([m, n], outputDType, on: x.device)
+        guard n > 0 else { return y }
+        try weightOnlyMMA(mode: 4, x: x, inputDType: input.dtype, w: w, scales: try GPU(try weightScale.contiguous()),
+                          bias: try bias.map { try GPU(try $0.contiguous()) }, biasDType: bias?.dtype, y: try GPU(y),
+                          m: m, n: n, k: k, blockRows: 1, blockColumns: 16, outputDType: outputDType)
+        return y
     }
 
     /// Queues `gemv_stream` in `mode`; the caller has checked ``decodeServes(m:k:blockColumns:w8a8:addresses:)``.
@@ -106,9 +180,16 @@ extension CUDALinearOps {
         guard n > 0 else { return y }
         let b = try bias.map { try GPU(try $0.contiguous()) }
         let w8a8 = mode == .w8a8Codes || mode == .w8a8Float
+        if w8a8 && w8a8OnTensorCores(m: m, k: k, blockColumns: blockColumns, device: device) {
+            try w8a8MMA(mode, x: x, inputDType: inputDType, sx: sx, w: w, scales: scales, bias: b,
+                        biasDType: bias?.dtype, y: try GPU(y), m: m, n: n, k: k, blockRows: blockRows,
+                        blockColumns: blockColumns, towardZero: towardZero, outputDType: outputDType)
+            return y
+        }
         if !w8a8 && weightOnlyOnTensorCores(mode, m: m, k: k, blockColumns: blockColumns,
                                             floatInput: inputDType == .float32, device: device) {
-            try weightOnlyMMA(mode, x: x, inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
+            try weightOnlyMMA(mode: mode.rawValue, x: x,
+                              inputDType: inputDType, w: w, scales: scales, bias: b, biasDType: bias?.dtype,
                               y: try GPU(y), m: m, n: n, k: k, blockRows: blockRows, blockColumns: blockColumns,
                               outputDType: outputDType)
             return y
@@ -141,18 +222,45 @@ extension CUDALinearOps {
         return y
     }
 
-    /// Queues `gemv_wo_mma` (weight-only on the tensor cores, decode.cu) into `y`. Persistent: each CTA
-    /// takes 16-row tiles blockIdx.x, + grid, ...; of the resident CTAs, as many as give every CTA the
-    /// same number of tiles.
-    private static func weightOnlyMMA(_ mode: DecodeMode, x: GPU, inputDType: DType, w: GPU, scales: GPU, bias: GPU?,
+    /// Queues `gemv_w8a8_mma` (W8A8 on the tensor cores, decode.cu) into `y`: mode 1 quantizes the float input
+    /// inside the kernel, mode 0 reads the given codes and scales `sx`. Persistent: all resident CTAs (at most
+    /// one per 16-row tile), CTA i taking tiles i, i + grid, ...; so the SMs' tile counts differ by at most one
+    /// per resident CTA (trimming the grid to equal rounds per CTA left some SMs with one CTA and others with
+    /// two, as `gemv_wo_mma`'s 5B launch shows).
+    private static func w8a8MMA(_ mode: DecodeMode, x: GPU, inputDType: DType, sx: GPU?, w: GPU, scales: GPU,
+                                bias: GPU?, biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
+                                blockColumns: Int, towardZero: Bool, outputDType: DType) throws {
+        let device = x.device
+        var defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
+                       "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "U": w8a8MMASegments(m: m),
+                       "XS": 1, "TC": 1]
+        if mode == .w8a8Float {
+            defines["X_DT"] = inputDType.kernelCode
+            defines["TOWARD_ZERO"] = towardZero ? 1 : 0
+        }
+        let function = try device.function(DecodeKernels.source, entry: "gemv_w8a8_mma", defines: defines)
+        let shared = w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns)
+        if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
+        let resident = device.multiprocessorCount
+            * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
+        try device.launch(function, grid: (min((n + 15) / 16, resident), 1, 1), block: (256, 1, 1),
+                          sharedMemory: shared, [
+                            x.argument, sx?.argument ?? .null, w.argument, scales.argument, bias?.argument ?? .null,
+                            y.argument, .int32(Int32(n)), .int32(Int32(k))])
+    }
+
+    /// Queues `gemv_wo_mma` (decode.cu) into `y`: weight-only (modes 2, 3) or FP8 W8A8 (mode 4) on the tensor
+    /// cores. Persistent: each CTA takes 16-row tiles blockIdx.x, + grid, ...; of the resident CTAs, as many
+    /// as give every CTA the same number of tiles.
+    private static func weightOnlyMMA(mode: Int, x: GPU, inputDType: DType, w: GPU, scales: GPU, bias: GPU?,
                                       biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
                                       blockColumns: Int, outputDType: DType) throws {
         let device = x.device
-        let defines = ["MODE": mode.rawValue, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
+        let defines = ["MODE": mode, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
                        "U": weightOnlyMMASegments, "XS": 1, "TC": 1]
         let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
-        let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: inputDType == .float32)
+        let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: mode != 4 && inputDType == .float32)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
         let tiles = (n + 15) / 16
         let resident = device.multiprocessorCount

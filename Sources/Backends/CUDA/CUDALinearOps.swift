@@ -34,7 +34,7 @@ package enum CUDALinearOps {
         let b = try bias.map { try ([.float32, .float16, .bfloat16].contains($0.dtype) ? $0 : $0.converted(to: .float32))
             .contiguous() }
         let wGPU = try GPU(w)
-        if !forcesSIMTKernel, [.float32, .float16, .bfloat16].contains(outputDType),
+        if !forcesSIMTKernel, !forcesW8A8GEMM, [.float32, .float16, .bfloat16].contains(outputDType),
            decodeServes(m: m, k: k, blockColumns: blockColumns, w8a8: true, addresses: [x.address, wGPU.address]) {
             return try gemvStream(.w8a8Codes, x: x, inputDType: .int8, sx: try GPU(sx), w: wGPU, scales: try GPU(sw),
                                   bias: b, m: m, n: n, k: k, blockRows: weightBlockRows, blockColumns: blockColumns,

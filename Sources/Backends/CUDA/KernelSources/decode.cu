@@ -1,11 +1,12 @@
 // Decode-shape linear kernels (1 <= M <= 16 rows): `gemv_stream`, that streams each weight row once
-// from memory (every mode), and `gemv_wo_mma` (weight-only on the tensor cores, with `TC` defined; see
-// there), specialised with `-D`:
+// from memory (every mode), and with `TC` defined `gemv_w8a8_mma` (W8A8, modes 0 and 1) and `gemv_wo_mma`
+// (weight-only, modes 2 and 3) on the tensor cores (see there), specialised with `-D`:
 // - `MODE` 0: INT8 W8A8 on given activation codes `qx` (M, K) int8 and scales `sx` (M, KB);
 //   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 //   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
 //   clamp(round(x / scale))`, NaN-propagating amax), so the op is one launch;
-//   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`.
+//   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`;
+//   4 (`gemv_wo_mma` only): FP8 W8A8 on a float input, quantized inside the kernel (`fp8_stage`).
 // - `MT` = M, `OUT_DT`, `BIAS_DT`, `TOWARD_ZERO` (mode 1's rounding), `U` 16-byte chunks per lane per
 //   batch, `XS` 1 when the input is copied into shared memory first (mode 1 always; modes 0, 2, 3 where
 //   it fits), 0 when it is read from global memory.
@@ -107,10 +108,10 @@ __device__ __forceinline__ void load_weight_scales(float* out, const float* ws, 
 #if MODE == 1
 #define EPX (16 / (int)sizeof(Elem<X_DT>::T))   // input elements per 16-byte chunk
 #define LPB (BC / EPX)                                     // lanes per block
-/// Mode 1: quantizes x (MT, K) into 1 x BC blocks in shared memory. Where a block is at most 32
-/// chunks of 16 bytes, lane groups of LPB lanes hold one block each (4 chunks per thread in flight);
-/// else one warp per block.
-__device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) {
+/// Mode 1: quantizes x (MT, K) into 1 x BC blocks in shared memory (row m's codes at xq + m ldq). Where a
+/// block is at most 32 chunks of 16 bytes, lane groups of LPB lanes hold one block each (4 chunks per thread
+/// in flight); else one warp per block.
+__device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB, int ldq) {
     const int lane = threadIdx.x & 31;
     if constexpr (LPB <= 32) {
         const int slots = MT * KB * LPB;  // chunk slots, rows and blocks padded to whole blocks
@@ -175,7 +176,7 @@ __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) 
                     for (int q = 0; q < EPX / 4; ++q)
                         codes.w[q] = __byte_perm(__byte_perm(bits[4 * q], bits[4 * q + 1], 0x0040),
                                                  __byte_perm(bits[4 * q + 2], bits[4 * q + 3], 0x0040), 0x5410);
-                    *(typename Vec<EPX>::T*)(xq + m * K + k) = codes.v;
+                    *(typename Vec<EPX>::T*)(xq + m * ldq + k) = codes.v;
                 }
             }
         }
@@ -197,7 +198,7 @@ __device__ void quantize_input(const void* x, i8* xq, float* xs, int K, int KB) 
                     t = TOWARD_ZERO ? truncf(t) : rintf(t);
                     t = fminf(fmaxf(t, -127.0f), 127.0f);
                 }
-                xq[m * K + k0 + e] = (i8)(int)t;
+                xq[m * ldq + k0 + e] = (i8)(int)t;
             }
         }
     }
@@ -210,7 +211,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
     const int lane = threadIdx.x & 31;
     const int CK = K >> 4;
     const int batches = (CK + 32 * U - 1) / (32 * U);
-#if MODE != 3
+#if MODE <= 2
     const int KB = (K + BC - 1) / BC;
 #endif
     const int warps = gridDim.x * (blockDim.x >> 5);
@@ -231,7 +232,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 #if MODE == 1
     // The first batch is loaded after the quantization: issued before it, its registers would stay
     // live through it and raise the kernel's register count (fewer resident warps).
-    quantize_input(x, xq, xs, K, KB);
+    quantize_input(x, xq, xs, K, KB, K);
     load_batch(cur, wq, n, 0, N, CK, lane);
 #else
     copy_to_shared((u8*)xq, x, MT * K);
@@ -382,9 +383,11 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
     }
 }
 
-#if (MODE == 2 || MODE == 3) && defined(TC)
+#if defined(TC)
 // Weight-only on the tensor cores (`TC` defined): `gemv_wo_mma`, for MT <= 16 and, in mode 2,
-// BC % 64 == 0 (every 64-element segment of a row in one weight block).
+// BC % 64 == 0 (every 64-element segment of a row in one weight block). Mode 4 (FP8 W8A8) runs the FP8
+// weight path on the input's e4m3 codes (`fp8_stage`), with no per-segment scale and no recomputation:
+// y = (sum_k qx qw) * (sx * sw) + bias.
 //
 // Arithmetic: each weight code's exact value (int8, or e4m3) is a float16 operand. Input row m is
 // scaled by a power of two, 2^-e_m (its largest |x| into [2^14, 2^15)), and split into float16
@@ -408,7 +411,8 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 // tiles). At a tile's end the 8 warps' partial sums meet in shared memory and warp 0 adds them in warp
 // order, scales, adds the bias and stores.
 #define NT ((MT + 7) / 8)                    // n8 tiles of x rows
-#define PIECES (X_DT == DT_F32 ? 3 : 1)      // float16 pieces of x
+#if MODE >= 2
+#define PIECES (MODE != 4 && X_DT == DT_F32 ? 3 : 1)  // float16 pieces of x (FP8 W8A8: its codes' values)
 
 /// Staged row stride in 32-bit words (two float16 each): K rounded up to 64, then = 4 (mod 32) words,
 /// so that the quad's 16-byte reads of rows g and g + 1 (one phase of LDS.128) fall in different banks.
@@ -461,8 +465,10 @@ __device__ __forceinline__ float wo_contract_sum(const void* x, const u8* wq, co
     return warp_sum(a) + bias_n;
 }
 
+#endif
+
 /// This lane's weight rows n0 + g and n0 + g + 8 of a tile: their first chunk (k = 64 s0 + 16 t) and,
-/// for INT8, their weight-scale rows; null past N or past the last tile.
+/// for INT8 (W8A8 or weight-only), their weight-scale rows; null past N or past the last tile.
 struct WoTile {
     const u8* row[2];
     const float* srow[2];
@@ -476,13 +482,14 @@ __device__ __forceinline__ WoTile wo_tile(const u8* wq, const float* ws, int til
         const int n = 16 * tile + g + 8 * h;
         const bool ok = tile < tiles && n < N;
         r.row[h] = ok ? wq + (i64)n * K + 64 * s0 + 16 * t : nullptr;
-        r.srow[h] = ok ? ws + (MODE == 2 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
+        r.srow[h] = ok ? ws + (MODE <= 2 ? (i64)(n / BR) * ((K + BC - 1) / BC) : 0) : nullptr;
     }
     return r;
 }
 
 /// Loads batch `b` of a tile: the lane's chunks of segments s0 + b U + u (zeros from the lane's
-/// `lane_segs`-th on: past K) and, for INT8, the segments' scales of both rows (up to `warp_segs`).
+/// `lane_segs`-th on: past K) and, for INT8 (W8A8 or weight-only),
+/// the segments' scales of both rows (up to `warp_segs`).
 __device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], const WoTile& tile, int b, int s0,
                                         int lane_segs, int warp_segs) {
     #pragma unroll
@@ -491,13 +498,14 @@ __device__ __forceinline__ void wo_load(uint4 (&w)[U][2], float (&sc)[U][2], con
         #pragma unroll
         for (int h = 0; h < 2; ++h) {
             w[u][h] = tile.row[h] && i < lane_segs ? ld_stream(tile.row[h] + 64 * i) : make_uint4(0, 0, 0, 0);
-#if MODE == 2
+#if MODE <= 2
             sc[u][h] = tile.srow[h] && i < warp_segs ? __ldg(tile.srow[h] + (64 * (s0 + i)) / BC) : 0.0f;
 #endif
         }
     }
 }
 
+#if MODE >= 2
 /// Stages x (MT, K) into shared memory as float16 pieces of x 2^-e_m, K rounded up to 64 with zeros,
 /// and e_m into `row_exp`; `row_max` (MT words, zero) collects max |x| of each row (as bits: a NaN's
 /// exceed infinity's, so a non-finite row gets e_m = 0 and its non-finite pieces).
@@ -554,6 +562,66 @@ __device__ void wo_stage(const void* x, u32* xs, u32* row_max, int* row_exp, int
     __syncthreads();
 }
 
+#if MODE == 4
+/// FP8 W8A8: quantizes x (MT, K) as the linear's FP8 input quantizer does (`fp8_amax` + `fp8_encode`:
+/// amax of |x| over the tensor, NaN where any value is not finite; scale = amax / 448, 1 when amax is 0 or
+/// NaN; code = e4m3(clamp(x / scale, -448, 448)), the quotient correctly rounded) and stages the codes'
+/// values as float16 (exact) in wo_stage's layout (one piece, K rounded up to 64 with zeros); returns the
+/// scale. `row_max` (one zero word) collects the amax bits.
+__device__ float fp8_stage(const void* x, u32* xs, u32* row_max, int K, int RW) {
+    constexpr int EPX = 16 / (int)sizeof(typename Elem<X_DT>::T);
+    const int K64 = (K + 63) & ~63, per_row = K64 / EPX;
+    u32 a = 0;
+    for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
+        const int m = c / per_row, k = (c - m * per_row) * EPX;
+        if (k < K) {
+            float v[EPX];
+            load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e)
+                a = is_finite(v[e]) ? max(a, __float_as_uint(v[e]) & 0x7fffffffu) : 0x7fc00000u;
+        }
+    }
+    a = __reduce_max_sync(0xffffffffu, a);
+    if ((threadIdx.x & 31) == 0) atomicMax(row_max, a);
+    __syncthreads();
+    const float amax = __uint_as_float(row_max[0]);
+    const float scale = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f;
+    const float r = scale >= 1.0e-30f && scale <= 1.0e30f ? __frcp_rn(scale) : 0.0f;
+    for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
+        const int m = c / per_row, k = (c - m * per_row) * EPX;
+        float v[EPX];
+        if (k < K) {
+            load_vec<X_DT, EPX>(x, (i64)m * K + k, v);
+        } else {
+            #pragma unroll
+            for (int e = 0; e < EPX; ++e) v[e] = 0.0f;
+        }
+        u32 words[EPX / 2];
+        #pragma unroll
+        for (int e = 0; e < EPX; e += 2) {
+            u16 h[2];
+            #pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                float q = r != 0.0f ? fmaf(fmaf(-scale, __fmul_rn(v[e + i], r), v[e + i]), r, __fmul_rn(v[e + i], r))
+                                    : __fdiv_rn(v[e + i], scale);
+                h[i] = f32_to_f16(e4m3_to_f32(f32_to_e4m3(fminf(fmaxf(q, -448.0f), 448.0f))));
+            }
+            words[e / 2] = (u32)h[0] | ((u32)h[1] << 16);
+        }
+        u32* dst = xs + m * RW + k / 2;
+        if constexpr (EPX == 8) {
+            *(uint4*)dst = make_uint4(words[0], words[1], words[2], words[3]);
+        } else {
+            *(uint2*)dst = make_uint2(words[0], words[1]);
+        }
+    }
+    if (threadIdx.x < 8) xs[MT * RW + threadIdx.x] = 0u;
+    __syncthreads();
+    return scale;
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     const void* __restrict__ x, const float* __restrict__ sx, const u8* __restrict__ wq,
     const float* __restrict__ ws, const void* __restrict__ bias, void* __restrict__ y, int N, int K) {
@@ -568,9 +636,13 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     u32* xs = (u32*)smem;                                // PIECES x MT rows of RW words, then 8 zero words
     float* red = (float*)(xs + PIECES * MT * RW + 8);    // 2 x 8 warps x 4 NT x 32 lanes
     u32* row_max = (u32*)(red + 2 * 8 * 4 * NT * 32);    // MT
+#if MODE != 4
     int* row_exp = (int*)(row_max + 16);                 // MT
+#endif
 #if MODE == 3
     const float s_all = ws[0];
+#elif MODE == 4
+    const float s_all = 1.0f;  // the segments' sums are added exactly as they are; the scales at the end
 #endif
 
     // The first batch is in flight while x is staged.
@@ -581,7 +653,11 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
     wo_load(wa, sa, lt, 0, s0, lane_segs, warp_segs);
     if (threadIdx.x < 16) row_max[threadIdx.x] = 0u;
     __syncthreads();
+#if MODE == 4
+    const float sxw = __fmul_rn(fp8_stage(x, xs, row_max, K, RW), ws[0]);
+#else
     wo_stage(x, xs, row_max, row_exp, K, RW);
+#endif
 
     // Row g of n8 tile j, piece p (words); rows past MT read the 8 zero words after the pieces.
     int xrow[NT][PIECES];
@@ -670,6 +746,9 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
             #pragma unroll
             for (int w = 0; w < 8; ++w) v = v + buf[(w * 4 * NT + c) * 32 + lane];
             const float bn = output && bias ? load_f<BIAS_DT>(bias, n) : 0.0f;
+#if MODE == 4
+            v = __fmul_rn(v, sxw) + bn;  // (sum_k qx qw) * (sx * sw) + b
+#else
             v = ldexpf(v, output ? row_exp[m] : 0) + bn;
             // A non-finite input or scale, or a sum past the float range: the contract's sum, by the warp.
             for (u32 bad = __ballot_sync(0xffffffffu, output && !is_finite(v)); bad; bad &= bad - 1) {
@@ -679,6 +758,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
                                                     __shfl_sync(0xffffffffu, bn, src));
                 if (lane == src) v = exact;
             }
+#endif
             if (output) store_f<OUT_DT>(y, (i64)m * N + n, v);
         }
     };
@@ -694,4 +774,139 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
         }
     }
 }
+#endif
+
+#if W8A8_MODE
+// INT8 W8A8 on the tensor cores (`TC` defined): `gemv_w8a8_mma`, for MT <= 16 and BC % 64 == 0 (every
+// 64-element segment of a row in one K block). Mode 1 quantizes x inside the kernel (`quantize_input`,
+// the same codes and scales as `gemv_stream`), mode 0 copies the given codes and scales.
+//
+// Arithmetic: exactly gemv_stream's (the contract of NOTES.md "Numerics decisions"). The weight codes are
+// the A operand of `mma.m16n8k32` s8 x s8 -> s32 (16 weight rows), the activation codes the B operand (8
+// tokens per n8 tile, two tiles for MT > 8), so each K block's sum accumulates exactly in int32; at the
+// block's end the lane forms `float(S) * (sx[m,j] * sw[n/BR,j])` for its four (row, token) sums and stores
+// it to shared memory; at the tile's end one thread per output adds the KB products in increasing j from
+// 0.0f and the bias last: bit-identical to gemv_stream and the CPU reference.
+//
+// Layout: gemv_wo_mma's (16-row tiles, lane (g, t) loads 16 bytes at k = 64 s + 16 t of rows g and g + 8,
+// U segments in flight across tiles), but the 8 warps split K by whole blocks (warp w: blocks
+// [w BPW, (w + 1) BPW)). mma step e (0, 1) takes words 2e, 2e + 1 of the lane's chunk as the A columns
+// 4t...4t + 3 and 16 + 4t...16 + 4t + 3, and the same k of token g's codes (one 16-byte LDS per segment and
+// n8 tile) as B. The codes are staged with row stride `w8_row_bytes` (16 (mod 128) words apart: one LDS.128
+// phase of 8 lanes hits 32 distinct banks). The products sit in two buffers (tile parity) of KB x 16 x MT
+// floats, so the adding threads of one tile run while the other warps stream the next.
+#define SPB (BC / 64)  // 64-element segments per K block
+
+/// Staged code row stride in bytes: K rounded up to 64, then 64 (mod 128) bytes (16 words mod 32).
+__device__ __forceinline__ int w8_row_bytes(int K) {
+    const int k64 = (K + 63) & ~63;
+    return (k64 & 127) ? k64 : k64 + 64;
+}
+
+__device__ __forceinline__ void mma_s8(int* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+extern "C" __global__ void __launch_bounds__(256) gemv_w8a8_mma(
+    const void* __restrict__ x, const float* __restrict__ sx, const u8* __restrict__ wq,
+    const float* __restrict__ ws, const void* __restrict__ bias, void* __restrict__ y, int N, int K) {
+    extern __shared__ __align__(16) u8 smem[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int KS = (K + 63) >> 6, KB = (K + BC - 1) / BC, BPW = (KB + 7) >> 3, BPT = (BPW * SPB + U - 1) / U;
+    const int j0 = warp * BPW, s0 = j0 * SPB;
+    const int warp_segs = max(0, min(KS, s0 + BPW * SPB) - s0);
+    const int lane_segs = max(0, min(s0 + warp_segs, (K - 16 * t + 63) >> 6) - s0);  // chunks with k < K
+    const int tiles = (N + 15) >> 4;
+    const int mine = blockIdx.x < tiles ? (tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;  // tiles of this CTA
+    const int RS = w8_row_bytes(K);
+    i8* xq = (i8*)smem;                                      // MT rows of RS bytes
+    float* xsc = (float*)(smem + MT * RS);                   // MT x KB activation scales
+    float* prod = xsc + ((MT * KB + 3) & ~3);                // 2 x KB x 16 x MT block products
+
+    // The first batch is in flight while x is quantized (or copied).
+    uint4 wa[U][2], wb[U][2];
+    float sa[U][2], sb[U][2];
+    int load_tile = blockIdx.x, load_batch = 0;
+    WoTile lt = wo_tile(wq, ws, load_tile, tiles, N, K, s0, g, t);
+    wo_load(wa, sa, lt, 0, s0, lane_segs, warp_segs);
+#if MODE == 1
+    quantize_input(x, xq, xsc, K, KB, RS);
+#else
+    for (int c = threadIdx.x; c < MT * (K >> 4); c += blockDim.x) {
+        const int m = c / (K >> 4), k = (c - m * (K >> 4)) * 16;
+        *(uint4*)(xq + m * RS + k) = __ldg((const uint4*)((const i8*)x + (i64)m * K + k));
+    }
+    for (int i = threadIdx.x; i < MT * KB; i += blockDim.x) xsc[i] = sx[i];
+#endif
+    __syncthreads();
+
+    int iacc[NT][4];
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) iacc[j][0] = iacc[j][1] = iacc[j][2] = iacc[j][3] = 0;
+    int round = 0, batch = 0;  // the batch being computed: tile blockIdx.x + round gridDim.x
+
+    auto step = [&](uint4 (&wc)[U][2], float (&sc)[U][2], uint4 (&wn)[U][2], float (&sn)[U][2]) {
+        if (++load_batch == BPT) {
+            load_batch = 0;
+            load_tile += gridDim.x;
+            lt = wo_tile(wq, ws, load_tile, tiles, N, K, s0, g, t);
+        }
+        wo_load(wn, sn, lt, load_batch, s0, lane_segs, warp_segs);
+        float* buf = prod + (round & 1) * (KB * 16 * MT);
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int i = batch * U + u;
+            if (i < warp_segs) {
+                const int kofs = 64 * (s0 + i) + 16 * t;
+                #pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    const int m = 8 * j + g;
+                    const uint4 bv = m < MT ? *(const uint4*)(xq + m * RS + kofs) : make_uint4(0, 0, 0, 0);
+                    mma_s8(iacc[j], wc[u][0].x, wc[u][1].x, wc[u][0].y, wc[u][1].y, bv.x, bv.y);
+                    mma_s8(iacc[j], wc[u][0].z, wc[u][1].z, wc[u][0].w, wc[u][1].w, bv.z, bv.w);
+                }
+                if ((i + 1) % SPB == 0 || i + 1 == warp_segs) {  // block jb's sums are complete
+                    const int jb = j0 + i / SPB;
+                    #pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int m = 8 * j + 2 * t + (e & 1), r = g + 8 * (e >> 1);
+                            if (m < MT)
+                                buf[(jb * 16 + r) * MT + m] = (float)iacc[j][e] * (xsc[m * KB + jb] * sc[u][e >> 1]);
+                            iacc[j][e] = 0;
+                        }
+                    }
+                }
+            }
+        }
+        if (++batch < BPT) return;
+        // The tile is done: one thread per output adds its KB products in increasing block order.
+        const int tile = blockIdx.x + round * gridDim.x;
+        batch = 0;
+        ++round;
+        __syncthreads();
+        const int o = threadIdx.x, r = o / MT, m = o - r * MT, n = 16 * tile + r;
+        if (o < 16 * MT && n < N) {
+            float acc = 0.0f;
+            for (int jb = 0; jb < KB; ++jb) acc = acc + buf[jb * 16 * MT + o];
+            store_f<OUT_DT>(y, (i64)m * N + n, acc + (bias ? load_f<BIAS_DT>(bias, n) : 0.0f));
+        }
+    };
+    const int items = mine * BPT;
+    for (int item = 0; item < items; ++item) {
+        step(wa, sa, wb, sb);
+        #pragma unroll
+        for (int u = 0; u < U; ++u) {
+            wa[u][0] = wb[u][0];
+            wa[u][1] = wb[u][1];
+            sa[u][0] = sb[u][0];
+            sa[u][1] = sb[u][1];
+        }
+    }
+}
+#endif
 #endif

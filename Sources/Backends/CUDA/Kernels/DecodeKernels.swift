@@ -1,11 +1,13 @@
 /// Decode-shape linear kernels (1 <= M <= 16 rows): `gemv_stream`, that streams each weight row once
-/// from memory (every mode), and `gemv_wo_mma` (weight-only on the tensor cores, with `TC` defined; see
-/// there), specialised with `-D`:
+/// from memory (every mode), and with `TC` defined `gemv_w8a8_mma` (W8A8, modes 0 and 1) and `gemv_wo_mma`
+/// (weight-only, modes 2 and 3) on the tensor cores (see there), specialised with `-D`:
 /// - `MODE` 0: INT8 W8A8 on given activation codes `qx` (M, K) int8 and scales `sx` (M, KB);
 ///   1: INT8 W8A8 on a float input `x` (M, K) of dtype `X_DT`, quantized inside the kernel into
 ///   shared memory (1 x `BC` blocks, exactly the activation quantizer: `scale = amax / 127`, `q =
 ///   clamp(round(x / scale))`, NaN-propagating amax), so the op is one launch;
-///   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`.
+///   2: INT8 weight-only, `w = q * s` (`BR` x `BC` weight blocks); 3: FP8 weight-only, `w = e4m3(q) * s`;
+///   4 (`gemv_wo_mma` only): FP8 W8A8 on a float input, quantized inside the kernel like the FP8 input
+///   quantizer (per-tensor amax / 448, the same codes), `y = (sum_k qx qw) * (sx * sw) + b`.
 /// - `MT` = M, `OUT_DT`, `BIAS_DT`, `TOWARD_ZERO` (mode 1's rounding), `U` 16-byte chunks per lane per
 ///   batch, `XS` 1 when the input is copied into shared memory first (mode 1 always; modes 0, 2, 3 where
 ///   it fits), 0 when it is read from global memory.
@@ -60,6 +62,13 @@
 /// segments per warp are in flight (the next batch loaded before the current one is used, across
 /// tiles). At a tile's end the 8 warps' partial sums meet in shared memory and warp 0 adds them in warp
 /// order, scales, adds the bias and stores.
+///
+/// W8A8 on the tensor cores (`TC` defined, modes 0 and 1): `gemv_w8a8_mma`, for MT <= 16 and BC % 64 == 0.
+/// The same arithmetic and bits as `gemv_stream`: the weight codes are the A operand of `mma.m16n8k32` s8 x s8
+/// -> s32 (16 weight rows), the activation codes (quantized in the kernel by the same `quantize_input`, or
+/// copied) the B operand, so each K block's int32 sum is exact; each block's `float(S) * (sx * sw)` goes to
+/// shared memory, and at a tile's end one thread per output adds the KB products in increasing block order,
+/// bias last. Layout as `gemv_wo_mma` below, with K split over the 8 warps by whole blocks.
 ///
 /// CUDA C in `KernelSources/decode.cu`.
 enum DecodeKernels {
