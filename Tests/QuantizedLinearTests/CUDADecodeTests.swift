@@ -148,6 +148,22 @@ struct CUDADecodeTests {
         }
     }
 
+    /// FP8 W8A8 on a float input holding NaN or infinity (per-tensor scale, so every output): non-finite on the
+    /// GPU (the fused decode kernel at M = 2, the quantizer + cuBLASLt at M = 64), not finite codes on scale 1.
+    /// (The CPU's FP8 quantizer refuses such an input with an error instead.)
+    @Test(arguments: [Float.nan, .infinity])
+    func fp8NonFiniteInputGivesNonFiniteOutput(bad: Float) throws {
+        registerBuiltinLayouts()
+        let w = try QuantizedTensor.fromFloat(try Tensor.randomNormal([48, 256], standardDeviation: 0.05, seed: 87),
+                                              layout: TensorCoreFP8Layout.dynamic).to(gpu)
+        for rows in [2, 64] {
+            var values = try Tensor.randomNormal([rows, 256], seed: 86).floats()
+            values[256 + 5] = bad
+            let y = try withoutFallback { try linear(Tensor(values, shape: [rows, 256]).to(gpu), w).dequantized() }
+            #expect(try y.floats().allSatisfy { !$0.isFinite }, "M = \(rows), \(bad)")
+        }
+    }
+
     @Test func nanInputRowGivesNaNOutputRow() throws {
         registerBuiltinLayouts()
         var values = try Tensor.randomNormal([3, 256], seed: 54).floats()

@@ -564,8 +564,8 @@ __device__ void wo_stage(const void* x, u32* xs, u32* row_max, int* row_exp, int
 
 #if MODE == 4
 /// FP8 W8A8: quantizes x (MT, K) as the linear's FP8 input quantizer does (`fp8_amax` + `fp8_encode`:
-/// amax of |x| over the tensor, NaN where any value is not finite; scale = amax / 448, 1 when amax is 0 or
-/// NaN; code = e4m3(clamp(x / scale, -448, 448)), the quotient correctly rounded) and stages the codes'
+/// amax of |x| over the tensor, NaN where any value is not finite; scale = amax / 448, 1 when amax is 0,
+/// NaN when it is NaN (so every output is NaN: non-finite inputs propagate); code = e4m3(clamp(x / scale, -448, 448)), the quotient correctly rounded) and stages the codes'
 /// values as float16 (exact) in wo_stage's layout (one piece, K rounded up to 64 with zeros); returns the
 /// scale. `row_max` (one zero word) collects the amax bits.
 __device__ float fp8_stage(const void* x, u32* xs, u32* row_max, int K, int RW) {
@@ -586,7 +586,7 @@ __device__ float fp8_stage(const void* x, u32* xs, u32* row_max, int K, int RW) 
     if ((threadIdx.x & 31) == 0) atomicMax(row_max, a);
     __syncthreads();
     const float amax = __uint_as_float(row_max[0]);
-    const float scale = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f;
+    const float scale = amax > 0.0f || amax != amax ? __fdiv_rn(amax, 448.0f) : 1.0f;
     const float r = scale >= 1.0e-30f && scale <= 1.0e30f ? __frcp_rn(scale) : 0.0f;
     for (int c = threadIdx.x; c < MT * per_row; c += blockDim.x) {
         const int m = c / per_row, k = (c - m * per_row) * EPX;

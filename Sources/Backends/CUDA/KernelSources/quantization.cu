@@ -415,13 +415,17 @@ extern "C" __global__ void __launch_bounds__(256) fp8_amax(
     }
 }
 
-/// Pass 2: scale = fixed_scale if > 0, else amax / 448 (1 when amax is 0); codes = e4m3(clamp(x / scale)).
+/// Pass 2: scale = fixed_scale if > 0, else amax / 448 (1 when amax is 0, NaN when it is NaN); codes =
+/// e4m3(clamp(x / scale)).
 extern "C" __global__ void __launch_bounds__(256) fp8_encode(
     const void* src, const float* src_scale, const void* delta, float strength, i64 count, const u32* amax_bits,
     float fixed_scale, u8* codes, float* scale_out) {
     const float s = SRC == 2 ? src_scale[0] : 0.0f;
     const float amax = __uint_as_float(*amax_bits);
-    const float scale = fixed_scale > 0.0f ? fixed_scale : (amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f);
+    // A non-finite input left NaN in amax: the scale is NaN too, so the tensor dequantizes (and a linear on
+    // it comes out) non-finite instead of as finite codes on scale 1.
+    const float scale = fixed_scale > 0.0f ? fixed_scale
+                                           : (amax > 0.0f || amax != amax ? __fdiv_rn(amax, 448.0f) : 1.0f);
     // A fixed scale may make x / scale overflow, which only the true division rounds to infinity.
     const float r = fixed_scale > 0.0f ? 0.0f : reciprocal(scale);
     if (blockIdx.x == 0 && threadIdx.x == 0) scale_out[0] = scale;
