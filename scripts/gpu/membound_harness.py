@@ -116,9 +116,9 @@ def decode_u(mode, K):
 
 
 def wo_mma_u(K, mode=3, M=16):
-    """CUDALinearOps.weightOnlyMMASegments: 3 segments per warp batch (the faster of 2 and 3 on the H200
-    at both decode shapes in session 4; session 8's --wo-grid-sweep found 2 faster for INT8 at M <= 4)."""
-    return 3
+    """CUDALinearOps.weightOnlyMMASegments: segments per warp batch, 2 for INT8 weight-only (mode 2) at
+    M <= 4, else 3 (the faster on the H200 at both decode shapes: session 4, and session 8's --wo-grid-sweep)."""
+    return 2 if mode == 2 and M <= 4 else 3
 
 
 def w8_mma_check_shapes():

@@ -62,7 +62,7 @@ package enum CUDAKernelCheck {
             variants.append((DecodeKernels.source, [
                 "MODE": mode, "MT": rows, "X_DT": input.kernelCode, "OUT_DT": input.kernelCode,
                 "BR": mode == 3 ? 1 : 128, "BC": mode == 3 ? 16 : 128, "BIAS_DT": 0,
-                "U": CUDALinearOps.weightOnlyMMASegments, "XS": 1, "TC": 1]))
+                "U": CUDALinearOps.weightOnlyMMASegments(mode: mode, m: rows), "XS": 1, "TC": 1]))
         }
         // W8A8 on the tensor cores (`gemv_w8a8_mma`): both modes, one and two n8 tiles, every input dtype and
         // block width it takes.
@@ -77,7 +77,7 @@ package enum CUDAKernelCheck {
         for (rows, input) in [(2, DType.bfloat16), (16, .float32), (7, .float16)] {
             variants.append((DecodeKernels.source, [
                 "MODE": 4, "MT": rows, "X_DT": input.kernelCode, "OUT_DT": input.kernelCode, "BR": 1, "BC": 16,
-                "BIAS_DT": 0, "U": CUDALinearOps.weightOnlyMMASegments, "XS": 1, "TC": 1]))
+                "BIAS_DT": 0, "U": CUDALinearOps.weightOnlyMMASegments(mode: 4, m: rows), "XS": 1, "TC": 1]))
         }
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))

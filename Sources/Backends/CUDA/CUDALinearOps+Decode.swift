@@ -82,10 +82,11 @@ extension CUDALinearOps {
             && weightOnlyMMASharedBytes(m: m, k: k, floatInput: floatInput) <= device.maxSharedMemoryPerBlock
     }
 
-    /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 3, the faster of
-    /// 2 and 3 at both WAN decode shapes on the H200 (NOTES.md, issue 10 round 3; session 8 measured U = 2
-    /// faster for INT8 weight-only at M <= 4, not yet wired: see there).
-    static let weightOnlyMMASegments = 3
+    /// `gemv_wo_mma`'s `U`, the 64-element segments each warp keeps in flight per batch: 2 for INT8
+    /// weight-only (mode 2) at M <= 4, else 3: the faster at both WAN decode shapes on the H200 (NOTES.md,
+    /// issue 10 round 3 and session 8: INT8 weight-only M = 2 0.63 / 0.78 of copy at U = 3, 0.66 / 0.82 at
+    /// U = 2; FP8 and larger M are faster at 3).
+    static func weightOnlyMMASegments(mode: Int, m: Int) -> Int { mode == 2 && m <= 4 ? 2 : 3 }
 
     /// `gemv_wo_mma`'s dynamic shared memory (decode.cu): the input as float16 pieces (3 for float32, else
     /// 1), M rows of `wo_row_words(K)` = 32 ceil(K / 64) + 4 words each, 8 zero words, two buffers of the
@@ -258,7 +259,7 @@ extension CUDALinearOps {
         let device = x.device
         let defines = ["MODE": mode, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
-                       "U": weightOnlyMMASegments, "XS": 1, "TC": 1]
+                       "U": weightOnlyMMASegments(mode: mode, m: m), "XS": 1, "TC": 1]
         let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
         let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: mode != 4 && inputDType == .float32)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
