@@ -1,3 +1,4 @@
+import Foundation
 import QuantizedLinear
 import Testing
 
@@ -90,6 +91,43 @@ struct CPUKernelINT8Tests {
                     try BlockWiseINT8Reference.quantize($0, shape: [1, 32], layout: layout)
                 }
                 #expect(try q.data.elements(as: Int8.self) == expected.codes, "\(path) \(rounding)")
+            }
+        }
+    }
+
+    /// Every path's codes are the true division's, above all where x / scale lands on or one ulp beside a
+    /// rounding tie (a reciprocal multiply, even with one FMA correction missing, gives hundreds of other
+    /// codes here). Blocks of 32: one value sets amax (scales from 1e-38 to 1e37), the others sit at
+    /// (k + 1/2) scale and its neighbours.
+    @Test("quantize's quotient gives the true division's codes at and beside every rounding tie")
+    func quantizeQuotientNearTies() throws {
+        var values: [Float] = []
+        var generator = SeededGenerator(seed: 77)
+        for exponent in stride(from: -38, through: 37, by: 1) {
+            for _ in 0..<6 {
+                let amax = Float(Double(generator.next() % 1000 + 1) * 1e-3 * pow(10, Double(exponent)))
+                let scale = amax / 127
+                var block: [Float] = [amax]
+                while block.count < 32 {
+                    let k = Float(Int(generator.next() % 254) - 127)
+                    let tie = (k + 0.5) * scale
+                    let pick = generator.next() % 3
+                    block.append(pick == 0 ? tie : pick == 1 ? tie.nextUp : tie.nextDown)
+                }
+                values += block.map { $0.isFinite ? $0 : amax }
+            }
+        }
+        let shape = [1, values.count]
+        try CPUKernelCheck.onEveryPath { path in
+            for rounding in Rounding.allCases {
+                let layout = try BlockWiseINT8Layout.activation(blockSize: 32, rounding: rounding)
+                let q = try QuantizedTensor.fromFloat(try Tensor(values, shape: shape), layout: layout)
+                let expected = try values.withUnsafeBufferPointer {
+                    try BlockWiseINT8Reference.quantize($0, shape: shape, layout: layout)
+                }
+                let codes = try q.data.elements(as: Int8.self)
+                let mismatches = zip(codes, expected.codes).filter { $0 != $1 }.count
+                #expect(mismatches == 0, "\(path) \(rounding): \(mismatches) of \(codes.count) codes differ")
             }
         }
     }
