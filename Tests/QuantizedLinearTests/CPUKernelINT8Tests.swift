@@ -96,8 +96,7 @@ struct CPUKernelINT8Tests {
     }
 
     /// Every path's codes are the true division's, above all where x / scale lands on or one ulp beside a
-    /// rounding tie (a reciprocal multiply, even with one FMA correction missing, gives hundreds of other
-    /// codes here). Blocks of 32: one value sets amax (scales from 1e-38 to 1e37), the others sit at
+    /// rounding tie (a plain reciprocal multiply gives hundreds of other codes here). Blocks of 32: one value sets amax (scales from 1e-38 to 1e37), the others sit at
     /// (k + 1/2) scale and its neighbours.
     @Test("quantize's quotient gives the true division's codes at and beside every rounding tie")
     func quantizeQuotientNearTies() throws {
