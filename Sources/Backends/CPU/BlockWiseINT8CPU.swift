@@ -156,6 +156,10 @@ enum BlockWiseINT8CPU {
     /// one, on the 2-core VM).
     static let multiplyAddsPerThread = 1 << 24
 
+    /// The largest packed activation (bytes) for which the W8A8 GEMM splits its columns into 8 ranges
+    /// per core instead of 4 (``GEMMPlan/rangesPerCore``).
+    static let smallActivationBytes = 1 << 20
+
     /// Runs the W8A8 kernels on checked operands (m, n, k > 0).
     private static func gemm(_ args: ck_i8_gemm_args, path: CPUKernelPath) throws {
         var args = args
@@ -202,8 +206,13 @@ enum BlockWiseINT8CPU {
         let packed: Tensor
         let packedScales: Tensor
         let granule: Int
-        /// AMX: one wide column range per core, since each range streams the whole activation once.
-        var rangesPerCore: Int { path == .amx ? 1 : 4 }
+        /// Column ranges per core. Every range streams the whole packed activation once: AMX takes one
+        /// wide range per core; the other paths take 8 while the activation is small (at most
+        /// ``smallActivationBytes``; M = 64: the ranges finish ~8 times closer together, so a worker that
+        /// starts late or is preempted leaves less of the last range to wait for), else 4 (M = 1024,
+        /// K = 14336: 8 ranges per core re-read its 14.7 MB once more per range and ran 10-25 % slower,
+        /// one core's share, thread CPU time).
+        let rangesPerCore: Int
         /// The least columns a thread takes (``multiplyAddsPerThread``).
         let minimumColumns: Int
         /// The threads the column split can use.
@@ -224,6 +233,7 @@ enum BlockWiseINT8CPU {
             packedScales = try Tensor(uninitializedShape: [packing ? max(Int(rows * kBlocks), 1) : 1],
                                       dtype: .float32)
             granule = Int(ck_i8_gemm_granule(path.code))
+            rangesPerCore = path == .amx ? 1 : rows * rowBytes <= BlockWiseINT8CPU.smallActivationBytes ? 8 : 4
             minimumColumns = max(1, BlockWiseINT8CPU.multiplyAddsPerThread / Int(args.m * args.k))
             let units = (Int(args.n) + granule - 1) / granule
             threads = min(CPUKernels.threadCount, units, max(1, Int(args.n) / minimumColumns))
