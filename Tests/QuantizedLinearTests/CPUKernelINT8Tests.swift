@@ -329,6 +329,45 @@ struct CPUKernelINT8Tests {
         }
     }
 
+    /// A float input to a W8A8 linear is quantized inside the GEMM's parallel region on the CPU (M > 16:
+    /// quantize and pack per 16-row vector, then the columns): the result must be, bit for bit, that of
+    /// quantizing it first (`fromFloat` with the activation layout) and calling the linear on the codes,
+    /// on every path, for every float dtype, and a NaN or an infinity must still be refused.
+    @Test("W8A8 on a float input (quantized in the GEMM's region) equals quantize-then-linear bit for bit",
+          arguments: [32, 128, 7])
+    func w8a8QuantizingInputIsQuantizeThenLinear(blockSize: Int) throws {
+        let shapes: [([Int], Int)] = [([17, 257], 37), ([2, 9, 200], 70), ([64, 3072], 300), ([300, 1024], 200),
+                                      ([33, 130], 67), ([1030, 96], 90), ([5, 200], 40)]
+        try CPUKernelCheck.onEveryPath { path in
+            for (index, (inputShape, n)) in shapes.enumerated() {
+                let k = inputShape.last!
+                let rounding: Rounding = index % 2 == 0 ? .nearestEven : .towardZero
+                let weightLayout = try BlockWiseINT8Layout(blockRows: blockSize == 7 ? 5 : blockSize,
+                                                           blockColumns: blockSize, rounding: rounding)
+                let w = try QuantizedTensor.fromFloat(
+                    try Tensor(try CPUKernelCheck.values([n, k], seed: UInt64(40 + index)), shape: [n, k]),
+                    layout: weightLayout)
+                let bias = try Tensor.randomNormal([n], seed: UInt64(60 + index))
+                let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: UInt64(50 + index)), shape: inputShape)
+                for dtype in [DType.float32, .float16, .bfloat16] {
+                    let input = try x.converted(to: dtype)
+                    let qx = try QuantizedTensor.fromFloat(
+                        input, layout: try BlockWiseINT8Layout.activation(blockSize: blockSize, rounding: rounding))
+                    let fused = try linear(input, w, bias: bias).dequantized()
+                    let twoSteps = try linear(qx, w, bias: bias).dequantized()
+                    #expect(fused.dtype == twoSteps.dtype && fused.shape == twoSteps.shape)
+                    #expect(try CPUKernelCheck.bytes(fused) == CPUKernelCheck.bytes(twoSteps),
+                            "\(path) \(inputShape) N=\(n) B=\(blockSize) \(dtype)")
+                }
+                var bad = try x.floats()
+                bad[bad.count / 2] = index % 2 == 0 ? .nan : .infinity
+                #expect(throws: TensorError.self, "\(path) \(inputShape): a non-finite input must be refused") {
+                    _ = try linear(try Tensor(bad, shape: inputShape), w)
+                }
+            }
+        }
+    }
+
     @Test("weight-only linear matches dequantize-then-float32", arguments: blockSizes)
     func weightOnlyMatchesReference(blockSize: Int) throws {
         try CPUKernelCheck.onEveryPath { path in

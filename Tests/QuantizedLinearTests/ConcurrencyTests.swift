@@ -173,6 +173,40 @@ import Testing
     /// `run` runs its body once on each named worker (and once on the caller when joining), all at once,
     /// and returns only when every run has finished; `perform` runs on the named worker and hands back
     /// its result or error.
+    /// An optional run (a region's helpers) does not wait for a worker that has not started its job: the
+    /// caller's own run returns, the job is withdrawn, and the worker skips it when it gets to it.
+    @Test func optionalRunsSkipAWorkerThatHasNotStarted() throws {
+        let workers = ComputeWorkers(threads: 1)
+        let busy = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? workers.perform(on: 0) {
+                busy.signal()
+                release.wait()
+            }
+            done.signal()
+        }
+        busy.wait()
+        let runs = ResultList()
+        let returned = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            workers.run(on: [0], joining: true, optional: true) { runs.add(1) }
+            returned.signal()
+        }
+        // Waiting for the busy worker would take until `release` (never, without this timeout).
+        let returnedAlone = returned.wait(timeout: .now() + 2) == .success
+        #expect(returnedAlone && runs.total == 1, "the optional run waited for a busy worker")
+        release.signal()
+        done.wait()
+        if !returnedAlone { returned.wait() }
+        // The worker reaches this job only after the withdrawn one.
+        #expect(try workers.perform(on: 0) { runs.total } == 1)
+        // Not optional: the run waits for the worker's share.
+        workers.run(on: [0], joining: true) { runs.add(1) }
+        #expect(runs.total == 3)
+    }
+
     @Test func workersRunJobsOnTheNamedWorkers() throws {
         let workers = ComputeWorkers(threads: 3)
         let meter = ConcurrencyMeter()

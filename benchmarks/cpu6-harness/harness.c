@@ -67,11 +67,13 @@ int main(int argc, char **argv) {
         void *ap = xa(rows * rb);
         float *sp = xa(rows * kb * 4);
         ck_i8_gemm_args a = {m, n, k, bk, bn, x, sx, ap, sp, w, sw, NULL, out, CK_OUT_F32};
-        int64_t b[5];
-        ranges(nh, ck_i8_gemm_granule(path), 4, b);
+        // PARTS=P: the N/2 columns in P ranges instead of four (the Swift wrapper's split per core).
+        const int parts = getenv("PARTS") ? atoi(getenv("PARTS")) : 4;
+        int64_t *b = xa((parts + 1) * 8);
+        ranges(nh, ck_i8_gemm_granule(path), parts, b);
         if (!strcmp(mode, "par")) {
             ck_i8_gemm_pack_activation(x, sx, m, k, bk, path, 0, rows, ap, sp);
-            for (int p = 0; p < 4; p++) ck_i8_gemm_run(&a, b[p], b[p + 1], path);
+            for (int p = 0; p < parts; p++) ck_i8_gemm_run(&a, b[p], b[p + 1], path);
             memcpy(ref, out, m * n * 4);
             a.out = ref;
             ck_i8_gemm_run(&a, 0, n, CK_PATH_PORTABLE);
@@ -83,7 +85,7 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps + 1; r++) {
             double t0 = tcpu();
             ck_i8_gemm_pack_activation(x, sx, m, k, bk, path, 0, rows, ap, sp);
-            for (int p = 0; p < 4; p++) ck_i8_gemm_run(&a, b[p], b[p + 1], path);
+            for (int p = 0; p < parts; p++) ck_i8_gemm_run(&a, b[p], b[p + 1], path);
             if (r) t[r - 1] = tcpu() - t0;
         }
     } else {

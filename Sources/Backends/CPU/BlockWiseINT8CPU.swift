@@ -156,6 +156,10 @@ enum BlockWiseINT8CPU {
     /// one, on the 2-core VM).
     static let multiplyAddsPerThread = 1 << 24
 
+    /// The largest packed activation (bytes) for which the W8A8 GEMM splits its columns into 8 ranges
+    /// per core instead of 4 (``GEMMPlan/rangesPerCore``).
+    static let smallActivationBytes = 1 << 20
+
     /// Runs the W8A8 kernels on checked operands (m, n, k > 0).
     private static func gemm(_ args: ck_i8_gemm_args, path: CPUKernelPath) throws {
         var args = args
@@ -168,49 +172,167 @@ enum BlockWiseINT8CPU {
             }
             return
         }
-        var rows: Int64 = 0
-        var rowBytes: Int64 = 0
-        ck_i8_gemm_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
-        let kBlocks = (args.k + args.bk - 1) / args.bk
-        // AMX reads the codes in place where its packed rows would be the rows as they are (K blocks
-        // of multiples of 64): no packing pass, no buffer.
-        let inPlace = ck_i8_gemm_activation_in_place(args.k, args.bk, path.code) == 1
-        let packing = path != .portable && !inPlace
-        // A tensor's storage: buffers of 2 MB and more get huge pages, so first touch is cheap.
-        let packed = try Tensor(uninitializedShape: [packing ? max(Int(rows * rowBytes), 1) : 1], dtype: .int8)
-        let packedScales = try Tensor(uninitializedShape: [packing ? max(Int(rows * kBlocks), 1) : 1],
-                                      dtype: .float32)
-        let packedCodes = packed.storage.hostPointer
-        let packedScaleValues = packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self)
-        if packing {
+        let plan = try GEMMPlan(args, path: path)
+        if plan.packing {
             // Ranges of whole 16-row vectors: the in-place VNNI packer transposes 16 rows at a time. At
             // least 256 KB of codes per thread: handing a smaller pack to a worker costs more (waking a
             // parked worker took ~40 us on the 2-core VM) than packing it here.
-            CPUKernels.parallelRanges(count: Int(rows), granule: 16,
+            CPUKernels.parallelRanges(count: plan.rows, granule: 16,
                                       minimumPerThread: max(16, Self.packBytesPerThread / Int(args.k))) { range in
-                ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code,
-                                           Int64(range.lowerBound), Int64(range.upperBound), packedCodes,
-                                           packedScaleValues)
+                plan.pack(args, range)
             }
-            args.apack = UnsafeRawPointer(packedCodes)
-            args.sxpack = UnsafePointer(packedScaleValues)
         }
-        // AMX: one wide column range per core, since each range streams the whole activation once.
-        let rangesPerCore = path == .amx ? 1 : 4
+        plan.attach(&args)
         let failed = KernelFlag()
-        withExtendedLifetime((packed, packedScales)) {
+        withExtendedLifetime(plan) {
             withUnsafePointer(to: args) { pointer in
-                CPUKernels.parallelRanges(count: n, granule: Int(ck_i8_gemm_granule(path.code)),
-                                          minimumPerThread: max(1, Self.multiplyAddsPerThread / Int(args.m * args.k)),
-                                          rangesPerCore: rangesPerCore) { range in
-                    if ck_i8_gemm_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code) != 0 {
-                        failed.set()
-                    }
+                CPUKernels.parallelRanges(count: n, granule: plan.granule, minimumPerThread: plan.minimumColumns,
+                                          rangesPerCore: plan.rangesPerCore) { range in
+                    if !GEMMPlan.run(pointer, range, path: path) { failed.set() }
                 }
             }
         }
-        if failed.isSet {
-            throw TensorError(.backendFailure, "INT8 GEMM: could not allocate its packing buffers (out of memory)")
+        try GEMMPlan.check(failed)
+    }
+
+    /// The packed activation of one W8A8 GEMM (M > ``decodeRows``) and how its columns are split.
+    private struct GEMMPlan {
+        /// Rows of the packed activation (M rounded up to the path's micro-tile).
+        let rows: Int
+        /// Whether the path packs the activation (every SIMD path but AMX reading it in place).
+        let packing: Bool
+        let path: CPUKernelPath
+        /// A tensor's storage: buffers of 2 MB and more get huge pages, so first touch is cheap.
+        let packed: Tensor
+        let packedScales: Tensor
+        let granule: Int
+        /// Column ranges per core. Every range streams the whole packed activation once: AMX takes one
+        /// wide range per core; the other paths take 8 while the activation is small (at most
+        /// ``smallActivationBytes``; M = 64: the ranges finish ~8 times closer together, so a worker that
+        /// starts late or is preempted leaves less of the last range to wait for), else 4 (M = 1024,
+        /// K = 14336: 8 ranges per core re-read its 14.7 MB once more per range and ran 10-25 % slower,
+        /// one core's share, thread CPU time).
+        let rangesPerCore: Int
+        /// The least columns a thread takes (``multiplyAddsPerThread``).
+        let minimumColumns: Int
+        /// The threads the column split can use.
+        let threads: Int
+
+        init(_ args: ck_i8_gemm_args, path: CPUKernelPath) throws {
+            var rows: Int64 = 0
+            var rowBytes: Int64 = 0
+            ck_i8_gemm_activation_size(args.m, args.k, args.bk, path.code, &rows, &rowBytes)
+            let kBlocks = (args.k + args.bk - 1) / args.bk
+            // AMX reads the codes in place where its packed rows would be the rows as they are (K blocks
+            // of multiples of 64): no packing pass, no buffer.
+            let inPlace = ck_i8_gemm_activation_in_place(args.k, args.bk, path.code) == 1
+            packing = path != .portable && !inPlace
+            self.rows = Int(rows)
+            self.path = path
+            packed = try Tensor(uninitializedShape: [packing ? max(Int(rows * rowBytes), 1) : 1], dtype: .int8)
+            packedScales = try Tensor(uninitializedShape: [packing ? max(Int(rows * kBlocks), 1) : 1],
+                                      dtype: .float32)
+            granule = Int(ck_i8_gemm_granule(path.code))
+            rangesPerCore = path == .amx ? 1 : rows * rowBytes <= BlockWiseINT8CPU.smallActivationBytes ? 8 : 4
+            minimumColumns = max(1, BlockWiseINT8CPU.multiplyAddsPerThread / Int(args.m * args.k))
+            let units = (Int(args.n) + granule - 1) / granule
+            threads = min(CPUKernels.threadCount, units, max(1, Int(args.n) / minimumColumns))
+        }
+
+        /// Packs activation rows `range` (of ``rows``; ranges of whole 16-row vectors) of `args.x`.
+        func pack(_ args: ck_i8_gemm_args, _ range: Range<Int>) {
+            ck_i8_gemm_pack_activation(args.x, args.sx, args.m, args.k, args.bk, path.code, Int64(range.lowerBound),
+                                       Int64(range.upperBound), packed.storage.hostPointer,
+                                       packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self))
+        }
+
+        /// Points `args` at the packed activation (when the path packs it).
+        func attach(_ args: inout ck_i8_gemm_args) {
+            guard packing else { return }
+            args.apack = UnsafeRawPointer(packed.storage.hostPointer)
+            args.sxpack = UnsafePointer(packedScales.storage.hostPointer.assumingMemoryBound(to: Float.self))
+        }
+
+        /// Output columns `range`; false when the kernel could not allocate its buffers.
+        static func run(_ args: UnsafePointer<ck_i8_gemm_args>, _ range: Range<Int>, path: CPUKernelPath) -> Bool {
+            ck_i8_gemm_run(args, Int64(range.lowerBound), Int64(range.upperBound), path.code) == 0
+        }
+
+        static func check(_ failed: KernelFlag) throws {
+            if failed.isSet {
+                throw TensorError(.backendFailure,
+                                  "INT8 GEMM: could not allocate its packing buffers (out of memory)")
+            }
+        }
+    }
+
+    /// W8A8 on a float input `(M, K)` (M > ``decodeRows``) that is quantized here into 1 x `blocks.columns`
+    /// blocks with `blocks.rounding`: the codes and scales of ``quantize(_:blocks:)`` and the GEMM of
+    /// ``linearW8A8(inputCodes:inputScales:weight:blocks:bias:outputDType:)``, bit for bit, in one parallel
+    /// region of two phases (``CPUKernels/parallelPhases(_:threads:)``): 16-row vectors of the input
+    /// quantized and packed right away (the codes still in cache), then the columns of the GEMM. Three
+    /// regions (quantize, pack, GEMM) cost two more hand-overs to the worker: on the 2-core VM at
+    /// 64 x 3072 x 3072 the worker started each region 40-60 us after its caller. Like ``quantize(_:blocks:)``,
+    /// it throws for NaN or infinity in the input. `nil` for decode shapes (the GEMV reads the codes unpacked).
+    static func linearW8A8QuantizingInput(_ input: Tensor, weight: INT8Parts, blocks: INT8Blocks, bias: Tensor?,
+                                          outputDType: DType) throws -> Tensor? {
+        let (m, k, n) = (input.shape[0], input.shape[1], weight.codes.shape[0])
+        guard m > decodeRows else { return nil }
+        try QuantizationInput.check(input, layout: layoutName)
+        let path = CPUKernelPath.current
+        let activationBlocks = INT8Blocks(rows: 1, columns: blocks.columns, rounding: blocks.rounding)
+        let bias = try bias?.floats()
+        return try LinearOutput.make(shape: [m, n], dtype: outputDType, m: m, n: n, k: k, bias: bias) {
+            out, outputCode in
+            // The kernels write every code and every scale.
+            let codes = try Tensor(uninitializedShape: [m, k], dtype: .int8)
+            let scales = try Tensor(uninitializedShape: activationBlocks.scaleShape(for: [m, k]), dtype: .float32)
+            let q = codes.storage.hostPointer.assumingMemoryBound(to: Int8.self)
+            let s = scales.storage.hostPointer.assumingMemoryBound(to: Float.self)
+            let rounding: Int32 = blocks.rounding == .towardZero ? 1 : 0
+            try input.withUnsafeFloats { x in
+                try weight.codes.withUnsafeContiguousBytes { wq in
+                    try weight.scales.withUnsafeContiguousBytes { sw in
+                        try CPUKernels.withOptionalFloats(bias) { biasPointer in
+                            var args = ck_i8_gemm_args(
+                                m: Int64(m), n: Int64(n), k: Int64(k), bk: Int64(blocks.columns),
+                                bn: Int64(blocks.rows), x: UnsafePointer(q), sx: UnsafePointer(s), apack: nil,
+                                sxpack: nil, w: wq.baseAddress?.assumingMemoryBound(to: Int8.self),
+                                sw: sw.baseAddress?.assumingMemoryBound(to: Float.self), bias: biasPointer,
+                                out: out, out_dtype: outputCode)
+                            let plan = try GEMMPlan(args, path: path)
+                            plan.attach(&args)
+                            let nonFinite = KernelFlag()
+                            let failed = KernelFlag()
+                            let xBase = x.baseAddress!
+                            try withExtendedLifetime((plan, codes, scales)) {
+                                try withUnsafePointer(to: args) { pointer in
+                                    let quantizeAndPack = CPUKernels.RangePhase(
+                                        count: plan.packing ? plan.rows : m, granule: 16) { range in
+                                        if range.lowerBound < m {
+                                            let status = ck_i8_quantize(
+                                                xBase, Int64(m), Int64(k), 1, Int64(blocks.columns), rounding,
+                                                Int64(range.lowerBound), Int64(min(range.upperBound, m)), q, s,
+                                                path.code)
+                                            if status != 0 { nonFinite.set() }
+                                        }
+                                        if plan.packing { plan.pack(pointer.pointee, range) }
+                                    }
+                                    let columns = CPUKernels.RangePhase(count: n, granule: plan.granule,
+                                                                        rangesPerCore: plan.rangesPerCore) { range in
+                                        if !GEMMPlan.run(pointer, range, path: path) { failed.set() }
+                                    }
+                                    CPUKernels.parallelPhases([quantizeAndPack, columns], threads: plan.threads)
+                                }
+                                if nonFinite.isSet {
+                                    try QuantizationInput.checkFinite(x, shape: input.shape, layout: layoutName)
+                                }
+                                try GEMMPlan.check(failed)
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -38,6 +38,14 @@ extension CPUBackend: QuantizedKernels {
                                               blocks: weightBlocks, bias: bias, outputDType: outputDType))
     }
 
+    /// W8A8 GEMM shapes (M > 16): the input quantized and packed in the GEMM's own parallel region
+    /// (``BlockWiseINT8CPU/linearW8A8QuantizingInput(_:weight:blocks:bias:outputDType:)``).
+    package func linearINT8QuantizingInput(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks, bias: Tensor?,
+                                           outputDType: DType) throws -> Tensor? {
+        try BlockWiseINT8CPU.linearW8A8QuantizingInput(input, weight: weight, blocks: weightBlocks, bias: bias,
+                                                       outputDType: outputDType)
+    }
+
     package func linearINT8WeightOnly(input: Tensor, weight: INT8Parts, weightBlocks: INT8Blocks,
                                       bias: Tensor?) throws -> KernelResult<Tensor> {
         .done(try BlockWiseINT8CPU.linearWeightOnly(input, weight: weight, blocks: weightBlocks, bias: bias))

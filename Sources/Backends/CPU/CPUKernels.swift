@@ -1,6 +1,9 @@
 import CQLKernels
 import Foundation
 import QLTensor
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which implementation the quantized CPU kernels run: chosen from CPUID, or forced (tests run
 /// every path the CPU supports in turn).
@@ -102,12 +105,43 @@ package enum CPUKernels {
     package static func parallelRanges(count: Int, granule: Int = 1, minimumPerThread: Int = 1,
                                       rangesPerCore: Int = 4, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        if ComputeSlots.isInsideRegion {
-            body(0..<count)
-            return
-        }
         let units = (count + granule - 1) / granule
         let wanted = min(threadCount, units, max(1, count / max(minimumPerThread, 1)))
+        withoutActuallyEscaping(body) { body in
+            parallelPhases([RangePhase(count: count, granule: granule, rangesPerCore: rangesPerCore, body)],
+                           threads: wanted)
+        }
+    }
+
+    /// One phase of ``parallelPhases(_:threads:)``: `body` on disjoint ranges covering `0..<count`, each
+    /// starting at a multiple of `granule`, `rangesPerCore` ranges per core of the region (at most one
+    /// per granule).
+    package struct RangePhase {
+        let count: Int
+        let granule: Int
+        let rangesPerCore: Int
+        let body: (Range<Int>) -> Void
+
+        package init(count: Int, granule: Int = 1, rangesPerCore: Int = 4, _ body: @escaping (Range<Int>) -> Void) {
+            (self.count, self.granule, self.rangesPerCore, self.body) = (count, max(granule, 1), rangesPerCore, body)
+        }
+    }
+
+    /// Runs `phases` in order as one parallel region on up to `threads` cores (granted as in
+    /// ``parallelRanges(count:granule:minimumPerThread:rangesPerCore:_:)``): every range of a phase
+    /// finishes before any range of the next starts, but the region's threads stay in it from phase to
+    /// phase, so a kernel of several passes (quantize the activation, then the GEMM over it) pays one
+    /// hand-over to the workers instead of one per pass (40-60 us each on the 2-core VM, where a worker
+    /// woke that much later than its caller). A thread that finds the next phase's ranges waiting on
+    /// ranges still running polls (yielding) until they are done; the ranges it waits for are being run
+    /// by threads that have started, so the wait is bounded. Called from inside another region, the
+    /// phases run one after another on the current thread.
+    package static func parallelPhases(_ phases: [RangePhase], threads: Int) {
+        if ComputeSlots.isInsideRegion {
+            for phase in phases where phase.count > 0 { phase.body(0..<phase.count) }
+            return
+        }
+        let wanted = max(1, min(threadCount, threads))
         let slots = ComputeSlots.shared
         // The slots this region runs on, and whether this thread stands in for the first: inside an op's
         // hold, the held slots (this thread is the first one's worker, or the caller of an uncontended
@@ -131,33 +165,61 @@ package enum CPUKernels {
         // instead of leaving the last half of the work to one core. One core alone runs the same ranges
         // one after another, not one long call (OpenBLAS's sgemm at M = 64, K = 3072 on one core: 26.7 ms
         // for 3072 columns in one call, 23.4 in four calls of 768).
-        let parts = min(max(indices.count, 1) * max(rangesPerCore, 1), units)
-        // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable body
-        // (it captures raw pointers) is safe to share with the workers.
-        nonisolated(unsafe) let work = body
-        let next = PartCounter()
-        ComputeWorkers.shared.run(on: joining ? indices.dropFirst() : indices[...], joining: joining) {
+        let cores = max(indices.count, 1)
+        let parts = phases.map { phase in
+            min(cores * max(phase.rangesPerCore, 1), (phase.count + phase.granule - 1) / phase.granule)
+        }
+        // The ranges are disjoint and `run` returns only when all are done, so the non-Sendable phases
+        // (their bodies capture raw pointers) are safe to share with the workers.
+        nonisolated(unsafe) let work = phases
+        let next = PartCounter(parts: parts)
+        ComputeWorkers.shared.run(on: joining ? indices.dropFirst() : indices[...], joining: joining, optional: true) {
             ComputeSlots.markingRegion {
-                while let part = next.take(below: parts) {
-                    let start = min(count, units * part / parts * granule)
-                    let end = min(count, units * (part + 1) / parts * granule)
-                    if start < end { work(start..<end) }
+                while let (phase, part) = next.take() {
+                    let (count, granule) = (work[phase].count, work[phase].granule)
+                    let units = (count + granule - 1) / granule
+                    let start = min(count, units * part / parts[phase] * granule)
+                    let end = min(count, units * (part + 1) / parts[phase] * granule)
+                    if start < end { work[phase].body(start..<end) }
+                    next.finished(phase: phase)
                 }
             }
         }
     }
 
-    /// Hands out part numbers 0, 1, 2, ... to the workers of one parallel region.
+    /// Hands out (phase, part) numbers in order to the threads of one parallel region; a part of a
+    /// phase is handed out only when every part of the phases before it has finished (the taker polls,
+    /// yielding, until then).
     private final class PartCounter: @unchecked Sendable {
+        private let parts: [Int]
+        private var phase = 0
         private var next = 0
+        /// Parts finished in each phase.
+        private var done: [Int]
         private let lock = NSLock()
 
-        func take(below limit: Int) -> Int? {
-            lock.withLock {
-                guard next < limit else { return nil }
+        init(parts: [Int]) {
+            self.parts = parts
+            done = parts.map { _ in 0 }
+        }
+
+        func take() -> (phase: Int, part: Int)? {
+            let taken: (phase: Int, part: Int)? = lock.withLock {
+                while phase < parts.count && next >= parts[phase] {
+                    phase += 1
+                    next = 0
+                }
+                guard phase < parts.count else { return nil }
                 next += 1
-                return next - 1
+                return (phase, next - 1)
             }
+            guard let taken, taken.phase > 0 else { return taken }
+            while !lock.withLock({ done[taken.phase - 1] == parts[taken.phase - 1] }) { sched_yield() }
+            return taken
+        }
+
+        func finished(phase: Int) {
+            lock.withLock { done[phase] += 1 }
         }
     }
 

@@ -19,14 +19,35 @@ import Glibc
 package final class ComputeWorkers: @unchecked Sendable {
     package static let shared = ComputeWorkers(threads: ComputeSlots.shared.count)
 
-    /// One job for one worker; `finished` is signalled after the worker has dropped its reference.
+    /// One job for one worker; `finished` is signalled after the worker has dropped its reference to
+    /// the body. The caller of an optional run withdraws a job that no worker has started yet
+    /// (``withdraw()``), so a worker that comes late never holds up a region whose parts are all done.
     private final class Job: @unchecked Sendable {
-        let body: () -> Void
+        private var body: (() -> Void)?
         let path: CPUKernelPath?
         let finished = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
         init(body: @escaping () -> Void, path: CPUKernelPath?) {
             self.body = body
             self.path = path
+        }
+
+        /// The body, for the worker that runs it, or nil when the caller withdrew the job first.
+        func start() -> (() -> Void)? {
+            lock.withLock {
+                defer { body = nil }
+                return body
+            }
+        }
+
+        /// Drops the body if no worker has started it: true when withdrawn (the caller must then not wait
+        /// for `finished`, which no one signals).
+        func withdraw() -> Bool {
+            lock.withLock {
+                guard body != nil else { return false }
+                body = nil
+                return true
+            }
         }
     }
 
@@ -82,14 +103,17 @@ package final class ComputeWorkers: @unchecked Sendable {
     }
 
     /// Runs `body` once on each worker in `workers` and, when `joining`, once on this thread too, at the
-    /// same time; returns when every run has finished.
-    package func run(on workers: some Collection<Int>, joining: Bool, _ body: () -> Void) {
+    /// same time; returns when every run has finished. With `optional` (only when joining), the workers'
+    /// runs are the caller's helpers, not required: a worker that has not started when the caller's own
+    /// run returns is skipped, and never runs the body (for bodies that share out parts of a job, all of
+    /// which the caller's run has taken by the time it returns).
+    package func run(on workers: some Collection<Int>, joining: Bool, optional: Bool = false, _ body: () -> Void) {
         guard !workers.isEmpty else {
             if joining { body() }
             return
         }
-        // Each worker drops its reference to the job before it signals, so `body` has not escaped when
-        // this returns.
+        // Each worker drops its reference to the body before it signals, and a withdrawn job drops it at
+        // once, so `body` has not escaped when this returns.
         withoutActuallyEscaping(body) { body in
             let path = CPUKernelPath.forced
             let jobs = workers.map { index in
@@ -98,11 +122,17 @@ package final class ComputeWorkers: @unchecked Sendable {
                 return job
             }
             if joining { body() }
-            // A caller that ran a share itself waits for peers that started with it: poll briefly. One
-            // whose op runs whole on a worker (contention) blocks at once: callers polling beside busy
-            // workers took their cores (8 callers on 2 cores: 0.73x of one caller's throughput).
+            // A caller that ran a share itself waits for peers that started with it: poll briefly. With
+            // `optional`, a job that no worker has started yet is withdrawn instead (a parked worker took
+            // 40-60 us to wake on the 2-core VM, milliseconds when the machine is loaded). One whose op
+            // runs whole on a worker (contention) blocks at once: callers polling beside busy workers took
+            // their cores (8 callers on 2 cores: 0.73x of one caller's throughput).
             for job in jobs {
-                if joining { Self.waitBriefSpin(job.finished) } else { job.finished.wait() }
+                if joining {
+                    if !(optional && job.withdraw()) { Self.waitBriefSpin(job.finished) }
+                } else {
+                    job.finished.wait()
+                }
             }
         }
     }
@@ -135,11 +165,12 @@ package final class ComputeWorkers: @unchecked Sendable {
     private static func serve(_ mailbox: Mailbox, index: Int) {
         pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: index + 1))
         while true {
-            var job: Job? = mailbox.next()
-            let finished = job!.finished
-            CPUKernelPath.$forced.withValue(job!.path) { job!.body() }
-            job = nil
-            finished.signal()
+            let job = mailbox.next()
+            // A withdrawn job has no body and no one waiting for it.
+            guard var body = job.start() else { continue }
+            CPUKernelPath.$forced.withValue(job.path) { body() }
+            body = {}
+            job.finished.signal()
         }
     }
 }
