@@ -266,6 +266,14 @@ enum BlockWiseINT8CPU {
         }
     }
 
+    /// The most rows ``linearW8A8QuantizingInput(_:weight:blocks:bias:outputDType:)`` takes: 256. Its one
+    /// region saves two hand-overs (~100 us), which matters for short calls (M = 64: 1.3-1.9 ms on the 2-core
+    /// VM, 0.4-2 ms on the 16-core AMX host); at M = 1024 on the AMX host (16 threads) three interleaved
+    /// rounds against the three-region path gave W8A8 medians of 4.64 against 2.93 ms (3072 x 3072) and
+    /// 16.0 against 14.5 ms (14336 x 3072), and on the 2-core VM it was undecided (0.89-1.11x), so large
+    /// inputs keep the three regions (NOTES.md, issue 11 session 8).
+    static let fusedQuantizationMaximumRows = 256
+
     /// W8A8 on a float input `(M, K)` (M > ``decodeRows``) that is quantized here into 1 x `blocks.columns`
     /// blocks with `blocks.rounding`: the codes and scales of ``quantize(_:blocks:)`` and the GEMM of
     /// ``linearW8A8(inputCodes:inputScales:weight:blocks:bias:outputDType:)``, bit for bit, in one parallel
@@ -273,11 +281,12 @@ enum BlockWiseINT8CPU {
     /// quantized and packed right away (the codes still in cache), then the columns of the GEMM. Three
     /// regions (quantize, pack, GEMM) cost two more hand-overs to the worker: on the 2-core VM at
     /// 64 x 3072 x 3072 the worker started each region 40-60 us after its caller. Like ``quantize(_:blocks:)``,
-    /// it throws for NaN or infinity in the input. `nil` for decode shapes (the GEMV reads the codes unpacked).
+    /// it throws for NaN or infinity in the input. `nil` for decode shapes (the GEMV reads the codes unpacked)
+    /// and above ``fusedQuantizationMaximumRows`` rows (the caller then quantizes and calls the GEMM).
     static func linearW8A8QuantizingInput(_ input: Tensor, weight: INT8Parts, blocks: INT8Blocks, bias: Tensor?,
                                           outputDType: DType) throws -> Tensor? {
         let (m, k, n) = (input.shape[0], input.shape[1], weight.codes.shape[0])
-        guard m > decodeRows else { return nil }
+        guard m > decodeRows, m <= fusedQuantizationMaximumRows else { return nil }
         try QuantizationInput.check(input, layout: layoutName)
         let path = CPUKernelPath.current
         let activationBlocks = INT8Blocks(rows: 1, columns: blocks.columns, rounding: blocks.rounding)
