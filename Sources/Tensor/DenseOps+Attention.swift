@@ -13,7 +13,7 @@ extension DenseOps {
     ///   - additiveMask: `(B, S_k)` float32 added to every score row of batch `b`, or `nil`.
     /// - Returns: `(B, ..., S_q, d_v)` in `q`'s dtype.
     /// - Throws: ``TensorError/Code/shapeMismatch`` for unequal batch dimensions, `d`, `S_k`, or a mask
-    ///   that is not `(B, S_k)`.
+    ///   that is not `(B, S_k)`; ``TensorError/Code/unsupportedDType`` for a mask that is not float32.
     public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, additiveMask: Tensor?) throws
         -> Tensor {
         for (tensor, role) in [(q, "attention query"), (k, "attention key"), (v, "attention value")] {
@@ -31,12 +31,7 @@ extension DenseOps {
         }
         try sameDevice([q, k, v] + [additiveMask].compactMap { $0 }, op: "attention")
         if let mask = additiveMask {
-            // The scores' shape, for the softmax's mask check.
-            let scores = q.shape.dropLast() + [k.shape[rank - 2]]
-            guard mask.dtype == .float32, mask.shape == [scores[0], scores[scores.count - 1]] else {
-                throw TensorError(.shapeMismatch, "attention: the additive mask is \(mask.dtype) \(mask.shape); it must "
-                    + "be float32 [B, S_k] = [\(scores[0]), \(scores[scores.count - 1])]")
-            }
+            try checkAdditiveMask(mask, op: "attention", rows: q.shape.dropLast() + [k.shape[rank - 2]], role: "scores")
         }
         return try DeviceBackends.backend(for: q.device).attention(query: q, key: k, value: v, additiveMask: additiveMask)
     }

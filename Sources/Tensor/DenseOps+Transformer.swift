@@ -55,18 +55,21 @@ extension DenseOps {
     static func checkSoftmax(_ x: Tensor, additiveMask: Tensor?) throws {
         try checkDense(x, "softmax input")
         guard x.rank >= 1 else { throw TensorError(.shapeMismatch, "softmax needs a tensor of rank >= 1") }
-        if let mask = additiveMask {
-            guard mask.dtype == .float32 else {
-                throw TensorError(.unsupportedDType, "softmax: the additive mask must be float32, got \(mask.dtype); "
-                    + "convert it with `.converted(to: .float32)`")
-            }
-            guard x.rank >= 2, mask.shape == [x.shape[0], x.shape[x.rank - 1]] else {
-                throw TensorError(.shapeMismatch, "softmax: the additive mask has shape \(mask.shape); for an input "
-                    + "\(x.shape) it must be [B, C] = [\(x.shape.first ?? 0), \(x.shape.last ?? 0)] and the input "
-                    + "must have rank >= 2")
-            }
-        }
+        if let mask = additiveMask { try checkAdditiveMask(mask, op: "softmax", rows: x.shape, role: "an input") }
         try sameDevice([x] + [additiveMask].compactMap { $0 }, op: "softmax")
+    }
+
+    /// An additive mask for softmax rows of shape `rows` `(B, ..., C)`: float32 `(B, C)`.
+    /// - Parameter role: what `rows` is, for the message ("an input", "scores").
+    static func checkAdditiveMask(_ mask: Tensor, op: String, rows: [Int], role: String) throws {
+        guard mask.dtype == .float32 else {
+            throw TensorError(.unsupportedDType, "\(op): the additive mask must be float32, got \(mask.dtype); "
+                + "convert it with `.converted(to: .float32)`")
+        }
+        guard rows.count >= 2, mask.shape == [rows[0], rows[rows.count - 1]] else {
+            throw TensorError(.shapeMismatch, "\(op): the additive mask has shape \(mask.shape); for \(role) "
+                + "\(rows) it must be [B, C] = [\(rows.first ?? 0), \(rows.last ?? 0)] and \(role) must have rank >= 2")
+        }
     }
 
     /// Rows of `table` gathered by `indices`: `y[i..., :] = table[indices[i...], :]`.

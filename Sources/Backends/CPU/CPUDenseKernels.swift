@@ -18,6 +18,20 @@ enum CPUDenseKernels {
         }
     }
 
+    /// Calls `body` with the bytes of `tensor`, writable and contiguous (copied first when shared or strided),
+    /// and their kernel type code, for a kernel that writes its result over its input.
+    static func withMutableElements(_ tensor: inout Tensor, _ body: (UnsafeMutableRawPointer, Int32) throws -> Void)
+        throws {
+        guard let code = CPUKernels.outputCode(tensor.dtype) else {
+            throw TensorError(.unsupportedDType, "dense kernels take float32, float16 or bfloat16, not \(tensor.dtype)")
+        }
+        try tensor.withUnsafeMutableContiguousBytes { bytes in
+            // A tensor with no elements has nothing to write.
+            guard let base = bytes.baseAddress else { return }
+            try body(base, code)
+        }
+    }
+
     /// A fresh CPU tensor that `body` fills completely (given its bytes and type code).
     static func output(_ shape: [Int], _ dtype: DType, _ body: (UnsafeMutableRawPointer, Int32) throws -> Void)
         throws -> Tensor {
@@ -73,12 +87,8 @@ enum CPUDenseKernels {
     /// ``softmax(_:mask:batches:)`` written over `x` (copied first when shared or strided): each row is
     /// read before it is written, so the bits are the same.
     static func softmax(inPlace x: inout Tensor, mask: [Float]?, batches: Int) throws {
-        guard let code = CPUKernels.outputCode(x.dtype) else {
-            throw TensorError(.unsupportedDType, "dense kernels take float32, float16 or bfloat16, not \(x.dtype)")
-        }
         let shape = x.shape
-        try x.withUnsafeMutableContiguousBytes { bytes in
-            guard let base = bytes.baseAddress else { return }
+        try withMutableElements(&x) { base, code in
             try runSoftmax(UnsafeRawPointer(base), base, shape: shape, code: code, mask: mask, batches: batches)
         }
     }
@@ -113,12 +123,8 @@ enum CPUDenseKernels {
     /// ``elementwise(_:_:_:factor:)`` written over `x` (a float32/16/bfloat16 tensor; copied first when
     /// shared or strided): each chunk is read before it is written, so the bits are the same.
     static func elementwise(inPlace x: inout Tensor, _ op: Int32, _ b: Tensor?, factor: Float = 1) throws {
-        guard let code = CPUKernels.outputCode(x.dtype) else {
-            throw TensorError(.unsupportedDType, "dense kernels take float32, float16 or bfloat16, not \(x.dtype)")
-        }
         let count = x.count
-        try x.withUnsafeMutableContiguousBytes { bytes in
-            guard let base = bytes.baseAddress else { return }
+        try withMutableElements(&x) { base, code in
             try runElementwise(op, UnsafeRawPointer(base), base, count: count, code: code, b, factor: factor)
         }
     }
