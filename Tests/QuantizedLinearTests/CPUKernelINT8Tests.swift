@@ -172,10 +172,14 @@ struct CPUKernelINT8Tests {
     }
 
     /// (input shape, N): decode shapes (M <= 16: GEMV) and GEMM shapes, odd N and K, batch dims;
-    /// M = 17..64 (the small GEMM range), M past one AMX tile pair (33, 70), N past one 64-column panel
-    /// with a ragged last panel (130, 200), K over one 512-deep chunk (1030), M over a 96-row chunk (100).
+    /// the GEMV's row chunks of four with a single row left (5) or a short chunk (6, 14), every chunk
+    /// full (16), one row over block counts that are and are not multiples of four, K not a multiple of
+    /// the 64-byte vector (1030, 520); M = 17..64 (the small GEMM range), M past one AMX tile pair
+    /// (33, 70), N past one 64-column panel with a ragged last panel (130, 200), K over one 512-deep
+    /// chunk (1030), M over a 96-row chunk (100).
     static let linearShapes: [([Int], Int)] = [
-        ([1, 300], 45), ([3, 129], 70), ([2, 7, 100], 21), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
+        ([1, 300], 45), ([3, 129], 70), ([2, 7, 100], 21), ([5, 1030], 19), ([6, 200], 9), ([16, 520], 11),
+        ([1, 2048], 33), ([17, 257], 37), ([2, 9, 200], 70), ([40, 96], 33),
         ([2, 150], 130), ([64, 64], 16), ([33, 1030], 200), ([70, 130], 67), ([100, 264], 40),
     ]
 

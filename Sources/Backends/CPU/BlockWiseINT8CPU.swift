@@ -11,6 +11,15 @@ enum BlockWiseINT8CPU {
     /// which read each weight row once for all rows and need no packing.
     static let decodeRows = 16
 
+    /// The most rows for which W8A8 runs the decode GEMV on `path`. On the AVX-512 VNNI path the GEMM
+    /// reads the weight in place (no per-call packing), and from 5 rows it beats the GEMV, whose
+    /// activation reads grow with every row: 18432 x 3072 on the 2-core Zen 4, CPU time per call,
+    /// GEMV 4.5 / 7.3 / 12 ms at M = 2 / 4 / 6 against the GEMM's 8.4-9 ms for any M <= 16
+    /// (NOTES.md "Issue 11, session 9"). The other paths pack the weight per call: ``decodeRows``.
+    static func w8a8DecodeRows(path: CPUKernelPath) -> Int {
+        path == .avx512vnni ? 4 : decodeRows
+    }
+
     /// Quantizes a CPU float tensor of rank >= 1 with the vectorised kernel, bands of block rows in
     /// parallel.
     /// - Throws: ``TensorError/Code/nonFiniteValue`` for NaN or infinity (the reference's message).
@@ -164,7 +173,7 @@ enum BlockWiseINT8CPU {
     private static func gemm(_ args: ck_i8_gemm_args, path: CPUKernelPath) throws {
         var args = args
         let n = Int(args.n)
-        if args.m <= decodeRows {
+        if args.m <= w8a8DecodeRows(path: path) {
             withUnsafePointer(to: args) { pointer in
                 CPUKernels.parallelRanges(count: n, minimumPerThread: 64) { range in
                     ck_i8_gemv_run(pointer, Int64(range.lowerBound), Int64(range.upperBound), path.code)
@@ -195,7 +204,7 @@ enum BlockWiseINT8CPU {
         try GEMMPlan.check(failed)
     }
 
-    /// The packed activation of one W8A8 GEMM (M > ``decodeRows``) and how its columns are split.
+    /// The packed activation of one W8A8 GEMM (M > ``w8a8DecodeRows(path:)``) and how its columns are split.
     private struct GEMMPlan {
         /// Rows of the packed activation (M rounded up to the path's micro-tile).
         let rows: Int
@@ -274,7 +283,7 @@ enum BlockWiseINT8CPU {
     /// inputs keep the three regions (NOTES.md, issue 11 session 8).
     static let fusedQuantizationMaximumRows = 256
 
-    /// W8A8 on a float input `(M, K)` (M > ``decodeRows``) that is quantized here into 1 x `blocks.columns`
+    /// W8A8 on a float input `(M, K)` (M > ``w8a8DecodeRows(path:)``) that is quantized here into 1 x `blocks.columns`
     /// blocks with `blocks.rounding`: the codes and scales of ``quantize(_:blocks:)`` and the GEMM of
     /// ``linearW8A8(inputCodes:inputScales:weight:blocks:bias:outputDType:)``, bit for bit, in one parallel
     /// region of two phases (``CPUKernels/parallelPhases(_:threads:)``): 16-row vectors of the input
@@ -286,9 +295,9 @@ enum BlockWiseINT8CPU {
     static func linearW8A8QuantizingInput(_ input: Tensor, weight: INT8Parts, blocks: INT8Blocks, bias: Tensor?,
                                           outputDType: DType) throws -> Tensor? {
         let (m, k, n) = (input.shape[0], input.shape[1], weight.codes.shape[0])
-        guard m > decodeRows, m <= fusedQuantizationMaximumRows else { return nil }
-        try QuantizationInput.check(input, layout: layoutName)
         let path = CPUKernelPath.current
+        guard m > w8a8DecodeRows(path: path), m <= fusedQuantizationMaximumRows else { return nil }
+        try QuantizationInput.check(input, layout: layoutName)
         let activationBlocks = INT8Blocks(rows: 1, columns: blocks.columns, rounding: blocks.rounding)
         let bias = try bias?.floats()
         return try LinearOutput.make(shape: [m, n], dtype: outputDType, m: m, n: n, k: k, bias: bias) {

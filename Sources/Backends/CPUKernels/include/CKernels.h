@@ -117,8 +117,9 @@ int64_t ck_i8_gemm_granule(int path);
 int ck_i8_gemm_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
 /// W8A8 for few rows (decode), output columns [n0, n1): reads args->x, args->sx and the weight
-/// directly (no packing); each weight row is streamed once for all m rows, four rows at a time,
-/// with exact int32 block sums (AVX2: the vpmaddubsw sign trick) and the arithmetic of
+/// directly (no packing); one weight row at a time, streamed from memory once for all m rows (in
+/// chunks of four rows), with exact int32 block sums (AVX2: the vpmaddubsw sign trick; AVX-512 VNNI
+/// and AMX paths: vpdpbusd on u8 = x + 128, 128 sum w subtracted) and the arithmetic of
 /// ck_i8_gemm_run.
 void ck_i8_gemv_run(const ck_i8_gemm_args *args, int64_t n0, int64_t n1, int path);
 
