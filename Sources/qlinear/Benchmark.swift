@@ -37,6 +37,9 @@ enum Benchmark {
             .integer("rows", placeholder: "M", default: 1024, in: 1...65_536, "the large M"),
             .integer("repeats", placeholder: "R", in: 1...1000,
                      "timed repetitions at the large M (default 5, 2 with --quick; 4x as many at M = 1)"),
+            .choice("cpu-path", ["best"] + CPUKernelPath.allCases.map(\.rawValue), default: "best",
+                    "the quantized CPU kernels to time: the fastest this CPU runs, or one it supports (to see "
+                        + "what a CPU without AVX-512 gets, e.g. avx2)"),
         ],
         run: run)
 
@@ -116,6 +119,13 @@ enum Benchmark {
     }
 
     static func run(_ arguments: ParsedArguments) throws {
+        guard let name = arguments.string("cpu-path"), let path = CPUKernelPath(rawValue: name) else {
+            return try runOnCurrentPath(arguments)
+        }
+        try CPUKernelPath.withPath(path) { try runOnCurrentPath(arguments) }
+    }
+
+    static func runOnCurrentPath(_ arguments: ParsedArguments) throws {
         let quick = arguments.flag("quick")
         let largeM = arguments.int("rows")
         let repeats = arguments.int("repeats", default: quick ? 2 : 5)

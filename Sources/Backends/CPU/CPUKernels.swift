@@ -11,9 +11,10 @@ import Glibc
 /// The compute-bound INT8 W8A8 GEMM has one version per path; the float GEMM on decoded weight panels
 /// (weight-only and FP8) runs a 24 x 16 AVX-512 micro-kernel and a 16 x 16 decode on the ``avx512vnni``
 /// and ``amx`` paths (bit-identical to its AVX2 one), and so do the dense transformer row kernels
-/// (GELU, softmax, layer norm: exp and erf are compute-bound). Memory-bound kernels (quantize,
-/// dequantize, GEMV, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run the
-/// AVX2 one, since they are limited by memory bandwidth, not by vector width.
+/// (GELU, softmax, layer norm: exp and erf are compute-bound), and the W8A8 decode GEMV runs
+/// `vpdpbusd` on zmm there. The other memory-bound kernels (quantize, dequantize, the weight-only and
+/// FP8 GEMVs, FP8 decode) have a portable and an AVX2 version; the VNNI and AMX paths run the AVX2 one,
+/// since they are limited by memory bandwidth, not by vector width.
 public enum CPUKernelPath: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Plain C; any CPU.
     case portable
