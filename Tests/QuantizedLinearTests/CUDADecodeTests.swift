@@ -222,4 +222,43 @@ struct CUDADecodeTests {
             #expect(relativeError(Array(y[range]), Array(expected[range])) < 1e-6, "row \(row)")
         }
     }
+    /// Decode paths that overlap the previous kernel on sm_90 (programmatic dependent launch, decode.cu's
+    /// `PDL`): W8A8 at M = 2 (`gemv_stream`) and 5 (`gemv_w8a8_mma`), INT8 and FP8 weight-only and FP8 W8A8
+    /// (`gemv_wo_mma` modes 2, 3 and 4).
+    static let chains: [(rows: Int, fp8: Bool, weightOnly: Bool)] = [
+        (2, false, false), (5, false, false), (2, false, true), (2, true, true), (2, true, false),
+    ]
+
+    /// A decode linear queued right after the kernel that writes its input or its weight: `y1 = x W1` (a
+    /// 3072 x 4096 decode, several microseconds), then `y2 = y1 W2` at once (the previous kernel writes
+    /// y2's input), and `y3 = y1 W3` right after W3 is quantized on the GPU (the previous kernel writes the
+    /// weight); each bit-identical to the same product computed once everything has finished (the input read
+    /// back to the host first). A kernel that read its operands before `griddepcontrol.wait` would see them
+    /// unwritten.
+    @Test(arguments: chains)
+    func decodeRightAfterItsProducerSeesItsOperands(chain: (rows: Int, fp8: Bool, weightOnly: Bool)) throws {
+        registerBuiltinLayouts()
+        let (k, hidden, n) = (4096, 3072, 72)
+        let seed = UInt64(100 + 10 * chain.rows + (chain.fp8 ? 2 : 0) + (chain.weightOnly ? 1 : 0))
+        let layout: any QuantizedLayout = chain.fp8 ? TensorCoreFP8Layout.dynamic : try BlockWiseINT8Layout.weight()
+        let options = LinearOptions(floatInput: chain.weightOnly ? .dequantizeWeight : .quantizeInput)
+        let x = try Tensor.randomNormal([chain.rows, k], seed: seed).converted(to: .bfloat16).to(gpu)
+        let w1 = try QuantizedTensor.fromFloat(try Tensor.randomNormal([hidden, k], standardDeviation: 0.05,
+                                                                       seed: seed + 1), layout: layout).to(gpu)
+        let w2 = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, hidden], standardDeviation: 0.05,
+                                                                       seed: seed + 2), layout: layout).to(gpu)
+        let w3Float = try Tensor.randomNormal([n, hidden], standardDeviation: 0.05, seed: seed + 3).to(gpu)
+        try withoutFallback {
+            let y1 = try linear(x, w1, options: options).dequantized()
+            let y2 = try linear(y1, w2, options: options).dequantized()
+            let w3 = try QuantizedTensor.fromFloat(w3Float, layout: layout)
+            let y3 = try linear(y1, w3, options: options).dequantized()
+            let (chained2, chained3) = (try y2.floats(), try y3.floats())
+            let settled = try y1.to(.cpu).to(gpu)
+            #expect(chained2.map(\.bitPattern)
+                    == (try linear(settled, w2, options: options).dequantized().floats()).map(\.bitPattern), "\(chain)")
+            #expect(chained3.map(\.bitPattern)
+                    == (try linear(settled, w3, options: options).dequantized().floats()).map(\.bitPattern), "\(chain)")
+        }
+    }
 }

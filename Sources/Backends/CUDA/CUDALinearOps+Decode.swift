@@ -171,6 +171,24 @@ extension CUDALinearOps {
         return y
     }
 
+    /// `QLINEAR_DECODE_PDL`, read once: `off` launches the decode kernels as before (no programmatic dependent
+    /// launch, to compare); a number P >= 0 prefetches P units of weight rows before the wait (gemv_stream:
+    /// rounds of 8 rows per CTA; the tensor-core kernels: 16-row tiles). Default ``decodePrefetchUnits``.
+    static let decodeOverlapOverride = ProcessInfo.processInfo.environment["QLINEAR_DECODE_PDL"]
+
+    /// Weight units each decode CTA asks L2 to prefetch before it waits for the previous kernel.
+    static let decodePrefetchUnits = 1
+
+    /// The `-D` options of programmatic dependent launch for a decode kernel on `device` (decode.cu's `PDL`
+    /// and `PF`), empty where launches do not overlap (before sm_90, or `QLINEAR_DECODE_PDL=off`): every
+    /// decode kernel lets the next kernel start early, prefetches its first weight rows into L2 and waits
+    /// for the previous kernel before it reads its operands (so the launch and the start overlap that
+    /// kernel's tail).
+    static func decodeOverlapDefines(_ device: CUDADevice) -> [String: Int] {
+        guard device.overlapsLaunches, decodeOverlapOverride != "off" else { return [:] }
+        return ["PDL": 1, "PF": decodeOverlapOverride.flatMap { Int($0) }.map { max(0, $0) } ?? decodePrefetchUnits]
+    }
+
     /// Queues `gemv_stream` in `mode`; the caller has checked ``decodeServes(m:k:blockColumns:w8a8:addresses:)``.
     /// `x` is (M, K): int8 codes for mode 0 (with `sx`), else floats of `inputDType`.
     static func gemvStream(_ mode: DecodeMode, x: GPU, inputDType: DType, sx: GPU?, w: GPU, scales: GPU,
@@ -206,6 +224,8 @@ extension CUDALinearOps {
                        "U": decodeChunksPerLane(mode, k: k), "XS": staged ? 1 : 0]
         if mode != .w8a8Codes { defines["X_DT"] = inputDType.kernelCode }
         if mode == .w8a8Float { defines["TOWARD_ZERO"] = towardZero ? 1 : 0 }
+        let overlap = decodeOverlapDefines(device)
+        defines.merge(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_stream", defines: defines)
         let shared = decodeSharedBytes(mode, m: m, k: k, blockColumns: blockColumns, inputBytes: inputBytes,
                                        staged: staged)
@@ -217,7 +237,8 @@ extension CUDALinearOps {
             * (try device.residentBlocks(function, threads: 256, sharedMemory: shared)) * 8
         let rounds = (n + resident - 1) / resident
         let grid = ((n + rounds - 1) / rounds + 7) / 8
-        try device.launch(function, grid: (grid, 1, 1), block: (256, 1, 1), sharedMemory: shared, [
+        try device.launch(function, grid: (grid, 1, 1), block: (256, 1, 1), sharedMemory: shared,
+                          overlapsPrevious: !overlap.isEmpty, [
             x.argument, sx?.argument ?? .null, w.argument, scales.argument, b?.argument ?? .null,
             try GPU(y).argument, .int32(Int32(n)), .int32(Int32(k))])
         return y
@@ -239,13 +260,15 @@ extension CUDALinearOps {
             defines["X_DT"] = inputDType.kernelCode
             defines["TOWARD_ZERO"] = towardZero ? 1 : 0
         }
+        let overlap = decodeOverlapDefines(device)
+        defines.merge(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_w8a8_mma", defines: defines)
         let shared = w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
         let resident = device.multiprocessorCount
             * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
         try device.launch(function, grid: (min((n + 15) / 16, resident), 1, 1), block: (256, 1, 1),
-                          sharedMemory: shared, [
+                          sharedMemory: shared, overlapsPrevious: !overlap.isEmpty, [
                             x.argument, sx?.argument ?? .null, w.argument, scales.argument, bias?.argument ?? .null,
                             y.argument, .int32(Int32(n)), .int32(Int32(k))])
     }
@@ -257,9 +280,10 @@ extension CUDALinearOps {
                                       biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
                                       blockColumns: Int, outputDType: DType) throws {
         let device = x.device
+        let overlap = decodeOverlapDefines(device)
         let defines = ["MODE": mode, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
-                       "U": weightOnlyMMASegments(mode: mode, m: m), "XS": 1, "TC": 1]
+                       "U": weightOnlyMMASegments(mode: mode, m: m), "XS": 1, "TC": 1].merging(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
         let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: mode != 4 && inputDType == .float32)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
@@ -268,7 +292,7 @@ extension CUDALinearOps {
             * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
         let rounds = (tiles + resident - 1) / resident
         try device.launch(function, grid: ((tiles + rounds - 1) / rounds, 1, 1), block: (256, 1, 1),
-                          sharedMemory: shared, [
+                          sharedMemory: shared, overlapsPrevious: !overlap.isEmpty, [
                             x.argument, .null, w.argument, scales.argument, bias?.argument ?? .null, y.argument,
                             .int32(Int32(n)), .int32(Int32(k))])
     }
