@@ -229,27 +229,28 @@ struct CUDADecodeTests {
         (2, false, false), (5, false, false), (2, false, true), (2, true, true), (2, true, false),
     ]
 
-    /// A decode linear queued right after the kernel that writes its input or its weight: `y1 = x W1` (a
-    /// 3072 x 4096 decode, several microseconds), then `y2 = y1 W2` at once (the previous kernel writes
-    /// y2's input), and `y3 = y1 W3` right after W3 is quantized on the GPU (the previous kernel writes the
-    /// weight); each bit-identical to the same product computed once everything has finished (the input read
-    /// back to the host first). A kernel that read its operands before `griddepcontrol.wait` would see them
-    /// unwritten.
+    /// A decode linear queued right after the kernel that writes its input or its weight: `y1 = x W1` (INT8
+    /// W8A8, a 3072 x 32768 weight: about 30 us, so the next call is queued while it runs and starts in its
+    /// tail), then `y2 = y1 W2` at once (the previous kernel writes y2's input), and `y3 = y1 W3` right after
+    /// W3 is quantized on the GPU (the previous kernel writes the weight); each bit-identical to the same
+    /// product computed once everything has finished (the input read back to the host first). A kernel that
+    /// read its operands before `griddepcontrol.wait` would see them unwritten.
     @Test(arguments: chains)
     func decodeRightAfterItsProducerSeesItsOperands(chain: (rows: Int, fp8: Bool, weightOnly: Bool)) throws {
         registerBuiltinLayouts()
-        let (k, hidden, n) = (4096, 3072, 72)
+        let (k, hidden, n) = (32768, 3072, 72)
         let seed = UInt64(100 + 10 * chain.rows + (chain.fp8 ? 2 : 0) + (chain.weightOnly ? 1 : 0))
         let layout: any QuantizedLayout = chain.fp8 ? TensorCoreFP8Layout.dynamic : try BlockWiseINT8Layout.weight()
         let options = LinearOptions(floatInput: chain.weightOnly ? .dequantizeWeight : .quantizeInput)
         let x = try Tensor.randomNormal([chain.rows, k], seed: seed).converted(to: .bfloat16).to(gpu)
-        let w1 = try QuantizedTensor.fromFloat(try Tensor.randomNormal([hidden, k], standardDeviation: 0.05,
-                                                                       seed: seed + 1), layout: layout).to(gpu)
+        let w1 = try QuantizedTensor.fromFloat(
+            try CUDABackend.randomNormal([hidden, k], standardDeviation: 0.01, dtype: .bfloat16, seed: seed + 1, on: gpu),
+            layout: try BlockWiseINT8Layout.weight())
         let w2 = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, hidden], standardDeviation: 0.05,
                                                                        seed: seed + 2), layout: layout).to(gpu)
         let w3Float = try Tensor.randomNormal([n, hidden], standardDeviation: 0.05, seed: seed + 3).to(gpu)
         try withoutFallback {
-            let y1 = try linear(x, w1, options: options).dequantized()
+            let y1 = try linear(x, w1).dequantized()
             let y2 = try linear(y1, w2, options: options).dequantized()
             let w3 = try QuantizedTensor.fromFloat(w3Float, layout: layout)
             let y3 = try linear(y1, w3, options: options).dequantized()

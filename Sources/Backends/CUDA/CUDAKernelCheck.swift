@@ -84,7 +84,7 @@ package enum CUDAKernelCheck {
         for (mode, rows, tensorCores) in [(1, 2, false), (2, 2, false), (1, 5, true), (2, 2, true), (4, 2, true)] {
             var defines = ["MODE": mode, "MT": rows, "X_DT": 2, "OUT_DT": 2, "BR": mode == 4 ? 1 : 128,
                            "BC": mode == 4 ? 16 : 128, "BIAS_DT": 0, "TOWARD_ZERO": 0, "U": 3, "XS": 1, "PDL": 1,
-                           "PF": CUDALinearOps.decodePrefetchUnits]
+                           "PF": 8]
             if tensorCores { defines["TC"] = 1 }
             variants.append((DecodeKernels.source, defines))
         }

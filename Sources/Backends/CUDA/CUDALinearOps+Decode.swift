@@ -171,22 +171,46 @@ extension CUDALinearOps {
         return y
     }
 
-    /// `QLINEAR_DECODE_PDL`, read once: `off` launches the decode kernels as before (no programmatic dependent
-    /// launch, to compare); a number P >= 0 prefetches P units of weight rows before the wait (gemv_stream:
-    /// rounds of 8 rows per CTA; the tensor-core kernels: 16-row tiles). Default ``decodePrefetchUnits``.
-    static let decodeOverlapOverride = ProcessInfo.processInfo.environment["QLINEAR_DECODE_PDL"]
+    /// The decode kernels, as programmatic dependent launch tells them apart (``decodePrefetchMiB``).
+    enum DecodeKernel: String, CaseIterable {
+        /// `gemv_stream` (W8A8 at M <= 2, and the SIMT weight-only paths).
+        case stream
+        /// `gemv_w8a8_mma`.
+        case w8a8MMA = "w8a8mma"
+        /// `gemv_wo_mma` modes 2 (INT8 weight-only), 3 (FP8 weight-only) and 4 (FP8 W8A8).
+        case int8WeightOnlyMMA = "wo2", fp8WeightOnlyMMA = "wo3", fp8W8A8MMA = "fp8"
 
-    /// Weight units each decode CTA asks L2 to prefetch before it waits for the previous kernel.
-    static let decodePrefetchUnits = 1
+        static func weightOnly(mode: Int) -> DecodeKernel {
+            mode == 2 ? .int8WeightOnlyMMA : mode == 3 ? .fp8WeightOnlyMMA : .fp8W8A8MMA
+        }
+    }
 
-    /// The `-D` options of programmatic dependent launch for a decode kernel on `device` (decode.cu's `PDL`
-    /// and `PF`), empty where launches do not overlap (before sm_90, or `QLINEAR_DECODE_PDL=off`): every
-    /// decode kernel lets the next kernel start early, prefetches its first weight rows into L2 and waits
-    /// for the previous kernel before it reads its operands (so the launch and the start overlap that
-    /// kernel's tail).
-    static func decodeOverlapDefines(_ device: CUDADevice) -> [String: Int] {
-        guard device.overlapsLaunches, decodeOverlapOverride != "off" else { return [:] }
-        return ["PDL": 1, "PF": decodeOverlapOverride.flatMap { Int($0) }.map { max(0, $0) } ?? decodePrefetchUnits]
+    /// MiB of weight rows each decode grid asks L2 to prefetch (its CTAs' first rows, shared evenly) before it
+    /// waits for the previous kernel.
+    static func decodePrefetchMiB(_ kernel: DecodeKernel) -> Int { 8 }
+
+    /// `QLINEAR_DECODE_PDL`, read once, to compare: `off` launches the decode kernels as before (no
+    /// programmatic dependent launch); `P` (a number) prefetches P MiB in every decode kernel; `name=P,...`
+    /// (names of ``DecodeKernel``) per kernel, the others at their default.
+    static let decodeOverlapOverride: [String: Int]? = {
+        guard let text = ProcessInfo.processInfo.environment["QLINEAR_DECODE_PDL"] else { return [:] }
+        if text == "off" { return nil }
+        if let all = Int(text) { return Dictionary(uniqueKeysWithValues: DecodeKernel.allCases.map { ($0.rawValue, all) }) }
+        return Dictionary(text.split(separator: ",").compactMap { item -> (String, Int)? in
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+            return (String(parts[0]), value)
+        }) { $1 }
+    }()
+
+    /// The `-D` options of programmatic dependent launch for `kernel` on `device` (decode.cu's `PDL` and
+    /// `PF`), empty where launches do not overlap (before sm_90, or `QLINEAR_DECODE_PDL=off`): every decode
+    /// kernel lets the next kernel start early, prefetches its first weight rows into L2 and waits for the
+    /// previous kernel before it reads its operands (so its launch, start and first DRAM round trip overlap
+    /// that kernel's tail).
+    static func decodeOverlapDefines(_ kernel: DecodeKernel, on device: CUDADevice) -> [String: Int] {
+        guard device.overlapsLaunches, let override = decodeOverlapOverride else { return [:] }
+        return ["PDL": 1, "PF": max(0, override[kernel.rawValue] ?? decodePrefetchMiB(kernel))]
     }
 
     /// Queues `gemv_stream` in `mode`; the caller has checked ``decodeServes(m:k:blockColumns:w8a8:addresses:)``.
@@ -224,7 +248,7 @@ extension CUDALinearOps {
                        "U": decodeChunksPerLane(mode, k: k), "XS": staged ? 1 : 0]
         if mode != .w8a8Codes { defines["X_DT"] = inputDType.kernelCode }
         if mode == .w8a8Float { defines["TOWARD_ZERO"] = towardZero ? 1 : 0 }
-        let overlap = decodeOverlapDefines(device)
+        let overlap = decodeOverlapDefines(.stream, on: device)
         defines.merge(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_stream", defines: defines)
         let shared = decodeSharedBytes(mode, m: m, k: k, blockColumns: blockColumns, inputBytes: inputBytes,
@@ -260,7 +284,7 @@ extension CUDALinearOps {
             defines["X_DT"] = inputDType.kernelCode
             defines["TOWARD_ZERO"] = towardZero ? 1 : 0
         }
-        let overlap = decodeOverlapDefines(device)
+        let overlap = decodeOverlapDefines(.w8a8MMA, on: device)
         defines.merge(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_w8a8_mma", defines: defines)
         let shared = w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns)
@@ -280,7 +304,7 @@ extension CUDALinearOps {
                                       biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
                                       blockColumns: Int, outputDType: DType) throws {
         let device = x.device
-        let overlap = decodeOverlapDefines(device)
+        let overlap = decodeOverlapDefines(.weightOnly(mode: mode), on: device)
         let defines = ["MODE": mode, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
                        "U": weightOnlyMMASegments(mode: mode, m: m), "XS": 1, "TC": 1].merging(overlap) { $1 }

@@ -35,9 +35,9 @@
 // - `PDL` 1 (sm_90+, launched with programmatic stream serialization): programmatic dependent launch. The
 //   kernel lets the next kernel of the stream start (`griddepcontrol.launch_dependents`) as soon as it runs,
 //   and before its own `griddepcontrol.wait` (which returns once the previous kernel of the stream has
-//   completed and its writes are visible) it only asks L2 to prefetch the first `PF` units of its weight
-//   rows (gemv_stream: the CTA's 8 rows of each of its first PF rounds; the tensor-core kernels: the CTA's
-//   first PF 16-row tiles). Prefetching changes no value (L2 is the point of coherence and the SM keeps
+//   completed and its writes are visible) it only asks L2 to prefetch the first weight rows it will
+//   stream, `PF` MiB over the grid (gemv_stream: the CTA's 8 rows of its first rounds; the tensor-core
+//   kernels: its first 16-row tiles). Prefetching changes no value (L2 is the point of coherence and the SM keeps
 //   no copy), so a weight that the previous kernel writes still reads correctly; x, the weights and scales
 //   and the bias are read and y is written only after the wait. So the launch, the CTAs' start and the
 //   first DRAM round trip overlap the previous kernel's tail (NOTES.md, issue 10 session 9).
@@ -78,16 +78,18 @@ __device__ __forceinline__ void l2_prefetch(const u8* p, i64 bytes) {
         asm volatile("prefetch.global.L2 [%0];" :: "l"(p + o));
 }
 
-/// PDL's prologue (see the header): lets the next kernel launch, prefetches into L2 the weight bytes
-/// [first + u stride, + unit bytes) for the PF units u (each cut at `end`), then waits for the previous
-/// kernel. Nothing here reads or writes memory that another kernel may write.
+/// PDL's prologue (see the header): lets the next kernel launch, asks L2 for this CTA's share of `PF` MiB of
+/// weight, PF 2^20 / gridDim.x bytes from the start of its units u = 0, 1, ... ([first + u stride, + unit),
+/// each cut at `end`), then waits for the previous kernel. Nothing here reads or writes memory that another
+/// kernel may write.
 __device__ __forceinline__ void pdl_prologue(const u8* first, i64 stride, i64 unit, const u8* end) {
 #if PDL
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    #pragma unroll 1
-    for (int u = 0; u < PF; ++u) {
-        const u8* p = first + u * stride;
-        if (p < end) l2_prefetch(p, min(unit, (i64)(end - p)));
+    i64 left = ((i64)PF << 20) / gridDim.x;
+    for (const u8* p = first; left > 0 && p < end; p += stride) {
+        const i64 bytes = min(min(unit, left), (i64)(end - p));
+        l2_prefetch(p, bytes);
+        left -= bytes;
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
