@@ -229,12 +229,13 @@ struct CUDADecodeTests {
         (2, false, false), (5, false, false), (2, false, true), (2, true, true), (2, true, false),
     ]
 
-    /// A decode linear queued right after the kernel that writes its input or its weight: `y1 = x W1` (INT8
-    /// W8A8, a 3072 x 32768 weight: about 30 us, so the next call is queued while it runs and starts in its
-    /// tail), then `y2 = y1 W2` at once (the previous kernel writes y2's input), and `y3 = y1 W3` right after
-    /// W3 is quantized on the GPU (the previous kernel writes the weight); each bit-identical to the same
-    /// product computed once everything has finished (the input read back to the host first). A kernel that
-    /// read its operands before `griddepcontrol.wait` would see them unwritten.
+    /// A decode linear queued right after the kernel that writes its input or its weight. Behind three
+    /// 8192^3 bf16 matmuls (several milliseconds, so the host queues everything after them while they run):
+    /// `y1 = x W1` (INT8 W8A8, a 3072 x 32768 weight, about 30 us), then `y2 = y1 W2` (its CTAs start while
+    /// y1's kernel still runs: the previous kernel writes y2's input), and `y3 = y1 W3` right after W3 is
+    /// quantized on the GPU (the previous kernel writes the weight); each bit-identical to the same product
+    /// computed once everything has finished (the input read back to the host first). A kernel that read its
+    /// operands before `griddepcontrol.wait` would see them unwritten.
     @Test(arguments: chains)
     func decodeRightAfterItsProducerSeesItsOperands(chain: (rows: Int, fp8: Bool, weightOnly: Bool)) throws {
         registerBuiltinLayouts()
@@ -249,7 +250,9 @@ struct CUDADecodeTests {
         let w2 = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, hidden], standardDeviation: 0.05,
                                                                        seed: seed + 2), layout: layout).to(gpu)
         let w3Float = try Tensor.randomNormal([n, hidden], standardDeviation: 0.05, seed: seed + 3).to(gpu)
+        let busy = try CUDABackend.randomNormal([8192, 8192], dtype: .bfloat16, seed: seed + 4, on: gpu)
         try withoutFallback {
+            for _ in 0..<3 { _ = try linear(busy, busy) }
             let y1 = try linear(x, w1).dequantized()
             let y2 = try linear(y1, w2, options: options).dequantized()
             let w3 = try QuantizedTensor.fromFloat(w3Float, layout: layout)

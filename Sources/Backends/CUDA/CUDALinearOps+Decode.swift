@@ -186,8 +186,18 @@ extension CUDALinearOps {
     }
 
     /// MiB of weight rows each decode grid asks L2 to prefetch (its CTAs' first rows, shared evenly) before it
-    /// waits for the previous kernel.
-    static func decodePrefetchMiB(_ kernel: DecodeKernel) -> Int { 8 }
+    /// waits for the previous kernel: per kernel the fastest of 0, 3, 6, 9, 12 and 18 summed over both WAN
+    /// decode shapes at M = 2 and 16 (bench-cuda graph times on the H200, NOTES.md issue 10 session 9; 5B
+    /// M = 2: W8A8 18.7 -> 17.3 us at 9, FP8 W8A8 19.5 -> 17.6 at 9, FP8 weight-only 19.0 -> 17.9 at 12).
+    /// INT8 weight-only prefetches nothing: every amount made it slower (20.1 us at 0, 21.6-22.5 at 3-18).
+    static func decodePrefetchMiB(_ kernel: DecodeKernel) -> Int {
+        switch kernel {
+        case .stream, .fp8W8A8MMA: 9
+        case .fp8WeightOnlyMMA: 12
+        case .w8a8MMA: 18
+        case .int8WeightOnlyMMA: 0
+        }
+    }
 
     /// `QLINEAR_DECODE_PDL`, read once, to compare: `off` launches the decode kernels as before (no
     /// programmatic dependent launch); `P` (a number) prefetches P MiB in every decode kernel; `name=P,...`
