@@ -205,7 +205,9 @@ extension CUDALinearOps {
     static let decodeOverlapOverride: [String: Int]? = {
         guard let text = ProcessInfo.processInfo.environment["QLINEAR_DECODE_PDL"] else { return [:] }
         if text == "off" { return nil }
-        if let all = Int(text) { return Dictionary(uniqueKeysWithValues: DecodeKernel.allCases.map { ($0.rawValue, all) }) }
+        if let all = Int(text) {
+            return Dictionary(uniqueKeysWithValues: DecodeKernel.allCases.map { ($0.rawValue, all) })
+        }
         return Dictionary(text.split(separator: ",").compactMap { item -> (String, Int)? in
             let parts = item.split(separator: "=")
             guard parts.count == 2, let value = Int(parts[1]) else { return nil }
@@ -216,8 +218,8 @@ extension CUDALinearOps {
     /// The `-D` options of programmatic dependent launch for `kernel` on `device` (decode.cu's `PDL` and
     /// `PF`), empty where launches do not overlap (before sm_90, or `QLINEAR_DECODE_PDL=off`): every decode
     /// kernel lets the next kernel start early, prefetches its first weight rows into L2 and waits for the
-    /// previous kernel before it reads its operands (so its launch, start and first DRAM round trip overlap
-    /// that kernel's tail).
+    /// previous kernel before it reads its operands (so its launch, start and first DRAM round trip may overlap
+    /// that kernel's tail; the measured gain is the prefetch's, NOTES.md issue 10 session 9).
     static func decodeOverlapDefines(_ kernel: DecodeKernel, on device: CUDADevice) -> [String: Int] {
         guard device.overlapsLaunches, let override = decodeOverlapOverride else { return [:] }
         return ["PDL": 1, "PF": max(0, override[kernel.rawValue] ?? decodePrefetchMiB(kernel))]

@@ -40,8 +40,8 @@ struct Driver: @unchecked Sendable {
     let launchKernel: @convention(c) (CUHandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUHandle?,
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
-    /// `cuLaunchKernelEx` (CUDA 12+): a launch with attributes (``CUDADevice/launch(_:grid:block:sharedMemory:overlapsPrevious:_:)``
-    /// uses it for programmatic dependent launch); `nil` on older drivers.
+    /// `cuLaunchKernelEx` (CUDA 12+): a launch with attributes (`CUDADevice.launch` uses it for programmatic
+    /// dependent launch); `nil` on older drivers.
     let launchKernelEx: (@convention(c) (UnsafeRawPointer, CUHandle?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result)?
     let eventCreate: @convention(c) (UnsafeMutablePointer<CUHandle?>, UInt32) -> Result
