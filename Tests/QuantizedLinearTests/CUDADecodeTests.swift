@@ -222,4 +222,56 @@ struct CUDADecodeTests {
             #expect(relativeError(Array(y[range]), Array(expected[range])) < 1e-6, "row \(row)")
         }
     }
+    /// Decode paths that overlap the previous kernel on sm_90 (programmatic dependent launch, decode.cu's
+    /// `PDL`): W8A8 at M = 2 (`gemv_stream`) and 5 (`gemv_w8a8_mma`), INT8 and FP8 weight-only and FP8 W8A8
+    /// (`gemv_wo_mma` modes 2, 3 and 4).
+    static let chains: [(rows: Int, fp8: Bool, weightOnly: Bool)] = [
+        (2, false, false), (5, false, false), (2, false, true), (2, true, true), (2, true, false),
+    ]
+
+    /// A decode linear queued right after the kernel that writes its input or its weight. Behind three
+    /// 8192^3 bf16 matmuls (several milliseconds, so the host queues everything after them while they run):
+    /// `y1 = x W1` (INT8 W8A8, a 3072 x 32768 weight, about 30 us), then `y2 = y1 W2` (the previous kernel
+    /// writes y2's input), and `y3 = y1 W3` right after W3 is quantized on the GPU (the previous kernel writes
+    /// the weight); each bit-identical to the same product computed once everything has finished (the input
+    /// read back to the host first). (On the H200 this also passed with decode.cu's `griddepcontrol.wait`
+    /// removed, so it is not known to catch a kernel that reads before the wait: NOTES.md, issue 10 session 9.)
+    @Test(arguments: chains)
+    func decodeRightAfterItsProducerSeesItsOperands(chain: (rows: Int, fp8: Bool, weightOnly: Bool)) throws {
+        registerBuiltinLayouts()
+        let (k, hidden, n) = (32768, 3072, 72)
+        let seed = UInt64(100 + 10 * chain.rows + (chain.fp8 ? 2 : 0) + (chain.weightOnly ? 1 : 0))
+        let layout: any QuantizedLayout = chain.fp8 ? TensorCoreFP8Layout.dynamic : try BlockWiseINT8Layout.weight()
+        let options = LinearOptions(floatInput: chain.weightOnly ? .dequantizeWeight : .quantizeInput)
+        let x = try Tensor.randomNormal([chain.rows, k], seed: seed).converted(to: .bfloat16).to(gpu)
+        let w1 = try QuantizedTensor.fromFloat(
+            try CUDABackend.randomNormal([hidden, k], standardDeviation: 0.01, dtype: .bfloat16, seed: seed + 1,
+                                         on: gpu),
+            layout: try BlockWiseINT8Layout.weight())
+        let w2 = try QuantizedTensor.fromFloat(try Tensor.randomNormal([n, hidden], standardDeviation: 0.05,
+                                                                       seed: seed + 2), layout: layout).to(gpu)
+        let w3Float = try Tensor.randomNormal([n, hidden], standardDeviation: 0.05, seed: seed + 3).to(gpu)
+        let busy = try CUDABackend.randomNormal([8192, 8192], dtype: .bfloat16, seed: seed + 4, on: gpu)
+        let warmUp = try Tensor.randomNormal([chain.rows, k], seed: seed + 5).converted(to: .bfloat16).to(gpu)
+        func chained(_ x: Tensor) throws -> (y1: Tensor, w3: QuantizedTensor, y2: [UInt32], y3: [UInt32]) {
+            for _ in 0..<3 { _ = try linear(busy, busy) }
+            let y1 = try linear(x, w1).dequantized()
+            let y2 = try linear(y1, w2, options: options).dequantized()
+            let w3 = try QuantizedTensor.fromFloat(w3Float, layout: layout)
+            let y3 = try linear(y1, w3, options: options).dequantized()
+            return (y1, w3, try y2.floats().map(\.bitPattern), try y3.floats().map(\.bitPattern))
+        }
+        try withoutFallback {
+            // The first run (another input) compiles and loads the kernels and fills the allocator (a module
+            // load or a new allocation may wait for the device); the second queues everything while the matmuls
+            // run, and its y1 likely reuses the first's block, so a read before the wait would see other values.
+            _ = try chained(warmUp)
+            let run = try chained(x)
+            let settled = try run.y1.to(.cpu).to(gpu)
+            #expect(run.y2 == (try linear(settled, w2, options: options).dequantized().floats()).map(\.bitPattern),
+                    "\(chain)")
+            #expect(run.y3 == (try linear(settled, run.w3, options: options).dequantized().floats()).map(\.bitPattern),
+                    "\(chain)")
+        }
+    }
 }

@@ -134,16 +134,45 @@ final class CUDADevice: @unchecked Sendable {
         return Array(UnsafeRawBufferPointer(start: map, count: 128))
     }
 
-    /// Queues `function` on the device's stream.
+    /// Whether launches can overlap the previous kernel of the stream (programmatic dependent launch):
+    /// compute capability 9.0 or newer and a driver with `cuLaunchKernelEx`.
+    var overlapsLaunches: Bool { capability >= 90 && driver.launchKernelEx != nil }
+
+    /// Queues `function` on the device's stream. With `overlapsPrevious` (only where ``overlapsLaunches``)
+    /// it is launched with programmatic stream serialization: it may start before the previous kernel of
+    /// the stream has finished, so the kernel must execute `griddepcontrol.wait` before it touches memory
+    /// that kernel reads or writes (decode.cu's `PDL`); the launch stays one node of a captured graph.
     func launch(_ function: CUHandle, grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0,
-                _ arguments: [KernelArgument]) throws {
+                overlapsPrevious: Bool = false, _ arguments: [KernelArgument]) throws {
         guard grid.0 > 0 && grid.1 > 0 && grid.2 > 0 else { return }
         try makeCurrent()
         try KernelArgument.withParameterArray(arguments) { parameters in
-            try driver.check(driver.launchKernel(function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
-                                                 UInt32(block.0), UInt32(block.1), UInt32(block.2),
-                                                 UInt32(sharedMemory), stream, parameters, nil),
-                             "cuLaunchKernel(grid \(grid), block \(block), shared \(sharedMemory))")
+            guard overlapsPrevious, let launchKernelEx = driver.launchKernelEx else {
+                try driver.check(driver.launchKernel(function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
+                                                     UInt32(block.0), UInt32(block.1), UInt32(block.2),
+                                                     UInt32(sharedMemory), stream, parameters, nil),
+                                 "cuLaunchKernel(grid \(grid), block \(block), shared \(sharedMemory))")
+                return
+            }
+            // CUlaunchAttribute (72 bytes): id CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (6) at 0, the
+            // value union at 8 (programmaticStreamSerializationAllowed = 1). CUlaunchConfig (56 bytes): grid and
+            // block dimensions and sharedMemBytes (7 x UInt32), the stream at 32, attrs at 40, numAttrs at 48.
+            let attribute = UnsafeMutableRawPointer.allocate(byteCount: 72, alignment: 8)
+            defer { attribute.deallocate() }
+            attribute.initializeMemory(as: UInt8.self, repeating: 0, count: 72)
+            attribute.storeBytes(of: 6, as: UInt32.self)
+            attribute.storeBytes(of: 1, toByteOffset: 8, as: Int32.self)
+            let config = UnsafeMutableRawPointer.allocate(byteCount: 56, alignment: 8)
+            defer { config.deallocate() }
+            config.initializeMemory(as: UInt8.self, repeating: 0, count: 56)
+            for (index, value) in [grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedMemory].enumerated() {
+                config.storeBytes(of: UInt32(value), toByteOffset: 4 * index, as: UInt32.self)
+            }
+            config.storeBytes(of: UInt(bitPattern: stream), toByteOffset: 32, as: UInt.self)
+            config.storeBytes(of: UInt(bitPattern: attribute), toByteOffset: 40, as: UInt.self)
+            config.storeBytes(of: 1, toByteOffset: 48, as: UInt32.self)
+            try driver.check(launchKernelEx(config, function, parameters, nil),
+                             "cuLaunchKernelEx(grid \(grid), block \(block), shared \(sharedMemory), programmatic)")
         }
     }
 

@@ -79,6 +79,15 @@ package enum CUDAKernelCheck {
                 "MODE": 4, "MT": rows, "X_DT": input.kernelCode, "OUT_DT": input.kernelCode, "BR": 1, "BC": 16,
                 "BIAS_DT": 0, "U": CUDALinearOps.weightOnlyMMASegments(mode: 4, m: rows), "XS": 1, "TC": 1]))
         }
+        // Programmatic dependent launch (decode.cu's `PDL`, sm_90): gemv_stream W8A8 and weight-only, gemv_w8a8_mma,
+        // gemv_wo_mma weight-only and FP8 W8A8.
+        for (mode, rows, tensorCores) in [(1, 2, false), (2, 2, false), (1, 5, true), (2, 2, true), (4, 2, true)] {
+            var defines = ["MODE": mode, "MT": rows, "X_DT": 2, "OUT_DT": 2, "BR": mode == 4 ? 1 : 128,
+                           "BC": mode == 4 ? 16 : 128, "BIAS_DT": 0, "TOWARD_ZERO": 0, "U": 3, "XS": 1, "PDL": 1,
+                           "PF": 8]
+            if tensorCores { defines["TC"] = 1 }
+            variants.append((DecodeKernels.source, defines))
+        }
         variants += transformerVariants()
         variants.append((BlockwiseINT8GEMM.portable, [:]))
         variants.append((BlockwiseINT8GEMM.hopper, [:]))

@@ -171,6 +171,60 @@ extension CUDALinearOps {
         return y
     }
 
+    /// The decode kernels, as programmatic dependent launch tells them apart (``decodePrefetchMiB``).
+    enum DecodeKernel: String, CaseIterable {
+        /// `gemv_stream` (W8A8 at M <= 2, and the SIMT weight-only paths).
+        case stream
+        /// `gemv_w8a8_mma`.
+        case w8a8MMA = "w8a8mma"
+        /// `gemv_wo_mma` modes 2 (INT8 weight-only), 3 (FP8 weight-only) and 4 (FP8 W8A8).
+        case int8WeightOnlyMMA = "wo2", fp8WeightOnlyMMA = "wo3", fp8W8A8MMA = "fp8"
+
+        static func weightOnly(mode: Int) -> DecodeKernel {
+            mode == 2 ? .int8WeightOnlyMMA : mode == 3 ? .fp8WeightOnlyMMA : .fp8W8A8MMA
+        }
+    }
+
+    /// MiB of weight rows each decode grid asks L2 to prefetch (its CTAs' first rows, shared evenly) before it
+    /// waits for the previous kernel: per kernel the fastest of 0, 3, 6, 9, 12 and 18 summed over both WAN
+    /// decode shapes at M = 2 and 16 (bench-cuda graph times on the H200, NOTES.md issue 10 session 9; 5B
+    /// M = 2: W8A8 18.7 -> 17.3 us at 9, FP8 W8A8 19.5 -> 17.6 at 9, FP8 weight-only 19.0 -> 17.9 at 12).
+    /// INT8 weight-only prefetches nothing: every amount made it slower (20.1 us at 0, 21.6-22.5 at 3-18).
+    static func decodePrefetchMiB(_ kernel: DecodeKernel) -> Int {
+        switch kernel {
+        case .stream, .fp8W8A8MMA: 9
+        case .fp8WeightOnlyMMA: 12
+        case .w8a8MMA: 18
+        case .int8WeightOnlyMMA: 0
+        }
+    }
+
+    /// `QLINEAR_DECODE_PDL`, read once, to compare: `off` launches the decode kernels as before (no
+    /// programmatic dependent launch); `P` (a number) prefetches P MiB in every decode kernel; `name=P,...`
+    /// (names of ``DecodeKernel``) per kernel, the others at their default.
+    static let decodeOverlapOverride: [String: Int]? = {
+        guard let text = ProcessInfo.processInfo.environment["QLINEAR_DECODE_PDL"] else { return [:] }
+        if text == "off" { return nil }
+        if let all = Int(text) {
+            return Dictionary(uniqueKeysWithValues: DecodeKernel.allCases.map { ($0.rawValue, all) })
+        }
+        return Dictionary(text.split(separator: ",").compactMap { item -> (String, Int)? in
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+            return (String(parts[0]), value)
+        }) { $1 }
+    }()
+
+    /// The `-D` options of programmatic dependent launch for `kernel` on `device` (decode.cu's `PDL` and
+    /// `PF`), empty where launches do not overlap (before sm_90, or `QLINEAR_DECODE_PDL=off`): every decode
+    /// kernel lets the next kernel start early, prefetches its first weight rows into L2 and waits for the
+    /// previous kernel before it reads its operands (so its launch, start and first DRAM round trip may overlap
+    /// that kernel's tail; the measured gain is the prefetch's, NOTES.md issue 10 session 9).
+    static func decodeOverlapDefines(_ kernel: DecodeKernel, on device: CUDADevice) -> [String: Int] {
+        guard device.overlapsLaunches, let override = decodeOverlapOverride else { return [:] }
+        return ["PDL": 1, "PF": max(0, override[kernel.rawValue] ?? decodePrefetchMiB(kernel))]
+    }
+
     /// Queues `gemv_stream` in `mode`; the caller has checked ``decodeServes(m:k:blockColumns:w8a8:addresses:)``.
     /// `x` is (M, K): int8 codes for mode 0 (with `sx`), else floats of `inputDType`.
     static func gemvStream(_ mode: DecodeMode, x: GPU, inputDType: DType, sx: GPU?, w: GPU, scales: GPU,
@@ -206,6 +260,8 @@ extension CUDALinearOps {
                        "U": decodeChunksPerLane(mode, k: k), "XS": staged ? 1 : 0]
         if mode != .w8a8Codes { defines["X_DT"] = inputDType.kernelCode }
         if mode == .w8a8Float { defines["TOWARD_ZERO"] = towardZero ? 1 : 0 }
+        let overlap = decodeOverlapDefines(.stream, on: device)
+        defines.merge(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_stream", defines: defines)
         let shared = decodeSharedBytes(mode, m: m, k: k, blockColumns: blockColumns, inputBytes: inputBytes,
                                        staged: staged)
@@ -217,7 +273,8 @@ extension CUDALinearOps {
             * (try device.residentBlocks(function, threads: 256, sharedMemory: shared)) * 8
         let rounds = (n + resident - 1) / resident
         let grid = ((n + rounds - 1) / rounds + 7) / 8
-        try device.launch(function, grid: (grid, 1, 1), block: (256, 1, 1), sharedMemory: shared, [
+        try device.launch(function, grid: (grid, 1, 1), block: (256, 1, 1), sharedMemory: shared,
+                          overlapsPrevious: !overlap.isEmpty, [
             x.argument, sx?.argument ?? .null, w.argument, scales.argument, b?.argument ?? .null,
             try GPU(y).argument, .int32(Int32(n)), .int32(Int32(k))])
         return y
@@ -239,13 +296,15 @@ extension CUDALinearOps {
             defines["X_DT"] = inputDType.kernelCode
             defines["TOWARD_ZERO"] = towardZero ? 1 : 0
         }
+        let overlap = decodeOverlapDefines(.w8a8MMA, on: device)
+        defines.merge(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_w8a8_mma", defines: defines)
         let shared = w8a8MMASharedBytes(m: m, k: k, blockColumns: blockColumns)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
         let resident = device.multiprocessorCount
             * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
         try device.launch(function, grid: (min((n + 15) / 16, resident), 1, 1), block: (256, 1, 1),
-                          sharedMemory: shared, [
+                          sharedMemory: shared, overlapsPrevious: !overlap.isEmpty, [
                             x.argument, sx?.argument ?? .null, w.argument, scales.argument, bias?.argument ?? .null,
                             y.argument, .int32(Int32(n)), .int32(Int32(k))])
     }
@@ -257,9 +316,10 @@ extension CUDALinearOps {
                                       biasDType: DType?, y: GPU, m: Int, n: Int, k: Int, blockRows: Int,
                                       blockColumns: Int, outputDType: DType) throws {
         let device = x.device
+        let overlap = decodeOverlapDefines(.weightOnly(mode: mode), on: device)
         let defines = ["MODE": mode, "MT": m, "OUT_DT": outputDType.kernelCode, "BR": blockRows,
                        "BC": blockColumns, "BIAS_DT": (biasDType ?? .float32).kernelCode, "X_DT": inputDType.kernelCode,
-                       "U": weightOnlyMMASegments(mode: mode, m: m), "XS": 1, "TC": 1]
+                       "U": weightOnlyMMASegments(mode: mode, m: m), "XS": 1, "TC": 1].merging(overlap) { $1 }
         let function = try device.function(DecodeKernels.source, entry: "gemv_wo_mma", defines: defines)
         let shared = weightOnlyMMASharedBytes(m: m, k: k, floatInput: mode != 4 && inputDType == .float32)
         if shared > 48 << 10 { try device.setDynamicSharedMemory(function, bytes: shared) }
@@ -268,7 +328,7 @@ extension CUDALinearOps {
             * (try device.residentBlocks(function, threads: 256, sharedMemory: shared))
         let rounds = (tiles + resident - 1) / resident
         try device.launch(function, grid: ((tiles + rounds - 1) / rounds, 1, 1), block: (256, 1, 1),
-                          sharedMemory: shared, [
+                          sharedMemory: shared, overlapsPrevious: !overlap.isEmpty, [
                             x.argument, .null, w.argument, scales.argument, bias?.argument ?? .null, y.argument,
                             .int32(Int32(n)), .int32(Int32(k))])
     }

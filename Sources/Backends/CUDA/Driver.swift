@@ -40,6 +40,10 @@ struct Driver: @unchecked Sendable {
     let launchKernel: @convention(c) (CUHandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUHandle?,
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
+    /// `cuLaunchKernelEx` (CUDA 12+): a launch with attributes (`CUDADevice.launch` uses it for programmatic
+    /// dependent launch); `nil` on older drivers.
+    let launchKernelEx: (@convention(c) (UnsafeRawPointer, CUHandle?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                         UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result)?
     let eventCreate: @convention(c) (UnsafeMutablePointer<CUHandle?>, UInt32) -> Result
     let eventRecord: @convention(c) (CUHandle?, CUHandle?) -> Result
     let eventSynchronize: @convention(c) (CUHandle?) -> Result
@@ -88,6 +92,7 @@ struct Driver: @unchecked Sendable {
         functionSetAttribute = try library.function("cuFuncSetAttribute")
         occupancyMaxActiveBlocks = try library.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         launchKernel = try library.function("cuLaunchKernel")
+        launchKernelEx = try? library.function("cuLaunchKernelEx")
         eventCreate = try library.function("cuEventCreate")
         eventRecord = try library.function("cuEventRecord")
         eventSynchronize = try library.function("cuEventSynchronize")

@@ -32,6 +32,17 @@
 // Measured on the H200 at M = 2 (scripts/gpu/membound_harness.py, NOTES.md issue 10): W8A8 0.70-0.92
 // of the copy bandwidth; weight-only here 0.40-0.56 (issue-bound on the per-element decode and FMAs;
 // `gemv_wo_mma` 0.61-0.81, used wherever it applies).
+// - `PDL` 1 (sm_90+, launched with programmatic stream serialization): programmatic dependent launch. The
+//   kernel lets the next kernel of the stream start (`griddepcontrol.launch_dependents`) as soon as it runs,
+//   and before its own `griddepcontrol.wait` (which returns once the previous kernel of the stream has
+//   completed and its writes are visible) it only asks L2 to prefetch the first weight rows it will
+//   stream, `PF` MiB over the grid (gemv_stream: the CTA's 8 rows of its first rounds; the tensor-core
+//   kernels: its first 16-row tiles). Prefetching changes no value (L2 is the point of coherence and the SM keeps
+//   no copy), so a weight that the previous kernel writes still reads correctly; x, the weights and scales
+//   and the bias are read and y is written only after the wait. So the launch, the CTAs' start and the
+//   first DRAM round trip may overlap the previous kernel's tail. Measured on the H200 (bench-cuda, 5B
+//   M = 2): 18.7 -> 17.3 us (W8A8), 19.4 -> 17.6 (FP8 W8A8), all of it from the prefetch (PF = 0 is within
+//   0.3 us of a plain launch); that the grids overlap was not shown (NOTES.md, issue 10 session 9).
 // Needs K % 16 == 0, 16-byte aligned `qx` / `x` / `wq`, and for W8A8 `BC` a power of two in 16...512.
 // Dynamic shared memory (`decodeSharedBytes` in Swift): with XS, the input (`align16(M K)` codes +
 // `4 M KB` scales for W8A8, `align16(M K sizeof(X_DT))` for weight-only); W8A8 adds, 16-byte aligned,
@@ -55,7 +66,36 @@
 #ifndef TOWARD_ZERO
 #define TOWARD_ZERO 0
 #endif
+#ifndef PDL
+#define PDL 0
+#endif
+#ifndef PF
+#define PF 1
+#endif
 #define W8A8_MODE (MODE == 0 || MODE == 1)
+
+/// Asks L2 to fetch `bytes` from `p` (one prefetch per 128-byte line, spread over the block's threads).
+__device__ __forceinline__ void l2_prefetch(const u8* p, i64 bytes) {
+    for (i64 o = (i64)threadIdx.x * 128; o < bytes; o += (i64)blockDim.x * 128)
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(p + o));
+}
+
+/// PDL's prologue (see the header): lets the next kernel launch, asks L2 for this CTA's share of `PF` MiB of
+/// weight, PF 2^20 / gridDim.x bytes from the start of its units u = 0, 1, ... ([first + u stride, + unit),
+/// each cut at `end`), then waits for the previous kernel. Nothing here reads or writes memory that another
+/// kernel may write.
+__device__ __forceinline__ void pdl_prologue(const u8* first, i64 stride, i64 unit, const u8* end) {
+#if PDL
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    i64 left = ((i64)PF << 20) / gridDim.x;
+    for (const u8* p = first; left > 0 && p < end; p += stride) {
+        const i64 bytes = min(min(unit, left), (i64)(end - p));
+        l2_prefetch(p, bytes);
+        left -= bytes;
+    }
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
     uint4 r;
@@ -216,6 +256,9 @@ extern "C" __global__ void __launch_bounds__(256) gemv_stream(
 #endif
     const int warps = gridDim.x * (blockDim.x >> 5);
     int n = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    // The CTA's 8 rows of round r start at row blockIdx.x * 8 + r * warps.
+    pdl_prologue(wq + (i64)blockIdx.x * (blockDim.x >> 5) * K, (i64)warps * K, (i64)(blockDim.x >> 5) * K,
+                 wq + (i64)N * K);
     uint4 cur[U], nxt[U];
 #if MODE != 1
     load_batch(cur, wq, n, 0, N, CK, lane);
@@ -639,6 +682,8 @@ extern "C" __global__ void __launch_bounds__(256) gemv_wo_mma(
 #if MODE != 4
     int* row_exp = (int*)(row_max + 16);                 // MT
 #endif
+    // The CTA's tile r is rows 16 (blockIdx.x + r gridDim.x) ... + 15.
+    pdl_prologue(wq + (i64)blockIdx.x * 16 * K, (i64)gridDim.x * 16 * K, (i64)16 * K, wq + (i64)N * K);
 #if MODE == 3
     const float s_all = ws[0];
 #elif MODE == 4
@@ -826,6 +871,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_w8a8_mma(
     float* xsc = (float*)(smem + MT * RS);                   // MT x KB activation scales
     float* prod = xsc + ((MT * KB + 3) & ~3);                // 2 x KB x 16 x MT block products
 
+    pdl_prologue(wq + (i64)blockIdx.x * 16 * K, (i64)gridDim.x * 16 * K, (i64)16 * K, wq + (i64)N * K);
     // The first batch is in flight while x is quantized (or copied).
     uint4 wa[U][2], wb[U][2];
     float sa[U][2], sb[U][2];
