@@ -1,3 +1,5 @@
+// Build (session 9): K=Sources/Backends/CPUKernels; compile every $K/*.c with clang -O3 -fno-math-errno -I$K/include -I$K -c,
+// then clang -O3 -I$K/include gemv.c gemv_zmm.c *.o -lpthread -lm -o gemv; run ./gemv (no arguments).
 // One thread: weight-only INT8 and FP8 GEMV (M = 1), GB/s of weight in L2 (256 x 3072, repeated) and
 // streamed (rotating over 1 GB of copies), against a vector max read of the same bytes (the "read" line).
 #include "CKernels.h"
