@@ -63,6 +63,40 @@ struct CPUKernelAVX512Tests {
         }
     }
 
+    /// (input shape, N, block size) for the weight-only INT8 GEMV's one-row zmm loop (session 9): M = 1 with
+    /// whole 32-code steps (K = 3072, B = 128), a last block of 40 (one step and an 8-code tail), blocks
+    /// shorter than a step (B = 16 and 7: tails only), M = 5 (four rows on the AVX2 loop, then one on zmm)
+    /// and M = 2 (the AVX2 loop only).
+    static let gemvCases: [([Int], Int, Int)] = [
+        ([1, 3072], 300, 128), ([1, 3112], 33, 128), ([1, 640], 20, 16), ([1, 96], 17, 7), ([5, 200], 20, 32),
+        ([2, 1, 256], 9, 64),
+    ]
+
+    @Test("weight-only INT8 GEMV: the AVX-512 one-row loop gives the AVX2 path's bits",
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 (F, BW, VL, VNNI)"))
+    func weightOnlyGEMVMatchesAVX2() throws {
+        for (index, (inputShape, n, block)) in Self.gemvCases.enumerated() {
+            let k = inputShape.last!
+            let seed = UInt64(5300 + index * 7)
+            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+            let wValues = try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1), shape: [n, k])
+            let bias = try Tensor.randomNormal([n], seed: seed + 2)
+            let w = try QuantizedTensor.fromFloat(wValues, layout: try BlockWiseINT8Layout.weight(blockSize: block))
+            func run(_ path: CPUKernelPath) throws -> [UInt32] {
+                try CPUKernelPath.withPath(path) {
+                    try FallbackPolicy.withPolicy(.fail) {
+                        try linear(x, w, bias: bias, options: LinearOptions(floatInput: .dequantizeWeight))
+                            .dequantized().floats().map(\.bitPattern)
+                    }
+                }
+            }
+            let expected = try run(.avx2)
+            for path in Self.avx512Paths {
+                #expect(try run(path) == expected, "\(path) \(inputShape) N=\(n) B=\(block)")
+            }
+        }
+    }
+
     /// (input shape, N, block size): K blocks of multiples of 64 (activation read in place) with M % 32
     /// tail rows (17, 40, 100, 1) and without (64, 96), N past 256 columns per core's range on a
     /// 16-core host (5000: two panels per range, the last range ending off a multiple of 32), block widths
