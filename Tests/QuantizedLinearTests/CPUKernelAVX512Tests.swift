@@ -97,6 +97,50 @@ struct CPUKernelAVX512Tests {
         }
     }
 
+    /// (input shape, N) for the FP8 GEMV's one-row zmm loop (session 9): M = 1 with whole 32-code steps (K =
+    /// 3072), a tail of 8 codes after one step (K = 40), a tail only (K = 20), M = 5 (four rows on the AVX2
+    /// loop, then one on zmm), M = 2 (the AVX2 loop only); one case holds a NaN code (0x7F), which must make
+    /// exactly its output column NaN on both loops.
+    static let fp8GEMVCases: [([Int], Int)] = [([1, 3072], 300), ([1, 40], 33), ([1, 20], 9), ([5, 200], 20),
+                                               ([2, 1, 256], 9)]
+
+    @Test("FP8 GEMV (weight-only and W8A8): the AVX-512 one-row loop gives the AVX2 path's bits",
+          .enabled(if: CPUKernelPath.avx512vnni.isSupported, "skipped: this CPU has no AVX-512 (F, BW, VL, VNNI)"))
+    func fp8GEMVMatchesAVX2() throws {
+        for (index, (inputShape, n)) in Self.fp8GEMVCases.enumerated() {
+            let k = inputShape.last!
+            let seed = UInt64(5600 + index * 7)
+            let x = try Tensor(try CPUKernelCheck.values(inputShape, seed: seed), shape: inputShape)
+            var w = try QuantizedTensor.fromFloat(try Tensor(try CPUKernelCheck.values([n, k], seed: seed + 1),
+                                                             shape: [n, k]), layout: TensorCoreFP8Layout.dynamic)
+            if index == 0 {
+                var codes = try w.data.elements(as: Float8E4M3FN.self)
+                codes[3 * k + 100] = Float8E4M3FN(bitPattern: 0x7F)
+                w = try QuantizedTensor(layout: TensorCoreFP8Layout.dynamic, data: try Tensor(elements: codes, shape: [n, k]),
+                                        scale: w.scale, shape: [n, k], originalDType: .float32)
+            }
+            let bias = try Tensor.randomNormal([n], seed: seed + 2)
+            for floatInput in [LinearOptions.FloatInputMode.dequantizeWeight, .quantizeInput] {
+                func run(_ path: CPUKernelPath) throws -> [UInt32] {
+                    try CPUKernelPath.withPath(path) {
+                        try FallbackPolicy.withPolicy(.fail) {
+                            try linear(x, w, bias: bias, options: LinearOptions(floatInput: floatInput))
+                                .dequantized().floats().map(\.bitPattern)
+                        }
+                    }
+                }
+                let expected = try run(.avx2)
+                if index == 0 {
+                    let nanColumns = Set(expected.indices.filter { Float(bitPattern: expected[$0]).isNaN }.map { $0 % n })
+                    #expect(nanColumns == [3], "the NaN code's column, and only it, is NaN (\(floatInput))")
+                }
+                for path in Self.avx512Paths {
+                    #expect(try run(path) == expected, "\(path) \(inputShape) N=\(n) \(floatInput)")
+                }
+            }
+        }
+    }
+
     /// (input shape, N, block size): K blocks of multiples of 64 (activation read in place) with M % 32
     /// tail rows (17, 40, 100, 1) and without (64, 96), N past 256 columns per core's range on a
     /// 16-core host (5000: two panels per range, the last range ending off a multiple of 32), block widths

@@ -139,15 +139,58 @@ CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *
     }
 }
 
+/// Float values / 256 of 16 codes in code order, on zmm (the same float16 mapping as e4m3_decode16_div256).
+CK_AVX512 static inline __m512 e4m3_decode16_div256_zmm(__m128i codes) {
+    const __m256i shifted = _mm256_slli_epi16(_mm256_cvtepu8_epi16(codes), 8);
+    return _mm512_cvtph_ps(_mm256_and_si256(_mm256_srai_epi16(shifted, 1), _mm256_set1_epi16((short)0xBFFF)));
+}
+
+/// fp8_rows for one input row on zmm (the AVX-512 paths): two 16-lane accumulators whose halves are exactly
+/// the AVX2 loop's four 8-lane chains (lanes 0-7 of the first = acc[0] (codes 0-7 of each step), 8-15 =
+/// acc[1] (8-15); of the second acc[2], acc[3]), the same products, FMA chains, NaN scan, tail and final
+/// reduction, so the same bits, with about two thirds of the instructions per code. Measured on one Zen 4
+/// core, weight in L2: 12.2-12.3 GB/s against 11.7-11.8 for the AVX2 loop (session 9): the decode, not the
+/// instruction count, bounds it; an e4m3 -> float32 bit mapping without `vcvtph2ps` is the next thing to try.
+CK_AVX512 static void fp8_row_avx512(const float *x, int64_t k, const uint8_t *wr, float wscale, float *y) {
+    enum { PREFETCH = 1024 };
+    const __m512 s = _mm512_set1_ps(wscale * 256.0f);
+    __m256i nan_scan = _mm256_setzero_si256();
+    __m512 a01 = _mm512_setzero_ps(), a23 = _mm512_setzero_ps();
+    const int64_t vlen = k / 32 * 32;
+    for (int64_t t = 0; t < vlen; t += 32) {
+        _mm_prefetch((const char *)(wr + t + PREFETCH), _MM_HINT_T0);
+        const __m256i codes = _mm256_loadu_si256((const __m256i *)(wr + t));
+        nan_scan = _mm256_max_epu8(nan_scan, _mm256_and_si256(codes, _mm256_set1_epi8(0x7F)));
+        const __m512 w01 = _mm512_mul_ps(e4m3_decode16_div256_zmm(_mm256_castsi256_si128(codes)), s);
+        const __m512 w23 = _mm512_mul_ps(e4m3_decode16_div256_zmm(_mm256_extracti128_si256(codes, 1)), s);
+        a01 = _mm512_fmadd_ps(_mm512_loadu_ps(x + t), w01, a01);
+        a23 = _mm512_fmadd_ps(_mm512_loadu_ps(x + t + 16), w23, a23);
+    }
+    const int nan_code = _mm256_movemask_epi8(_mm256_cmpeq_epi8(nan_scan, _mm256_set1_epi8(0x7F))) != 0;
+    float rest = 0;
+    for (int64_t t = vlen; t < k; t++) rest += x[t] * (ck_e4m3_value(wr[t]) * wscale);
+    const __m256 u0 = _mm512_castps512_ps256(a01), u1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a01), 1));
+    const __m256 u2 = _mm512_castps512_ps256(a23), u3 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a23), 1));
+    const __m256 sum = _mm256_add_ps(_mm256_add_ps(u0, u1), _mm256_add_ps(u2, u3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    y[0] = nan_code ? NAN : _mm_cvtss_f32(h) + rest;
+}
+
 CK_AVX2 static void fp8_gemv_avx2(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post,
-                                  int64_t n, const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1) {
+                                  int64_t n, const float *bias, void *out, int out_dtype, int64_t n0, int64_t n1,
+                                  int avx512) {
     for (int64_t col = n0; col < n1; col++) {
         const uint8_t *wr = w + col * k;
         for (int64_t r0 = 0; r0 < m; r0 += 4) {
             float y[4];
             const float *xr = x + r0 * k;
             switch (m - r0 < 4 ? m - r0 : 4) {
-            case 1: fp8_rows(xr, k, wr, wscale, y, 1); break;
+            case 1:
+                if (avx512) fp8_row_avx512(xr, k, wr, wscale, y);
+                else fp8_rows(xr, k, wr, wscale, y, 1);
+                break;
             case 2: fp8_rows(xr, k, wr, wscale, y, 2); break;
             case 3: fp8_rows(xr, k, wr, wscale, y, 3); break;
             default: fp8_rows(xr, k, wr, wscale, y, 4); break;
@@ -242,7 +285,9 @@ void ck_fp8_gemv(const float *x, int64_t m, int64_t k, const uint8_t *w, float w
 #if CK_X86
     // The folded factor 256 * wscale of fp8_rows must stay finite; larger scales decode rows first.
     if (path != CK_PATH_PORTABLE && fabsf(wscale) <= FLT_MAX / 256) {
-        fp8_gemv_avx2(x, m, k, w, wscale, post, n, bias, out, out_dtype, n0, n1);
+        // One input row runs on zmm where the CPU has AVX-512 (same bits as the AVX2 loop).
+        fp8_gemv_avx2(x, m, k, w, wscale, post, n, bias, out, out_dtype, n0, n1,
+                      path == CK_PATH_AVX512VNNI || path == CK_PATH_AMX);
         return;
     }
 #endif
