@@ -20,6 +20,22 @@
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 #if CK_X86
+/// The sum of v's 8 lanes: the two 128-bit halves added, then pairs, then the last two (one fixed order).
+CK_AVX2 static inline float ck_hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+/// The zmm GEMV rows' two 16-lane accumulators as the AVX2 loops' four 8-lane chains u0 (a01's low half),
+/// u1 (its high half), u2, u3 (a23's), folded as (u0 + u1) + (u2 + u3), the AVX2 loops' order.
+CK_AVX512 static inline __m256 ck_fold_chains(__m512 a01, __m512 a23) {
+    const __m256 u0 = _mm512_castps512_ps256(a01), u1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a01), 1));
+    const __m256 u2 = _mm512_castps512_ps256(a23), u3 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a23), 1));
+    return _mm256_add_ps(_mm256_add_ps(u0, u1), _mm256_add_ps(u2, u3));
+}
+
 /// Transposes a 16 x 16 matrix of 32-bit lanes in place: r[i] lane j <-> r[j] lane i (unpacks within
 /// 128-bit lanes, then two rounds of 128-bit lane shuffles; 64 shuffles). Float rows go through
 /// `_mm512_castps_si512`.

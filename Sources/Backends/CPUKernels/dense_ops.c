@@ -217,13 +217,6 @@ static void divide_portable(const float *x, float d, int64_t n, float *y) {
 #define SIMD_CAT(a, b) SIMD_CAT_(a, b)
 
 #if CK_X86
-CK_AVX2 static inline float hsum_avx2(__m256 v) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    return _mm_cvtss_f32(h);
-}
-
 CK_AVX2 static inline float hmax_avx2(__m256 v) {
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
@@ -258,7 +251,7 @@ CK_AVX2 static inline __m256i lanes_below_avx2(int n) {
 #define v_pow2(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), \
                                                                         _mm256_set1_epi32(127)), 23))
 #define v_zero_below(y, x, lo) _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y)
-#define v_hsum hsum_avx2
+#define v_hsum ck_hsum8
 #define v_hmax hmax_avx2
 #define v_load_tail(p, n, fill) _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, lanes_below_avx2(n)), \
                                                  _mm256_castsi256_ps(lanes_below_avx2(n)))

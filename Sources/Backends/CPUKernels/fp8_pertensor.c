@@ -132,10 +132,7 @@ CK_AVX2 static inline __attribute__((always_inline)) void fp8_rows(const float *
         float rest = 0;
         for (int64_t t = vlen; t < k; t++) rest += x[r * k + t] * (ck_e4m3_value(wr[t]) * wscale);
         const __m256 sum = _mm256_add_ps(_mm256_add_ps(acc[r][0], acc[r][1]), _mm256_add_ps(acc[r][2], acc[r][3]));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        y[r] = nan_code ? NAN : _mm_cvtss_f32(h) + rest;
+        y[r] = nan_code ? NAN : ck_hsum8(sum) + rest;
     }
 }
 
@@ -169,13 +166,7 @@ CK_AVX512 static void fp8_row_avx512(const float *x, int64_t k, const uint8_t *w
     const int nan_code = _mm256_movemask_epi8(_mm256_cmpeq_epi8(nan_scan, _mm256_set1_epi8(0x7F))) != 0;
     float rest = 0;
     for (int64_t t = vlen; t < k; t++) rest += x[t] * (ck_e4m3_value(wr[t]) * wscale);
-    const __m256 u0 = _mm512_castps512_ps256(a01), u1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a01), 1));
-    const __m256 u2 = _mm512_castps512_ps256(a23), u3 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a23), 1));
-    const __m256 sum = _mm256_add_ps(_mm256_add_ps(u0, u1), _mm256_add_ps(u2, u3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    y[0] = nan_code ? NAN : _mm_cvtss_f32(h) + rest;
+    y[0] = nan_code ? NAN : ck_hsum8(ck_fold_chains(a01, a23)) + rest;
 }
 
 CK_AVX2 static void fp8_gemv_avx2(const float *x, int64_t m, int64_t k, const uint8_t *w, float wscale, float post,

@@ -89,10 +89,7 @@ CK_AVX2 static inline __attribute__((always_inline)) void i8_wo_rows(const float
         }
     }
     for (int r = 0; r < R; r++) {
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(total[r]), _mm256_extractf128_ps(total[r], 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-        y[r] = _mm_cvtss_f32(h) + tail[r];
+        y[r] = ck_hsum8(total[r]) + tail[r];
     }
 }
 
@@ -124,14 +121,9 @@ CK_AVX512 static void i8_wo_row_avx512(const float *x, int64_t k, const int8_t *
             a23 = _mm512_fmadd_ps(_mm512_loadu_ps(xb + t + 16), w23, a23);
         }
         for (int64_t t = vlen; t < len; t++) tail += xb[t] * ((float)wb[t] * swr[j]);
-        const __m256 u0 = _mm512_castps512_ps256(a01), u1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a01), 1));
-        const __m256 u2 = _mm512_castps512_ps256(a23), u3 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a23), 1));
-        total = _mm256_add_ps(total, _mm256_add_ps(_mm256_add_ps(u0, u1), _mm256_add_ps(u2, u3)));
+        total = _mm256_add_ps(total, ck_fold_chains(a01, a23));
     }
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    y[0] = _mm_cvtss_f32(h) + tail;
+    y[0] = ck_hsum8(total) + tail;
 }
 
 CK_AVX2 static void i8_gemv_weight_only_avx2(const float *x, int64_t m, int64_t k, const int8_t *w, const float *sw,
