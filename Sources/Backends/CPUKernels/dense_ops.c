@@ -203,10 +203,6 @@ static void axpy_portable(float alpha, const float *x, float *acc, int64_t n) {
     for (int64_t i = 0; i < n; i++) acc[i] = fmaf(alpha, x[i], acc[i]);
 }
 
-static void scale_portable(const float *x, float factor, int64_t n, float *y) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * factor;
-}
-
 static void divide_portable(const float *x, float d, int64_t n, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] / d;
 }
